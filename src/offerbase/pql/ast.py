@@ -1,0 +1,134 @@
+"""Syntax tree. Every node keeps `pos`, the offset of its first character, for error messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lit(Node):
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ListLit(Node):
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Name(Node):
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Field(Node):
+    obj: Node
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Method(Node):
+    obj: Node
+    name: str
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Node):
+    name: str
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Filter(Node):
+    obj: Node
+    cond: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Ctx(Node):
+    ctype: str
+
+
+@dataclass(frozen=True, slots=True)
+class Neg(Node):
+    operand: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Not(Node):
+    operand: Node
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp(Node):
+    """Arithmetic `+ - * / %`."""
+
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Logic(Node):
+    """`and` / `or`, kept binary here; the compiler flattens chains."""
+
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Cmp(Node):
+    """`= != < <= > >= in notIn like matches`."""
+
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWord(Node):
+    """`now`, `today`, `yesterday`, `tomorrow`, or `this|last|next <unit>`."""
+
+    word: str
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Occurs(Node):
+    """`subject occurs ...`; `form` is "A" (distance), "B" (before/after), "C" (on), "D" (between)."""
+
+    subject: Node
+    form: str
+    ref: Node
+    cmp: str = ""
+    count: int = 0
+    unit: str = ""
+    direction: str = ""
+    ref2: Node | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Binding(Node):
+    var: str
+    source: Node
+    cond: Node | None
+
+
+@dataclass(frozen=True, slots=True)
+class Select(Node):
+    bindings: tuple[Binding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Let(Node):
+    var: str
+    value: Node
+    body: Node
