@@ -1,0 +1,44 @@
+"""Offerbase decisioning engine: pure, picklable, no I/O (see docs/decisioning.md).
+
+The HTTP layer calls exactly this API::
+
+    snapshot = build_snapshot(entities, version=n)       # once per catalog version
+    keys = capping_keys(snapshot, request, now)          # counters to fetch in one round trip
+    result = decide(snapshot, request, profile, counters, now=now, rng=rng)
+"""
+
+from offerbase.engine.decide import capping_keys, decide
+from offerbase.engine.model import (
+    MAX_ITEM_COUNT,
+    MAX_SCOPES,
+    CapConsumption,
+    ChosenOption,
+    CounterKey,
+    DecisionError,
+    DecisionRequest,
+    DecisionResult,
+    EntityRef,
+    FallbackOption,
+    ScopeRequest,
+    ScopeResult,
+)
+from offerbase.engine.snapshot import Snapshot, build_snapshot
+
+__all__ = [
+    "MAX_ITEM_COUNT",
+    "MAX_SCOPES",
+    "CapConsumption",
+    "ChosenOption",
+    "CounterKey",
+    "DecisionError",
+    "DecisionRequest",
+    "DecisionResult",
+    "EntityRef",
+    "FallbackOption",
+    "ScopeRequest",
+    "ScopeResult",
+    "Snapshot",
+    "build_snapshot",
+    "capping_keys",
+    "decide",
+]

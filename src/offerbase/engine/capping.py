@@ -1,0 +1,199 @@
+"""Frequency capping: which counters an offer has, their keys, and period buckets.
+
+Counter key format (a plain string, usable verbatim as a SQL primary key or a Redis key):
+
+    cap|<offer id>|<constraint>|<scope>|<profile key or ->|<entity>|<placement id or ->|<bucket>
+
+* constraint: ``fc<i>`` for ``frequencyCappingConstraints[i]`` (position in the list),
+  ``global`` / ``profile`` for the legacy ``cappingConstraint.globalCap`` / ``profileCap``.
+* scope: ``global`` (all profiles) or ``profile`` (then the profile key follows).
+* entity: ``offer`` (one counter across placements) or ``placement`` (one per placement).
+* bucket: ``all`` for a non-repeating cap, else ``<period start date>/P<n><D|W|M>``, e.g.
+  ``2026-11-22/P1W``. Periods start at 00:00 UTC; weeks start on Sunday; for ``unitCount`` > 1
+  periods are anchored at fixed epochs: 1970-01-01 for days, Sunday 1970-01-04 for weeks,
+  January 1970 for months (so "every 2 weeks" periods are the same for every offer and do not
+  move when the constraint is edited).
+
+``|`` separates fields because ids themselves contain ``:`` (``dps:offer-placement:...``); a
+``|`` or ``%`` inside an id is percent-escaped so distinct inputs never produce the same key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from offerbase.engine.model import CounterKey
+
+_EPOCH_DAY = date(1970, 1, 1)
+_EPOCH_SUNDAY = date(1970, 1, 4)  # the first Sunday of the Unix epoch: weeks start on Sunday
+_UNIT_LETTER = {"day": "D", "week": "W", "month": "M"}
+
+
+@dataclass(frozen=True, slots=True)
+class CapRule:
+    """One capping counter definition of one offer (already normalised, defaults applied)."""
+
+    offer_id: str
+    tag: str  # "fc<i>" | "global" | "profile" (legacy)
+    index: int  # position used in traces ("capped by constraint #i"); legacy caps: -1 / -2
+    limit: int
+    per_profile: bool
+    per_placement: bool
+    # The cap only applies in these placements (XDM deprecated `placement` / new `placements`);
+    # None = every placement.
+    placements: frozenset[str] | None
+    unit: str | None  # None = non-repeating (one bucket)
+    unit_count: int
+    # Caps on impression/click/custom events are checked but proposing does not increment them:
+    # their counters are fed by feedback events.
+    counts_decisions: bool
+
+
+def _esc(value: str) -> str:
+    return value.replace("%", "%25").replace("|", "%7C")
+
+
+def _positive_int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = int(value)
+    return number if number >= 1 and number == value else None
+
+
+def parse_caps(offer_id: str, body: Mapping[str, Any]) -> tuple[CapRule, ...]:
+    """Every capping counter of an offer: frequencyCappingConstraints + legacy cappingConstraint."""
+    rules: list[CapRule] = []
+    raw = body.get("frequencyCappingConstraints")
+    if isinstance(raw, Sequence) and not isinstance(raw, str):
+        for i, fc in enumerate(raw):
+            if not isinstance(fc, Mapping):
+                continue
+            # The XDM schema has no top-level `enabled`; the DPS API sends one (example:
+            # `"enabled": false`). Absent means the constraint is active, only an explicit
+            # false switches it off.
+            if fc.get("enabled") is False:
+                continue
+            limit = _positive_int(fc.get("limit"))
+            if limit is None:
+                continue
+            repeat = fc.get("repeat")
+            unit: str | None = None
+            unit_count = 1
+            if isinstance(repeat, Mapping) and repeat.get("enabled") is True:
+                unit = repeat.get("unit") or "day"  # XDM default unit: day
+                if unit not in _UNIT_LETTER:
+                    unit = "day"
+                unit_count = _positive_int(repeat.get("unitCount")) or 1
+            placements: frozenset[str] | None = None
+            listed = fc.get("placements")
+            if isinstance(listed, Sequence) and not isinstance(listed, str) and listed:
+                placements = frozenset(str(p) for p in listed)
+            elif isinstance(fc.get("placement"), str) and fc.get("placement"):
+                placements = frozenset([str(fc["placement"])])
+            events = fc.get("events")
+            counts = True
+            if isinstance(events, Sequence) and not isinstance(events, str) and events:
+                counts = "decisioning" in events
+            rules.append(
+                CapRule(
+                    offer_id=offer_id,
+                    tag=f"fc{i}",
+                    index=i,
+                    limit=limit,
+                    per_profile=fc.get("scope") == "profile",
+                    per_placement=fc.get("entity") == "placement",
+                    placements=placements,
+                    unit=unit,
+                    unit_count=unit_count,
+                    counts_decisions=counts,
+                )
+            )
+    legacy = body.get("cappingConstraint")
+    if isinstance(legacy, Mapping):
+        for field, tag, index, per_profile in (
+            ("globalCap", "global", -1, False),
+            ("profileCap", "profile", -2, True),
+        ):
+            limit = _positive_int(legacy.get(field))
+            if limit is not None:
+                rules.append(
+                    CapRule(
+                        offer_id=offer_id,
+                        tag=tag,
+                        index=index,
+                        limit=limit,
+                        per_profile=per_profile,
+                        per_placement=False,
+                        placements=None,
+                        unit=None,
+                        unit_count=1,
+                        counts_decisions=True,
+                    )
+                )
+    return tuple(rules)
+
+
+def as_utc(now: datetime) -> datetime:
+    """Naive datetimes are taken as UTC (the engine runs on UTC throughout)."""
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def period_start(unit: str, unit_count: int, now: datetime) -> date:
+    """First day (00:00 UTC) of the repeat period containing `now`."""
+    today = as_utc(now).date()
+    if unit == "week":
+        weeks = (today - _EPOCH_SUNDAY).days // 7
+        return _EPOCH_SUNDAY + timedelta(weeks=weeks - weeks % unit_count)
+    if unit == "month":
+        months = (today.year - 1970) * 12 + today.month - 1
+        start = months - months % unit_count
+        return date(1970 + start // 12, start % 12 + 1, 1)
+    days = (today - _EPOCH_DAY).days
+    return _EPOCH_DAY + timedelta(days=days - days % unit_count)
+
+
+def bucket(rule: CapRule, now: datetime) -> str:
+    if rule.unit is None:
+        return "all"
+    start = period_start(rule.unit, rule.unit_count, now)
+    return f"{start.isoformat()}/P{rule.unit_count}{_UNIT_LETTER[rule.unit]}"
+
+
+def applies(rule: CapRule, placement_id: str, profile_key: str | None) -> bool:
+    """Whether the rule constrains a proposal in this placement for this profile.
+
+    A per-profile cap cannot be counted without a profile identity: it is then neither
+    enforced nor consumed (documented in docs/decisioning.md).
+    """
+    if rule.placements is not None and placement_id not in rule.placements:
+        return False
+    return not (rule.per_profile and profile_key is None)
+
+
+def counter_key(
+    rule: CapRule, placement_id: str, profile_key: str | None, bucket_label: str
+) -> CounterKey:
+    scope = f"profile|{_esc(profile_key or '')}" if rule.per_profile else "global|-"
+    entity = f"placement|{_esc(placement_id)}" if rule.per_placement else "offer|-"
+    return f"cap|{_esc(rule.offer_id)}|{rule.tag}|{scope}|{entity}|{bucket_label}"
+
+
+class BucketCache:
+    """Per-request memo of bucket labels: every (unit, unitCount) is computed once."""
+
+    __slots__ = ("_labels", "_now")
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+        self._labels: dict[tuple[str | None, int], str] = {}
+
+    def label(self, rule: CapRule) -> str:
+        k = (rule.unit, rule.unit_count)
+        got = self._labels.get(k)
+        if got is None:
+            got = bucket(rule, self._now)
+            self._labels[k] = got
+        return got

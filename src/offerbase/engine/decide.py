@@ -1,0 +1,461 @@
+"""decide(): one Decisioning API request against a Snapshot (reference decisioning.md §3.10).
+
+Per scope, in request order: resolve the live decision and the placement, take the criteria
+that apply to the placement grouped by rank.priority, and for each group collect the eligible
+candidates (dates, de-duplication, caps, offer-level and criterion-level eligibility), rank
+them, append them after the earlier groups' offers, and stop once itemCount offers are found.
+Nothing qualifying -> the decision's fallback.
+
+Pure: time, randomness, the profile and the capping counters are all passed in.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from offerbase.engine.capping import BucketCache, CapRule, applies, as_utc, counter_key
+from offerbase.engine.eligibility import Evaluator
+from offerbase.engine.model import (
+    MAX_ITEM_COUNT,
+    MAX_SCOPES,
+    CapConsumption,
+    ChosenOption,
+    CounterKey,
+    DecisionError,
+    DecisionRequest,
+    DecisionResult,
+    FallbackOption,
+    ScopeRequest,
+    ScopeResult,
+)
+from offerbase.engine.ranking import order_scored, random_order, rank_value
+from offerbase.engine.snapshot import (
+    FORMULA_RANKING,
+    CriterionPlan,
+    Offer,
+    ScopePlan,
+    Snapshot,
+)
+
+_Drop = tuple[str, str]  # (reason, detail)
+
+
+def _pointer(i: int, name: str) -> str:
+    return f"/xdm:propositionRequests/{i}/xdm:{name}"
+
+
+def _resolve(
+    snapshot: Snapshot, i: int, scope: ScopeRequest, now_ts: float
+) -> tuple[ScopePlan, int]:
+    """Validate one scope; errors are raised before any scope is decided."""
+    decision = snapshot.decisions.get(scope.activity_id)
+    if decision is None:
+        raise DecisionError(
+            404, "Not Found", f"Decision '{scope.activity_id}' not found", _pointer(i, "activityId")
+        )
+    placement = snapshot.placements.get(scope.placement_id)
+    if placement is None:
+        raise DecisionError(
+            404,
+            "Not Found",
+            f"Placement '{scope.placement_id}' not found",
+            _pointer(i, "placementId"),
+        )
+    if decision.status != "live":
+        raise DecisionError(
+            422,
+            "Decision not live",
+            f"Decision '{decision.ref.id}' has status '{decision.status}'; only live decisions "
+            "can be used",
+            _pointer(i, "activityId"),
+        )
+    if (decision.start is not None and now_ts < decision.start) or (
+        decision.end is not None and now_ts > decision.end
+    ):
+        raise DecisionError(
+            422,
+            "Decision not active",
+            f"Decision '{decision.ref.id}' is outside its start/end dates",
+            _pointer(i, "activityId"),
+        )
+    count = scope.item_count if scope.item_count is not None else placement.item_count or 1
+    if count < 1 or count > MAX_ITEM_COUNT:
+        raise DecisionError(
+            422,
+            "Invalid itemCount",
+            f"itemCount must be between 1 and {MAX_ITEM_COUNT}, got {count}",
+            _pointer(i, "itemCount"),
+        )
+    plan = snapshot.plan(decision, placement)
+    if plan.uses_ai:
+        raise DecisionError(
+            422,
+            "Unsupported ranking",
+            f"AI ranking is not supported yet (decision '{decision.ref.id}')",
+            _pointer(i, "activityId"),
+        )
+    return plan, count
+
+
+def _dedup_flags(request: DecisionRequest, plans: Sequence[ScopePlan]) -> tuple[bool, bool]:
+    """(allow across activities, allow across placements): the request wins per dimension;
+    otherwise duplicates are allowed only if every requested placement allows them."""
+    placements_allow = all(p.placement.allow_duplicates for p in plans)
+    act = request.allow_duplicates_across_activities
+    pl = request.allow_duplicates_across_placements
+    return (placements_allow if act is None else act, placements_allow if pl is None else pl)
+
+
+class _Run:
+    """State of one decide() call shared by its scopes."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        request: DecisionRequest,
+        profile: Mapping[str, Any],
+        counters: Mapping[CounterKey, int],
+        now: datetime,
+        rng: random.Random,
+        allow: tuple[bool, bool],
+    ) -> None:
+        self.snapshot = snapshot
+        self.profile_key = request.profile_key
+        self.counters = counters
+        self.now_ts = now.timestamp()
+        self.rng = rng
+        self.allow_act, self.allow_pl = allow
+        self.ev = Evaluator(snapshot.rules, profile, request.context, now)
+        self.buckets = BucketCache(now)
+        self.pending: dict[CounterKey, int] = {}  # increments planned by earlier scopes
+        self.used: dict[str, list[tuple[str, str]]] = {}  # offer id -> (activity, placement)
+        self.consumption: list[CapConsumption] = []
+        self.trace: list[dict[str, Any]] | None = [] if request.trace else None
+        if self.trace is not None:
+            self.ev.on_error = self._rule_error
+        self.scope_index = 0
+        self.activity_id = ""
+        self.placement_id = ""
+
+    # -- trace -------------------------------------------------------------------------------
+
+    def _rule_error(self, rule_id: str, offer_id: str | None, message: str) -> None:
+        self.event("rule_error", rule=rule_id, offer=offer_id, detail=message)
+
+    def event(self, kind: str, **fields: Any) -> None:
+        if self.trace is not None:
+            self.trace.append({"scope": self.scope_index, "event": kind, **fields})
+
+    # -- per-candidate checks ----------------------------------------------------------------
+
+    def _blocked(self, offer_id: str) -> bool:
+        prev = self.used.get(offer_id)
+        if not prev:
+            return False
+        act, pl, both = self.activity_id, self.placement_id, self.allow_act and self.allow_pl
+        for a, p in prev:
+            if (a != act and not self.allow_act) or (p != pl and not self.allow_pl):
+                return True
+            if a == act and p == pl and not both:
+                return True
+        return False
+
+    def _cap_key(self, rule: CapRule) -> CounterKey:
+        return counter_key(rule, self.placement_id, self.profile_key, self.buckets.label(rule))
+
+    def _capped(self, offer: Offer) -> _Drop | None:
+        for rule in offer.caps:
+            if not applies(rule, self.placement_id, self.profile_key):
+                continue
+            key = self._cap_key(rule)
+            if self.counters.get(key, 0) + self.pending.get(key, 0) >= rule.limit:
+                which = f"#{rule.index}" if rule.index >= 0 else rule.tag + "Cap"
+                return ("capped", f"constraint {which} ({key})")
+        return None
+
+    def check(self, offer: Offer, cplan: CriterionPlan, crit_per_offer: bool) -> _Drop | None:
+        """Why `offer` is not eligible in this scope for this criterion, or None if it is.
+
+        Cheapest checks first: dates, de-duplication, caps, then rules (memoised)."""
+        now = self.now_ts
+        if (offer.start is not None and now < offer.start) or (
+            offer.end is not None and now > offer.end
+        ):
+            return ("dates", "outside selectionConstraint startDate/endDate")
+        if self.used and self._blocked(offer.id):
+            return ("duplicate", "already proposed by an earlier scope")
+        if offer.caps:
+            capped = self._capped(offer)
+            if capped is not None:
+                return capped
+        constraint = offer.constraint
+        if constraint.kind != "none" and not self.ev.check(constraint, offer.id, offer.view):
+            return ("offer_eligibility", _describe(constraint))
+        if crit_per_offer:
+            cc = cplan.criterion.constraint
+            if not self.ev.check(cc, offer.id, offer.view):
+                return ("criterion_constraint", _describe(cc))
+        return None
+
+    def _drop(self, cplan: CriterionPlan, offer_id: str, drop: _Drop) -> None:
+        self.event(
+            "dropped",
+            criterion=cplan.criterion.index,
+            offer=offer_id,
+            reason=drop[0],
+            detail=drop[1],
+        )
+
+    # -- one criterion group -----------------------------------------------------------------
+
+    def _criterion_gate(self, cplan: CriterionPlan) -> bool | None:
+        """False: the criterion is out; True: its constraint is checked per offer; None: passed.
+
+        A criterion constraint that does not read the offer removes the whole criterion when
+        false (reference §3.0); one that reads the offer is evaluated per candidate."""
+        cc = cplan.criterion.constraint
+        if cc.kind == "none":
+            return None
+        if not self.ev.offer_independent(cc):
+            return True
+        if self.ev.check(cc, None, None):
+            return None
+        self.event(
+            "criterion_skipped",
+            criterion=cplan.criterion.index,
+            reason="criterion_constraint",
+            detail=_describe(cc),
+        )
+        if self.trace is not None:
+            for _, tier in cplan.tiers:
+                for offer in tier:
+                    self._drop(cplan, offer.id, ("criterion_constraint", _describe(cc)))
+        return False
+
+    def _static_walk(
+        self, cplan: CriterionPlan, per_offer: bool, need: int, ranked: dict[str, float | None]
+    ) -> list[tuple[Offer, float | None]]:
+        """Priority ranking of a single criterion: walk the tiers, highest first, each in
+        uniformly random order, and stop once `need` new eligible offers are found."""
+        out: list[tuple[Offer, float | None]] = []
+        tracing = self.trace is not None
+        for _, tier in cplan.tiers:
+            if len(out) >= need:
+                if not tracing:
+                    break
+                self._trace_rest(cplan, tier, per_offer, ranked, set())
+                continue
+            seen: set[str] = set()
+            for offer in random_order(tier, self.rng):
+                if len(out) >= need:
+                    break
+                if tracing:
+                    seen.add(offer.id)
+                if offer.id in ranked:
+                    self._drop(cplan, offer.id, ("already_ranked", "by an earlier group"))
+                    continue
+                drop = self.check(offer, cplan, per_offer)
+                if drop is None:
+                    out.append((offer, None))
+                elif tracing:
+                    self._drop(cplan, offer.id, drop)
+            if tracing and len(seen) < len(tier):
+                self._trace_rest(cplan, tier, per_offer, ranked, seen)
+        return out
+
+    def _trace_rest(
+        self,
+        cplan: CriterionPlan,
+        tier: Sequence[Offer],
+        per_offer: bool,
+        ranked: Mapping[str, float | None],
+        seen: set[str],
+    ) -> None:
+        """Trace only: say why candidates past the cut-off would or would not qualify, without
+        touching the RNG (so a traced decision equals the untraced one)."""
+        for offer in tier:
+            if offer.id in seen or offer.id in ranked:
+                continue
+            drop = self.check(offer, cplan, per_offer)
+            if drop is None:
+                drop = ("not_needed", "eligible, below the itemCount cut-off")
+            self._drop(cplan, offer.id, drop)
+
+    def _group(
+        self, group: Sequence[CriterionPlan], need: int, ranked: dict[str, float | None]
+    ) -> list[tuple[Offer, float | None]]:
+        for cplan in group:
+            if self.trace is not None:
+                for oid, reason, detail in cplan.dropped:
+                    self._drop(cplan, oid, (reason, detail))
+        if len(group) == 1 and group[0].criterion.order_type != FORMULA_RANKING:
+            gate = self._criterion_gate(group[0])
+            if gate is False:
+                return []
+            return self._static_walk(group[0], gate is True, need, ranked)
+        # General case: every candidate of every criterion in the group is scored; an offer
+        # in several criteria keeps its best score (reference §3.6).
+        best: dict[str, tuple[float, float | None, Offer]] = {}
+        checked: dict[tuple[str, bool], _Drop | None] = {}
+        for cplan in group:
+            gate = self._criterion_gate(cplan)
+            if gate is False:
+                continue
+            per_offer = gate is True
+            crit = cplan.criterion
+            formula = None
+            if crit.order_type == FORMULA_RANKING:
+                formula = self.snapshot.formulas.get(crit.formula_id or "")
+                if formula is None or formula.expr is None:
+                    self.event("formula_missing", criterion=crit.index, formula=crit.formula_id)
+            for priority, tier in cplan.tiers:
+                for offer in tier:
+                    if offer.id in ranked:
+                        self._drop(cplan, offer.id, ("already_ranked", "by an earlier group"))
+                        continue
+                    ck = (offer.id, per_offer)
+                    if per_offer or ck not in checked:
+                        checked[ck] = self.check(offer, cplan, per_offer)
+                    drop = checked[ck]
+                    if drop is not None:
+                        self._drop(cplan, offer.id, drop)
+                        continue
+                    if crit.order_type == FORMULA_RANKING:
+                        score = (
+                            self.ev.score(formula, offer.id, offer.view)
+                            if formula is not None
+                            else None
+                        )
+                        value = rank_value(score)
+                    else:
+                        score, value = None, float(priority)
+                    prev = best.get(offer.id)
+                    if prev is None or value > prev[0]:
+                        best[offer.id] = (value, score, offer)
+        ordered = order_scored([(v, (o, s)) for v, s, o in best.values()], self.rng)
+        return ordered
+
+    # -- one scope ---------------------------------------------------------------------------
+
+    def scope(self, i: int, plan: ScopePlan, count: int) -> ScopeResult:
+        self.scope_index = i
+        self.activity_id = plan.decision.ref.id
+        self.placement_id = pid = plan.placement.ref.id
+        ranked: dict[str, float | None] = {}
+        order: list[Offer] = []
+        for g, group in enumerate(plan.groups):
+            need = count - len(order)
+            if need <= 0:
+                self.event(
+                    "group_not_evaluated",
+                    group=g,
+                    criteria=[c.criterion.index for c in group],
+                    reason="itemCount already filled",
+                )
+                continue
+            for offer, score in self._group(group, need, ranked):
+                if offer.id not in ranked:  # later groups never displace earlier ones
+                    ranked[offer.id] = score
+                    order.append(offer)
+        chosen = order[:count]
+        if self.trace is not None:
+            for pos, offer in enumerate(order, 1):
+                self.event(
+                    "ranked",
+                    offer=offer.id,
+                    position=pos,
+                    score=ranked[offer.id],
+                    priority=offer.priority,
+                    selected=pos <= count,
+                )
+        options: list[ChosenOption] = []
+        for offer in chosen:
+            options.append(
+                ChosenOption(
+                    offer.id, offer.etag, offer.body, ranked[offer.id], offer.representations[pid]
+                )
+            )
+            self.used.setdefault(offer.id, []).append((self.activity_id, pid))
+            for rule in offer.caps:
+                if rule.counts_decisions and applies(rule, pid, self.profile_key):
+                    key = self._cap_key(rule)
+                    self.pending[key] = self.pending.get(key, 0) + 1
+                    self.consumption.append(CapConsumption(key, rule.limit))
+        fallback = None
+        if not options:
+            fb = self.snapshot.fallbacks.get(plan.decision.fallback_id or "")
+            if fb is not None:
+                fallback = FallbackOption(
+                    fb.ref.id, fb.ref.etag, fb.ref.body, fb.representations.get(pid)
+                )
+            self.event(
+                "fallback",
+                fallback=fallback.id if fallback else None,
+                detail="no option qualified"
+                + ("" if fallback else "; the decision has no (known) fallback offer"),
+            )
+        return ScopeResult(plan.decision.ref, plan.placement.ref, options, fallback)
+
+
+def _describe(constraint: Any) -> str:
+    if constraint.kind == "rule":
+        return "rule " + ", ".join(constraint.rule_ids) + " false"
+    if constraint.kind in ("anySegments", "allSegments"):
+        segs = ", ".join(f"{ns}:{sid}" for ns, sid in constraint.segments)
+        return f"{constraint.kind} [{segs}] not satisfied"
+    return f"unsupported profileConstraintType '{constraint.raw_type}'"
+
+
+def decide(
+    snapshot: Snapshot,
+    request: DecisionRequest,
+    profile: Mapping[str, Any],
+    counters: Mapping[CounterKey, int],
+    *,
+    now: datetime,
+    rng: random.Random,
+) -> DecisionResult:
+    """Decide every scope of `request` (see docs/decisioning.md)."""
+    if len(request.scopes) > MAX_SCOPES:
+        raise DecisionError(
+            422,
+            "Too many decision scopes",
+            f"at most {MAX_SCOPES} propositionRequests are allowed, got {len(request.scopes)}",
+            "/xdm:propositionRequests",
+        )
+    now_utc = as_utc(now)
+    now_ts = now_utc.timestamp()
+    resolved = [_resolve(snapshot, i, s, now_ts) for i, s in enumerate(request.scopes)]
+    run = _Run(
+        snapshot,
+        request,
+        profile,
+        counters,
+        now_utc,
+        rng,
+        _dedup_flags(request, [p for p, _ in resolved]),
+    )
+    scopes = [run.scope(i, plan, count) for i, (plan, count) in enumerate(resolved)]
+    return DecisionResult(scopes, run.consumption, run.trace)
+
+
+def capping_keys(snapshot: Snapshot, request: DecisionRequest, now: datetime) -> list[CounterKey]:
+    """Every counter key decide() may read for this request (sorted, unique), so the caller can
+    fetch them in one round trip. Scopes that decide() would reject contribute nothing."""
+    now_utc = as_utc(now)
+    buckets = BucketCache(now_utc)
+    keys: set[CounterKey] = set()
+    for scope in request.scopes[:MAX_SCOPES]:
+        decision = snapshot.decisions.get(scope.activity_id)
+        placement = snapshot.placements.get(scope.placement_id)
+        if decision is None or placement is None:
+            continue
+        pid = placement.ref.id
+        for offer in snapshot.plan(decision, placement).capped_offers:
+            for rule in offer.caps:
+                if applies(rule, pid, request.profile_key):
+                    keys.add(counter_key(rule, pid, request.profile_key, buckets.label(rule)))
+    return sorted(keys)

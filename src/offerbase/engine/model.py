@@ -1,0 +1,109 @@
+"""Request, result and error types of the decisioning engine.
+
+Plain frozen dataclasses: they cross the boundary to the HTTP layer (and, later, to batch
+workers), so they hold only builtins and are picklable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# A capping counter key is a plain string (see capping.py for the format): it is hashable,
+# orderable, and can be used verbatim as a database primary key or a Redis key.
+CounterKey = str
+
+MAX_SCOPES = 30
+MAX_ITEM_COUNT = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRequest:
+    activity_id: str
+    placement_id: str
+    item_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRequest:
+    scopes: Sequence[ScopeRequest]
+    # None = not given in the request: the requested placements' allowDuplicatePlacements decide.
+    allow_duplicates_across_activities: bool | None = None
+    allow_duplicates_across_placements: bool | None = None
+    # context type (e.g. "_xdm.context.additionalParameters;version=1") -> its data object
+    context: Mapping[str, Any] = field(default_factory=dict)
+    # stable identity used in per-profile capping counters, e.g. "Email:123@abc.com"
+    profile_key: str | None = None
+    trace: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRef:
+    """An entity as the response needs it: id, etag and the stored body."""
+
+    id: str
+    etag: Any
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChosenOption:
+    id: str
+    etag: Any
+    body: Mapping[str, Any]
+    # the ranking formula's score (xdm:score); None when ranked by priority or no score
+    score: float | None
+    # the offer's representation for the requested placement (channel, placement, components)
+    representation: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackOption:
+    id: str
+    etag: Any
+    body: Mapping[str, Any]
+    # the fallback's representation for the placement, or None if it has none (still returned:
+    # the fallback is presented unconditionally, the HTTP layer decides how to render it)
+    representation: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeResult:
+    activity: EntityRef
+    placement: EntityRef
+    options: list[ChosenOption]
+    fallback: FallbackOption | None
+
+
+@dataclass(frozen=True, slots=True)
+class CapConsumption:
+    """One counter that proposing the chosen options increments (by 1), with its limit.
+
+    The caller increments it atomically only while the stored value is below `limit`.
+    """
+
+    key: CounterKey
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionResult:
+    scopes: list[ScopeResult]
+    consumption: list[CapConsumption]
+    trace: list[dict[str, Any]] | None = None
+
+
+class DecisionError(Exception):
+    """A request the engine cannot answer; maps onto an RFC 7807 problem document."""
+
+    def __init__(self, status: int, title: str, detail: str, pointer: str | None = None) -> None:
+        super().__init__(f"{status} {title}: {detail}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.pointer = pointer
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions with keyword-less custom __init__ need this to survive pickling.
+        return (DecisionError, (self.status, self.title, self.detail, self.pointer))
