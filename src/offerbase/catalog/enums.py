@@ -1,0 +1,86 @@
+"""Enumerations with every accepted spelling and the one we store.
+
+Spelling decisions (dps-api.md §2.10, §5 items 13-14, 23):
+
+* collection ``filterType``: stored ``offers | any-tags | all-tags`` (DPS kebab case);
+  xcore's ``anyTags`` / ``allTags`` are accepted.
+* ``orderEvaluationType``: stored ``static | scoringFunction | rankingStrategy`` (the XDM /
+  dataset enum, which the engine reads); the DPS example's ``ranking-strategy`` and the
+  symmetric ``scoring-function`` are accepted.
+* component ``type`` and placement ``componentType``: stored as the DPS short names
+  ``html | imagelink | component-text | json``. Text is stored as ``component-text`` because
+  that is what DPS returns for text components (FO-list); ``text`` is accepted. For symmetry
+  ``component-html`` / ``component-imagelink`` / ``component-json`` are accepted too, as are
+  the xcore/XDM URIs ``https://ns.adobe.com/experience/offer-management/content-component-*``.
+  Placements use the same table so an offer component and its placement always compare equal.
+* offer ``status``: ``draft | approved | archived``. XDM's ``pending`` / ``rejected`` are *not*
+  accepted: DPS has no approval workflow and the engine would have no meaning for them.
+* decision ``status``: ``draft | live | complete | archived``; XDM lifecycle's ``completed`` is
+  accepted and stored as ``complete`` (the offer-activity enum).
+* ranking formula ``returnType.type``: case-insensitive, stored upper-case like reads show
+  (``integer`` -> ``INTEGER``). Only numeric types are allowed because the engine compares
+  scores: INTEGER, LONG, DECIMAL, DOUBLE, FLOAT, NUMBER.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+OFFER_MGMT_NS = "https://ns.adobe.com/experience/offer-management"
+
+
+def _identity(*values: str) -> dict[str, str]:
+    return {v: v for v in values}
+
+
+OFFER_STATUS: Mapping[str, str] = _identity("draft", "approved", "archived")
+
+DECISION_STATUS: Mapping[str, str] = {
+    **_identity("draft", "live", "complete", "archived"),
+    "completed": "complete",
+}
+
+PROFILE_CONSTRAINT_TYPE: Mapping[str, str] = _identity(
+    "none", "eligibilityRule", "anySegments", "allSegments", "rules"
+)
+
+ORDER_EVALUATION_TYPE: Mapping[str, str] = {
+    **_identity("static", "scoringFunction", "rankingStrategy"),
+    "ranking-strategy": "rankingStrategy",
+    "scoring-function": "scoringFunction",
+}
+
+FILTER_TYPE: Mapping[str, str] = {
+    **_identity("offers", "any-tags", "all-tags"),
+    "anyTags": "any-tags",
+    "allTags": "all-tags",
+}
+
+COMPONENT_TYPE: Mapping[str, str] = {
+    "html": "html",
+    "component-html": "html",
+    f"{OFFER_MGMT_NS}/content-component-html": "html",
+    "imagelink": "imagelink",
+    "component-imagelink": "imagelink",
+    f"{OFFER_MGMT_NS}/content-component-imagelink": "imagelink",
+    "component-text": "component-text",
+    "text": "component-text",
+    f"{OFFER_MGMT_NS}/content-component-text": "component-text",
+    "json": "json",
+    "component-json": "json",
+    f"{OFFER_MGMT_NS}/content-component-json": "json",
+}
+
+CAP_SCOPE: Mapping[str, str] = _identity("global", "profile")
+CAP_ENTITY: Mapping[str, str] = _identity("offer", "placement")
+REPEAT_UNIT: Mapping[str, str] = _identity("day", "week", "month")
+CAP_EVENTS: Mapping[str, str] = _identity("decisioning", "custom", "click", "impression")
+
+OPTION_SELECTION_TYPE: Mapping[str, str] = _identity("none", "directList", "filter")
+
+PQL_TYPE: Mapping[str, str] = _identity("PQL")
+PQL_FORMAT: Mapping[str, str] = _identity("pql/text")
+
+RETURN_TYPE: Mapping[str, str] = {
+    v.lower(): v for v in ("INTEGER", "LONG", "DECIMAL", "DOUBLE", "FLOAT", "NUMBER")
+}

@@ -1,0 +1,79 @@
+"""Pydantic request-body models, generated from ``specs``, used only for the OpenAPI schema.
+
+Generating them from the same nodes ``validate`` uses keeps the published schema and the real
+validation from drifting apart. Enums are ``Literal`` unions of every accepted spelling, so the
+models accept everything ``validate`` accepts. Top-level models allow extra members because
+clients may echo read-only metadata (``METADATA_FIELDS``), which ``validate`` drops; nested
+models forbid unknown members, like ``validate``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from offerbase.catalog.schema import (
+    AnyValue,
+    Arr,
+    Bool,
+    DateTime,
+    Enum,
+    Int,
+    Map,
+    Node,
+    Obj,
+    Str,
+)
+from offerbase.catalog.specs import SPECS
+
+
+def _camel(text: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in text.replace("-", " ").split())
+
+
+def _annotation(node: Node, name: str) -> Any:
+    if isinstance(node, Obj):
+        return _model(node, name, top=False)
+    if isinstance(node, Arr):
+        return list[_annotation(node.items, name)]  # type: ignore[misc]
+    if isinstance(node, Map):
+        return dict[str, _annotation(node.values, name)]  # type: ignore[misc]
+    if isinstance(node, Enum):
+        spellings = tuple(node.spellings)
+        if node.case_insensitive:
+            # Literal cannot express case-insensitivity; publish a plain string with the list.
+            return Annotated[
+                str, Field(description="One of (any case): " + ", ".join(node.allowed))
+            ]
+        return Literal[spellings]
+    if isinstance(node, DateTime):
+        return Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+    if isinstance(node, Str):
+        return str
+    if isinstance(node, Int):
+        return Annotated[int, Field(ge=node.minimum, le=node.maximum)]
+    if isinstance(node, Bool):
+        return bool
+    if isinstance(node, AnyValue):
+        return Any
+    raise TypeError(f"no annotation for {node!r}")
+
+
+def _model(node: Obj, name: str, *, top: bool) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for key, sub in node.fields.items():
+        annotation = _annotation(sub, name + _camel(key.lstrip("_")))
+        if key in node.required:
+            fields[key] = (annotation, ...)
+        else:
+            # Optional without advertising null: pydantic does not validate defaults.
+            fields[key] = (annotation, None)
+    config = ConfigDict(extra="allow" if top else "forbid")
+    model: type[BaseModel] = create_model(name, __config__=config, **fields)
+    return model
+
+
+MODELS: dict[str, type[BaseModel]] = {
+    kind: _model(spec, _camel(kind) + "Body", top=True) for kind, spec in SPECS.items()
+}

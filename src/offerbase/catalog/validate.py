@@ -1,0 +1,121 @@
+"""``validate(kind, body)``: check a request body and return the normalized body to store.
+
+Normalization only rewrites enum spellings to the stored spelling (see ``enums``), turns
+integral floats into ints, and drops read-only metadata (``METADATA_FIELDS``) echoed back by
+clients on PUT. Defaults are *not* injected: reads echo what the client sent, like Adobe; the
+engine gets defaults through ``defaults.with_defaults``.
+
+Decision rules: when ``definedOn`` is absent it is filled as
+``{"profile": {"referencePaths": [...]}}`` from the compiled condition's ``profile_paths``
+(sorted), like Adobe's UI-created rules, so consumers can see which profile attributes a rule
+reads. A client-sent ``definedOn`` is kept as sent.
+
+Guardrails of dps-api.md §4 enforced per entity: placements per criterion and per decision
+(30), collections per decision (30), collection qualifiers per offer and per collection (20),
+offers per collection (500), capping rules per offer (10), offer attributes
+(``characteristics``) per offer (30), placement ``itemCount`` (1..30). PQL size, attribute and
+nesting limits are enforced by ``offerbase.pql.check``.
+
+Guardrails deliberately *not* enforced:
+
+* "Offer size incl. attributes 1KB" and "representation size 1KB": the unit of measurement is
+  not documented (serialized JSON? UTF-8 of content only? with or without keys) and Adobe's
+  own examples with HTML content would come close; a wrong guess would reject valid offers.
+* Totals per sandbox (10K offers, 1K placements, 10K decisions, 1K live decisions, 1K
+  qualifiers, 10K rules+formulas, 5 AI models, 20,000 capping configurations): they need the
+  store's counts; that is the store's job.
+* "Ranking functions per decision 30" (GR-old only): a decision names at most one formula per
+  criterion, and criteria per decision are not limited by the docs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from offerbase.catalog.errors import CatalogValidationError, FieldError
+from offerbase.catalog.schema import Obj
+from offerbase.catalog.specs import SPECS
+
+METADATA_FIELDS: frozenset[str] = frozenset(
+    {
+        "id",
+        "etag",
+        "created",
+        "modified",
+        "schemas",
+        "createdBy",
+        "lastModifiedBy",
+        "createdDate",
+        "lastModifiedDate",
+        "sandboxId",
+        "createdByClientId",
+        "lastModifiedByClientId",
+        "datasetId",
+        "_links",
+    }
+)
+
+# Which PQL member to check, and the check() mode, per kind.
+_PQL_MEMBERS = {
+    "decision-rule": ("condition", "rule"),
+    "ranking-formula": ("expression", "formula"),
+}
+
+
+def validate(kind: str, body: object) -> dict[str, Any]:
+    """Validate ``body`` as a ``kind`` entity; return the normalized body to store.
+
+    Raises ``CatalogValidationError`` listing every problem found, or ``ValueError`` for an
+    unknown ``kind`` (a programming error, not a client error).
+    """
+    try:
+        spec = SPECS[kind]
+    except KeyError:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {sorted(SPECS)}") from None
+    errors: list[FieldError] = []
+    if not isinstance(body, dict):
+        raise CatalogValidationError([FieldError("", "The request body must be a JSON object.")])
+    normalized = _check_top(spec, body, errors)
+    if kind in _PQL_MEMBERS:
+        member, mode = _PQL_MEMBERS[kind]
+        _check_pql(kind, normalized, member, mode, errors)
+    if errors:
+        raise CatalogValidationError(errors)
+    return normalized
+
+
+def _check_top(spec: Obj, body: dict[str, Any], errors: list[FieldError]) -> dict[str, Any]:
+    # Metadata is dropped only at the top level, where reads put it.
+    stripped = {k: v for k, v in body.items() if k not in METADATA_FIELDS}
+    result: dict[str, Any] = spec.check(stripped, "", errors)
+    return result
+
+
+def _check_pql(
+    kind: str, body: dict[str, Any], member: str, mode: str, errors: list[FieldError]
+) -> None:
+    holder = body.get(member)
+    value = holder.get("value") if isinstance(holder, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        return  # missing/ill-typed value was already reported by the schema
+    try:
+        # Imported lazily: offerbase.pql is developed in parallel and must not be needed to
+        # import the catalog.
+        from offerbase.pql import PqlError, check  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return
+    pointer = f"/{member}/value"
+    try:
+        compiled = check(value, mode)
+    except PqlError as exc:
+        line = getattr(exc, "line", None)
+        column = getattr(exc, "column", None)
+        message = getattr(exc, "message", None) or str(exc)
+        where = f"line {line}, column {column}: " if line is not None else ""
+        excerpt = getattr(exc, "excerpt", None)
+        suffix = f" Near: {excerpt}" if excerpt else ""
+        errors.append(FieldError(pointer, f"Invalid PQL at {where}{message}{suffix}".rstrip()))
+        return
+    if kind == "decision-rule" and "definedOn" not in body:
+        paths = getattr(compiled, "profile_paths", None) or ()
+        body["definedOn"] = {"profile": {"referencePaths": sorted(paths)}}
