@@ -1,0 +1,241 @@
+"""Engine test helpers: entity builders, a tiny fake PQL compiler, a run() shortcut.
+
+Sources starting with ``py:`` are compiled by the fake (a Python expression over ``profile``,
+``offer``, ``context``, ``params``, ``now``), so engine logic is tested independently of the PQL
+implementation; every other source goes to the real ``offerbase.pql.compile``.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from offerbase.engine import (
+    DecisionRequest,
+    DecisionResult,
+    ScopeRequest,
+    Snapshot,
+    build_snapshot,
+    decide,
+)
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+class FakeExpr:
+    calls = 0  # evaluations across all fake expressions (memoisation tests)
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.code = compile(source, "<fake-pql>", "eval")
+        self.uses_offer = "offer" in source
+
+    def evaluate(
+        self,
+        profile: Any,
+        *,
+        offer: Any = None,
+        context: Any = None,
+        params: Any = None,
+        now: Any = None,
+    ) -> Any:
+        FakeExpr.calls += 1
+        names = {"profile": profile, "offer": offer, "context": context, "params": params}
+        return eval(self.code, {"now": now}, names)
+
+
+# -- entity builders (stored DPS bodies, with id and etag) --------------------------------
+
+
+def rep(placement: str, content: str = "<p>x</p>") -> dict[str, Any]:
+    return {
+        "channel": "https://ns.adobe.com/xdm/channel-types/web",
+        "placement": placement,
+        "components": [{"type": "html", "format": "text/html", "content": content}],
+    }
+
+
+def offer(
+    oid: str,
+    priority: int | None = 0,
+    *,
+    status: str | None = "approved",
+    placements: tuple[str, ...] = ("P1",),
+    tags: tuple[str, ...] = (),
+    start: str | None = None,
+    end: str | None = None,
+    constraint: dict[str, Any] | None = None,
+    caps: list[dict[str, Any]] | None = None,
+    legacy_caps: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": oid, "etag": 1, "name": oid}
+    if status is not None:
+        body["status"] = status
+    body["representations"] = [rep(p, f"content of {oid}") for p in placements]
+    sel: dict[str, Any] = dict(constraint or {})
+    if start:
+        sel["startDate"] = start
+    if end:
+        sel["endDate"] = end
+    if sel:
+        body["selectionConstraint"] = sel
+    if priority is not None:
+        body["rank"] = {"priority": priority}
+    if tags:
+        body["tags"] = list(tags)
+    if caps is not None:
+        body["frequencyCappingConstraints"] = caps
+    if legacy_caps is not None:
+        body["cappingConstraint"] = legacy_caps
+    body.update(extra)
+    return body
+
+
+def fallback(fid: str = "F1", placements: tuple[str, ...] = ("P1", "P2")) -> dict[str, Any]:
+    return {
+        "id": fid,
+        "etag": 2,
+        "name": fid,
+        "status": "approved",
+        "representations": [rep(p, "fallback") for p in placements],
+    }
+
+
+def placement(pid: str, item_count: int | None = None, allow_dup: bool | None = None) -> dict:
+    body: dict[str, Any] = {"id": pid, "etag": 1, "name": pid, "componentType": "html"}
+    if item_count is not None:
+        body["itemCount"] = item_count
+    if allow_dup is not None:
+        body["allowDuplicatePlacements"] = allow_dup
+    return body
+
+
+def collection(cid: str, ids: list[str], filter_type: str = "offers") -> dict[str, Any]:
+    return {"id": cid, "etag": 1, "name": cid, "filterType": filter_type, "ids": ids}
+
+
+def criterion(
+    collection_id: str | None = None,
+    *,
+    options: list[str] | None = None,
+    placements: list[str] | None = None,
+    priority: int | None = None,
+    formula: str | None = None,
+    order_type: str | None = None,
+    constraint: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    crit: dict[str, Any] = {}
+    if placements is not None:
+        crit["placements"] = placements
+    rank: dict[str, Any] = {}
+    if priority is not None:
+        rank["priority"] = priority
+    if formula is not None:
+        rank["order"] = {"orderEvaluationType": "scoringFunction", "function": formula}
+    elif order_type is not None:
+        rank["order"] = {"orderEvaluationType": order_type, "rankingStrategy": "ai1"}
+    if rank:
+        crit["rank"] = rank
+    if constraint is not None:
+        crit["profileConstraint"] = constraint
+    if options is not None:
+        crit["optionSelection"] = {"optionSelectionType": "directList", "options": options}
+    else:
+        crit["optionSelection"] = {"filter": collection_id}
+    return crit
+
+
+def decision(
+    did: str,
+    criteria: list[dict[str, Any]],
+    *,
+    status: str | None = "live",
+    fallback_id: str | None = "F1",
+    start: str | None = None,
+    end: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": did, "etag": 4, "name": did, "criteria": criteria}
+    if status is not None:
+        body["status"] = status
+    if fallback_id is not None:
+        body["fallback"] = fallback_id
+    if start:
+        body["startDate"] = start
+    if end:
+        body["endDate"] = end
+    return body
+
+
+def rule(rid: str, source: str) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "etag": 1,
+        "name": rid,
+        "condition": {"type": "PQL", "format": "pql/text", "value": source},
+    }
+
+
+def formula(fid: str, source: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": fid,
+        "etag": 1,
+        "name": fid,
+        "expression": {"type": "PQL", "format": "pql/text", "value": source},
+        **extra,
+    }
+
+
+def catalog(
+    offers: list[dict[str, Any]],
+    decisions: list[dict[str, Any]],
+    *,
+    collections: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    placements: list[dict[str, Any]] | None = None,
+    rules: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    formulas: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    fallbacks: list[dict[str, Any]] | None = None,
+) -> Snapshot:
+    return build_snapshot(
+        {
+            "personalized-offer": offers,
+            "fallback-offer": fallbacks if fallbacks is not None else [fallback()],
+            "placement": placements
+            if placements is not None
+            else [placement("P1"), placement("P2")],
+            "collection": list(collections),
+            "decision": decisions,
+            "decision-rule": list(rules),
+            "ranking-formula": list(formulas),
+        }
+    )
+
+
+def simple(offers: list[dict[str, Any]], **kw: Any) -> Snapshot:
+    """One live decision D1 over collection C1 holding every offer, placement P1."""
+    return catalog(
+        offers,
+        [decision("D1", [criterion("C1")])],
+        collections=[collection("C1", [o["id"] for o in offers])],
+        **kw,
+    )
+
+
+def run(
+    snap: Snapshot,
+    scopes: list[tuple[str, str] | tuple[str, str, int]] | None = None,
+    *,
+    profile: dict[str, Any] | None = None,
+    counters: dict[str, int] | None = None,
+    now: datetime = NOW,
+    seed: int = 1,
+    **req: Any,
+) -> DecisionResult:
+    scope_objs = [ScopeRequest(*s) for s in (scopes or [("D1", "P1")])]
+    request = DecisionRequest(scopes=scope_objs, **req)
+    return decide(snap, request, profile or {}, counters or {}, now=now, rng=random.Random(seed))
+
+
+def ids(result: DecisionResult, scope: int = 0) -> list[str]:
+    return [o.id for o in result.scopes[scope].options]
