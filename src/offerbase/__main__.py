@@ -1,0 +1,3 @@
+from offerbase.cli import main
+
+main()

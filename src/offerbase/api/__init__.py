@@ -1,0 +1,1 @@
+"""HTTP: app factory, auth and tenancy, Offer Library routes, decisioning route, errors."""

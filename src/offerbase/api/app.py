@@ -1,0 +1,101 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import offerbase
+from offerbase.api import openapi, platform
+from offerbase.api.auth import SandboxCache
+from offerbase.api.library import build_router
+from offerbase.api.problems import ApiProblem, GatewayError, field_error
+from offerbase.config import Settings
+from offerbase.store.db import Database
+
+DESCRIPTION = """Offer decisioning, wire-compatible with Adobe Journey Optimizer's Offer
+Library API (`/data/core/dps`) and Decisioning API. Every `/data/core` call takes
+`Authorization: Bearer <token>` (from `POST /ims/token/v3`), `x-api-key` (the credential's
+client id), `x-gw-ims-org-id` and `x-sandbox-name` (default `prod`)."""
+
+
+class RequestIdMiddleware:
+    """Echo `x-request-id` on every response, as Adobe's runtime APIs do."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        if request_id is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+    owns_db = db is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_db:
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Offerbase",
+        version=offerbase.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db or Database(settings.resolved_database_url)
+    app.state.sandboxes = SandboxCache(app.state.db)
+    app.include_router(platform.router)
+    app.include_router(build_router())
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    openapi.install(app)
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiProblem)
+    async def on_problem(_request: Request, exc: ApiProblem) -> Response:
+        return exc.response()
+
+    @app.exception_handler(GatewayError)
+    async def on_gateway(_request: Request, exc: GatewayError) -> Response:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_request: Request, exc: RequestValidationError) -> Response:
+        errors = []
+        for error in exc.errors():
+            location = [str(part) for part in error.get("loc", ())]
+            name = location[-1] if location else ""
+            errors.append(field_error(name, str(error.get("msg", "invalid"))))
+        detail = "; ".join(f"{e['pointer']}: {e['detail']}" for e in errors) or "Invalid request."
+        return ApiProblem(400, "Bad Request", detail, errors=errors).response()
+
+    @app.exception_handler(HTTPException)
+    async def on_http(_request: Request, exc: HTTPException) -> Response:
+        title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
+        return ApiProblem(exc.status_code, title, str(exc.detail), headers=exc.headers).response()

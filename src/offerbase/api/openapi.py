@@ -1,0 +1,84 @@
+"""The served OpenAPI document: FastAPI's, plus request-body schemas from the catalog models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from offerbase import catalog
+from offerbase.api.library import COLLECTIONS
+from offerbase.api.schemas import RESPONSE_MODELS, request_schema_name
+
+_JSON_PATCH_OR_MERGE = {
+    "description": "An RFC 6902 JSON Patch array, or an RFC 7396 merge-patch object.",
+    "oneOf": [
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["op", "path"],
+                "properties": {
+                    "op": {
+                        "type": "string",
+                        "enum": ["add", "remove", "replace", "move", "copy", "test"],
+                    },
+                    "path": {"type": "string"},
+                    "from": {"type": "string"},
+                    "value": {},
+                },
+            },
+        },
+        {"type": "object"},
+    ],
+}
+
+
+def _add_model(components: dict[str, Any], name: str, model: Any) -> None:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+    for def_name, definition in schema.pop("$defs", {}).items():
+        components.setdefault(def_name, definition)
+    components[name] = schema
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in RESPONSE_MODELS:
+            _add_model(components, model.__name__, model)
+        for path, kinds in COLLECTIONS.items():
+            names = []
+            for kind in kinds:
+                name = "Body_" + kind.replace("-", "_")
+                _add_model(components, name, catalog.KINDS[kind].model)
+                names.append({"$ref": f"#/components/schemas/{name}"})
+            components[request_schema_name(path)] = (
+                names[0] if len(names) == 1 else {"oneOf": names}
+            )
+        components["JsonPatchOrMerge"] = _JSON_PATCH_OR_MERGE
+        document["components"]["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "Token from POST /ims/token/v3.",
+            },
+            "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            "org": {"type": "apiKey", "in": "header", "name": "x-gw-ims-org-id"},
+        }
+        for path_item in document["paths"].values():
+            for operation in path_item.values():
+                if operation.get("tags") and operation["tags"][0] != "Platform":
+                    operation["security"] = [{"bearer": [], "apiKey": [], "org": []}]
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

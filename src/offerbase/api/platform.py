@@ -1,0 +1,121 @@
+"""Platform routes: the IMS-like token endpoint and the health check."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from offerbase.api import tokens
+from offerbase.api.library import json_response
+from offerbase.store import tenants
+
+router = APIRouter(tags=["Platform"])
+
+_TOKEN_RESPONSES = {
+    200: {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}},
+        "description": "A bearer token.",
+    },
+    400: {
+        "description": "OAuth2 error: invalid_request or unsupported_grant_type.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "error_description": {"type": "string"},
+                    },
+                }
+            }
+        },
+    },
+    401: {
+        "description": "OAuth2 error: invalid_client.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "error_description": {"type": "string"},
+                    },
+                }
+            }
+        },
+    },
+}
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response:
+    return json_response({"error": error, "error_description": description}, status)
+
+
+@router.post(
+    "/ims/token/v3",
+    summary="Exchange client credentials for an access token (OAuth2 client_credentials)",
+    responses=_TOKEN_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["grant_type", "client_id", "client_secret"],
+                        "properties": {
+                            "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                            "client_id": {"type": "string"},
+                            "client_secret": {"type": "string"},
+                            "scope": {"type": "string"},
+                        },
+                    }
+                }
+            }
+        }
+    },
+)
+async def issue_token(request: Request) -> Response:
+    fields: dict[str, str] = dict(request.query_params)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        try:
+            form = await request.form()
+        except Exception:
+            return _oauth_error(400, "invalid_request", "The form body could not be parsed.")
+        fields.update({key: value for key, value in form.items() if isinstance(value, str)})
+    grant_type = fields.get("grant_type")
+    if grant_type != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type", "grant_type must be client_credentials.")
+    client_id, secret = fields.get("client_id"), fields.get("client_secret")
+    if not client_id or not secret:
+        return _oauth_error(400, "invalid_request", "client_id and client_secret are required.")
+    state = request.app.state
+    async with state.db.read() as conn:
+        org = await tenants.authenticate(conn, client_id, secret)
+    if org is None:
+        return _oauth_error(401, "invalid_client", "Unknown client_id or wrong client_secret.")
+    ttl = state.settings.token_ttl_seconds
+    token = tokens.issue(client_id, org, state.settings.resolved_secret_key, ttl)
+    return json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl})
+
+
+@router.get(
+    "/health",
+    summary="Liveness and database check",
+    responses={
+        200: {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
+            "description": "Up.",
+        },
+        503: {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
+            "description": "Database down.",
+        },
+    },
+)
+async def health(request: Request) -> Response:
+    if await request.app.state.db.ping():
+        return json_response({"status": "ok"})
+    return json_response({"status": "unavailable"}, 503)

@@ -1,0 +1,175 @@
+"""Response models and OpenAPI components: what the served /openapi.json promises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Receipt(BaseModel):
+    """Write receipt returned by POST, PATCH and PUT."""
+
+    etag: int
+    createdBy: str
+    lastModifiedBy: str
+    id: str
+    sandboxId: str
+    createdDate: str
+    lastModifiedDate: str
+    createdByClientId: str
+    lastModifiedByClientId: str
+
+
+class ReadForm(BaseModel):
+    """An entity as read: its own fields plus metadata."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    etag: int
+    created: str
+    modified: str
+    createdBy: str
+    lastModifiedBy: str
+    schemas: list[str]
+
+
+class Link(BaseModel):
+    href: str
+    type: str
+
+
+class Links(BaseModel):
+    self: Link
+    next: Link | None = None
+    prev: Link | None = None
+
+
+class ListEnvelope(BaseModel):
+    results: list[ReadForm]
+    count: int
+    total: int
+    links: Links = Field(alias="_links")
+
+
+class FieldProblem(BaseModel):
+    pointer: str
+    detail: str
+
+
+class Problem(BaseModel):
+    """RFC 7807 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = None
+
+
+class GatewayErrorBody(BaseModel):
+    """Authentication failures, in the platform gateway's shape."""
+
+    error_code: str
+    message: str
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class Health(BaseModel):
+    status: str
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+def _gateway(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/GatewayErrorBody"}}
+        },
+    }
+
+
+_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _gateway("Invalid or expired token (401013)."),
+    403: _gateway(
+        "Missing token (403010), missing or invalid API key (403000/403003), "
+        "token of another organization (403025)."
+    ),
+}
+_COMMON: dict[int | str, dict[str, Any]] = {
+    **_AUTH_RESPONSES,
+    400: {
+        "description": "Malformed request, or the missing org header (gateway body 400003).",
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/GatewayErrorBody"}},
+        },
+    },
+    404: _problem("No such entity (or sandbox) in the caller's organization."),
+}
+_RECEIPT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}}
+
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_COMMON,
+    201: {"description": "Created; the write receipt.", **_RECEIPT},
+    409: _problem("The id is already taken."),
+    413: _problem("The body is too large."),
+    422: _problem("Invalid field values or references; `errors` names each JSON pointer."),
+}
+UPDATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_COMMON,
+    200: {"description": "Updated; the write receipt.", **_RECEIPT},
+    409: _problem("A JSON Patch `test` operation failed."),
+    412: _problem("If-Match does not match the current etag."),
+    413: _problem("The body is too large."),
+    422: _problem("The result would be invalid; `errors` names each JSON pointer."),
+}
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_COMMON,
+    200: {
+        "description": "The entity.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReadForm"}}},
+    },
+}
+LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_COMMON,
+    200: {
+        "description": "One page.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ListEnvelope"}}},
+    },
+    422: _problem("Invalid query parameter."),
+}
+DELETE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_COMMON,
+    200: {"description": "Deleted; empty body."},
+    409: _problem("Other entities still reference this one; `referrers` lists them."),
+    412: _problem("If-Match does not match the current etag."),
+}
+
+RESPONSE_MODELS: list[type[BaseModel]] = [
+    Receipt,
+    ReadForm,
+    ListEnvelope,
+    Problem,
+    GatewayErrorBody,
+    TokenResponse,
+    Health,
+]
+
+
+def request_schema_name(path: str) -> str:
+    return "Request_" + path.replace("-", "_")

@@ -1,0 +1,62 @@
+"""Signed, expiring access tokens (JWT, HS256), shaped like the ones Adobe IMS issues."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Claims:
+    client_id: str
+    org: str
+    expires_at: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+_HEADER = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+
+
+def issue(client_id: str, org: str, key: str, ttl_seconds: int, now: float | None = None) -> str:
+    issued = int(time.time() if now is None else now)
+    payload = {
+        "client_id": client_id,
+        "org": org,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+        "jti": secrets.token_hex(8),
+        "type": "access_token",
+    }
+    signing_input = f"{_HEADER}.{_b64(json.dumps(payload, separators=(',', ':')).encode())}"
+    signature = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def verify(token: str, key: str, now: float | None = None) -> Claims | None:
+    """The token's claims when its signature is ours and it has not expired, else None."""
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != _HEADER:
+        return None
+    expected = hmac.new(key.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    try:
+        if not hmac.compare_digest(expected, _unb64(parts[2])):
+            return None
+        payload = json.loads(_unb64(parts[1]))
+        claims = Claims(str(payload["client_id"]), str(payload["org"]), int(payload["exp"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if claims.expires_at <= (time.time() if now is None else now):
+        return None
+    return claims

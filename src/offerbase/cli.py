@@ -1,0 +1,131 @@
+"""The `offerbase` command: serve the API, manage credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from offerbase.config import Settings
+from offerbase.store import tenants
+from offerbase.store.db import Database
+from offerbase.store.migrate import upgrade
+
+app = typer.Typer(
+    help="Offerbase: offer decisioning, wire-compatible with Adobe Offer Decisioning."
+)
+credentials_app = typer.Typer(help="Manage API credentials (client id + secret).")
+app.add_typer(credentials_app, name="credentials")
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (env OFFERBASE_DATA_DIR).")
+]
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="Database URL (env OFFERBASE_DATABASE_URL).")
+]
+
+
+def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings.ensure_data_dir()
+    # Worker processes rebuild Settings from the environment; pass the flags on that way.
+    os.environ["OFFERBASE_DATA_DIR"] = str(settings.data_dir)
+    if database_url is not None:
+        os.environ["OFFERBASE_DATABASE_URL"] = database_url
+    return settings
+
+
+async def _prepare(settings: Settings) -> tenants.NewCredential | None:
+    """Migrate; on an empty database create org `default`, sandbox `prod` and a credential."""
+    db = Database(settings.resolved_database_url)
+    try:
+        await upgrade(db)
+        async with db.write() as conn:
+            if await tenants.count_credentials(conn) > 0:
+                return None
+            return await tenants.create_credential(conn, "default", tenants.DEFAULT_SANDBOX)
+    finally:
+        await db.dispose()
+
+
+def _store_credentials_file(settings: Settings, credential: tenants.NewCredential) -> Path:
+    path = settings.data_dir / "credentials.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(credential.__dict__, handle, indent=2)
+    os.chmod(path, 0o600)
+    return path
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API. Applies database migrations first."""
+    import uvicorn
+
+    settings = _settings(data_dir, database_url)
+    settings.resolved_secret_key  # noqa: B018 - create the signing key before workers race for it
+    credential = asyncio.run(_prepare(settings))
+    if credential is not None:
+        path = _store_credentials_file(settings, credential)
+        typer.echo("Created organization 'default', sandbox 'prod' and this credential:")
+        typer.echo(json.dumps(credential.__dict__, indent=2))
+        typer.echo(f"(also stored in {path}; the secret is not shown again)")
+    uvicorn.run(
+        "offerbase.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+@credentials_app.command("create")
+def create_credentials(
+    org: Annotated[str, typer.Option(help="Organization id (x-gw-ims-org-id).")],
+    sandbox: Annotated[str, typer.Option(help="Sandbox to create if missing.")] = "prod",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a credential (and the org and sandbox when missing); prints the secret once."""
+    settings = _settings(data_dir, database_url)
+
+    async def run() -> tenants.NewCredential:
+        db = Database(settings.resolved_database_url)
+        try:
+            await upgrade(db)
+            async with db.write() as conn:
+                return await tenants.create_credential(conn, org, sandbox)
+        finally:
+            await db.dispose()
+
+    credential = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps(credential.__dict__))
+    else:
+        typer.echo(f"client_id:     {credential.client_id}")
+        typer.echo(f"client_secret: {credential.client_secret}")
+        typer.echo(f"org:           {credential.org}")
+        typer.echo(f"sandbox:       {credential.sandbox}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,47 @@
+"""Settings: one class, one prefix (OFFERBASE_), safe defaults for a laptop."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OFFERBASE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./.offerbase"))
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str | None = None
+    # Adobe IMS hands out 24 h tokens; clients written against it refresh on that rhythm.
+    token_ttl_seconds: int = 86_400
+    max_body_bytes: int = 1_048_576
+    # How often each worker checks whether its sandboxes' catalogs changed (decisioning freshness).
+    snapshot_poll_seconds: float = 0.5
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'offerbase.db').resolve()}"
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """The token-signing key: from the environment, else generated once into the data dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Persistence: tables, repositories (all SQL lives here), migrations, capping counters."""

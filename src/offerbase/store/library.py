@@ -1,0 +1,475 @@
+"""The Offer Library: create, read, update, delete and list catalog entities of one sandbox.
+
+Every statement here is built from `_scoped()`, the one place where tenancy (the sandbox, which
+belongs to exactly one organization) is applied, so no query can forget it.
+
+Writes are serialized per sandbox: each write transaction first increments the sandbox's
+catalog version (a row lock on PostgreSQL, the database write lock on SQLite). That version
+stamps the new entity rows, so a list can read the catalog exactly as it was at one version.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from offerbase import catalog
+from offerbase.store.clock import iso, now_iso
+from offerbase.store.errors import (
+    AlreadyExists,
+    BadCursor,
+    InvalidField,
+    NotFound,
+    PreconditionFailed,
+    Referrer,
+    StillReferenced,
+    Unprocessable,
+)
+from offerbase.store.listing import Dialect, OrderKey, Term
+from offerbase.store.tables import entities, references, sandboxes
+from offerbase.store.tenants import Sandbox
+
+# Superseded entity versions are kept this long so that paging cursors stay exact.
+CURSOR_TTL = timedelta(hours=1)
+_PRUNE_EVERY = 100
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who writes: the API credential's client id (and the user it acts for)."""
+
+    user: str
+    client_id: str
+
+
+@dataclass(frozen=True)
+class Entity:
+    kind: str
+    id: str
+    body: dict[str, Any]
+    etag: int
+    created: str
+    modified: str
+    created_by: str
+    modified_by: str
+    created_client: str
+    modified_client: str
+
+    def read_form(self) -> dict[str, Any]:
+        form = dict(self.body)
+        form.update(
+            id=self.id,
+            etag=self.etag,
+            created=self.created,
+            modified=self.modified,
+            createdBy=self.created_by,
+            lastModifiedBy=self.modified_by,
+            schemas=[catalog.KINDS[self.kind].schema_uri],
+        )
+        return form
+
+    def receipt(self, sandbox: Sandbox) -> dict[str, Any]:
+        return {
+            "etag": self.etag,
+            "createdBy": self.created_by,
+            "lastModifiedBy": self.modified_by,
+            "id": self.id,
+            "sandboxId": sandbox.sandbox_id,
+            "createdDate": self.created,
+            "lastModifiedDate": self.modified,
+            "createdByClientId": self.created_client,
+            "lastModifiedByClientId": self.modified_client,
+        }
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Entity]
+    total: int
+    next_cursor: str | None
+    prev_cursor: str | None
+    self_cursor: str | None
+
+
+def _scoped(sandbox: Sandbox, *, as_of: int | None = None) -> sa.ColumnElement[bool]:
+    """Rows of this sandbox: current ones, or the ones alive at catalog version `as_of`."""
+    where = entities.c.sandbox_pk == sandbox.pk
+    if as_of is None:
+        return sa.and_(where, entities.c.valid_to.is_(None))
+    return sa.and_(
+        where,
+        entities.c.valid_from <= as_of,
+        sa.or_(entities.c.valid_to.is_(None), entities.c.valid_to > as_of),
+    )
+
+
+def _entity(row: sa.Row) -> Entity:
+    return Entity(
+        kind=row.kind,
+        id=row.entity_id,
+        body=dict(row.body),
+        etag=row.etag,
+        created=row.created,
+        modified=row.modified,
+        created_by=row.created_by,
+        modified_by=row.modified_by,
+        created_client=row.created_client,
+        modified_client=row.modified_client,
+    )
+
+
+def _etag_matches(if_match: str | None, etag: int) -> bool:
+    if if_match is None:
+        return True
+    for candidate in if_match.split(","):
+        value = candidate.strip()
+        if value == "*":
+            return True
+        value = value.removeprefix("W/").strip('"')
+        if value == str(etag):
+            return True
+    return False
+
+
+class Library:
+    """Catalog operations inside one sandbox; the caller supplies the transaction."""
+
+    def __init__(self, conn: AsyncConnection, sandbox: Sandbox) -> None:
+        self.conn = conn
+        self.sandbox = sandbox
+        self.dialect = Dialect(conn.dialect.name == "sqlite")
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get(self, kinds: Sequence[str], entity_id: str) -> Entity:
+        row = (
+            await self.conn.execute(
+                sa.select(entities).where(
+                    _scoped(self.sandbox),
+                    entities.c.entity_id == entity_id,
+                    entities.c.kind.in_(kinds),
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"No {' or '.join(kinds)} with id '{entity_id}' in this sandbox.")
+        return _entity(row)
+
+    async def version(self) -> int:
+        value = await self.conn.scalar(
+            sa.select(sandboxes.c.catalog_version).where(sandboxes.c.pk == self.sandbox.pk)
+        )
+        return int(value or 0)
+
+    async def current_bodies(self) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+        """The whole current catalog (bodies with id and etag), for the decisioning snapshot."""
+        version = await self.version()
+        rows = await self.conn.execute(
+            sa.select(
+                entities.c.kind, entities.c.entity_id, entities.c.etag, entities.c.body
+            ).where(_scoped(self.sandbox, as_of=version))
+        )
+        by_kind: dict[str, list[dict[str, Any]]] = {name: [] for name in catalog.KINDS}
+        for row in rows:
+            body = dict(row.body)
+            body["id"] = row.entity_id
+            body["etag"] = row.etag
+            by_kind[row.kind].append(body)
+        return version, by_kind
+
+    async def list(
+        self,
+        kinds: Sequence[str],
+        terms: Sequence[Term],
+        order: Sequence[OrderKey],
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        if cursor is None:
+            as_of, offset = await self.version(), 0
+        else:
+            as_of, offset = self._decode_cursor(cursor)
+        where = [_scoped(self.sandbox, as_of=as_of), entities.c.kind.in_(kinds)]
+        where += [self.dialect.condition(term) for term in terms]
+        order_by = []
+        for key in order:
+            expr = self.dialect.order_expr(key.field)
+            order_by.append(
+                expr.desc().nulls_last() if key.descending else expr.asc().nulls_first()
+            )
+        order_by.append(entities.c.entity_id.asc())
+        total = int(
+            await self.conn.scalar(sa.select(sa.func.count()).select_from(entities).where(*where))
+            or 0
+        )
+        rows = (
+            await self.conn.execute(
+                sa.select(entities).where(*where).order_by(*order_by).limit(limit).offset(offset)
+            )
+        ).all()
+        items = [_entity(row) for row in rows]
+        next_cursor = (
+            self._encode_cursor(as_of, offset + limit) if offset + len(items) < total else None
+        )
+        prev_cursor = self._encode_cursor(as_of, max(0, offset - limit)) if offset > 0 else None
+        self_cursor = cursor
+        return Page(items, total, next_cursor, prev_cursor, self_cursor)
+
+    # Paging reads one immutable version of the catalog, so an offset into it is exact:
+    # concurrent writes create new versions and never move rows of the version being paged.
+    @staticmethod
+    def _encode_cursor(as_of: int, offset: int) -> str:
+        stamp = int(datetime.now(UTC).timestamp())
+        raw = f"{as_of}.{offset}.{stamp}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def _decode_cursor(self, cursor: str) -> tuple[int, int]:
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            as_of_text, offset_text, stamp_text = (
+                base64.urlsafe_b64decode(padded).decode().split(".")
+            )
+            as_of, offset, stamp = int(as_of_text), int(offset_text), int(stamp_text)
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise BadCursor("The 'start' cursor is not one this server issued.") from exc
+        if as_of < 0 or offset < 0:
+            raise BadCursor("The 'start' cursor is not one this server issued.")
+        issued = datetime.fromtimestamp(stamp, UTC)
+        if datetime.now(UTC) - issued > CURSOR_TTL - timedelta(minutes=5):
+            raise BadCursor("The 'start' cursor has expired; list again from the first page.")
+        return as_of, offset
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def _next_version(self) -> int:
+        version = await self.conn.scalar(
+            sandboxes.update()
+            .where(sandboxes.c.pk == self.sandbox.pk)
+            .values(catalog_version=sandboxes.c.catalog_version + 1)
+            .returning(sandboxes.c.catalog_version)
+        )
+        assert version is not None
+        if version % _PRUNE_EVERY == 0:
+            await self._prune_history()
+        return int(version)
+
+    async def _prune_history(self) -> None:
+        horizon = iso(datetime.now(UTC) - CURSOR_TTL)
+        await self.conn.execute(
+            entities.delete().where(
+                entities.c.sandbox_pk == self.sandbox.pk,
+                entities.c.valid_to.is_not(None),
+                entities.c.closed_at < horizon,
+            )
+        )
+
+    async def _check_references(
+        self, kind: str, entity_id: str, body: Mapping[str, Any]
+    ) -> list[catalog.Reference]:
+        refs = catalog.references(kind, dict(body))
+        if not refs:
+            return refs
+        wanted = {ref.id for ref in refs}
+        rows = await self.conn.execute(
+            sa.select(entities.c.entity_id, entities.c.kind).where(
+                _scoped(self.sandbox), entities.c.entity_id.in_(wanted)
+            )
+        )
+        found = {row.entity_id: row.kind for row in rows}
+        problems = []
+        for ref in refs:
+            found_kind = found.get(ref.id)
+            if ref.id == entity_id and kind in ref.kinds:
+                continue
+            if found_kind is None:
+                problems.append(
+                    InvalidField(
+                        ref.pointer,
+                        f"No {' or '.join(ref.kinds)} with id '{ref.id}' exists in this sandbox.",
+                    )
+                )
+            elif found_kind not in ref.kinds:
+                problems.append(
+                    InvalidField(
+                        ref.pointer,
+                        f"'{ref.id}' is a {found_kind}; "
+                        f"a {' or '.join(ref.kinds)} is required here.",
+                    )
+                )
+        if problems:
+            raise Unprocessable("The entity refers to entities that do not exist.", problems)
+        return refs
+
+    async def _check_unique_name(self, kind: str, entity_id: str, body: Mapping[str, Any]) -> None:
+        if kind != "tag":
+            return
+        clash = await self.conn.scalar(
+            sa.select(entities.c.entity_id).where(
+                _scoped(self.sandbox),
+                entities.c.kind == "tag",
+                entities.c.name == body.get("name"),
+                entities.c.entity_id != entity_id,
+            )
+        )
+        if clash is not None:
+            raise Unprocessable(
+                "Collection qualifier names are unique within a sandbox.",
+                [
+                    InvalidField(
+                        "/name", f"The name '{body.get('name')}' is already used by '{clash}'."
+                    )
+                ],
+            )
+
+    async def _save_references(
+        self, kind: str, entity_id: str, refs: Sequence[catalog.Reference]
+    ) -> None:
+        await self.conn.execute(
+            references.delete().where(
+                references.c.sandbox_pk == self.sandbox.pk, references.c.from_id == entity_id
+            )
+        )
+        if refs:
+            await self.conn.execute(
+                references.insert(),
+                [
+                    {
+                        "sandbox_pk": self.sandbox.pk,
+                        "from_id": entity_id,
+                        "from_kind": kind,
+                        "pointer": ref.pointer,
+                        "to_id": ref.id,
+                    }
+                    for ref in refs
+                ],
+            )
+
+    async def _current_row(
+        self, kinds: Sequence[str], entity_id: str, if_match: str | None
+    ) -> Entity:
+        current = await self.get(kinds, entity_id)
+        if not _etag_matches(if_match, current.etag):
+            raise PreconditionFailed(
+                f"If-Match {if_match} does not match the current etag {current.etag}."
+            )
+        return current
+
+    async def create(
+        self, kind: str, raw: object, actor: Actor, entity_id: str | None = None
+    ) -> Entity:
+        body = catalog.validate(kind, raw)
+        if entity_id is None:
+            entity_id = catalog.new_id(kind)
+        version = await self._next_version()
+        taken = await self.conn.scalar(
+            sa.select(entities.c.kind).where(
+                _scoped(self.sandbox), entities.c.entity_id == entity_id
+            )
+        )
+        if taken is not None:
+            raise AlreadyExists(
+                f"The id '{entity_id}' is already used by a {taken} in this sandbox."
+            )
+        refs = await self._check_references(kind, entity_id, body)
+        await self._check_unique_name(kind, entity_id, body)
+        now = now_iso()
+        entity = Entity(
+            kind,
+            entity_id,
+            body,
+            1,
+            now,
+            now,
+            actor.user,
+            actor.user,
+            actor.client_id,
+            actor.client_id,
+        )
+        await self._insert(entity, version)
+        await self._save_references(kind, entity_id, refs)
+        return entity
+
+    async def update(
+        self,
+        kinds: Sequence[str],
+        entity_id: str,
+        transform: Callable[[dict[str, Any]], object],
+        actor: Actor,
+        if_match: str | None,
+    ) -> Entity:
+        """Replace or patch: `transform` maps the current body to the new raw body, which is
+        validated like a create. It runs under the sandbox's write lock, so concurrent
+        patches apply one after the other and none is lost."""
+        version = await self._next_version()
+        old = await self._current_row(kinds, entity_id, if_match)
+        body = catalog.validate(old.kind, transform(dict(old.body)))
+        refs = await self._check_references(old.kind, entity_id, body)
+        await self._check_unique_name(old.kind, entity_id, body)
+        await self._close(old.id, version)
+        new = Entity(
+            old.kind,
+            entity_id,
+            body,
+            old.etag + 1,
+            old.created,
+            now_iso(),
+            old.created_by,
+            actor.user,
+            old.created_client,
+            actor.client_id,
+        )
+        await self._insert(new, version)
+        await self._save_references(old.kind, entity_id, refs)
+        return new
+
+    async def delete(self, kinds: Sequence[str], entity_id: str, if_match: str | None) -> Entity:
+        version = await self._next_version()
+        old = await self._current_row(kinds, entity_id, if_match)
+        rows = await self.conn.execute(
+            sa.select(references.c.from_id, references.c.from_kind, references.c.pointer).where(
+                references.c.sandbox_pk == self.sandbox.pk,
+                references.c.to_id == entity_id,
+                references.c.from_id != entity_id,
+            )
+        )
+        referrers = [Referrer(row.from_id, row.from_kind, row.pointer) for row in rows]
+        if referrers:
+            names = ", ".join(sorted({r.id for r in referrers}))
+            raise StillReferenced(f"'{entity_id}' is still referenced by {names}.", referrers)
+        await self._close(old.id, version)
+        await self._save_references(old.kind, entity_id, [])
+        return old
+
+    async def _close(self, entity_id: str, version: int) -> None:
+        await self.conn.execute(
+            entities.update()
+            .where(_scoped(self.sandbox), entities.c.entity_id == entity_id)
+            .values(valid_to=version, closed_at=now_iso())
+        )
+
+    async def _insert(self, entity: Entity, version: int) -> None:
+        await self.conn.execute(
+            entities.insert().values(
+                sandbox_pk=self.sandbox.pk,
+                kind=entity.kind,
+                entity_id=entity.id,
+                name=str(entity.body.get("name", ""))[:1024],
+                body=entity.body,
+                etag=entity.etag,
+                created=entity.created,
+                modified=entity.modified,
+                created_by=entity.created_by,
+                modified_by=entity.modified_by,
+                created_client=entity.created_client,
+                modified_client=entity.modified_client,
+                valid_from=version,
+                valid_to=None,
+            )
+        )

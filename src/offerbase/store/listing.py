@@ -1,0 +1,256 @@
+"""List queries: `property` filters and `orderby` over entity bodies, on SQLite and PostgreSQL.
+
+The grammar is Adobe's (dps-api.md §3): `[!]field[op]value` with op one of `== != <= >= < > ~`,
+a bare field tests presence, terms are ANDed. Fields are dot paths into the entity body, or
+the read-form metadata fields (`id`, `etag`, `created`, `modified`, `createdBy`,
+`lastModifiedBy`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from offerbase.store.tables import entities
+
+_OPS = ("==", "!=", "<=", ">=", "<", ">", "~")
+_FIELD = re.compile(r"^[A-Za-z_@$][A-Za-z0-9_@$:-]*(\.[A-Za-z0-9_@$:-]+)*$")
+_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
+MAX_TERMS = 20
+MAX_ORDER_FIELDS = 5
+
+# Read-form metadata fields map to real columns.
+_COLUMNS: dict[str, sa.Column] = {
+    "id": entities.c.entity_id,
+    "etag": entities.c.etag,
+    "created": entities.c.created,
+    "modified": entities.c.modified,
+    "createdBy": entities.c.created_by,
+    "lastModifiedBy": entities.c.modified_by,
+}
+
+
+class ListQueryError(ValueError):
+    """A malformed `property` or `orderby` parameter; `parameter` names which."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Term:
+    field: str
+    op: str | None  # None: presence test
+    value: str
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    field: str
+    descending: bool
+
+
+def split_terms(values: list[str]) -> list[str]:
+    """`property` may be repeated or comma-separated; a comma inside a regex can be escaped
+    as `\\,`."""
+    terms: list[str] = []
+    for value in values:
+        current = ""
+        index = 0
+        while index < len(value):
+            char = value[index]
+            if char == "\\" and index + 1 < len(value) and value[index + 1] == ",":
+                current += ","
+                index += 2
+                continue
+            if char == ",":
+                terms.append(current)
+                current = ""
+            else:
+                current += char
+            index += 1
+        terms.append(current)
+    return [term.strip() for term in terms if term.strip()]
+
+
+def parse_term(text: str) -> Term:
+    negate = text.startswith("!")
+    body = text[1:] if negate else text
+    # The earliest operator wins; among operators at the same position the longest wins.
+    best: tuple[int, str] | None = None
+    for op in _OPS:
+        position = body.find(op)
+        if position > 0 and (
+            best is None or position < best[0] or (position == best[0] and len(op) > len(best[1]))
+        ):
+            best = (position, op)
+    if best is None:
+        field, op, value = body, None, ""
+    else:
+        field, op, value = body[: best[0]], best[1], body[best[0] + len(best[1]) :]
+    field = field.strip()
+    if not _FIELD.match(field):
+        raise ListQueryError("property", f"'{text}' does not start with a field name.")
+    if op == "~":
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ListQueryError(
+                "property", f"'{value}' is not a valid regular expression: {exc}."
+            ) from exc
+    return Term(field, op, value, negate)
+
+
+def parse_properties(values: list[str]) -> list[Term]:
+    terms = [parse_term(term) for term in split_terms(values)]
+    if len(terms) > MAX_TERMS:
+        raise ListQueryError("property", f"At most {MAX_TERMS} property filters are allowed.")
+    return terms
+
+
+def parse_orderby(value: str | None) -> list[OrderKey]:
+    if not value:
+        return [OrderKey("modified", True)]
+    keys: list[OrderKey] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        descending = part.startswith("-")
+        field = part.lstrip("+-")
+        if not _FIELD.match(field):
+            raise ListQueryError("orderby", f"'{part}' is not a field name.")
+        keys.append(OrderKey(field, descending))
+    if not keys:
+        return [OrderKey("modified", True)]
+    if len(keys) > MAX_ORDER_FIELDS:
+        raise ListQueryError("orderby", f"At most {MAX_ORDER_FIELDS} sort fields are allowed.")
+    return keys
+
+
+class Dialect:
+    """Builds the SQL for body paths; SQLite and PostgreSQL differ only here."""
+
+    def __init__(self, is_sqlite: bool) -> None:
+        self.is_sqlite = is_sqlite
+
+    def _path(self, field: str) -> list[str]:
+        return field.split(".")
+
+    def _sqlite_path(self, field: str) -> str:
+        return "$" + "".join('."' + part.replace('"', "") + '"' for part in self._path(field))
+
+    def json_value(self, field: str) -> ColumnElement:
+        """The value itself: native SQL types on SQLite, jsonb on PostgreSQL (both sort sanely)."""
+        if self.is_sqlite:
+            return sa.func.json_extract(entities.c.body, self._sqlite_path(field))
+        return entities.c.body.op("#>")(sa.literal(self._path(field), sa.ARRAY(sa.Text)))
+
+    def json_text(self, field: str) -> ColumnElement:
+        if self.is_sqlite:
+            return sa.cast(sa.func.json_extract(entities.c.body, self._sqlite_path(field)), sa.Text)
+        return entities.c.body.op("#>>")(sa.literal(self._path(field), sa.ARRAY(sa.Text)))
+
+    def json_type(self, field: str) -> ColumnElement:
+        if self.is_sqlite:
+            return sa.func.json_type(entities.c.body, self._sqlite_path(field))
+        return sa.func.jsonb_typeof(self.json_value(field))
+
+    def is_number(self, field: str) -> ColumnElement:
+        if self.is_sqlite:
+            return self.json_type(field).in_(["integer", "real"])
+        return self.json_type(field) == "number"
+
+    def as_number(self, field: str) -> ColumnElement:
+        if self.is_sqlite:
+            return self.json_value(field)
+        return sa.cast(self.json_text(field), sa.Numeric)
+
+    def text_compare(self, expr: ColumnElement) -> ColumnElement:
+        # Byte order on both backends, so results do not depend on the server's locale.
+        return expr if self.is_sqlite else expr.collate("C")
+
+    def regex(self, expr: ColumnElement, pattern: str) -> ColumnElement:
+        if self.is_sqlite:
+            return sa.func.regexp(pattern, expr) == 1
+        return expr.op("~*")(f"^(?:{pattern})$")
+
+    def order_expr(self, field: str) -> ColumnElement:
+        if field in _COLUMNS:
+            column = _COLUMNS[field]
+            return column if field == "etag" else self.text_compare(column)
+        return self.json_value(field)
+
+    # -- filters ---------------------------------------------------------------------------
+
+    def condition(self, term: Term) -> ColumnElement:
+        expr = (
+            self._column_condition(term) if term.field in _COLUMNS else self._body_condition(term)
+        )
+        return sa.not_(expr) if term.negate else expr
+
+    def _column_condition(self, term: Term) -> ColumnElement:
+        column = _COLUMNS[term.field]
+        if term.op is None:
+            return sa.true()
+        if term.op == "~":
+            return self.regex(sa.cast(column, sa.Text), term.value)
+        if term.field == "etag":
+            if not _NUMBER.match(term.value):
+                raise ListQueryError("property", f"etag is an integer; '{term.value}' is not.")
+            return _compare(column, term.op, float(term.value))
+        return _compare(self.text_compare(column), term.op, term.value)
+
+    def _body_condition(self, term: Term) -> ColumnElement:
+        field, op, value = term.field, term.op, term.value
+        if op is None:
+            return self.json_type(field).is_not(None)
+        text = self.json_text(field)
+        if op == "~":
+            return sa.and_(
+                self.json_type(field).not_in(["object", "array"]), self.regex(text, value)
+            )
+        if op in ("==", "!="):
+            equal = sa.and_(text.is_not(None), self._equals(field, text, value))
+            return equal if op == "==" else sa.not_(equal)
+        if _NUMBER.match(value):
+            return sa.and_(self.is_number(field), _compare(self.as_number(field), op, float(value)))
+        return sa.and_(
+            self.json_type(field).in_(["text", "string"]),
+            _compare(self.text_compare(text), op, value),
+        )
+
+    def _equals(self, field: str, text: ColumnElement, value: str) -> ColumnElement:
+        options = [self.text_compare(text) == value]
+        if _NUMBER.match(value):
+            options.append(sa.and_(self.is_number(field), self.as_number(field) == float(value)))
+        if value in ("true", "false"):
+            if self.is_sqlite:
+                options = [sa.and_(self.json_type(field) == value, sa.true())]
+            else:
+                options.append(sa.and_(self.json_type(field) == "boolean", text == value))
+        return sa.or_(*options)
+
+
+def _compare(expr: ColumnElement, op: str, value: object) -> ColumnElement:
+    if op == "==":
+        return expr == value
+    if op == "!=":
+        return expr != value
+    if op == "<":
+        return expr < value
+    if op == "<=":
+        return expr <= value
+    if op == ">":
+        return expr > value
+    return expr >= value
+
+
+def encode_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,90 @@
+"""Table definitions (SQLAlchemy Core). The Alembic migrations create exactly these."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+# JSON on SQLite, JSONB on PostgreSQL so that property filters can use indexes and operators.
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("created", sa.String(32), nullable=False),
+)
+
+sandboxes = sa.Table(
+    "sandboxes",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org_id", sa.String(255), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("sandbox_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("container_id", sa.String(64), nullable=False, unique=True),
+    # Incremented by every catalog write of the sandbox: it orders writes, versions list
+    # snapshots, and tells decisioning workers when to rebuild their in-memory catalog.
+    sa.Column("catalog_version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.UniqueConstraint("org_id", "name", name="uq_sandboxes_org_name"),
+)
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("client_id", sa.String(64), primary_key=True),
+    sa.Column("secret_hash", sa.String(255), nullable=False),
+    sa.Column("org_id", sa.String(255), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False, server_default=""),
+    sa.Column("created", sa.String(32), nullable=False),
+)
+
+# One row per version of an entity. The current version has valid_to NULL; older versions are
+# kept (valid_to = the catalog version that replaced them) so that a paged list can read a
+# consistent snapshot of the catalog, visiting every match exactly once while others write.
+entities = sa.Table(
+    "entities",
+    metadata,
+    sa.Column("row_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("entity_id", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(1024), nullable=True),
+    sa.Column("body", Json, nullable=False),
+    sa.Column("etag", sa.Integer, nullable=False),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("modified", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("modified_by", sa.String(255), nullable=False),
+    sa.Column("created_client", sa.String(64), nullable=False),
+    sa.Column("modified_client", sa.String(64), nullable=False),
+    sa.Column("valid_from", sa.BigInteger, nullable=False),
+    sa.Column("valid_to", sa.BigInteger, nullable=True),
+    sa.Column("closed_at", sa.String(32), nullable=True),
+    sa.Index(
+        "uq_entities_current_id",
+        "sandbox_pk",
+        "entity_id",
+        unique=True,
+        sqlite_where=sa.text("valid_to IS NULL"),
+        postgresql_where=sa.text("valid_to IS NULL"),
+    ),
+    sa.Index("ix_entities_list", "sandbox_pk", "kind", "modified", "entity_id"),
+    sa.Index("ix_entities_versions", "sandbox_pk", "kind", "valid_from", "valid_to"),
+)
+
+# Current references between entities, for referential integrity on delete.
+references = sa.Table(
+    "entity_references",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), nullable=False),
+    sa.Column("from_id", sa.String(255), nullable=False),
+    sa.Column("from_kind", sa.String(32), nullable=False),
+    sa.Column("pointer", sa.String(1024), nullable=False),
+    sa.Column("to_id", sa.String(255), nullable=False),
+    sa.Index("ix_refs_to", "sandbox_pk", "to_id"),
+    sa.Index("ix_refs_from", "sandbox_pk", "from_id"),
+)

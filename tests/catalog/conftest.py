@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+
+class FakePqlError(Exception):
+    def __init__(self, message: str, line: int, column: int, excerpt: str = "") -> None:
+        super().__init__(message)
+        self.message, self.line, self.column, self.excerpt = message, line, column, excerpt
+
+
+@dataclass
+class FakeCompiled:
+    profile_paths: frozenset[str]
+
+
+@pytest.fixture
+def fake_pql(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
+    """Replace offerbase.pql with a stub: 'BAD' in a value is a syntax error at 1:5;
+    identifiers after 'profile.' are reported as profile paths. Yields the calls made."""
+    calls: list[tuple[str, str]] = []
+
+    def check(value: str, mode: str) -> FakeCompiled:
+        calls.append((value, mode))
+        if "BAD" in value:
+            raise FakePqlError("unexpected token 'BAD'", 1, 5, value[:10])
+        paths = {
+            word.split("profile.", 1)[1].rsplit(".", 1)[0]
+            for word in value.split()
+            if word.startswith("profile.")
+        }
+        return FakeCompiled(frozenset(paths))
+
+    module = types.ModuleType("offerbase.pql")
+    module.check = check  # type: ignore[attr-defined]
+    module.PqlError = FakePqlError  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "offerbase.pql", module)
+    yield calls
