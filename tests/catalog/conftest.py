@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -20,7 +19,7 @@ class FakeCompiled:
 
 
 @pytest.fixture
-def fake_pql(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
+def fake_pql(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Replace offerbase.pql with a stub: 'BAD' in a value is a syntax error at 1:5;
     identifiers after 'profile.' are reported as profile paths. Yields the calls made."""
     calls: list[tuple[str, str]] = []
@@ -40,4 +39,4 @@ def fake_pql(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]
     module.check = check  # type: ignore[attr-defined]
     module.PqlError = FakePqlError  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "offerbase.pql", module)
-    yield calls
+    return calls

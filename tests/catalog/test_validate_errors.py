@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from offerbase.catalog import CatalogValidationError, FieldError, validate
-from tests.catalog import examples as ex
+
+from . import examples as ex
 
 
 def errors_of(kind: str, body: Any) -> list[FieldError]:
@@ -77,7 +78,8 @@ def test_unknown_nested_field_names_its_pointer_and_the_allowed_fields() -> None
     body["returnMetaData"]["offerColour"] = True
     [error] = errors_of("placement", body)
     assert error.pointer == "/returnMetaData/offerColour"
-    assert "Unknown field" in error.message and "offerName" in error.message
+    assert "Unknown field" in error.message
+    assert "offerName" in error.message
 
 
 def test_field_names_with_slash_are_escaped_in_pointers() -> None:
@@ -407,7 +409,8 @@ def test_at_most_20_tags_per_offer() -> None:
     validate("personalized-offer", body)
     body["tags"].append("t20")
     [error] = errors_of("personalized-offer", body)
-    assert error.pointer == "/tags" and "at most 20" in error.message
+    assert error.pointer == "/tags"
+    assert "at most 20" in error.message
 
 
 def test_at_most_10_capping_rules_per_offer() -> None:
@@ -433,7 +436,8 @@ def test_collection_id_limits(filter_type: str, limit: int) -> None:
     validate("collection", body)
     body["ids"].append("one-more")
     [error] = errors_of("collection", body)
-    assert error.pointer == "/ids" and f"at most {limit}" in error.message
+    assert error.pointer == "/ids"
+    assert f"at most {limit}" in error.message
 
 
 def _criterion(placements: list[str], collection: str) -> dict[str, Any]:
@@ -462,4 +466,5 @@ def test_at_most_30_collections_per_decision() -> None:
     validate("decision", body)
     body["criteria"].append(_criterion([], "c30"))
     [error] = errors_of("decision", body)
-    assert error.pointer == "/criteria" and "collections" in error.message
+    assert error.pointer == "/criteria"
+    assert "collections" in error.message

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from offerbase.catalog import METADATA_FIELDS, CatalogValidationError, apply_patch, validate
-from tests.catalog import examples as ex
+
+from . import examples as ex
 
 SEEDS = sorted(Path("/work/shared/seeds").glob("*.txt"))
 
