@@ -15,10 +15,10 @@ from offerbase.engine import snapshot as snapshot_module
 def fake_pql(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     real = snapshot_module._compile
 
-    def compile_(source: str, kind: str) -> Any:
+    def compile_(source: str, kind: str, params: tuple[str, ...] = ()) -> Any:
         if source.startswith("py:"):
             return FakeExpr(source[3:].strip())
-        return real(source, kind)
+        return real(source, kind, params)
 
     monkeypatch.setattr(snapshot_module, "_compile", compile_)
     FakeExpr.calls = 0

@@ -134,9 +134,9 @@ def test_rules_compiled_once_and_snapshot_pickles(monkeypatch) -> None:  # type:
     compiled: list[str] = []
     inner = snapshot_module._compile
 
-    def counting(source: str, kind: str):  # type: ignore[no-untyped-def]
+    def counting(source: str, kind: str, params=()):  # type: ignore[no-untyped-def]
         compiled.append(kind)
-        return inner(source, kind)
+        return inner(source, kind, params)
 
     monkeypatch.setattr(snapshot_module, "_compile", counting)
     snap = simple(

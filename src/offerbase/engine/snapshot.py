@@ -164,11 +164,11 @@ def _param_bindings(body: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _compile(source: str, kind: str) -> Any:
+def _compile(source: str, kind: str, params: tuple[str, ...] = ()) -> Any:
     """Compile PQL; a seam so engine unit tests can substitute a tiny fake compiler."""
-    from offerbase import pql  # imported lazily: engine -> pql is the only dependency
+    from offerbase import pql
 
-    return pql.compile(source, kind=kind)  # type: ignore[attr-defined]
+    return pql.compile(source, "formula" if kind == "formula" else "rule", params=params)
 
 
 def _compile_entity(body: Mapping[str, Any], field_name: str, kind: str) -> CompiledRule:
@@ -179,7 +179,7 @@ def _compile_entity(body: Mapping[str, Any], field_name: str, kind: str) -> Comp
     if not isinstance(source, str):
         return CompiledRule(rid, None, False, params, f"no {field_name}.value")
     try:
-        expr = _compile(source, kind)
+        expr = _compile(source, kind, tuple(name for name, _ in params))
     except Exception as exc:  # a broken rule excludes its offers, it must not break the sandbox
         return CompiledRule(rid, None, False, params, f"{type(exc).__name__}: {exc}")
     return CompiledRule(rid, expr, depends_on_offer(expr, source), params)
