@@ -6,67 +6,67 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Node:
     pos: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Lit(Node):
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ListLit(Node):
     items: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Name(Node):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Field(Node):
     obj: Node
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Method(Node):
     obj: Node
     name: str
     args: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call(Node):
     name: str
     args: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Filter(Node):
     obj: Node
     cond: Node
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ctx(Node):
     ctype: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Neg(Node):
     operand: Node
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Not(Node):
     operand: Node
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BinOp(Node):
     """Arithmetic `+ - * / %`."""
 
@@ -75,7 +75,7 @@ class BinOp(Node):
     right: Node
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Logic(Node):
     """`and` / `or`, kept binary here; the compiler flattens chains."""
 
@@ -84,7 +84,7 @@ class Logic(Node):
     right: Node
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Cmp(Node):
     """`= != < <= > >= in notIn like matches`."""
 
@@ -93,7 +93,7 @@ class Cmp(Node):
     right: Node
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TimeWord(Node):
     """`now`, `today`, `yesterday`, `tomorrow`, or `this|last|next <unit>`."""
 
@@ -101,7 +101,7 @@ class TimeWord(Node):
     unit: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Occurs(Node):
     """`subject occurs ...`; `form` is "A" (distance), "B" (before/after), "C" (on), "D" (between)."""
 
@@ -115,19 +115,19 @@ class Occurs(Node):
     ref2: Node | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Binding(Node):
     var: str
     source: Node
     cond: Node | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Select(Node):
     bindings: tuple[Binding, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Let(Node):
     var: str
     value: Node

@@ -713,4 +713,3 @@ def compile_ast(
             pos = list(table.values())[limit]
             raise c.fail(f"more than {limit} {what} attributes are referenced", pos)
     return fn, c
-

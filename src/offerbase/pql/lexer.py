@@ -6,7 +6,7 @@ Line and column are only computed when an error is raised, which keeps lexing ch
 from __future__ import annotations
 
 import re
-from typing import NamedTuple, NoReturn
+from typing import NoReturn
 
 from .errors import PqlError
 
@@ -24,29 +24,31 @@ UP = "up"
 EOF = "eof"
 
 
-class Token(NamedTuple):
-    kind: str
-    text: str
-    pos: int
-    # Lower-cased text for NAME tokens, so keyword tests are one comparison;
-    # the decoded value for STR tokens; "" otherwise.
-    low: str
+# (kind, text, offset, key). `text` is the decoded value for a STR. `key` is the lower-cased
+# text of a NAME and the text of an OP, "" otherwise, so the parser finds operators and keywords
+# with one lookup. Plain tuples: they are the cheapest to build.
+Token = tuple[str, str, int, str]
+KIND, TEXT, POS, LOW = 0, 1, 2, 3
 
-
+# One alternative per token shape, the commonest first; the final `\\S` catches any other
+# character, so findall can only skip trailing whitespace.
 _TOKEN_RE = re.compile(
     r"""
-    (?P<ws>\s+)
-   |(?P<float>(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)
-   |(?P<int>\d+)
-   |(?P<name>[A-Za-z_][A-Za-z0-9_]*)
-   |(?P<str>"(?:[^"\\]|\\.)*")
-   |(?P<ctx>@[A-Za-z_]*\{[^}]*\})
-   |(?P<param>\$\d+)
-   |(?P<up>\^+\.?)
-   |(?P<op>!=|<=|>=|=>|==|[=<>!+\-*/%()\[\]{},.:])
+    (\s*)
+    ([A-Za-z_][A-Za-z0-9_]*
+    |"(?:[^"\\]|\\.)*"
+    |(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d+(?:[eE][+-]?\d+)?
+    |!=|<=|>=|=>|==
+    |@[A-Za-z_]*\{[^}]*\}
+    |\$\d+
+    |\^+\.?
+    |\S)
     """,
     re.VERBOSE | re.DOTALL,
 )
+_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_DIGITS = frozenset("0123456789")
+_OPS = frozenset(["!=", "<=", ">=", *"=<>!+-*/%()[]{},.:"])
 
 _ESCAPES = {"\\": "\\", '"': '"', "/": "/", "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -83,33 +85,35 @@ def _decode(body: str, source: str, start: int) -> str:
 def tokenize(source: str) -> list[Token]:
     tokens: list[Token] = []
     append = tokens.append
-    match = _TOKEN_RE.match
     pos = 0
-    n = len(source)
-    while pos < n:
-        m = match(source, pos)
-        if m is None:
-            _bad_char(source, pos)
-        kind = m.lastgroup
-        text = m.group()
-        if kind == "name":
-            append(Token(NAME, text, pos, text.lower()))
-        elif kind == "op":
-            if text == "==":
-                raise PqlError("'==' is not PQL; use '=' for equality", source, pos)
+    for space, text in _TOKEN_RE.findall(source):
+        pos += len(space)
+        c = text[0]
+        if c in _NAME_START:
+            append((NAME, text, pos, text.lower()))
+        elif text in _OPS:
             if text == "/" and source.startswith(("//", "/*"), pos):
                 raise PqlError("comments are not supported in PQL", source, pos)
-            append(Token(OP, text, pos, ""))
-        elif kind == "str":
+            append((OP, text, pos, text))
+        elif c == '"':
+            if len(text) == 1:
+                raise PqlError("unterminated string", source, pos)
             body = text[1:-1]
             value = _decode(body, source, pos + 1) if "\\" in body else body
-            append(Token(STR, text, pos, value))
-        elif kind != "ws":
-            if kind == "ctx":
-                _check_ctx(text, source, pos)
-            append(Token(str(kind), text, pos, ""))
-        pos = m.end()
-    append(Token(EOF, "", n, ""))
+            append((STR, value, pos, ""))
+        elif c in _DIGITS or c == "." and len(text) > 1:
+            append((INT if text.isdigit() else FLOAT, text, pos, ""))
+        elif c == "@" and len(text) > 1:
+            _check_ctx(text, source, pos)
+            append((CTX, text, pos, ""))
+        elif c == "$" and len(text) > 1:
+            append((PARAM, text, pos, ""))
+        elif c == "^":
+            append((UP, text, pos, ""))
+        else:
+            _bad_char(text, source, pos)
+        pos += len(text)
+    append((EOF, "", len(source), ""))
     return tokens
 
 
@@ -121,14 +125,15 @@ def _check_ctx(text: str, source: str, pos: int) -> None:
         raise PqlError("empty context type in @{...}", source, pos)
 
 
-def _bad_char(source: str, pos: int) -> NoReturn:
-    c = source[pos]
-    if c == '"':
-        raise PqlError("unterminated string", source, pos)
-    if c == "'":
+def _bad_char(text: str, source: str, pos: int) -> NoReturn:
+    if text == "==":
+        raise PqlError("'==' is not PQL; use '=' for equality", source, pos)
+    if text == "=>":
+        raise PqlError("lambda expressions are not supported in offer rules", source, pos)
+    if text == "'":
         raise PqlError("strings are written in double quotes in PQL", source, pos)
-    if c == "#":
+    if text == "#":
         raise PqlError("comments are not supported in PQL", source, pos)
-    if c == "@":
+    if text == "@":
         raise PqlError("a context reference is written @{type} or @event{type}", source, pos)
-    raise PqlError(f"unexpected character {c!r}", source, pos)
+    raise PqlError(f"unexpected character {text!r}", source, pos)

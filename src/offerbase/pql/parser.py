@@ -44,6 +44,7 @@ _RESERVED = frozenset(
     | {"select", "let", "where", "from"}
     | _TIME_WORDS
 )
+_SPECIAL = _RESERVED | {"exists", "forall", "sum", "average", "min", "max", "chain"}
 UNITS = {
     "millisecond": "millisecond",
     "milliseconds": "millisecond",
@@ -73,7 +74,7 @@ T3 = "is not supported in offer rules"
 
 
 def _describe(tok: Token) -> str:
-    return "end of input" if tok.kind == EOF else repr(tok.text)
+    return "end of input" if tok[0] == EOF else repr(tok[1])
 
 
 class _Parser:
@@ -97,21 +98,18 @@ class _Parser:
 
     def expect(self, text: str) -> Token:
         tok = self.toks[self.i]
-        if tok.kind == OP and tok.text == text or tok.kind == NAME and tok.low == text:
+        if tok[3] == text:
             self.i += 1
             return tok
-        self.fail(f"expected '{text}' but found {_describe(tok)}", tok.pos)
+        self.fail(f"expected '{text}' but found {_describe(tok)}", tok[2])
 
     def parse(self) -> A.Node:
-        for tok in self.toks:
-            if tok.kind == OP and tok.text == "=>":
-                self.fail(f"lambda expressions {T3}", tok.pos)
-        if self.toks[0].kind == EOF:
+        if self.toks[0][0] == EOF:
             self.fail("empty expression", 0)
         node = self.expr(0)
         tok = self.toks[self.i]
-        if tok.kind != EOF:
-            self.fail(f"unexpected {_describe(tok)}", tok.pos)
+        if tok[0] != EOF:
+            self.fail(f"unexpected {_describe(tok)}", tok[2])
         return node
 
     # ---- operators -------------------------------------------------------------------
@@ -122,19 +120,14 @@ class _Parser:
         compared = False
         while True:
             tok = toks[self.i]
-            if tok.kind == OP:
-                key = tok.text
-            elif tok.kind == NAME:
-                key = tok.low
-            else:
-                break
+            key = tok[3]
             bp = _INFIX.get(key)
             if bp is None or bp < min_bp or (key == "in" and self.no_in):
                 break
             self.i += 1
             if bp == _CMP:
                 if compared:
-                    self.fail("comparisons cannot be chained; use 'and'", tok.pos)
+                    self.fail("comparisons cannot be chained; use 'and'", tok[2])
                 compared = True
                 if key == "occurs":
                     left = self.occurs(left)
@@ -150,61 +143,61 @@ class _Parser:
 
     def prefix(self) -> A.Node:
         tok = self.toks[self.i]
-        kind = tok.kind
+        kind = tok[0]
         node: A.Node
         if kind == NAME:
             return self.word(tok)
         if kind == STR:
             self.i += 1
-            return A.Lit(tok.pos, tok.low)
+            return A.Lit(tok[2], tok[1])
         if kind == INT:
             self.i += 1
-            return A.Lit(tok.pos, int(tok.text))
+            return A.Lit(tok[2], int(tok[1]))
         if kind == FLOAT:
             self.i += 1
-            return A.Lit(tok.pos, float(tok.text))
+            return A.Lit(tok[2], float(tok[1]))
         if kind == CTX:
             self.i += 1
-            brace = tok.text.index("{")
-            return self.postfix(A.Ctx(tok.pos, tok.text[brace + 1 : -1].strip()))
+            brace = tok[1].index("{")
+            return self.postfix(A.Ctx(tok[2], tok[1][brace + 1 : -1].strip()))
         if kind == PARAM:
-            self.fail(f"positional parameters ($1) {T3}", tok.pos)
+            self.fail(f"positional parameters ($1) {T3}", tok[2])
         if kind == UP:
-            self.fail(f"up-references (^) {T3}", tok.pos)
+            self.fail(f"up-references (^) {T3}", tok[2])
         if kind == EOF:
-            self.fail("unexpected end of input", tok.pos)
-        text = tok.text
+            self.fail("unexpected end of input", tok[2])
+        text = tok[1]
         if text == "(":
             self.i += 1
             node = self.group(")")
             return self.postfix(node)
         if text == "[":
             self.i += 1
-            return self.postfix(A.ListLit(tok.pos, self.items("]")))
+            return self.postfix(A.ListLit(tok[2], self.items("]")))
         if text == "-":
             self.i += 1
-            self.enter(tok.pos)
+            self.enter(tok[2])
             operand = self.expr(_UNARY)
             self.depth -= 1
             if isinstance(operand, A.Lit) and type(operand.value) in (int, float):
-                return A.Lit(tok.pos, -operand.value)
-            return A.Neg(tok.pos, operand)
+                return A.Lit(tok[2], -operand.value)
+            return A.Neg(tok[2], operand)
         if text == "!":
             return self.negation(tok)
         if text == "{":
-            self.fail(f"object literals {T3}", tok.pos)
-        self.fail(f"unexpected {_describe(tok)}", tok.pos)
+            self.fail(f"object literals {T3}", tok[2])
+        self.fail(f"unexpected {_describe(tok)}", tok[2])
 
     def negation(self, tok: Token) -> A.Node:
         self.i += 1
-        self.enter(tok.pos)
+        self.enter(tok[2])
         operand = self.expr(_NOT)
         self.depth -= 1
-        return A.Not(tok.pos, operand)
+        return A.Not(tok[2], operand)
 
     def group(self, close: str) -> A.Node:
         """A parenthesised or bracketed sub-expression: `in` is an operator again inside it."""
-        pos = self.toks[self.i - 1].pos
+        pos = self.toks[self.i - 1][2]
         self.enter(pos)
         saved, self.no_in = self.no_in, False
         node = self.expr(0)
@@ -214,13 +207,13 @@ class _Parser:
         return node
 
     def items(self, close: str) -> tuple[A.Node, ...]:
-        pos = self.toks[self.i - 1].pos
+        pos = self.toks[self.i - 1][2]
         self.enter(pos)
         saved, self.no_in = self.no_in, False
         out: list[A.Node] = []
-        if self.toks[self.i].text != close:
+        if self.toks[self.i][1] != close:
             out.append(self.expr(0))
-            while self.toks[self.i].text == ",":
+            while self.toks[self.i][1] == ",":
                 self.i += 1
                 out.append(self.expr(0))
         self.expect(close)
@@ -232,66 +225,72 @@ class _Parser:
         toks = self.toks
         while True:
             tok = toks[self.i]
-            if tok.kind != OP:
+            if tok[0] != OP:
                 return node
-            if tok.text == ".":
+            if tok[1] == ".":
                 name = toks[self.i + 1]
-                if name.kind != NAME:
-                    self.fail("expected a field or method name after '.'", name.pos)
+                if name[0] != NAME:
+                    self.fail("expected a field or method name after '.'", name[2])
                 self.i += 2
-                if toks[self.i].text == "(" and toks[self.i].kind == OP:
+                if toks[self.i][1] == "(" and toks[self.i][0] == OP:
                     self.i += 1
-                    node = A.Method(name.pos, node, name.text, self.items(")"))
+                    node = A.Method(name[2], node, name[1], self.items(")"))
                 else:
-                    node = A.Field(name.pos, node, name.text)
-            elif tok.text == "[":
+                    node = A.Field(name[2], node, name[1])
+            elif tok[1] == "[":
                 self.i += 1
-                node = A.Filter(tok.pos, node, self.group("]"))
+                node = A.Filter(tok[2], node, self.group("]"))
             else:
                 return node
 
     # ---- words -----------------------------------------------------------------------
 
     def word(self, tok: Token) -> A.Node:
-        low = tok.low
+        low = tok[3]
         nxt = self.toks[self.i + 1]
+        if low not in _SPECIAL:
+            self.i += 1
+            if nxt[3] == "(":
+                self.i += 1
+                return self.postfix(A.Call(tok[2], tok[1], self.items(")")))
+            return self.postfix(A.Name(tok[2], tok[1]))
         if low == "not":
             return self.negation(tok)
         if low in ("true", "false"):
             self.i += 1
-            return A.Lit(tok.pos, low == "true")
+            return A.Lit(tok[2], low == "true")
         if low == "select":
             return self.select(tok)
         if low == "let":
             return self.let(tok)
         if low in _TIME_WORDS:
             self.i += 1
-            return self.postfix(A.TimeWord(tok.pos, low))
+            return self.postfix(A.TimeWord(tok[2], low))
         if low in _RESERVED:
-            self.fail(f"unexpected keyword {tok.text!r}", tok.pos)
-        if low in ("exists", "forall") and nxt.kind == NAME:
-            self.fail(f"'{low} ... from' quantifiers {T3}", tok.pos)
-        if low in ("sum", "average", "min", "max") and nxt.kind in (NAME, CTX):
-            if nxt.kind == CTX or nxt.low not in _INFIX:
-                self.fail(f"'{low} ... over' aggregations {T3}", tok.pos)
+            self.fail(f"unexpected keyword {tok[1]!r}", tok[2])
+        if low in ("exists", "forall") and nxt[0] == NAME:
+            self.fail(f"'{low} ... from' quantifiers {T3}", tok[2])
+        if low in ("sum", "average", "min", "max") and nxt[0] in (NAME, CTX):
+            if nxt[0] == CTX or nxt[3] not in _INFIX:
+                self.fail(f"'{low} ... over' aggregations {T3}", tok[2])
         self.i += 1
-        if nxt.kind == OP and nxt.text == "(":
+        if nxt[0] == OP and nxt[1] == "(":
             if low == "chain":
-                self.fail(f"chain(...) sequences {T3}", tok.pos)
+                self.fail(f"chain(...) sequences {T3}", tok[2])
             self.i += 1
-            return self.postfix(A.Call(tok.pos, tok.text, self.items(")")))
-        return self.postfix(A.Name(tok.pos, tok.text))
+            return self.postfix(A.Call(tok[2], tok[1], self.items(")")))
+        return self.postfix(A.Name(tok[2], tok[1]))
 
     def variable(self) -> Token:
         tok = self.toks[self.i]
-        if tok.kind != NAME or tok.low in _RESERVED:
-            self.fail(f"expected a variable name but found {_describe(tok)}", tok.pos)
+        if tok[0] != NAME or tok[3] in _RESERVED:
+            self.fail(f"expected a variable name but found {_describe(tok)}", tok[2])
         self.i += 1
         return tok
 
     def select(self, tok: Token) -> A.Node:
         self.i += 1
-        self.enter(tok.pos)
+        self.enter(tok[2])
         bindings: list[A.Binding] = []
         toks = self.toks
         while True:
@@ -299,28 +298,28 @@ class _Parser:
             self.expect("from")
             source = self.expr(_OR)
             cond = None
-            if toks[self.i].kind == NAME and toks[self.i].low == "where":
+            if toks[self.i][0] == NAME and toks[self.i][3] == "where":
                 self.i += 1
                 cond = self.expr(_OR)
-            bindings.append(A.Binding(var.pos, var.text, source, cond))
+            bindings.append(A.Binding(var[2], var[1], source, cond))
             # A comma continues the select only when `V from` follows; otherwise it
             # belongs to an enclosing argument list.
             if (
-                toks[self.i].text == ","
-                and toks[self.i].kind == OP
-                and toks[self.i + 1].kind == NAME
-                and toks[self.i + 2].kind == NAME
-                and toks[self.i + 2].low == "from"
+                toks[self.i][1] == ","
+                and toks[self.i][0] == OP
+                and toks[self.i + 1][0] == NAME
+                and toks[self.i + 2][0] == NAME
+                and toks[self.i + 2][3] == "from"
             ):
                 self.i += 1
                 continue
             break
         self.depth -= 1
-        return A.Select(tok.pos, tuple(bindings))
+        return A.Select(tok[2], tuple(bindings))
 
     def let(self, tok: Token) -> A.Node:
         self.i += 1
-        self.enter(tok.pos)
+        self.enter(tok[2])
         var = self.variable()
         self.expect("=")
         saved, self.no_in = self.no_in, True
@@ -329,49 +328,49 @@ class _Parser:
         self.expect("in")
         body = self.expr(0)
         self.depth -= 1
-        return A.Let(tok.pos, var.text, value, body)
+        return A.Let(tok[2], var[1], value, body)
 
     # ---- occurs ----------------------------------------------------------------------
 
     def occurs(self, subject: A.Node) -> A.Node:
         tok = self.toks[self.i]
         pos = subject.pos
-        if tok.kind == OP and tok.text in _CMP_OPS:
+        if tok[0] == OP and tok[1] in _CMP_OPS:
             count = self.toks[self.i + 1]
-            if count.kind != INT:
-                self.fail("expected a whole number after 'occurs <comparison>'", count.pos)
+            if count[0] != INT:
+                self.fail("expected a whole number after 'occurs <comparison>'", count[2])
             self.i += 2
             unit = self.unit()
             direction = self.toks[self.i]
-            if direction.kind != NAME or direction.low not in _DIRECTIONS:
-                self.fail("expected 'before', 'after' or 'from'", direction.pos)
+            if direction[0] != NAME or direction[3] not in _DIRECTIONS:
+                self.fail("expected 'before', 'after' or 'from'", direction[2])
             self.i += 1
             ref = self.time_ref()
-            return A.Occurs(pos, subject, "A", ref, tok.text, int(count.text), unit, direction.low)
-        if tok.kind == NAME and tok.low in _DIRECTIONS:
+            return A.Occurs(pos, subject, "A", ref, tok[1], int(count[1]), unit, direction[3])
+        if tok[0] == NAME and tok[3] in _DIRECTIONS:
             self.i += 1
-            return A.Occurs(pos, subject, "B", self.time_ref(), direction=tok.low)
-        if tok.kind == NAME and tok.low == "between":
+            return A.Occurs(pos, subject, "B", self.time_ref(), direction=tok[3])
+        if tok[0] == NAME and tok[3] == "between":
             self.i += 1
             first = self.time_ref()
             self.expect("and")
             return A.Occurs(pos, subject, "D", first, ref2=self.time_ref())
-        if tok.kind == NAME and tok.low == "on":
+        if tok[0] == NAME and tok[3] == "on":
             self.i += 1
         return A.Occurs(pos, subject, "C", self.time_ref())
 
     def unit(self) -> str:
         tok = self.toks[self.i]
-        if tok.kind != NAME or tok.low not in UNITS:
-            self.fail(f"expected a time unit but found {_describe(tok)}", tok.pos)
+        if tok[0] != NAME or tok[3] not in UNITS:
+            self.fail(f"expected a time unit but found {_describe(tok)}", tok[2])
         self.i += 1
-        return UNITS[tok.low]
+        return UNITS[tok[3]]
 
     def time_ref(self) -> A.Node:
         tok = self.toks[self.i]
-        if tok.kind == NAME and tok.low in _PERIOD_WORDS:
+        if tok[0] == NAME and tok[3] in _PERIOD_WORDS:
             self.i += 1
-            return A.TimeWord(tok.pos, tok.low, self.unit())
+            return A.TimeWord(tok[2], tok[3], self.unit())
         # Arithmetic level, so that `between a and b` keeps its `and`.
         return self.expr(_ADD)
 
