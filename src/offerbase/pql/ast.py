@@ -103,7 +103,7 @@ class TimeWord(Node):
 
 @dataclass(slots=True)
 class Occurs(Node):
-    """`subject occurs ...`; `form` is "A" (distance), "B" (before/after), "C" (on), "D" (between)."""
+    """`subject occurs ...`; form "A" distance, "B" before/after, "C" on, "D" between."""
 
     subject: Node
     form: str

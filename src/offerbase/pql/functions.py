@@ -129,7 +129,7 @@ def eq(a: Any, b: Any) -> bool:
 
 
 def _coerced_eq(a: Any, b: Any) -> bool:
-    """Different scalar types: the right side is coerced to the left's type where sensible (§4.5)."""
+    """Different scalar types: coerce where sensible (§4.5), e.g. "true" = true, "30" = 30."""
     if isinstance(a, bool) or isinstance(b, bool):
         if isinstance(a, str) or isinstance(b, str):
             return str(a).lower() == str(b).lower()
