@@ -5,6 +5,12 @@ integral floats into ints, and drops read-only metadata (``METADATA_FIELDS``) ec
 clients on PUT. Defaults are *not* injected: reads echo what the client sent, like Adobe; the
 engine gets defaults through ``defaults.with_defaults``.
 
+PQL (``condition.value`` of rules, ``expression.value`` of formulas) is compiled with
+``offerbase.pql.compile(value, "rule"|"formula", params=...)`` where params are the
+``definedOn`` keys other than profile/offer (falling back to ``offerbase.pql.check``); a
+``PqlError`` becomes a FieldError at ``/condition/value`` or ``/expression/value`` whose
+message carries "line L, column C".
+
 Decision rules: when ``definedOn`` is absent it is filled as
 ``{"profile": {"referencePaths": [...]}}`` from the compiled condition's ``profile_paths``
 (sorted), like Adobe's UI-created rules, so consumers can see which profile attributes a rule
@@ -56,6 +62,7 @@ METADATA_FIELDS: frozenset[str] = frozenset(
 )
 
 # Which PQL member to check, and the check() mode, per kind.
+_ROOTS = frozenset({"", "profile", "offer"})
 _PQL_MEMBERS = {
     "decision-rule": ("condition", "rule"),
     "ranking-formula": ("expression", "formula"),
@@ -101,20 +108,31 @@ def _check_pql(
     try:
         # Imported lazily: offerbase.pql is developed in parallel and must not be needed to
         # import the catalog.
-        from offerbase.pql import PqlError, check  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+        from offerbase import pql
+    except ImportError:  # pragma: no cover - only while pql does not exist
         return
     pointer = f"/{member}/value"
+    defined_on = body.get("definedOn")
+    # definedOn keys other than the profile/offer roots name extra inputs (e.g. `boosted`);
+    # pql must know them so `boosted.tags` reads the input rather than a profile field.
+    params = sorted(
+        k for k in (defined_on if isinstance(defined_on, dict) else {}) if k not in _ROOTS
+    )
+    compile_fn = getattr(pql, "compile", None)
+    check_fn = getattr(pql, "check", None)
+    error_type = getattr(pql, "PqlError", None)
+    if error_type is None or (compile_fn is None and check_fn is None):
+        return  # pql not written yet
     try:
-        compiled = check(value, mode)
-    except PqlError as exc:
-        line = getattr(exc, "line", None)
-        column = getattr(exc, "column", None)
-        message = getattr(exc, "message", None) or str(exc)
+        if compile_fn is not None:
+            compiled = compile_fn(value, mode, params=params)
+        else:
+            compiled = check_fn(value, mode)  # type: ignore[misc]
+    except error_type as exc:
+        message = str(getattr(exc, "message", None) or exc).rstrip(".")
+        line, column = getattr(exc, "line", None), getattr(exc, "column", None)
         where = f"line {line}, column {column}: " if line is not None else ""
-        excerpt = getattr(exc, "excerpt", None)
-        suffix = f" Near: {excerpt}" if excerpt else ""
-        errors.append(FieldError(pointer, f"Invalid PQL at {where}{message}{suffix}".rstrip()))
+        errors.append(FieldError(pointer, f"Invalid PQL at {where}{message}."))
         return
     if kind == "decision-rule" and "definedOn" not in body:
         paths = getattr(compiled, "profile_paths", None) or ()
