@@ -50,6 +50,12 @@ class CapRule:
     # Caps on impression/click/custom events are checked but proposing does not increment them:
     # their counters are fed by feedback events.
     counts_decisions: bool
+    # "cap|<offer>|<constraint>|": the constant head of every key of this rule, built once
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.prefix:
+            object.__setattr__(self, "prefix", f"cap|{_esc(self.offer_id)}|{self.tag}|")
 
 
 def _esc(value: str) -> str:
@@ -178,7 +184,7 @@ def counter_key(
 ) -> CounterKey:
     scope = f"profile|{_esc(profile_key or '')}" if rule.per_profile else "global|-"
     entity = f"placement|{_esc(placement_id)}" if rule.per_placement else "offer|-"
-    return f"cap|{_esc(rule.offer_id)}|{rule.tag}|{scope}|{entity}|{bucket_label}"
+    return f"{rule.prefix}{scope}|{entity}|{bucket_label}"
 
 
 class BucketCache:

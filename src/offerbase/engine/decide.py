@@ -193,11 +193,13 @@ class _Run:
                 return capped
         constraint = offer.constraint
         if constraint.kind != "none" and not self.ev.check(constraint, offer.id, offer.view):
-            return ("offer_eligibility", _describe(constraint))
+            # details are only worth building for a trace (this is the hot path)
+            return ("offer_eligibility", _describe(constraint) if self.trace is not None else "")
         if crit_per_offer:
             cc = cplan.criterion.constraint
             if not self.ev.check(cc, offer.id, offer.view):
-                return ("criterion_constraint", _describe(cc))
+                detail = _describe(cc) if self.trace is not None else ""
+                return ("criterion_constraint", detail)
         return None
 
     def _drop(self, cplan: CriterionPlan, offer_id: str, drop: _Drop) -> None:
