@@ -119,6 +119,22 @@ def test_models_accept_what_validate_accepts(kind: str) -> None:
     assert model.model_json_schema()["type"] == "object"
 
 
+def test_model_accepts_audiences_with_underscore_id() -> None:
+    body = {
+        "name": "o",
+        "selectionConstraint": {
+            "profileConstraintType": "anySegments",
+            "segmentIdentities": [{"_id": "a1", "namespace": {"code": "ups"}}],
+        },
+    }
+    validate("personalized-offer", ex.fresh(body))
+    KINDS["personalized-offer"].model.model_validate(body)
+    schema = KINDS["personalized-offer"].model.model_json_schema()
+    segment = next(d for n, d in schema["$defs"].items() if n.endswith("SegmentIdentities"))
+    assert "_id" in segment["properties"]
+    assert segment["required"] == ["_id", "namespace"]
+
+
 def test_model_schema_lists_spellings() -> None:
     schema = KINDS["collection"].model.model_json_schema()
     assert set(schema["properties"]["filterType"]["enum"]) == {

@@ -64,11 +64,13 @@ def _model(node: Obj, name: str, *, top: bool) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for key, sub in node.fields.items():
         annotation = _annotation(sub, name + _camel(key.lstrip("_")))
-        if key in node.required:
-            fields[key] = (annotation, ...)
-        else:
-            # Optional without advertising null: pydantic does not validate defaults.
-            fields[key] = (annotation, None)
+        # Pydantic treats names starting with "_" as private attributes (XDM's "_id"), so such
+        # members get a public Python name and the JSON name as alias.
+        python_name = f"{key.lstrip('_')}_" if key.startswith("_") else key
+        # Optional members default to None without advertising null: pydantic does not
+        # validate defaults.
+        default = ... if key in node.required else None
+        fields[python_name] = (annotation, Field(default, alias=key))
     config = ConfigDict(extra="allow" if top else "forbid")
     model: type[BaseModel] = create_model(name, __config__=config, **fields)
     return model

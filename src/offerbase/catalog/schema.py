@@ -129,13 +129,12 @@ class Enum(Node):
             key = value.lower() if self.case_insensitive else value
             if key in self.spellings:
                 return self.spellings[key]
-        shown = repr(value) if isinstance(value, str) else type_name(value)
-        errors.append(
-            FieldError(
-                pointer,
-                f"Unknown value {shown}; allowed values are: {', '.join(self.allowed)}.",
-            )
-        )
+        allowed = ", ".join(self.allowed)
+        if isinstance(value, str):
+            message = f"Unknown value {value!r}; allowed values are: {allowed}."
+        else:
+            message = f"Must be a string, one of: {allowed}; not {type_name(value)}."
+        errors.append(FieldError(pointer, message))
         return value
 
 
