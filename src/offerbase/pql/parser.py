@@ -149,7 +149,7 @@ class _Parser:
             return self.word(tok)
         if kind == STR:
             self.i += 1
-            return A.Lit(tok[2], tok[1])
+            return self.postfix(A.Lit(tok[2], tok[1]))
         if kind == INT:
             self.i += 1
             return A.Lit(tok[2], int(tok[1]))
