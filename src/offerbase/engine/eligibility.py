@@ -182,19 +182,27 @@ class Evaluator:
 
     def rule(self, rule_id: str, offer_id: str | None, offer_view: Any) -> bool:
         """The value of one rule; False when unknown, broken, non-boolean or raising."""
+        memo = self._memo
+        # Offer-independent results are stored under the bare rule id (str keys); per-offer
+        # results under (rule id, offer id) tuples, so the common case is one dict lookup.
+        got = memo.get(rule_id)
+        if got is not None:
+            return got is True
         compiled = self._rules.get(rule_id)
         if compiled is None or compiled.expr is None:
             return False
-        key: Any = (rule_id, offer_id) if compiled.uses_offer else rule_id
-        got = self._memo.get(key)
-        if got is not None:
-            return got is True
+        key: Any = rule_id
+        if compiled.uses_offer:
+            key = (rule_id, offer_id)
+            got = memo.get(key)
+            if got is not None:
+                return got is True
         try:
             value = compiled.expr.evaluate(
                 self._profile,
                 offer=offer_view if compiled.uses_offer else None,
                 context=self._context,
-                params=bind_params(compiled, self._context),
+                params=bind_params(compiled, self._context) if compiled.params else None,
                 now=self._now,
             )
             result = value is True
@@ -202,7 +210,7 @@ class Evaluator:
             result = False
             if self.on_error is not None:
                 self.on_error(rule_id, offer_id, repr(exc))
-        self._memo[key] = result
+        memo[key] = result
         return result
 
     def score(self, formula: CompiledRule, offer_id: str, offer_view: Any) -> float | None:
