@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+_WIDTH = 80
+
 
 def _line_col(source: str, offset: int) -> tuple[int, int, str]:
     offset = max(0, min(offset, len(source)))
@@ -13,6 +15,16 @@ def _line_col(source: str, offset: int) -> tuple[int, int, str]:
     return line, offset - line_start + 1, source[line_start:line_end]
 
 
+def _window(text: str, column: int) -> tuple[str, int]:
+    """Keep the excerpt readable for long one-line rules: about 80 characters around the caret."""
+    if len(text) <= _WIDTH:
+        return text, column
+    start = max(0, min(column - 1 - _WIDTH // 2, len(text) - _WIDTH))
+    head = "..." if start else ""
+    tail = "..." if start + _WIDTH < len(text) else ""
+    return head + text[start : start + _WIDTH] + tail, column - start + len(head)
+
+
 class PqlError(Exception):
     """A rule or formula that cannot be parsed, checked or evaluated.
 
@@ -22,5 +34,6 @@ class PqlError(Exception):
     def __init__(self, message: str, source: str = "", offset: int = 0) -> None:
         self.message = message
         self.line, self.column, text = _line_col(source, offset)
-        self.excerpt = f"{text}\n{' ' * (self.column - 1)}^"
+        text, caret = _window(text, self.column)
+        self.excerpt = f"{text}\n{' ' * (caret - 1)}^"
         super().__init__(f"{message} (line {self.line}, column {self.column})\n{self.excerpt}")
