@@ -88,3 +88,34 @@ references = sa.Table(
     sa.Index("ix_refs_to", "sandbox_pk", "to_id"),
     sa.Index("ix_refs_from", "sandbox_pk", "from_id"),
 )
+
+# Stored profiles (store/profiles.py): one row per profile of a sandbox, reachable through any of
+# its identities. Namespace codes are stored lower-case (compared case-insensitively, like
+# Adobe's); identity values are case-sensitive. `profile_key` is the "namespace:id" that
+# decisioning uses for per-profile capping, stable whichever identity a request sends.
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("pk", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), nullable=False),
+    sa.Column("profile_key", sa.String(1300), nullable=False),
+    sa.Column("body", Json, nullable=False),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("modified", sa.String(32), nullable=False),
+    sa.Index("ix_profiles_sandbox", "sandbox_pk"),
+)
+
+profile_identities = sa.Table(
+    "profile_identities",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("namespace", sa.String(255), primary_key=True),
+    sa.Column("identity", sa.String(1024), primary_key=True),
+    sa.Column(
+        "profile_pk",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        sa.ForeignKey("profiles.pk"),
+        nullable=False,
+    ),
+    sa.Index("ix_profile_identities_profile", "profile_pk"),
+)

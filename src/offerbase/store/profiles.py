@@ -1,0 +1,595 @@
+"""Stored profiles: XDM-like JSON bodies of one sandbox, reachable through any of their identities.
+
+A profile body is an object such as::
+
+    {"person": {"name": {"firstName": "Joe"}},
+     "identityMap": {"Email": [{"id": "joe@example.com", "primary": true}], "ECID": [{"id": "1"}]},
+     "segmentMembership": {"ups": {"<segment id>": {"status": "realized"}}}}
+
+Every identity of `identityMap` (and the identity a write is addressed to, which is added to the
+stored `identityMap` when missing) points at the profile; one identity belongs to at most one
+profile per sandbox. Namespace codes compare case-insensitively and are stored lower-case;
+identity values are case-sensitive.
+
+Every statement is built with `_scoped()`, the one place where tenancy (the sandbox, which
+belongs to exactly one organization) is applied.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonpatch
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from offerbase.store.clock import now_iso
+from offerbase.store.db import Database
+from offerbase.store.errors import InvalidField, NotFound, StoreError
+from offerbase.store.tables import profile_identities, profiles
+from offerbase.store.tenants import Sandbox
+
+MAX_PROFILE_BYTES = 256 * 1024
+MAX_NAMESPACE_CHARS = 255
+MAX_IDENTITY_CHARS = 1024
+IMPORT_BATCH = 500
+MAX_IMPORT_ERRORS = 20
+SEGMENT_STATUSES = frozenset({"realized", "existing", "exited"})
+
+Identity = tuple[str, str]  # (normalized namespace, id)
+
+
+class InvalidProfile(StoreError):
+    """The body (or the addressed identity) does not have a profile's shape."""
+
+    status = 400
+    title = "Bad Request"
+
+    def __init__(self, detail: str, errors: list[InvalidField]) -> None:
+        super().__init__(detail)
+        self.errors = errors
+
+
+class ProfileTooLarge(StoreError):
+    status = 413
+    title = "Payload Too Large"
+
+
+class IdentityConflict(StoreError):
+    """An identity of the body already belongs to another profile of the sandbox."""
+
+    status = 409
+    title = "Conflict"
+
+    def __init__(self, namespace: str, identity: str) -> None:
+        super().__init__(
+            f"The identity {namespace}:{identity} already belongs to another profile; "
+            "delete it from that profile first."
+        )
+        self.namespace = namespace
+        self.identity = identity
+
+
+class PatchTestFailed(StoreError):
+    status = 409
+    title = "Conflict"
+
+
+@dataclass
+class ImportError_:
+    line: int
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "detail": self.detail}
+
+
+@dataclass
+class ImportSummary:
+    imported: int = 0
+    failed: int = 0
+    errors: list[ImportError_] = field(default_factory=list)
+
+    def fail(self, line: int, detail: str) -> None:
+        self.failed += 1
+        if len(self.errors) < MAX_IMPORT_ERRORS:
+            self.errors.append(ImportError_(line, detail))
+
+    def add(self, other: ImportSummary) -> None:
+        self.imported += other.imported
+        for error in other.errors:
+            if len(self.errors) < MAX_IMPORT_ERRORS:
+                self.errors.append(error)
+        self.failed += other.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "imported": self.imported,
+            "failed": self.failed,
+            "errors": [e.as_dict() for e in self.errors],
+        }
+
+
+@dataclass(frozen=True)
+class PutResult:
+    body: dict[str, Any]
+    created: bool
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+
+def normalize_namespace(namespace: str) -> str:
+    return namespace.strip().lower()
+
+
+def profile_key(namespace: str, identity: str) -> str:
+    return f"{normalize_namespace(namespace)}:{identity}"
+
+
+def _pointer_token(text: str) -> str:
+    return text.replace("~", "~0").replace("/", "~1")
+
+
+def _invalid(pointer: str, message: str) -> InvalidProfile:
+    return InvalidProfile(f"{pointer or '/'}: {message}", [InvalidField(pointer, message)])
+
+
+def check_identity(namespace: Any, identity: Any, pointer: str = "") -> Identity:
+    """Validate one (namespace, id) pair; return it with the namespace normalized."""
+    ns_pointer = pointer or "namespace"
+    id_pointer = pointer + "/id" if pointer else "id"
+    if not isinstance(namespace, str) or not namespace.strip():
+        raise _invalid(ns_pointer, "The identity namespace must be a non-empty string.")
+    if len(namespace) > MAX_NAMESPACE_CHARS or "\x00" in namespace:
+        raise _invalid(ns_pointer, f"The namespace is longer than {MAX_NAMESPACE_CHARS} chars.")
+    if not isinstance(identity, str) or not identity:
+        raise _invalid(id_pointer, "The identity id must be a non-empty string.")
+    if len(identity) > MAX_IDENTITY_CHARS:
+        raise _invalid(id_pointer, f"The identity id is longer than {MAX_IDENTITY_CHARS} chars.")
+    if "\x00" in identity:
+        raise _invalid(id_pointer, "The identity id contains a NUL character.")
+    return normalize_namespace(namespace), identity
+
+
+def _entry_id(entry: Mapping[str, Any]) -> Any:
+    return entry["id"] if "id" in entry else entry.get("xdm:id")
+
+
+def body_identities(body: Mapping[str, Any]) -> list[tuple[Identity, bool]]:
+    """The identities of a body's identityMap, in order, each with its `primary` flag.
+
+    Raises InvalidProfile naming the offending JSON pointer when the map has the wrong shape.
+    """
+    identity_map = body.get("identityMap")
+    if identity_map is None:
+        return []
+    if not isinstance(identity_map, dict):
+        raise _invalid("/identityMap", "Must be an object of namespace -> list of identities.")
+    found: list[tuple[Identity, bool]] = []
+    for namespace, entries in identity_map.items():
+        pointer = f"/identityMap/{_pointer_token(namespace)}"
+        if not isinstance(entries, list):
+            raise _invalid(pointer, "Must be an array of identity objects.")
+        for index, entry in enumerate(entries):
+            entry_pointer = f"{pointer}/{index}"
+            if not isinstance(entry, dict):
+                raise _invalid(entry_pointer, 'Must be an object such as {"id": "..."}.')
+            primary = entry.get("primary", False)
+            if not isinstance(primary, bool):
+                raise _invalid(entry_pointer + "/primary", "Must be a boolean.")
+            found.append((check_identity(namespace, _entry_id(entry), entry_pointer), primary))
+    return found
+
+
+def _check_segments(body: Mapping[str, Any]) -> None:
+    membership = body.get("segmentMembership")
+    if membership is None:
+        return
+    if not isinstance(membership, dict):
+        raise _invalid("/segmentMembership", "Must be an object of namespace -> segments.")
+    for namespace, segments in membership.items():
+        pointer = f"/segmentMembership/{_pointer_token(namespace)}"
+        if not isinstance(segments, dict):
+            raise _invalid(pointer, "Must be an object of segment id -> membership.")
+        for segment_id, membership_of in segments.items():
+            seg_pointer = f"{pointer}/{_pointer_token(segment_id)}"
+            if not isinstance(membership_of, dict):
+                raise _invalid(seg_pointer, 'Must be an object such as {"status": "realized"}.')
+            status = membership_of.get("status")
+            if status is not None and status not in SEGMENT_STATUSES:
+                raise _invalid(
+                    seg_pointer + "/status", "Must be one of realized, existing, exited."
+                )
+
+
+def prepare_body(namespace: str, identity: str, body: Any) -> tuple[dict[str, Any], list[Identity]]:
+    """Validate a body addressed to (namespace, identity).
+
+    Returns the body to store (the addressed identity added to identityMap when missing) and all
+    of its identities, the addressed one first, without duplicates.
+    """
+    path_identity = check_identity(namespace, identity)
+    if not isinstance(body, dict):
+        raise _invalid("", "A profile must be a JSON object.")
+    listed = body_identities(body)
+    _check_segments(body)
+    stored = dict(body)
+    if path_identity not in {ident for ident, _ in listed}:
+        identity_map = dict(stored.get("identityMap") or {})
+        key = next(
+            (k for k in identity_map if normalize_namespace(k) == path_identity[0]), namespace
+        )
+        identity_map[key] = [*identity_map.get(key, []), {"id": identity}]
+        stored["identityMap"] = identity_map
+    try:
+        encoded = orjson.dumps(stored)
+    except TypeError as exc:
+        raise _invalid("", f"The profile is not JSON: {exc}.") from exc
+    if len(encoded) > MAX_PROFILE_BYTES:
+        raise ProfileTooLarge(
+            f"The profile is {len(encoded)} bytes as JSON; the limit is {MAX_PROFILE_BYTES}."
+        )
+    if b"\\u0000" in encoded:
+        raise _invalid("", "The profile contains a NUL character (\\u0000).")
+    identities = [path_identity]
+    for ident, _primary in listed:
+        if ident not in identities:
+            identities.append(ident)
+    return stored, identities
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def apply_patch(body: dict[str, Any], patch: Any) -> Any:
+    """A merge patch (object) or a JSON Patch (array of operations)."""
+    if isinstance(patch, dict):
+        return merge_patch(body, patch)
+    if not isinstance(patch, list):
+        raise _invalid("", "A patch is a merge-patch object or a JSON Patch array.")
+    for index, operation in enumerate(patch):
+        if not isinstance(operation, dict):
+            raise _invalid(f"/{index}", "A JSON Patch operation must be an object.")
+    try:
+        return jsonpatch.apply_patch(copy.deepcopy(body), patch)
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise PatchTestFailed(f"A 'test' operation failed: {exc}") from exc
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+        raise _invalid("", f"The JSON Patch cannot be applied: {exc}") from exc
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise _invalid("", f"The JSON Patch is malformed: {exc}") from exc
+
+
+def request_identities(identity_map: Any) -> list[Identity]:
+    """A decision request's `xdm:identityMap`, primary identity first, then the others in order.
+
+    Entries may carry `xdm:id` or `id` (and `primary` or `xdm:primary`); malformed entries are
+    skipped, so a decision never fails on an identity it cannot use.
+    """
+    if not isinstance(identity_map, Mapping):
+        return []
+    primary: list[Identity] = []
+    others: list[Identity] = []
+    for namespace, entries in identity_map.items():
+        if not isinstance(namespace, str) or not namespace.strip():
+            continue
+        if isinstance(entries, Mapping):
+            entries = [entries]
+        if not isinstance(entries, Sequence) or isinstance(entries, str | bytes):
+            continue
+        for entry in entries:
+            if not isinstance(entry, Mapping):
+                continue
+            value = entry.get("xdm:id", entry.get("id"))
+            if not isinstance(value, str) or not value:
+                continue
+            ident = (normalize_namespace(namespace), value)
+            is_primary = entry.get("primary", entry.get("xdm:primary")) is True
+            (primary if is_primary else others).append(ident)
+    ordered: list[Identity] = []
+    for ident in primary + others:
+        if ident not in ordered:
+            ordered.append(ident)
+    return ordered
+
+
+def _scoped(table: sa.Table, sandbox: Sandbox) -> sa.ColumnElement[bool]:
+    """Rows of this sandbox (which belongs to exactly one organization)."""
+    return table.c.sandbox_pk == sandbox.pk
+
+
+# -- the repository ----------------------------------------------------------------------------
+
+
+class Profiles:
+    """Profile operations inside one sandbox; the caller supplies the transaction."""
+
+    def __init__(self, conn: AsyncConnection, sandbox: Sandbox) -> None:
+        self.conn = conn
+        self.sandbox = sandbox
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def _owner(self, namespace: str, identity: str) -> sa.Row | None:
+        """(pk, profile_key, body) of the profile an identity belongs to."""
+        ns = normalize_namespace(namespace)
+        query = (
+            sa.select(profiles.c.pk, profiles.c.profile_key, profiles.c.body)
+            .select_from(
+                profile_identities.join(profiles, profiles.c.pk == profile_identities.c.profile_pk)
+            )
+            .where(
+                _scoped(profile_identities, self.sandbox),
+                _scoped(profiles, self.sandbox),
+                profile_identities.c.namespace == ns,
+                profile_identities.c.identity == identity,
+            )
+        )
+        return (await self.conn.execute(query)).first()
+
+    async def get(self, namespace: str, identity: str) -> dict[str, Any] | None:
+        if not isinstance(namespace, str) or not isinstance(identity, str):
+            return None
+        row = await self._owner(namespace, identity)
+        return None if row is None else dict(row.body)
+
+    async def find(
+        self, identity_map: Mapping[str, Sequence[Mapping[str, Any]]]
+    ) -> tuple[str | None, dict[str, Any]]:
+        """Resolve a decision request's identityMap to (profile key, profile body).
+
+        The primary identity is tried first, then the others in order. A stored profile answers
+        with its own key (the same whichever of its identities is sent); when no identity is
+        known the answer is the key of the primary (else first) identity and an empty profile,
+        and (None, {}) when the map holds no usable identity.
+        """
+        candidates = request_identities(identity_map)
+        if not candidates:
+            return None, {}
+        query = (
+            sa.select(
+                profile_identities.c.namespace,
+                profile_identities.c.identity,
+                profiles.c.profile_key,
+                profiles.c.body,
+            )
+            .select_from(
+                profile_identities.join(profiles, profiles.c.pk == profile_identities.c.profile_pk)
+            )
+            .where(
+                _scoped(profile_identities, self.sandbox),
+                _scoped(profiles, self.sandbox),
+                sa.or_(
+                    *(
+                        sa.and_(
+                            profile_identities.c.namespace == ns,
+                            profile_identities.c.identity == value,
+                        )
+                        for ns, value in candidates
+                    )
+                ),
+            )
+        )
+        found = {(row.namespace, row.identity): row for row in await self.conn.execute(query)}
+        for candidate in candidates:
+            row = found.get(candidate)
+            if row is not None:
+                return row.profile_key, dict(row.body)
+        ns, value = candidates[0]
+        return f"{ns}:{value}", {}
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def put(self, namespace: str, identity: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace the profile addressed by (namespace, identity); the stored body."""
+        return (await self.upsert(namespace, identity, body)).body
+
+    async def upsert(self, namespace: str, identity: str, body: Any) -> PutResult:
+        stored, identities = prepare_body(namespace, identity, body)
+        owner = await self._owner(namespace, identity)
+        return await self._save(owner, stored, identities)
+
+    async def merge(self, namespace: str, identity: str, patch: Any) -> dict[str, Any]:
+        """Apply an RFC 7396 merge patch (object) or RFC 6902 JSON Patch (array)."""
+        owner = await self._owner(namespace, identity) if isinstance(identity, str) else None
+        if owner is None:
+            raise NotFound(f"No profile with identity {profile_key(namespace, identity)}.")
+        patched = apply_patch(dict(owner.body), patch)
+        stored, identities = prepare_body(namespace, identity, patched)
+        return (await self._save(owner, stored, identities)).body
+
+    async def delete(self, namespace: str, identity: str) -> bool:
+        owner = await self._owner(namespace, identity) if isinstance(identity, str) else None
+        if owner is None:
+            return False
+        await self.conn.execute(
+            profile_identities.delete().where(
+                _scoped(profile_identities, self.sandbox),
+                profile_identities.c.profile_pk == owner.pk,
+            )
+        )
+        await self.conn.execute(
+            profiles.delete().where(_scoped(profiles, self.sandbox), profiles.c.pk == owner.pk)
+        )
+        return True
+
+    async def _save(
+        self, owner: sa.Row | None, stored: dict[str, Any], identities: list[Identity]
+    ) -> PutResult:
+        """Write `stored` into `owner` (or a new profile); link exactly `identities` to it."""
+        own_pk = None if owner is None else owner.pk
+        linked = await self.conn.execute(
+            sa.select(
+                profile_identities.c.namespace,
+                profile_identities.c.identity,
+                profile_identities.c.profile_pk,
+            ).where(
+                _scoped(profile_identities, self.sandbox),
+                sa.or_(
+                    profile_identities.c.profile_pk == (own_pk if own_pk is not None else -1),
+                    *(
+                        sa.and_(
+                            profile_identities.c.namespace == ns,
+                            profile_identities.c.identity == value,
+                        )
+                        for ns, value in identities
+                    ),
+                ),
+            )
+        )
+        current: set[Identity] = set()
+        for row in linked:
+            if row.profile_pk != own_pk:
+                raise IdentityConflict(row.namespace, row.identity)
+            current.add((row.namespace, row.identity))
+        now = now_iso()
+        path_key = f"{identities[0][0]}:{identities[0][1]}"
+        if owner is None:
+            own_pk = await self.conn.scalar(
+                profiles.insert()
+                .values(
+                    sandbox_pk=self.sandbox.pk,
+                    profile_key=path_key,
+                    body=stored,
+                    created=now,
+                    modified=now,
+                )
+                .returning(profiles.c.pk)
+            )
+        else:
+            # The capping key stays while its identity belongs to the profile.
+            key_ns, _, key_id = str(owner.profile_key).partition(":")
+            key = owner.profile_key if (key_ns, key_id) in identities else path_key
+            await self.conn.execute(
+                profiles.update()
+                .where(_scoped(profiles, self.sandbox), profiles.c.pk == own_pk)
+                .values(body=stored, modified=now, profile_key=key)
+            )
+        wanted = set(identities)
+        for ns, value in current - wanted:
+            await self.conn.execute(
+                profile_identities.delete().where(
+                    _scoped(profile_identities, self.sandbox),
+                    profile_identities.c.namespace == ns,
+                    profile_identities.c.identity == value,
+                )
+            )
+        new = [ident for ident in identities if ident not in current]
+        if new:
+            try:
+                async with self.conn.begin_nested():
+                    await self.conn.execute(
+                        profile_identities.insert(),
+                        [
+                            {
+                                "sandbox_pk": self.sandbox.pk,
+                                "namespace": ns,
+                                "identity": value,
+                                "profile_pk": own_pk,
+                            }
+                            for ns, value in new
+                        ],
+                    )
+            except sa.exc.IntegrityError as exc:
+                # Another transaction linked one of them meanwhile (PostgreSQL).
+                ns, value = new[0]
+                raise IdentityConflict(ns, value) from exc
+        return PutResult(stored, owner is None)
+
+    # -- bulk ----------------------------------------------------------------------------
+
+    async def import_ndjson(
+        self, lines: Iterable[str | bytes], *, first_line: int = 1
+    ) -> ImportSummary:
+        """Create or replace one profile per non-blank line, inside the caller's transaction.
+
+        Each line is a profile body; its primary identity (else its first) addresses it. A bad
+        line is reported with its number and skipped (its writes are rolled back to a savepoint).
+        """
+        summary = ImportSummary()
+        for number, line in enumerate(lines, start=first_line):
+            if isinstance(line, LineTooLong):
+                summary.fail(number, str(line))
+                continue
+            if not line.strip():
+                continue
+            try:
+                body = orjson.loads(line)
+                namespace, identity = import_identity(body)
+                async with self.conn.begin_nested():
+                    await self.upsert(namespace, identity, body)
+            except orjson.JSONDecodeError as exc:
+                summary.fail(number, f"Not valid JSON: {exc}.")
+            except StoreError as exc:
+                summary.fail(number, exc.detail)
+            else:
+                summary.imported += 1
+        return summary
+
+
+class LineTooLong(str):
+    """Stands in for an NDJSON line that was too long to read (reported as a failed line)."""
+
+    __slots__ = ()
+
+
+def import_identity(body: Any) -> Identity:
+    """The identity an imported body is addressed to: its primary identity, else its first."""
+    if not isinstance(body, dict):
+        raise _invalid("", "Each line must be a profile object.")
+    listed = body_identities(body)
+    if not listed:
+        raise _invalid("/identityMap", "An imported profile needs at least one identity.")
+    (namespace, identity), _ = next((item for item in listed if item[1]), listed[0])
+    # Address it with the namespace as spelled in the body (same identity, normalized later).
+    spelled = next(k for k in body["identityMap"] if normalize_namespace(k) == namespace)
+    return spelled, identity
+
+
+async def import_lines(
+    db: Database,
+    sandbox: Sandbox,
+    lines: Iterable[str | bytes] | AsyncIterator[str | bytes],
+    *,
+    batch_size: int = IMPORT_BATCH,
+) -> ImportSummary:
+    """Import NDJSON profiles with one write transaction per batch of `batch_size` lines."""
+    summary = ImportSummary()
+    batch: list[str | bytes] = []
+    first = 1
+
+    async def flush() -> None:
+        nonlocal first
+        if batch:
+            async with db.write() as conn:
+                summary.add(await Profiles(conn, sandbox).import_ndjson(batch, first_line=first))
+            first += len(batch)
+            batch.clear()
+
+    if hasattr(lines, "__aiter__"):
+        async for line in lines:  # type: ignore[union-attr]
+            batch.append(line)
+            if len(batch) >= batch_size:
+                await flush()
+    else:
+        for line in lines:  # type: ignore[union-attr]
+            batch.append(line)
+            if len(batch) >= batch_size:
+                await flush()
+    await flush()
+    return summary
