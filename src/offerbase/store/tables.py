@@ -119,3 +119,16 @@ profile_identities = sa.Table(
     ),
     sa.Index("ix_profile_identities_profile", "profile_pk"),
 )
+
+# Capping counters (store/counters.py): one row per (sandbox, counter key); the key format is
+# the engine's (engine/capping.py). `expires_at` (Unix seconds) is set when the counter is
+# created; an expired row reads as absent and restarts at 0 on its next increment.
+capping_counters = sa.Table(
+    "capping_counters",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_capping_counters_expires", "expires_at"),
+)

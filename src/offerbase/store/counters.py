@@ -1,0 +1,227 @@
+"""Capping counters: atomic, all-or-nothing conditional increments (SQL or Redis).
+
+The engine (`offerbase.engine.decide`) reads counters with `get_many`, decides, and returns the
+counters its proposals consume as `CapConsumption(key, limit)`. The caller then calls
+`try_consume(sandbox_pk, [(key, limit), ...])`: every counter is incremented only if every one of
+them is still below its limit, atomically across processes, so concurrent decisions never serve
+an offer beyond its cap. When it returns False nothing changed; the caller decides again with
+fresh counters (the offer that hit its cap is then filtered out).
+
+A key listed n times in one call is incremented by n, and only if ``value + n <= limit`` (the
+engine lists a counter once per proposal that consumes it). A limit of 0 or less is always
+capped. Counters expire `COUNTER_TTL_SECONDS` after their creation (Adobe resets counters at the
+latest 2 years after the offer start); an expired counter reads as absent and restarts at 0.
+
+Semantics and the atomicity argument per backend: docs/decisioning.md, "Capping counters storage".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from offerbase.store.db import Database
+from offerbase.store.tables import capping_counters
+
+# 2 years (the longest, 731 days, has a leap day) + 1 day of slack: 732 days.
+COUNTER_TTL_SECONDS = 732 * 86_400
+REDIS_PREFIX = "offerbase:cap:"
+_READ_CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-parameter limit
+
+
+class CounterStore(Protocol):
+    async def get_many(self, sandbox_pk: int, keys: Sequence[str]) -> dict[str, int]:
+        """Current values; a missing (or expired) key is absent from the answer."""
+        ...
+
+    async def try_consume(self, sandbox_pk: int, items: Sequence[tuple[str, int]]) -> bool:
+        """Increment every key by 1 if every key is below its limit, else change nothing."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def _plan(items: Sequence[tuple[str, int]]) -> list[tuple[str, int, int]] | None:
+    """(key, increment, limit) per distinct key, sorted by key; None when already capped.
+
+    Duplicates add up and take the smallest limit. Sorting gives every transaction the same
+    lock order on PostgreSQL (no deadlocks between two decisions consuming the same keys).
+    """
+    merged: dict[str, list[int]] = {}
+    for key, limit in items:
+        got = merged.get(key)
+        if got is None:
+            merged[key] = [1, int(limit)]
+        else:
+            got[0] += 1
+            got[1] = min(got[1], int(limit))
+    plan = [(key, n, limit) for key, (n, limit) in sorted(merged.items())]
+    if any(n > limit for _, n, limit in plan):  # also catches limit <= 0
+        return None
+    return plan
+
+
+class _Capped(Exception):
+    """Raised inside the write transaction to roll it back."""
+
+
+class SqlCounterStore:
+    """Counters in the `capping_counters` table (SQLite or PostgreSQL), one write transaction.
+
+    Per key, in key order: ``INSERT ... ON CONFLICT (sandbox_pk, key) DO UPDATE SET value =
+    value + n WHERE value + n <= limit RETURNING value``. No returned row means capped: the
+    transaction is rolled back, so no key of the call is incremented.
+    """
+
+    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self._clock = clock
+        t = capping_counters
+        insert = sqlite.insert(t) if db.is_sqlite else postgresql.insert(t)
+        stmt = insert.values(
+            sandbox_pk=sa.bindparam("sandbox_pk"),
+            key=sa.bindparam("key"),
+            value=sa.bindparam("n"),
+            expires_at=sa.bindparam("expires_at"),
+        )
+        expired = t.c.expires_at <= sa.bindparam("now")
+        self._upsert = stmt.on_conflict_do_update(
+            index_elements=[t.c.sandbox_pk, t.c.key],
+            set_={
+                # an expired counter restarts from 0 with a fresh expiry, as if it were new
+                "value": sa.case(
+                    (expired, stmt.excluded.value), else_=t.c.value + stmt.excluded.value
+                ),
+                "expires_at": sa.case((expired, stmt.excluded.expires_at), else_=t.c.expires_at),
+            },
+            where=sa.or_(expired, t.c.value + stmt.excluded.value <= sa.bindparam("limit")),
+        ).returning(t.c.value)
+
+    async def get_many(self, sandbox_pk: int, keys: Sequence[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        t = capping_counters
+        now = int(self._clock())
+        out: dict[str, int] = {}
+        async with self.db.read() as conn:
+            for i in range(0, len(wanted), _READ_CHUNK):
+                rows = await conn.execute(
+                    sa.select(t.c.key, t.c.value).where(
+                        t.c.sandbox_pk == sandbox_pk,
+                        t.c.key.in_(wanted[i : i + _READ_CHUNK]),
+                        t.c.expires_at > now,
+                    )
+                )
+                out.update({key: int(value) for key, value in rows})
+        return out
+
+    async def try_consume(self, sandbox_pk: int, items: Sequence[tuple[str, int]]) -> bool:
+        plan = _plan(items)
+        if plan is None:
+            return False
+        if not plan:
+            return True
+        now = int(self._clock())
+        expires_at = now + COUNTER_TTL_SECONDS
+        try:
+            async with self.db.write() as conn:
+                for key, n, limit in plan:
+                    params = {
+                        "sandbox_pk": sandbox_pk,
+                        "key": key,
+                        "n": n,
+                        "limit": limit,
+                        "now": now,
+                        "expires_at": expires_at,
+                    }
+                    row = (await conn.execute(self._upsert, params)).first()
+                    if row is None:
+                        raise _Capped
+        except _Capped:
+            return False
+        return True
+
+    async def purge_expired(self) -> int:
+        """Delete expired counters (housekeeping; reads already ignore them). Returns the count."""
+        t = capping_counters
+        async with self.db.write() as conn:
+            result = await conn.execute(sa.delete(t).where(t.c.expires_at <= int(self._clock())))
+        return result.rowcount or 0
+
+    async def close(self) -> None:
+        """The Database belongs to the caller: nothing to release."""
+
+
+# KEYS: the counters. ARGV[1]: TTL in seconds; ARGV[2i], ARGV[2i+1]: increment and limit of
+# KEYS[i]. Redis runs a script alone (no other command interleaves), so check-all-then-
+# increment-all is atomic; a capped call returns 0 before writing anything.
+_CONSUME_LUA = """
+local ttl = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local value = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if value + tonumber(ARGV[2 * i]) > tonumber(ARGV[2 * i + 1]) then
+    return 0
+  end
+end
+for i = 1, #KEYS do
+  local n = tonumber(ARGV[2 * i])
+  if redis.call('INCRBY', KEYS[i], n) == n then
+    redis.call('EXPIRE', KEYS[i], ttl)
+  end
+end
+return 1
+"""
+
+
+def redis_key(sandbox_pk: int, key: str) -> str:
+    """``offerbase:cap:{<sandbox_pk>}:<key>``; the braces are a Redis Cluster hash tag: all
+    counters of a sandbox live in one slot, so one script may touch several of them."""
+    return f"{REDIS_PREFIX}{{{sandbox_pk}}}:{key}"
+
+
+class RedisCounterStore:
+    """Counters in Redis: one Lua script (EVALSHA, EVAL on NOSCRIPT) per `try_consume`."""
+
+    def __init__(self, url: str, *, max_connections: int = 64) -> None:
+        # imported here: Redis is optional
+        from redis.asyncio import BlockingConnectionPool, Redis
+
+        # A blocking pool: a burst of concurrent decisions waits for a connection (up to 10 s)
+        # instead of failing with "Too many connections".
+        pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
+        self._redis = Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
+        self._consume = self._redis.register_script(_CONSUME_LUA)
+
+    async def get_many(self, sandbox_pk: int, keys: Sequence[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        values = await self._redis.mget([redis_key(sandbox_pk, k) for k in wanted])
+        return {k: int(v) for k, v in zip(wanted, values, strict=True) if v is not None}
+
+    async def try_consume(self, sandbox_pk: int, items: Sequence[tuple[str, int]]) -> bool:
+        plan = _plan(items)
+        if plan is None:
+            return False
+        if not plan:
+            return True
+        keys = [redis_key(sandbox_pk, key) for key, _, _ in plan]
+        args: list[int] = [COUNTER_TTL_SECONDS]
+        for _, n, limit in plan:
+            args += (n, limit)
+        return bool(await self._consume(keys=keys, args=args))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def counter_store(db: Database, redis_url: str | None) -> CounterStore:
+    """Redis when a URL is configured (OFFERBASE_REDIS_URL), else the SQL database."""
+    if redis_url:
+        return RedisCounterStore(redis_url)
+    return SqlCounterStore(db)
