@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime
 
 import pytest
@@ -212,3 +213,41 @@ def test_capping_keys_cover_what_decide_reads() -> None:
     ]
     full = dict.fromkeys(keys, 1)
     assert ids(run(snap, profile_key="u:1", counters=full)) == ["O3"]
+
+
+def test_consumed_keys_are_always_among_capping_keys() -> None:
+    rng = random.Random(3)
+    kinds = [
+        {"scope": "global", "entity": "offer"},
+        {
+            "scope": "profile",
+            "entity": "placement",
+            "repeat": {"enabled": True, "unit": "week", "unitCount": 2},
+        },
+        {"scope": "profile", "entity": "offer", "placements": ["P2"]},
+        {
+            "scope": "global",
+            "entity": "placement",
+            "repeat": {"enabled": True, "unit": "month", "unitCount": 1},
+        },
+    ]
+    offers = [
+        offer(
+            f"O{i}",
+            rng.randint(0, 3),
+            placements=("P1", "P2"),
+            caps=[{"limit": 2, **rng.choice(kinds)}, {"limit": 5, **rng.choice(kinds)}],
+        )
+        for i in range(12)
+    ]
+    snap = simple(offers)
+    scopes = [("D1", "P1", 3), ("D1", "P2", 3)]
+    for profile_key in ("u|1", None):
+        request = DecisionRequest([ScopeRequest(*s) for s in scopes], profile_key=profile_key)
+        keys = set(capping_keys(snap, request, NOW))
+        counters: dict[str, int] = {}
+        for seed in range(30):
+            result = run(snap, scopes, profile_key=profile_key, counters=counters, seed=seed)
+            for c in result.consumption:
+                assert c.key in keys
+                counters[c.key] = counters.get(c.key, 0) + 1

@@ -179,12 +179,26 @@ def applies(rule: CapRule, placement_id: str, profile_key: str | None) -> bool:
     return not (rule.per_profile and profile_key is None)
 
 
+def profile_part(profile_key: str | None) -> str:
+    return f"profile|{_esc(profile_key or '')}"
+
+
+def entity_part(rule: CapRule, placement_id: str) -> str:
+    return f"placement|{_esc(placement_id)}" if rule.per_placement else "offer|-"
+
+
+def compose_key(rule: CapRule, profile: str, entity: str, bucket_label: str) -> CounterKey:
+    """The key from precomputed parts (the one place that fixes the field order)."""
+    scope = profile if rule.per_profile else "global|-"
+    return f"{rule.prefix}{scope}|{entity}|{bucket_label}"
+
+
 def counter_key(
     rule: CapRule, placement_id: str, profile_key: str | None, bucket_label: str
 ) -> CounterKey:
-    scope = f"profile|{_esc(profile_key or '')}" if rule.per_profile else "global|-"
-    entity = f"placement|{_esc(placement_id)}" if rule.per_placement else "offer|-"
-    return f"{rule.prefix}{scope}|{entity}|{bucket_label}"
+    return compose_key(
+        rule, profile_part(profile_key), entity_part(rule, placement_id), bucket_label
+    )
 
 
 class BucketCache:

@@ -16,7 +16,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from offerbase.engine.capping import BucketCache, CapRule, applies, as_utc, counter_key
+from offerbase.engine.capping import (
+    BucketCache,
+    CapRule,
+    applies,
+    as_utc,
+    compose_key,
+    counter_key,
+    profile_part,
+)
 from offerbase.engine.eligibility import Evaluator
 from offerbase.engine.model import (
     MAX_ITEM_COUNT,
@@ -447,17 +455,16 @@ def decide(
 def capping_keys(snapshot: Snapshot, request: DecisionRequest, now: datetime) -> list[CounterKey]:
     """Every counter key decide() may read for this request (sorted, unique), so the caller can
     fetch them in one round trip. Scopes that decide() would reject contribute nothing."""
-    now_utc = as_utc(now)
-    buckets = BucketCache(now_utc)
+    buckets = BucketCache(as_utc(now))
+    profile = profile_part(request.profile_key) if request.profile_key is not None else None
     keys: set[CounterKey] = set()
     for scope in request.scopes[:MAX_SCOPES]:
         decision = snapshot.decisions.get(scope.activity_id)
         placement = snapshot.placements.get(scope.placement_id)
         if decision is None or placement is None:
             continue
-        pid = placement.ref.id
-        for offer in snapshot.plan(decision, placement).capped_offers:
-            for rule in offer.caps:
-                if applies(rule, pid, request.profile_key):
-                    keys.add(counter_key(rule, pid, request.profile_key, buckets.label(rule)))
+        for rule, entity in snapshot.plan(decision, placement).cap_rules:
+            if rule.per_profile and profile is None:
+                continue  # per-profile caps need an identity (see capping.applies)
+            keys.add(compose_key(rule, profile or "", entity, buckets.label(rule)))
     return sorted(keys)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from offerbase.engine.capping import CapRule, as_utc, parse_caps
+from offerbase.engine.capping import CapRule, as_utc, entity_part, parse_caps
 from offerbase.engine.eligibility import (
     NO_CONSTRAINT,
     CompiledRule,
@@ -103,6 +103,8 @@ class ScopePlan:
     uses_ai: bool
     # Offers with capping rules among the candidates (for capping_keys()).
     capped_offers: tuple[Offer, ...]
+    # Every cap rule of those offers that applies in this placement, with its entity key part.
+    cap_rules: tuple[tuple[CapRule, str], ...] = ()
 
 
 def parse_time(value: Any) -> float | None:
@@ -367,6 +369,12 @@ class Snapshot:
             groups=tuple(tuple(g) for g in groups),
             uses_ai=any(c.order_type == AI_RANKING for c in applicable),
             capped_offers=tuple(capped.values()),
+            cap_rules=tuple(
+                (rule, entity_part(rule, pid))
+                for offer in capped.values()
+                for rule in offer.caps
+                if rule.placements is None or pid in rule.placements
+            ),
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
