@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import offerbase
-from offerbase.api import openapi, platform
+from offerbase.api import openapi, platform, profiles
 from offerbase.api.auth import SandboxCache
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.sandboxes = SandboxCache(app.state.db)
     app.include_router(platform.router)
     app.include_router(build_router())
+    app.include_router(profiles.router)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     openapi.install(app)

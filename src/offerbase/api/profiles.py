@@ -1,0 +1,150 @@
+"""Stored profiles (`/data/core/ups/profiles`): put, read, patch, delete, and NDJSON bulk import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from offerbase.api.auth import Caller, current_caller
+from offerbase.api.bodies import read_json
+from offerbase.api.problems import ApiProblem, field_error
+from offerbase.store import errors as store_errors
+from offerbase.store import profiles as store
+from offerbase.store.profiles import LineTooLong, Profiles
+
+ROOT = "/data/core/ups/profiles"
+# The longest NDJSON line read (a profile is at most 256 KB as compact JSON; allow whitespace).
+MAX_IMPORT_LINE = 2 * store.MAX_PROFILE_BYTES
+IMPORT_MEDIA_TYPES = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json"}
+)
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+router = APIRouter(prefix=ROOT, tags=["profiles"])
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status, media_type="application/json")
+
+
+@asynccontextmanager
+async def _profiles(request: Request, caller: Caller, *, write: bool) -> AsyncIterator[Profiles]:
+    """One transaction; store errors become problem responses (nothing is written on error)."""
+    db = request.app.state.db
+    try:
+        async with db.write() if write else db.read() as conn:
+            yield Profiles(conn, caller.sandbox)
+    except store.InvalidProfile as exc:
+        raise ApiProblem(
+            exc.status,
+            exc.title,
+            exc.detail,
+            errors=[field_error(e.pointer, e.message) for e in exc.errors],
+        ) from exc
+    except store.IdentityConflict as exc:
+        raise ApiProblem(
+            409,
+            exc.title,
+            exc.detail,
+            extra={"identity": {"namespace": exc.namespace, "id": exc.identity}},
+        ) from exc
+    except store_errors.StoreError as exc:
+        raise ApiProblem(exc.status, exc.title, exc.detail) from exc
+
+
+def _not_found(namespace: str, identity: str) -> ApiProblem:
+    return ApiProblem(
+        404,
+        "Not Found",
+        f"No profile with identity {store.profile_key(namespace, identity)} in this sandbox.",
+    )
+
+
+@router.post("/import", summary="Import profiles (NDJSON, one profile per line)")
+async def import_profiles(request: Request, caller: CallerDep) -> Response:
+    media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if media not in IMPORT_MEDIA_TYPES:
+        raise ApiProblem(
+            415,
+            "Unsupported Media Type",
+            "Send one profile per line with Content-Type: application/x-ndjson.",
+        )
+    summary = await store.import_lines(request.app.state.db, caller.sandbox, _lines(request))
+    return _json(summary.as_dict())
+
+
+async def _lines(request: Request) -> AsyncIterator[str | bytes]:
+    """The body's lines as they arrive; a line longer than the limit becomes a LineTooLong."""
+    buffer = bytearray()
+    skipping = False
+    async for chunk in request.stream():
+        buffer.extend(chunk)
+        while True:
+            end = buffer.find(b"\n")
+            if end < 0:
+                break
+            line = bytes(buffer[:end])
+            del buffer[: end + 1]
+            if skipping:
+                skipping = False
+                yield LineTooLong(f"The line is longer than {MAX_IMPORT_LINE} bytes.")
+            else:
+                yield line
+        if not skipping and len(buffer) > MAX_IMPORT_LINE:
+            skipping = True
+        if skipping:
+            buffer.clear()
+    if skipping:
+        yield LineTooLong(f"The line is longer than {MAX_IMPORT_LINE} bytes.")
+    elif buffer.strip():
+        yield bytes(buffer)
+
+
+@router.put("/{namespace}/{identity:path}", summary="Create or replace a profile")
+async def put_profile(
+    request: Request, caller: CallerDep, namespace: str, identity: str
+) -> Response:
+    body = await read_json(request)
+    async with _profiles(request, caller, write=True) as repo:
+        result = await repo.upsert(namespace, identity, body)
+    return _json(result.body, 201 if result.created else 200)
+
+
+@router.get("/{namespace}/{identity:path}", summary="Read a profile by any of its identities")
+async def get_profile(
+    request: Request, caller: CallerDep, namespace: str, identity: str
+) -> Response:
+    async with _profiles(request, caller, write=False) as repo:
+        body = await repo.get(namespace, identity)
+    if body is None:
+        raise _not_found(namespace, identity)
+    return _json(body)
+
+
+@router.patch(
+    "/{namespace}/{identity:path}",
+    summary="Update a profile: JSON merge patch (object) or JSON Patch (array)",
+)
+async def patch_profile(
+    request: Request, caller: CallerDep, namespace: str, identity: str
+) -> Response:
+    patch = await read_json(request)
+    async with _profiles(request, caller, write=True) as repo:
+        body = await repo.merge(namespace, identity, patch)
+    return _json(body)
+
+
+@router.delete("/{namespace}/{identity:path}", summary="Delete a profile and all its identities")
+async def delete_profile(
+    request: Request, caller: CallerDep, namespace: str, identity: str
+) -> Response:
+    async with _profiles(request, caller, write=True) as repo:
+        deleted = await repo.delete(namespace, identity)
+    if not deleted:
+        raise _not_found(namespace, identity)
+    return Response(status_code=200)
