@@ -129,3 +129,59 @@ def create_credentials(
 
 def main() -> None:
     app()
+
+
+# -- profiles ----------------------------------------------------------------------------------
+
+profiles_app = typer.Typer(help="Manage stored profiles (used by decisioning).")
+app.add_typer(profiles_app, name="profiles")
+
+
+@profiles_app.command("import")
+def import_profiles(
+    file: Annotated[
+        Path, typer.Argument(help="NDJSON file, one profile per line ('-' reads stdin).")
+    ],
+    org: Annotated[str, typer.Option(help="Organization id (x-gw-ims-org-id).")],
+    sandbox: Annotated[str, typer.Option(help="Sandbox name.")] = "prod",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create or replace profiles from NDJSON; prints {"imported", "failed", "errors"}.
+
+    Exits 0 when every line was imported, 1 when some failed (the others are imported), 2 when
+    the file or the sandbox does not exist.
+    """
+    import sys
+
+    from offerbase.store.profiles import import_lines
+
+    settings = _settings(data_dir, database_url)
+    if str(file) != "-" and not file.is_file():
+        typer.echo(f"No such file: {file}", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> dict[str, object] | None:
+        db = Database(settings.resolved_database_url)
+        try:
+            await upgrade(db)
+            async with db.read() as conn:
+                found = await tenants.get_sandbox(conn, org, sandbox)
+            if found is None:
+                return None
+            if str(file) == "-":
+                summary = await import_lines(db, found, sys.stdin.buffer)
+            else:
+                with file.open("rb") as handle:
+                    summary = await import_lines(db, found, handle)
+            return summary.as_dict()
+        finally:
+            await db.dispose()
+
+    result = asyncio.run(run())
+    if result is None:
+        typer.echo(f"Organization '{org}' has no sandbox named '{sandbox}'.", err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps(result))
+    if result["failed"]:
+        raise typer.Exit(1)
