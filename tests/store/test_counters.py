@@ -41,6 +41,7 @@ pytestmark = pytest.mark.parametrize(
     [("sqlite", "sql"), ("postgresql", "sql"), ("sqlite", "redis")],
     indirect=True,
     ids=["sqlite", "postgresql", "redis"],
+    scope="session",  # one database per backend for the module, not one per test
 )
 
 
@@ -64,7 +65,7 @@ class Backend:
     new_sandbox: Callable[[], Awaitable[int]]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
