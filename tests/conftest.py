@@ -146,3 +146,9 @@ async def make_tenant(
 @pytest.fixture
 async def tenant(app, client: httpx.AsyncClient) -> Tenant:  # type: ignore[no-untyped-def]
     return await make_tenant(app, client, ("prod", "dev"))
+
+
+@pytest.fixture
+def other_tenant(app, client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
+    """Another organization (for isolation tests): `await other_tenant()`."""
+    return lambda: make_tenant(app, client, ("prod", "dev"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,12 +14,15 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import offerbase
-from offerbase.api import openapi, platform, profiles
+from offerbase.api import decisioning, events, openapi, platform, profiles
 from offerbase.api.auth import SandboxCache
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
+from offerbase.api.snapshots import SnapshotCache
 from offerbase.config import Settings
+from offerbase.store.counters import counter_store
 from offerbase.store.db import Database
+from offerbase.store.events import EventWriter
 
 DESCRIPTION = """Offer decisioning, wire-compatible with Adobe Journey Optimizer's Offer
 Library API (`/data/core/dps`) and Decisioning API. Every `/data/core` call takes
@@ -55,7 +60,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.events.start()
         yield
+        await app.state.events.stop()
+        await app.state.counters.close()
         if owns_db:
             await app.state.db.dispose()
 
@@ -68,9 +76,17 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.db = db or Database(settings.resolved_database_url)
     app.state.sandboxes = SandboxCache(app.state.db)
+    app.state.snapshots = SnapshotCache(app.state.db, settings.snapshot_poll_seconds)
+    app.state.counters = counter_store(app.state.db, settings.redis_url)
+    app.state.events = EventWriter(app.state.db)
+    # Injected time and randomness: tests replace these to make decisions reproducible.
+    app.state.clock = lambda: datetime.now(UTC)
+    app.state.rng = random.Random()
     app.include_router(platform.router)
     app.include_router(build_router())
     app.include_router(profiles.router)
+    app.include_router(events.router)
+    app.router.routes.extend(decisioning.routes)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     openapi.install(app)

@@ -101,8 +101,11 @@ async def _library(request: Request, caller: Caller, *, write: bool) -> AsyncIte
             errors=[field_error(exc.pointer, exc.message)],
         ) from exc
     except catalog.PatchError as exc:
+        # A broken patch document is a bad request; a well-formed op that cannot apply to
+        # this entity (e.g. removing a missing member) is unprocessable.
+        status, title = (400, "Invalid Patch") if exc.malformed else (422, "Unprocessable Patch")
         raise ApiProblem(
-            400, "Invalid Patch", exc.message, errors=[field_error(exc.pointer, exc.message)]
+            status, title, exc.message, errors=[field_error(exc.pointer, exc.message)]
         ) from exc
     except store_errors.Unprocessable as exc:
         raise ApiProblem(

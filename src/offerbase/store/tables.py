@@ -89,6 +89,31 @@ references = sa.Table(
     sa.Index("ix_refs_from", "sandbox_pk", "from_id"),
 )
 
+# Decision events: one row per decision that was not a dry run (written off the hot path).
+decision_events = sa.Table(
+    "decision_events",
+    metadata,
+    sa.Column("row_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), nullable=False),
+    sa.Column("proposition_id", sa.String(64), nullable=False),
+    sa.Column("timestamp", sa.String(32), nullable=False),
+    sa.Column("body", Json, nullable=False),
+    sa.Index("ix_decision_events_time", "sandbox_pk", "timestamp", "row_id"),
+)
+
+# Capping counters (store/counters.py): one row per (sandbox, counter key); the key format is
+# the engine's (engine/capping.py). `expires_at` (Unix seconds) is set when the counter is
+# created; an expired row reads as absent and restarts at 0 on its next increment.
+capping_counters = sa.Table(
+    "capping_counters",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_capping_counters_expires", "expires_at"),
+)
+
 # Stored profiles (store/profiles.py): one row per profile of a sandbox, reachable through any of
 # its identities. Namespace codes are stored lower-case (compared case-insensitively, like
 # Adobe's); identity values are case-sensitive. `profile_key` is the "namespace:id" that
@@ -118,17 +143,4 @@ profile_identities = sa.Table(
         nullable=False,
     ),
     sa.Index("ix_profile_identities_profile", "profile_pk"),
-)
-
-# Capping counters (store/counters.py): one row per (sandbox, counter key); the key format is
-# the engine's (engine/capping.py). `expires_at` (Unix seconds) is set when the counter is
-# created; an expired row reads as absent and restarts at 0 on its next increment.
-capping_counters = sa.Table(
-    "capping_counters",
-    metadata,
-    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
-    sa.Column("key", sa.Text, primary_key=True),
-    sa.Column("value", sa.BigInteger, nullable=False),
-    sa.Column("expires_at", sa.BigInteger, nullable=False),
-    sa.Index("ix_capping_counters_expires", "expires_at"),
 )

@@ -1,0 +1,151 @@
+"""The Decisioning API: `POST /data/core/ods/decisions` and the legacy
+`POST /data/core/ode/{containerId}/decisions`.
+
+This is the hot path, kept lean on purpose: a plain Starlette endpoint (no dependency
+injection), orjson, the in-memory catalog snapshot, one profile read, capping counters only
+when the catalog has caps, and the decision event queued for a background writer.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from offerbase.api.auth import authenticate_headers
+from offerbase.api.bodies import read_json
+from offerbase.api.decision_request import ParsedRequest, parse
+from offerbase.api.decision_response import event_body, render
+from offerbase.api.problems import ApiProblem
+from offerbase.engine import DecisionError, DecisionResult, Snapshot, capping_keys, decide
+from offerbase.store import tenants
+from offerbase.store.clock import iso
+from offerbase.store.events import PendingEvent
+from offerbase.store.profiles import Profiles
+from offerbase.store.tenants import Sandbox
+
+MEDIA_TYPE = (
+    'application/vnd.adobe.xdm+json; schema="https://ns.adobe.com/experience/offer-management/'
+    'decision-response;version=1.0"'
+)
+# Optimistic capping: decide with the counters read, then consume atomically; a concurrent
+# request that took the last unit makes the consume fail, and we decide again with fresh counts.
+MAX_CAPPING_ATTEMPTS = 8
+
+
+async def _sandbox_for_container(request: Request, org: str, container_id: str) -> Sandbox:
+    db = request.app.state.db
+    async with db.read() as conn:
+        sandbox = await tenants.get_sandbox_by_container(conn, container_id)
+    if sandbox is None or sandbox.org_id != org:
+        raise ApiProblem(404, "Not Found", f"No container '{container_id}' in this organization.")
+    return sandbox
+
+
+async def _profile(
+    request: Request, sandbox: Sandbox, parsed: ParsedRequest
+) -> tuple[str | None, Any]:
+    if parsed.inline_profile is not None:
+        return _primary_key(parsed.identity_map), parsed.inline_profile
+    if not parsed.identity_map:
+        return None, {}
+    async with request.app.state.db.read() as conn:
+        return await Profiles(conn, sandbox).find(parsed.identity_map)
+
+
+def _primary_key(identity_map: dict[str, Any]) -> str | None:
+    first: str | None = None
+    for namespace, identities in identity_map.items():
+        for identity in identities:
+            key = f"{namespace.lower()}:{identity.get('xdm:id', identity.get('id'))}"
+            if identity.get("primary"):
+                return key
+            first = first or key
+    return first
+
+
+async def _decide(
+    request: Request,
+    sandbox: Sandbox,
+    snapshot: Snapshot,
+    parsed: ParsedRequest,
+    profile: Any,
+    profile_key: str | None,
+) -> DecisionResult:
+    state = request.app.state
+    now = state.clock()
+    engine_request = parsed.engine_request(profile_key)
+    keys = capping_keys(snapshot, engine_request, now)
+    counters = await state.counters.get_many(sandbox.pk, keys) if keys else {}
+    for _attempt in range(MAX_CAPPING_ATTEMPTS):
+        result = decide(snapshot, engine_request, profile, counters, now=now, rng=state.rng)
+        if parsed.dry_run or not result.consumption:
+            return result
+        items = [(c.key, c.limit) for c in result.consumption]
+        if await state.counters.try_consume(sandbox.pk, items):
+            return result
+        counters = await state.counters.get_many(sandbox.pk, keys)
+    raise ApiProblem(
+        503,
+        "Service Unavailable",
+        "Capping counters are under heavy contention; retry.",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _handle(request: Request, sandbox: Sandbox) -> Response:
+    state = request.app.state
+    body = await read_json(request)
+    parsed = parse(body, trace_param=request.query_params.get("trace") in ("1", "true"))
+    snapshot = await state.snapshots.get(sandbox)
+    profile_key, profile = await _profile(request, sandbox, parsed)
+    try:
+        result = await _decide(request, sandbox, snapshot, parsed, profile, profile_key)
+    except DecisionError as exc:
+        errors = [{"pointer": exc.pointer, "detail": exc.detail}] if exc.pointer else []
+        raise ApiProblem(exc.status, exc.title, exc.detail, errors=errors) from exc
+    proposition_id = str(uuid.uuid4())
+    created_ms = int(time.time() * 1000)
+    if not parsed.dry_run:
+        timestamp = iso(state.clock())
+        state.events.record(
+            PendingEvent(
+                sandbox.pk,
+                proposition_id,
+                timestamp,
+                event_body(result, parsed, proposition_id, timestamp),
+            )
+        )
+    return Response(
+        orjson.dumps(render(result, parsed, proposition_id, created_ms)), 200, media_type=MEDIA_TYPE
+    )
+
+
+async def ods_decisions(request: Request) -> Response:
+    state = request.app.state
+    claims = authenticate_headers(request, state.settings.resolved_secret_key)
+    name = request.headers.get("x-sandbox-name") or tenants.DEFAULT_SANDBOX
+    sandbox = await state.sandboxes.get(claims.org, name)
+    if sandbox is None:
+        raise ApiProblem(
+            404, "Sandbox Not Found", f"Organization '{claims.org}' has no sandbox named '{name}'."
+        )
+    return await _handle(request, sandbox)
+
+
+async def ode_decisions(request: Request) -> Response:
+    state = request.app.state
+    claims = authenticate_headers(request, state.settings.resolved_secret_key)
+    sandbox = await _sandbox_for_container(request, claims.org, request.path_params["container_id"])
+    return await _handle(request, sandbox)
+
+
+routes = [
+    Route("/data/core/ods/decisions", ods_decisions, methods=["POST"]),
+    Route("/data/core/ode/{container_id}/decisions", ode_decisions, methods=["POST"]),
+]

@@ -1,0 +1,73 @@
+"""Decision events and containers: what the Decisioning API recorded, and where to send it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response, StreamingResponse
+
+from offerbase.api.library import CallerDep, json_response
+from offerbase.api.problems import ApiProblem
+from offerbase.store import errors as store_errors
+from offerbase.store import tenants
+from offerbase.store.events import DecisionEvents
+
+router = APIRouter(prefix="/data/core/ods", tags=["Decisioning"])
+
+Since = Annotated[
+    str | None, Query(description="Only events at or after this ISO-8601 UTC time (…Z).")
+]
+
+
+@router.get("/decision-events", summary="List recorded decision events, oldest first")
+async def list_events(
+    request: Request,
+    caller: CallerDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    start: Annotated[str | None, Query(description="Opaque cursor from `_links.next`.")] = None,
+    since: Since = None,
+) -> Response:
+    events = DecisionEvents(request.app.state.db, caller.sandbox)
+    try:
+        items, total, cursor = await events.page(limit, start, since)
+    except store_errors.BadCursor as exc:
+        raise ApiProblem(400, "Bad Request", exc.detail) from exc
+    base = [("limit", str(limit))] + ([("since", since)] if since else [])
+    links = {"self": {"href": "/decision-events?" + urlencode(base), "type": "application/json"}}
+    if cursor:
+        links["next"] = {
+            "href": "/decision-events?" + urlencode([*base, ("start", cursor)]),
+            "type": "application/json",
+        }
+    return json_response({"results": items, "count": len(items), "total": total, "_links": links})
+
+
+@router.get(
+    "/decision-events/export",
+    summary="Export every decision event as NDJSON",
+    responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+)
+async def export_events(request: Request, caller: CallerDep, since: Since = None) -> Response:
+    events = DecisionEvents(request.app.state.db, caller.sandbox)
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for event in events.export(since):
+            yield orjson.dumps(event) + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@router.get("/containers", summary="The organization's sandboxes and their container ids")
+async def containers(request: Request, caller: CallerDep) -> Response:
+    """The legacy `/data/core/ode/{containerId}/decisions` endpoint takes a container id."""
+    async with request.app.state.db.read() as conn:
+        sandboxes = await tenants.list_sandboxes(conn, caller.org)
+    results = [
+        {"containerId": s.container_id, "sandboxName": s.name, "sandboxId": s.sandbox_id}
+        for s in sandboxes
+    ]
+    return json_response({"results": results, "count": len(results)})

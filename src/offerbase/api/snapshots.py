@@ -1,0 +1,69 @@
+"""Per-worker cache of compiled catalog snapshots, one per sandbox.
+
+The hot path never reads the catalog from the database: it reads the in-memory Snapshot.
+At most every `poll_seconds` a request checks the sandbox's catalog version (one indexed
+primary-key read) and rebuilds the snapshot when it changed, so every worker uses a catalog
+change within `poll_seconds` plus one rebuild.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from offerbase.engine import Snapshot, build_snapshot
+from offerbase.store.db import Database
+from offerbase.store.library import Library
+from offerbase.store.tables import sandboxes
+from offerbase.store.tenants import Sandbox
+
+
+@dataclass
+class _Entry:
+    snapshot: Snapshot
+    version: int
+    checked_at: float
+
+
+class SnapshotCache:
+    def __init__(self, db: Database, poll_seconds: float) -> None:
+        self.db = db
+        self.poll_seconds = poll_seconds
+        self._entries: dict[int, _Entry] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self.builds = 0
+
+    async def get(self, sandbox: Sandbox) -> Snapshot:
+        entry = self._entries.get(sandbox.pk)
+        if entry is not None and time.monotonic() - entry.checked_at < self.poll_seconds:
+            return entry.snapshot
+        lock = self._locks.setdefault(sandbox.pk, asyncio.Lock())
+        async with lock:
+            entry = self._entries.get(sandbox.pk)
+            if entry is not None and time.monotonic() - entry.checked_at < self.poll_seconds:
+                return entry.snapshot
+            checked_at = time.monotonic()
+            async with self.db.read() as conn:
+                version = int(
+                    await conn.scalar(
+                        sa.select(sandboxes.c.catalog_version).where(sandboxes.c.pk == sandbox.pk)
+                    )
+                    or 0
+                )
+                if entry is not None and entry.version == version:
+                    entry.checked_at = checked_at
+                    return entry.snapshot
+                version, bodies = await Library(conn, sandbox).current_bodies()
+            snapshot = build_snapshot(bodies, version=version)
+            self.builds += 1
+            self._entries[sandbox.pk] = _Entry(snapshot, version, checked_at)
+            return snapshot
+
+    def invalidate(self, sandbox_pk: int) -> None:
+        """Force the next request to re-check (a worker that wrote the catalog calls this)."""
+        entry = self._entries.get(sandbox_pk)
+        if entry is not None:
+            entry.checked_at = float("-inf")

@@ -1,0 +1,159 @@
+"""Decision events: recorded off the hot path in batches, listed and exported per sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from offerbase.store.db import Database
+from offerbase.store.errors import BadCursor
+from offerbase.store.tables import decision_events
+from offerbase.store.tenants import Sandbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    sandbox_pk: int
+    proposition_id: str
+    timestamp: str
+    body: dict[str, Any]
+
+
+class EventWriter:
+    """Buffers events in memory and writes them in batches from a background task, so a
+    decision never waits for its event to be stored."""
+
+    def __init__(self, db: Database, *, batch_size: int = 500, interval: float = 0.2) -> None:
+        self.db = db
+        self.batch_size = batch_size
+        self.interval = interval
+        self._queue: asyncio.Queue[PendingEvent] = asyncio.Queue(maxsize=100_000)
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def record(self, event: PendingEvent) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # Shedding events beats stalling decisions; the counter makes the loss visible.
+            self.dropped += 1
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+            except Exception:  # keep the writer alive; the batch is retried next round
+                log.exception("writing decision events failed")
+
+    async def flush(self) -> int:
+        """Write everything queued so far; returns how many events were written."""
+        written = 0
+        while not self._queue.empty():
+            batch: list[PendingEvent] = []
+            while len(batch) < self.batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                async with self.db.write() as conn:
+                    await conn.execute(
+                        decision_events.insert(),
+                        [
+                            {
+                                "sandbox_pk": e.sandbox_pk,
+                                "proposition_id": e.proposition_id,
+                                "timestamp": e.timestamp,
+                                "body": e.body,
+                            }
+                            for e in batch
+                        ],
+                    )
+            except Exception:
+                for event in batch:
+                    self.record(event)
+                raise
+            written += len(batch)
+        return written
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.flush()
+
+
+def _encode(row_id: int) -> str:
+    return base64.urlsafe_b64encode(str(row_id).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise BadCursor("The 'start' cursor is not one this server issued.") from exc
+
+
+class DecisionEvents:
+    """Reads of one sandbox's events, oldest first (events are append-only, so a row id
+    cursor visits each exactly once)."""
+
+    def __init__(self, db: Database, sandbox: Sandbox) -> None:
+        self.db = db
+        self.sandbox = sandbox
+
+    def _scoped(self) -> sa.ColumnElement[bool]:
+        return decision_events.c.sandbox_pk == self.sandbox.pk
+
+    async def page(
+        self, limit: int, start: str | None, since: str | None = None
+    ) -> tuple[list[dict[str, Any]], int, str | None]:
+        where = [self._scoped()]
+        if since:
+            where.append(decision_events.c.timestamp >= since)
+        count_where = list(where)
+        if start:
+            where.append(decision_events.c.row_id > _decode(start))
+        async with self.db.read() as conn:
+            total = int(
+                await conn.scalar(
+                    sa.select(sa.func.count()).select_from(decision_events).where(*count_where)
+                )
+                or 0
+            )
+            rows = (
+                await conn.execute(
+                    sa.select(decision_events.c.row_id, decision_events.c.body)
+                    .where(*where)
+                    .order_by(decision_events.c.row_id)
+                    .limit(limit + 1)
+                )
+            ).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = _encode(rows[-1].row_id) if more and rows else None
+        return [dict(row.body) for row in rows], total, cursor
+
+    async def export(self, since: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        start: str | None = None
+        while True:
+            items, _total, start = await self.page(1000, start, since)
+            for item in items:
+                yield item
+            if start is None:
+                return
