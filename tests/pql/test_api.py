@@ -214,3 +214,21 @@ def test_long_lines_are_cut_around_the_caret() -> None:
     assert text.startswith("...")
     assert text.endswith("...")
     assert text[len(caret) - 1 :].startswith("==")
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("a < c", True),
+        ("a <= c", True),
+        ("c < a", False),
+        ("c >= a", True),
+        ("s < z", True),
+        ('offer = "x"', False),
+        ("xEvent = 1", False),
+        ("n - 1 = 41 and n * 2 = 84 and n + 1 = 43", True),
+        ("s - 1 = 0 or s * 2 = 0 or s + 1 = 0", False),
+    ],
+)
+def test_comparisons_between_fields(source: str, expected: bool) -> None:
+    assert compile(source).evaluate({"a": 1, "c": 2.5, "n": "42", "s": "x", "z": "y"}) is expected

@@ -6,8 +6,10 @@ nothing but the profile (the common attribute rule), which saves building an Env
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from . import ast as A
@@ -36,6 +38,14 @@ _PREDICATE_METHODS = F.STRING_METHODS | {
 }
 _T3_METHODS = frozenset({"topN", "bottomN", "groupBy", "map"})
 _T3_FUNCTIONS = frozenset({"mapEntry", "stringCompare", "topN", "bottomN", "groupBy", "map"})
+_FAST_CMP = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 _AGGREGATES = frozenset({"sum", "average", "min", "max"})
 _DATE_PARTS = {"getMonth": "month", "getYear": "year", "getDayOfMonth": "day"}
 _CURRENT = {"currentMonth": "month", "currentYear": "year", "currentDayOfMonth": "day"}
@@ -346,16 +356,15 @@ class Compiler:
             rest.append((left.op, left.right))
             left = left.left
         first = self.value(left)
-        steps = [(op, self.value(r)) for op, r in reversed(rest)]
-        arith = F.arith
+        steps = [(F.ARITH[op], self.value(r)) for op, r in reversed(rest)]
         if len(steps) == 1:
-            op, second = steps[0]
-            return lambda p, e: arith(op, first(p, e), second(p, e))
+            fn, second = steps[0]
+            return lambda p, e: fn(first(p, e), second(p, e))
 
         def chain(p: Any, e: Any) -> Any:
             v = first(p, e)
-            for op, f in steps:
-                v = arith(op, v, f(p, e))
+            for fn, f in steps:
+                v = fn(v, f(p, e))
             return v
 
         return chain
@@ -371,15 +380,28 @@ class Compiler:
             else:
                 operands.append(n)
         fns = [self.boolean(x) for x in operands]
-        if node.op == "and":
-            if len(fns) == 2:
-                a, b = fns
-                return lambda p, e: a(p, e) and b(p, e)
-            return lambda p, e: all(f(p, e) for f in fns)
         if len(fns) == 2:
             a, b = fns
+            if node.op == "and":
+                return lambda p, e: a(p, e) and b(p, e)
             return lambda p, e: a(p, e) or b(p, e)
-        return lambda p, e: any(f(p, e) for f in fns)
+        if node.op == "and":
+
+            def all_of(p: Any, e: Any) -> bool:
+                for f in fns:
+                    if not f(p, e):
+                        return False
+                return True
+
+            return all_of
+
+        def any_of(p: Any, e: Any) -> bool:
+            for f in fns:
+                if f(p, e):
+                    return True
+            return False
+
+        return any_of
 
     def c_Cmp(self, node: A.Cmp) -> Fn:
         op = node.op
@@ -388,7 +410,7 @@ class Compiler:
         if op in ("like", "matches") and isinstance(right, A.Lit):
             return self.regex_test(op, left, right)
         if isinstance(right, A.Lit) and right.value.__class__ in (str, int, float):
-            return self.cmp_literal(op, left, right.value)
+            return self.cmp_literal(op, left, right.value, self.top_field(node.left))
         if op == "in" and isinstance(right, A.ListLit):
             values = [x.value for x in right.items if isinstance(x, A.Lit)]
             if len(values) == len(right.items) and all(v.__class__ is str for v in values):
@@ -416,43 +438,63 @@ class Compiler:
 
         return in_set
 
-    def cmp_literal(self, op: str, left: Fn, lit: Any) -> Fn:
-        """`path <op> literal`, the commonest shape: compare directly when the types agree."""
-        cls = lit.__class__
-        eq = F.eq
-        order = F.order
-        if op == "=":
+    def cmp_literal(self, op: str, left: Fn, lit: Any, key: str | None) -> Fn:
+        """`path <op> literal`, the commonest shape: compare directly when the types agree.
 
-            def eq_lit(p: Any, e: Any) -> bool:
-                v = left(p, e)
-                if v.__class__ is cls:
-                    return bool(v == lit)
-                return eq(v, lit)
-
-            return eq_lit
-        if op == "!=":
-            ne = F.ne
-
-            def ne_lit(p: Any, e: Any) -> bool:
-                v = left(p, e)
-                if v.__class__ is cls:
-                    return bool(v != lit)
-                return ne(v, lit)
-
-            return ne_lit
+        `key` is set when the left side is a top-level profile field, which is then read
+        inline: one call less per predicate on the hot path.
+        """
         if op in ("in", "notIn", "like", "matches"):
             fn = {"in": F.member, "notIn": F.not_member, "like": F.like, "matches": F.matches}[op]
             return lambda p, e: fn(left(p, e), lit)
-        if op == ">":
+        fast = _FAST_CMP[op]
+        slow: Callable[[Any, Any], bool] = {"=": F.eq, "!=": F.ne}.get(op) or partial(F.order, op)
+        if lit.__class__ is str:
+            if key is not None:
 
-            def gt(p: Any, e: Any) -> bool:
+                def str_field(p: Any, e: Any) -> bool:
+                    v = p.get(key)
+                    if v.__class__ is str:
+                        return fast(v, lit)  # type: ignore[no-any-return]
+                    return slow(v, lit)
+
+                return str_field
+
+            def str_value(p: Any, e: Any) -> bool:
                 v = left(p, e)
-                if v.__class__ is cls:
-                    return bool(v > lit)
-                return order(">", v, lit)
+                if v.__class__ is str:
+                    return fast(v, lit)  # type: ignore[no-any-return]
+                return slow(v, lit)
 
-            return gt
-        return lambda p, e: order(op, left(p, e), lit)
+            return str_value
+        if key is not None:
+
+            def num_field(p: Any, e: Any) -> bool:
+                v = p.get(key)
+                c = v.__class__
+                if c is int or c is float:
+                    return fast(v, lit)  # type: ignore[no-any-return]
+                return slow(v, lit)
+
+            return num_field
+
+        def num_value(p: Any, e: Any) -> bool:
+            v = left(p, e)
+            c = v.__class__
+            if c is int or c is float:
+                return fast(v, lit)  # type: ignore[no-any-return]
+            return slow(v, lit)
+
+        return num_value
+
+    def top_field(self, node: A.Node) -> str | None:
+        """The field name when `node` is a bare name that resolves to a top-level profile field."""
+        if not isinstance(node, A.Name) or self.item is not None or node.name in self.vars:
+            return None
+        name = node.name
+        if name in STATIC_PARAMS or name in self.params or name == "xEvent":
+            return None
+        return name
 
     def regex_test(self, op: str, left: Fn, pattern: A.Lit) -> Fn:
         if not isinstance(pattern.value, str):

@@ -83,25 +83,67 @@ def num(v: Any) -> int | float | None:
     return None
 
 
-def arith(op: str, a: Any, b: Any) -> int | float | None:
+def _numbers(a: Any, b: Any) -> tuple[int | float, int | float] | None:
     x = num(a)
     y = num(b)
-    if x is None or y is None:
+    return None if x is None or y is None else (x, y)
+
+
+# Each operator checks for two plain numbers first: the common case costs no extra call.
+def add(a: Any, b: Any) -> int | float | None:
+    ca = a.__class__
+    cb = b.__class__
+    if (ca is int or ca is float) and (cb is int or cb is float):
+        return a + b  # type: ignore[no-any-return]
+    xy = _numbers(a, b)
+    return None if xy is None else xy[0] + xy[1]
+
+
+def sub(a: Any, b: Any) -> int | float | None:
+    ca = a.__class__
+    cb = b.__class__
+    if (ca is int or ca is float) and (cb is int or cb is float):
+        return a - b  # type: ignore[no-any-return]
+    xy = _numbers(a, b)
+    return None if xy is None else xy[0] - xy[1]
+
+
+def mul(a: Any, b: Any) -> int | float | None:
+    ca = a.__class__
+    cb = b.__class__
+    if (ca is int or ca is float) and (cb is int or cb is float):
+        return a * b  # type: ignore[no-any-return]
+    xy = _numbers(a, b)
+    return None if xy is None else xy[0] * xy[1]
+
+
+def div(a: Any, b: Any) -> float | None:
+    """Always a float; division by zero is null, not an error."""
+    xy = _numbers(a, b)
+    if xy is None or xy[1] == 0:
         return None
-    if op == "+":
-        return x + y
-    if op == "-":
-        return x - y
-    if op == "*":
-        return x * y
-    if y == 0:
-        return None  # division and modulo by zero are null, not errors
-    if op == "/":
-        return x / y
+    return xy[0] / xy[1]
+
+
+def mod(a: Any, b: Any) -> int | float | None:
+    """Java semantics: the sign follows the dividend; modulo by zero is null."""
+    xy = _numbers(a, b)
+    if xy is None or xy[1] == 0:
+        return None
+    x, y = xy
     if isinstance(x, int) and isinstance(y, int):
-        r = abs(x) % abs(y)  # Java semantics: the sign follows the dividend
+        r = abs(x) % abs(y)
         return -r if x < 0 else r
     return math.fmod(x, y)
+
+
+ARITH: dict[str, Callable[[Any, Any], int | float | None]] = {
+    "+": add,
+    "-": sub,
+    "*": mul,
+    "/": div,
+    "%": mod,
+}
 
 
 def negate(v: Any) -> int | float | None:
