@@ -24,7 +24,7 @@ MAX_COMPILE_DEPTH = 200
 MAX_PROFILE_PATHS = 25
 MAX_CONTEXT_PATHS = 30
 STATIC_PARAMS = frozenset({"profile", "offer"})
-DEFAULT_PARAMS = frozenset({"boosted"})
+DEFAULT_PARAMS = frozenset({"boosted", "xEvent"})
 
 _PREDICATE_METHODS = F.STRING_METHODS | {
     "isNull",
