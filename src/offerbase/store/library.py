@@ -30,6 +30,7 @@ from offerbase.store.errors import (
     PreconditionFailed,
     Referrer,
     StillReferenced,
+    StoreError,
     Unprocessable,
 )
 from offerbase.store.listing import Dialect, OrderKey, Term
@@ -205,15 +206,31 @@ class Library:
                 expr.desc().nulls_last() if key.descending else expr.asc().nulls_first()
             )
         order_by.append(entities.c.entity_id.asc())
-        total = int(
-            await self.conn.scalar(sa.select(sa.func.count()).select_from(entities).where(*where))
-            or 0
-        )
-        rows = (
-            await self.conn.execute(
-                sa.select(entities).where(*where).order_by(*order_by).limit(limit).offset(offset)
+        try:
+            total = int(
+                await self.conn.scalar(
+                    sa.select(sa.func.count()).select_from(entities).where(*where)
+                )
+                or 0
             )
-        ).all()
+            rows = (
+                await self.conn.execute(
+                    sa.select(entities)
+                    .where(*where)
+                    .order_by(*order_by)
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).all()
+        except sa.exc.DBAPIError as exc:
+            # Python accepted the `~` pattern (listing.parse_term) but PostgreSQL's regex
+            # dialect does not (e.g. `(?P<name>...)`): the client's fault, not a 500.
+            if "regular expression" not in str(exc.orig):
+                raise
+            raise StoreError(
+                "The 'property' parameter has a regular expression this server cannot run: "
+                f"{exc.orig}."
+            ) from exc
         items = [_entity(row) for row in rows]
         next_cursor = (
             self._encode_cursor(as_of, offset + limit) if offset + len(items) < total else None

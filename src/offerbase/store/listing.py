@@ -155,7 +155,9 @@ class Dialect:
     def json_text(self, field: str) -> ColumnElement:
         if self.is_sqlite:
             return sa.cast(sa.func.json_extract(entities.c.body, self._sqlite_path(field)), sa.Text)
-        return entities.c.body.op("#>>")(sa.literal(self._path(field), sa.ARRAY(sa.Text)))
+        return entities.c.body.op("#>>", return_type=sa.Text)(
+            sa.literal(self._path(field), sa.ARRAY(sa.Text))
+        )
 
     def json_type(self, field: str) -> ColumnElement:
         if self.is_sqlite:
