@@ -1,0 +1,217 @@
+"""`offerbase serve` and `offerbase credentials create` as an operator runs them: real
+processes, real HTTP, two workers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "seeds"
+WEB = "https://ns.adobe.com/xdm/channel-types/web"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def offerbase(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "offerbase", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(
+    database, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, str], Path]]:  # type: ignore[no-untyped-def]
+    """One server (two workers) per backend, shared by this module's tests."""
+    data_dir = tmp_path_factory.mktemp("serve") / "data"
+    env = {**os.environ, "OFFERBASE_DATA_DIR": str(data_dir)}
+    if not database.is_sqlite:
+        env["OFFERBASE_DATABASE_URL"] = database.url
+    env.pop("OFFERBASE_SECRET_KEY", None)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "offerbase",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None:
+                pytest.fail(f"serve exited: {process.stdout.read() if process.stdout else ''}")
+            time.sleep(0.1)
+        else:
+            pytest.fail("serve did not answer /health")
+        yield base, env, data_dir
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def token_headers(base: str, credential: dict[str, str]) -> dict[str, str]:
+    response = httpx.post(
+        f"{base}/ims/token/v3",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": credential["client_id"],
+            "client_secret": credential["client_secret"],
+        },
+    )
+    assert response.status_code == 200, response.text
+    return {
+        "Authorization": f"Bearer {response.json()['access_token']}",
+        "x-api-key": credential["client_id"],
+        "x-gw-ims-org-id": credential["org"],
+        "x-sandbox-name": credential["sandbox"],
+    }
+
+
+def test_serve_bootstrap_credentials_and_seed_walkthrough(server, database) -> None:  # type: ignore[no-untyped-def]
+    base, env, data_dir = server
+    assert httpx.get(f"{base}/openapi.json").status_code == 200
+    credentials_file = data_dir / "credentials.json"
+    if database.is_sqlite:
+        # A fresh database: serve created org `default`, sandbox `prod` and one credential.
+        assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
+        first = json.loads(credentials_file.read_text())
+        assert first["org"] == "default"
+        assert first["sandbox"] == "prod"
+        token_headers(base, first)
+
+    # A credential created while the server runs works at once, in a new org and sandbox.
+    created = offerbase(
+        "credentials", "create", "--org", "ACME@AdobeOrg", "--sandbox", "stage", "--json", env=env
+    )
+    credential = json.loads(created.stdout)
+    assert set(credential) == {"client_id", "client_secret", "org", "sandbox"}
+    assert credential["org"] == "ACME@AdobeOrg"
+    headers = token_headers(base, credential)
+    headers["Content-Type"] = "application/json"
+    dps = f"{base}/data/core/dps"
+
+    placement = httpx.post(
+        f"{dps}/placements/offerPlacement1234",
+        content=(FIXTURES / "placement-web.json").read_text(),
+        headers=headers,
+    )
+    assert placement.status_code == 201, placement.text
+    created_offer = httpx.post(
+        f"{dps}/offers/fallbackOffer1234?offer-type=fallback",
+        content=(FIXTURES / "fallback-offer-create.json").read_text(),
+        headers=headers,
+    )
+    assert created_offer.status_code == 201, created_offer.text
+    double_space = {**headers, "Authorization": headers["Authorization"].replace(" ", "  ", 1)}
+    patched = httpx.patch(
+        f"{dps}/offers/fallbackOffer1234?offer-type=fallback",
+        content=(FIXTURES / "fallback-offer-patch.json").read_text(),
+        headers=double_space,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["etag"] == 2
+    listed = httpx.get(f"{dps}/offers?offer-type=fallback&property=name~Updated.*", headers=headers)
+    assert listed.json()["total"] == 1
+
+
+def test_catalog_changes_reach_every_worker_within_a_second(server) -> None:  # type: ignore[no-untyped-def]
+    base, env, _ = server
+    credential = json.loads(
+        offerbase("credentials", "create", "--org", "FRESH@AdobeOrg", "--json", env=env).stdout
+    )
+    headers = {**token_headers(base, credential), "Content-Type": "application/json"}
+    dps = f"{base}/data/core/dps"
+    component = {"type": "html", "format": "text/html", "content": "x"}
+
+    def create(path: str, entity_id: str, body: dict) -> None:  # type: ignore[type-arg]
+        response = httpx.post(f"{dps}/{path}/{entity_id}", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+
+    create("placements", "web", {"name": "web", "channel": WEB, "componentType": "html"})
+    for offer_id, priority in (("first", 9), ("second", 1)):
+        create(
+            "offers",
+            f"{offer_id}?offer-type=personalized",
+            {
+                "name": offer_id,
+                "status": "approved",
+                "rank": {"priority": priority},
+                "representations": [
+                    {"channel": WEB, "placement": "web", "components": [component]}
+                ],
+            },
+        )
+    create(
+        "offer-collections",
+        "all",
+        {"name": "all", "filterType": "offers", "ids": ["first", "second"]},
+    )
+    create(
+        "offer-decisions",
+        "dec",
+        {"name": "dec", "status": "live", "criteria": [{"optionSelection": {"filter": "all"}}]},
+    )
+    body = {
+        "xdm:propositionRequests": [{"xdm:activityId": "dec", "xdm:placementId": "web"}],
+        "xdm:profiles": [{"xdm:identityMap": {"Email": [{"xdm:id": "a@b.c", "primary": True}]}}],
+        "xdm:dryRun": True,
+    }
+
+    def chosen_ids(count: int) -> set[str]:
+        # Separate connections, so both workers answer some of them.
+        ids = set()
+        for _ in range(count):
+            response = httpx.post(f"{base}/data/core/ods/decisions", json=body, headers=headers)
+            assert response.status_code == 200, response.text
+            ids.add(response.json()["xdm:propositions"][0]["xdm:options"][0]["xdm:id"])
+        return ids
+
+    time.sleep(1.0)
+    assert chosen_ids(20) == {"first"}
+    archived = httpx.patch(
+        f"{dps}/offers/first",
+        json=[{"op": "replace", "path": "/status", "value": "archived"}],
+        headers=headers,
+    )
+    assert archived.status_code == 200
+    time.sleep(1.0)  # the freshness promise: a change is used within one second
+    assert chosen_ids(20) == {"second"}
