@@ -149,3 +149,191 @@ routes = [
     Route("/data/core/ods/decisions", ods_decisions, methods=["POST"]),
     Route("/data/core/ode/{container_id}/decisions", ode_decisions, methods=["POST"]),
 ]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "content": {"application/problem+json": {"schema": schema}}}
+
+
+def _gateway(description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/GatewayErrorBody"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_SCOPE = {
+    "type": "object",
+    "required": ["xdm:activityId", "xdm:placementId"],
+    "properties": {
+        "xdm:activityId": {"type": "string", "minLength": 1},
+        "xdm:placementId": {"type": "string", "minLength": 1},
+        "xdm:itemCount": {"type": "integer", "minimum": 1, "maximum": 30},
+    },
+}
+_REQUEST = {
+    "type": "object",
+    "required": ["xdm:propositionRequests"],
+    "properties": {
+        "xdm:propositionRequests": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 30,
+            "items": _SCOPE,
+        },
+        "xdm:profiles": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "xdm:identityMap": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["xdm:id"],
+                                "properties": {
+                                    "xdm:id": {"type": "string"},
+                                    "primary": {"type": "boolean"},
+                                },
+                            },
+                        },
+                    },
+                    "xdm:decisionRequestId": {"type": "string"},
+                    "xdm:contextData": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["@type"],
+                            "properties": {"@type": {"type": "string"}, "xdm:data": {}},
+                        },
+                    },
+                    "offerbase:profile": {"type": "object"},
+                },
+            },
+        },
+        "xdm:allowDuplicatePropositions": {
+            "type": "object",
+            "properties": {
+                "xdm:acrossActivities": {"type": "boolean"},
+                "xdm:acrossPlacements": {"type": "boolean"},
+            },
+        },
+        "xdm:responseFormat": {
+            "type": "object",
+            "properties": {
+                "xdm:includeContent": {"type": "boolean"},
+                "xdm:includeMetadata": {
+                    "type": "object",
+                    "properties": {
+                        name: {"type": "array", "items": {"type": "string"}}
+                        for name in ("xdm:activity", "xdm:option", "xdm:placement")
+                    },
+                },
+            },
+        },
+        "xdm:dryRun": {"type": "boolean"},
+        "offerbase:trace": {"type": "boolean"},
+    },
+}
+_REF = {
+    "type": "object",
+    "required": ["xdm:id", "repo:etag"],
+    "properties": {"xdm:id": {"type": "string"}, "repo:etag": {"type": "integer"}},
+}
+_RESPONSE = {
+    "type": "object",
+    "required": ["xdm:propositionId", "xdm:propositions", "ode:createDate"],
+    "properties": {
+        "xdm:propositionId": {"type": "string"},
+        "ode:createDate": {"type": "integer"},
+        "xdm:propositions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["xdm:activity", "xdm:placement"],
+                "properties": {
+                    "xdm:activity": _REF,
+                    "xdm:placement": _REF,
+                    "xdm:options": {"type": "array", "minItems": 1, "items": _REF},
+                    "xdm:fallback": _REF,
+                },
+            },
+        },
+        "offerbase:trace": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _operation(
+    summary: str, operation_id: str, extra_params: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "tags": ["Decisioning"],
+        "summary": summary,
+        "operationId": operation_id,
+        "security": [{"bearer": [], "apiKey": [], "org": []}],
+        "parameters": [
+            *extra_params,
+            {
+                "name": "trace",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "enum": ["true", "false", "1", "0"]},
+                "description": "Return `offerbase:trace` (why each candidate was kept or dropped).",
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _REQUEST},
+                "application/vnd.adobe.xdm+json": {"schema": _REQUEST},
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "One proposition per requested scope.",
+                "content": {"application/vnd.adobe.xdm+json": {"schema": _RESPONSE}},
+            },
+            "400": {
+                "description": "Malformed body (problem), or the missing org header (400003).",
+                "content": {
+                    "application/problem+json": {
+                        "schema": {"$ref": "#/components/schemas/Problem"}
+                    },
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/GatewayErrorBody"}
+                    },
+                },
+            },
+            "401": _gateway("Invalid or expired token (401013)."),
+            "403": _gateway("Missing token or API key, wrong API key, or another organization."),
+            "404": _problem("Unknown decision, placement, sandbox or container."),
+            "413": _problem("The body is too large."),
+            "422": _problem("Semantically invalid: itemCount or scope limits, decision not live."),
+            "503": _problem("Capping counters under heavy contention; retry."),
+        },
+    }
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/data/core/ods/decisions": {
+        "post": _operation("Decide: the best offers for a profile", "decisions-decide", [])
+    },
+    "/data/core/ode/{container_id}/decisions": {
+        "post": _operation(
+            "Decide (legacy path with the sandbox's container id)",
+            "decisions-decide-legacy",
+            [
+                {
+                    "name": "container_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+        )
+    },
+}

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from offerbase import catalog
+from offerbase.api import decisioning
 from offerbase.api.library import COLLECTIONS
 from offerbase.api.schemas import RESPONSE_MODELS, request_schema_name
 
@@ -78,6 +79,8 @@ def install(app: FastAPI) -> None:
             for operation in path_item.values():
                 if operation.get("tags") and operation["tags"][0] != "Platform":
                     operation["security"] = [{"bearer": [], "apiKey": [], "org": []}]
+        # The decisioning routes are plain Starlette routes (the lean hot path): described here.
+        document["paths"].update(decisioning.OPENAPI_PATHS)
         app.openapi_schema = document
         return document
 
