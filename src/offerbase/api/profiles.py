@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from offerbase.api import schemas
 from offerbase.api.auth import Caller, current_caller
 from offerbase.api.bodies import read_json
 from offerbase.api.problems import ApiProblem, field_error
@@ -25,6 +26,28 @@ IMPORT_MEDIA_TYPES = frozenset(
 )
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+_PROFILE = {"content": {"application/json": {"schema": {"type": "object"}}}}
+_COMMON: dict[int | str, dict[str, Any]] = {
+    **schemas._COMMON,  # auth (401/403) and 400, as for the Offer Library
+    404: _problem("No profile with this identity (or no such sandbox) in the caller's tenant."),
+}
+_WRITE: dict[int | str, dict[str, Any]] = {
+    **_COMMON,
+    200: {"description": "The stored profile.", **_PROFILE},
+    409: _problem("An identity belongs to another profile, or a JSON Patch `test` failed."),
+    413: _problem("The profile is larger than 256 KB."),
+}
 router = APIRouter(prefix=ROOT, tags=["profiles"])
 
 
@@ -65,7 +88,15 @@ def _not_found(namespace: str, identity: str) -> ApiProblem:
     )
 
 
-@router.post("/import", summary="Import profiles (NDJSON, one profile per line)")
+@router.post(
+    "/import",
+    summary="Import profiles (NDJSON, one profile per line)",
+    responses={
+        **_COMMON,
+        200: {"description": "Import summary.", **_PROFILE},
+        415: _problem("Not NDJSON."),
+    },
+)
 async def import_profiles(request: Request, caller: CallerDep) -> Response:
     media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if media not in IMPORT_MEDIA_TYPES:
@@ -105,7 +136,11 @@ async def _lines(request: Request) -> AsyncIterator[str | bytes]:
         yield bytes(buffer)
 
 
-@router.put("/{namespace}/{identity:path}", summary="Create or replace a profile")
+@router.put(
+    "/{namespace}/{identity:path}",
+    summary="Create or replace a profile",
+    responses={**_WRITE, 201: {"description": "Created; the stored profile.", **_PROFILE}},
+)
 async def put_profile(
     request: Request, caller: CallerDep, namespace: str, identity: str
 ) -> Response:
@@ -115,7 +150,11 @@ async def put_profile(
     return _json(result.body, 201 if result.created else 200)
 
 
-@router.get("/{namespace}/{identity:path}", summary="Read a profile by any of its identities")
+@router.get(
+    "/{namespace}/{identity:path}",
+    summary="Read a profile by any of its identities",
+    responses={**_COMMON, 200: {"description": "The stored profile.", **_PROFILE}},
+)
 async def get_profile(
     request: Request, caller: CallerDep, namespace: str, identity: str
 ) -> Response:
@@ -129,6 +168,7 @@ async def get_profile(
 @router.patch(
     "/{namespace}/{identity:path}",
     summary="Update a profile: JSON merge patch (object) or JSON Patch (array)",
+    responses=_WRITE,
 )
 async def patch_profile(
     request: Request, caller: CallerDep, namespace: str, identity: str
@@ -139,7 +179,11 @@ async def patch_profile(
     return _json(body)
 
 
-@router.delete("/{namespace}/{identity:path}", summary="Delete a profile and all its identities")
+@router.delete(
+    "/{namespace}/{identity:path}",
+    summary="Delete a profile and all its identities",
+    responses={**_COMMON, 200: {"description": "Deleted; empty body."}},
+)
 async def delete_profile(
     request: Request, caller: CallerDep, namespace: str, identity: str
 ) -> Response:

@@ -325,7 +325,7 @@ class Profiles:
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def _owner(self, namespace: str, identity: str) -> sa.Row | None:
+    async def _owner(self, namespace: str, identity: str) -> Any:
         """(pk, profile_key, body) of the profile an identity belongs to."""
         ns = normalize_namespace(namespace)
         query = (
@@ -429,7 +429,7 @@ class Profiles:
         return True
 
     async def _save(
-        self, owner: sa.Row | None, stored: dict[str, Any], identities: list[Identity]
+        self, owner: Any, stored: dict[str, Any], identities: list[Identity]
     ) -> PutResult:
         """Write `stored` into `owner` (or a new profile); link exactly `identities` to it."""
         own_pk = None if owner is None else owner.pk
@@ -582,12 +582,12 @@ async def import_lines(
             batch.clear()
 
     if hasattr(lines, "__aiter__"):
-        async for line in lines:  # type: ignore[union-attr]
+        async for line in lines:
             batch.append(line)
             if len(batch) >= batch_size:
                 await flush()
     else:
-        for line in lines:  # type: ignore[union-attr]
+        for line in lines:
             batch.append(line)
             if len(batch) >= batch_size:
                 await flush()
