@@ -4,11 +4,14 @@ capping, profiles, context data, dry runs, events and errors."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from datetime import UTC, datetime
 
 import pytest
 from decisioning_catalog import Catalog, criterion, decision_request, option_ids
+
+from offerbase.store.counters import RedisCounterStore, counter_store
 
 ODS = "/data/core/ods/decisions"
 XDM_JSON = (
@@ -518,3 +521,43 @@ async def test_decisions_are_isolated_between_organizations(
     await basic_catalog(catalog)
     other = await other_tenant()
     await decide(client, other, decision_request([("dec", "web")]), status=404)
+
+
+REDIS_URL = os.environ.get("OFFERBASE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+
+
+@pytest.fixture
+async def redis_counters(app):
+    """Capping counters in Redis (OFFERBASE_REDIS_URL) instead of the database, for one test."""
+    from redis.asyncio import Redis
+
+    url = f"{REDIS_URL}/14"  # a database of its own: flushed before the test
+    client = Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        await client.flushdb()
+    except Exception as exc:  # no Redis here
+        await client.aclose()
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but Redis does not answer at {url}: {exc}")
+        pytest.skip(f"Redis does not answer at {url}")
+    await client.aclose()
+    saved = app.state.counters
+    app.state.counters = counter_store(app.state.db, url)
+    assert isinstance(app.state.counters, RedisCounterStore)
+    yield
+    await app.state.counters.close()
+    app.state.counters = saved
+
+
+async def test_redis_counters_never_exceed_a_global_cap(
+    client, tenant, catalog, engine_env, redis_counters
+):
+    await capped_catalog(catalog, limit=5)
+    body = decision_request([("dec", "web")])
+    responses = await asyncio.gather(*(decide(client, tenant, body) for _ in range(30)))
+    served = [option_ids(r.json()["xdm:propositions"][0])[0] for r in responses]
+    assert served.count("capped") == 5
+    dry = decision_request([("dec", "web")], **{"xdm:dryRun": True})
+    assert option_ids((await decide(client, tenant, dry)).json()["xdm:propositions"][0]) == [
+        "plain"
+    ]
