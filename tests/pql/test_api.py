@@ -75,6 +75,7 @@ def test_misc_null_corners() -> None:
     assert compile("n like p").evaluate({"n": 3, "p": "3"}) is False
     assert compile('a.intersection(["x"]).isNull()').evaluate({}) is True
     assert compile("sum and true").evaluate({"sum": 1}) is True
+    assert compile("exists and forall").evaluate({"exists": 1, "forall": 1}) is True
     with pytest.raises(PqlError, match=r"unknown function sum\(\)"):
         compile("sum(1)")
 
@@ -224,6 +225,8 @@ def test_long_lines_are_cut_around_the_caret() -> None:
         ("c < a", False),
         ("c >= a", True),
         ("s < z", True),
+        ('a in ["1"]', True),
+        ('a in ["2", 3]', False),
         ('offer = "x"', False),
         ("xEvent = 1", False),
         ("n - 1 = 41 and n * 2 = 84 and n + 1 = 43", True),

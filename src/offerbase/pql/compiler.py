@@ -179,10 +179,52 @@ def _profile_path(keys: tuple[str, ...]) -> Fn:
 
 
 def _then(root: Fn, keys: tuple[str, ...]) -> Fn:
+    """`root` followed by field accesses; one closure, specialised for the usual short tails."""
+    field = F.field
     if not keys:
         return root
+    k0 = keys[0]
+    if len(keys) == 1:
+
+        def then1(p: Any, e: Any) -> Any:
+            v = root(p, e)
+            return v.get(k0) if v.__class__ is dict else field(v, k0)
+
+        return then1
+    if len(keys) == 2:
+        k1 = keys[1]
+
+        def then2(p: Any, e: Any) -> Any:
+            v = root(p, e)
+            v = v.get(k0) if v.__class__ is dict else field(v, k0)
+            return v.get(k1) if v.__class__ is dict else field(v, k1)
+
+        return then2
     get = _path_getter(keys)
     return lambda p, e: get(root(p, e))
+
+
+def _offer_path(keys: tuple[str, ...]) -> Fn:
+    """`offer.a.b` reads the offer straight from the env: ranking formulas are full of it."""
+    field = F.field
+    if len(keys) == 1:
+        k0 = keys[0]
+
+        def offer1(p: Any, e: Any) -> Any:
+            v = e.offer
+            return v.get(k0) if v.__class__ is dict else field(v, k0)
+
+        return offer1
+    if len(keys) == 2:
+        k0, k1 = keys
+
+        def offer2(p: Any, e: Any) -> Any:
+            v = e.offer
+            v = v.get(k0) if v.__class__ is dict else field(v, k0)
+            return v.get(k1) if v.__class__ is dict else field(v, k1)
+
+        return offer2
+    return _then(lambda p, e: e.offer, keys)
 
 
 class Compiler:
@@ -291,7 +333,7 @@ class Compiler:
             return _profile_path(keys) if keys else (lambda p, e: p)
         if name == "offer":
             self.needs_env = True
-            return _then(lambda p, e: e.offer, keys)
+            return _offer_path(keys) if keys else (lambda p, e: e.offer)
         if name in self.params or name == "xEvent":
             self.needs_env = True
             return _then(lambda p, e: e.param(name), keys)

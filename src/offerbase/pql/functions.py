@@ -235,7 +235,15 @@ def member(v: Any, coll: Any) -> bool:
         return False
     if isinstance(v, list | tuple):
         return any(member(x, items) for x in v)
-    return any(eq(v, x) for x in items)
+    cls = v.__class__
+    for x in items:
+        # Same-class items compare directly; eq() only for the coercion cases.
+        if x.__class__ is cls:
+            if x == v:
+                return True
+        elif eq(v, x):
+            return True
+    return False
 
 
 def not_member(v: Any, coll: Any) -> bool:
@@ -341,7 +349,10 @@ def intersects(a: Any, b: Any) -> bool:
     lb = as_list(b)
     if la is None or lb is None:
         return False
-    return any(member(x, lb) for x in la)
+    for x in la:
+        if member(x, lb):
+            return True
+    return False
 
 
 def intersection(a: Any, b: Any) -> list[Any] | None:

@@ -268,7 +268,7 @@ class _Parser:
             return self.postfix(A.TimeWord(tok[2], low))
         if low in _RESERVED:
             self.fail(f"unexpected keyword {tok[1]!r}", tok[2])
-        if low in ("exists", "forall") and nxt[0] == NAME:
+        if low in ("exists", "forall") and nxt[0] == NAME and self.toks[self.i + 2][3] == "from":
             self.fail(f"'{low} ... from' quantifiers {T3}", tok[2])
         if low in ("sum", "average", "min", "max") and nxt[0] in (NAME, CTX):
             if nxt[0] == CTX or nxt[3] not in _INFIX:
