@@ -134,3 +134,14 @@ async def test_seed_requires_the_placement_to_exist(client, tenant):
         "/data/core/dps/offers?offer-type=fallback", headers=curl_headers(tenant)
     )
     assert listed.json()["total"] == 0
+
+
+async def test_endpoint_path_with_trailing_slash(client, tenant):
+    """Adobe gives `{ENDPOINT_PATH}` as `https://platform.adobe.io/data/core/dps/` too."""
+    await create_placement(client, tenant)
+    response = await client.post(
+        "/data/core/dps//offers?offer-type=fallback",
+        content=CREATE_BODY,
+        headers=curl_headers(tenant),
+    )
+    assert response.status_code == 201, response.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -30,8 +31,10 @@ Library API (`/data/core/dps`) and Decisioning API. Every `/data/core` call take
 client id), `x-gw-ims-org-id` and `x-sandbox-name` (default `prod`)."""
 
 
-class RequestIdMiddleware:
-    """Echo `x-request-id` on every response, as Adobe's runtime APIs do."""
+class CompatibilityMiddleware:
+    """Echo `x-request-id` on every response, as Adobe's runtime APIs do, and collapse `//` in
+    paths: Adobe documents `{ENDPOINT_PATH}` both with and without a trailing slash, so
+    scripts that join it with `/offers` send `/data/core/dps//offers`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -40,6 +43,9 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "//" in scope["path"]:
+            path = re.sub("/{2,}", "/", scope["path"])
+            scope = {**scope, "path": path, "raw_path": path.encode()}
         request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         if request_id is None:
             await self.app(scope, receive, send)
@@ -88,7 +94,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(events.router)
     app.router.routes.extend(decisioning.routes)
     install_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(CompatibilityMiddleware)
     openapi.install(app)
     return app
 
