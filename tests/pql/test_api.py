@@ -235,3 +235,26 @@ def test_long_lines_are_cut_around_the_caret() -> None:
 )
 def test_comparisons_between_fields(source: str, expected: bool) -> None:
     assert compile(source).evaluate({"a": 1, "c": 2.5, "n": "42", "s": "x", "z": "y"}) is expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "big + 1.5",
+        "big - 1.5",
+        "big * 1.5",
+        "big / 3",
+        "big % 1.5",
+        "inf % 2",
+        "[big, 1].average()",
+        '"1e999" * 1 - inf',
+    ],
+)
+def test_overflow_gives_null(source: str) -> None:
+    formula = compile(source, "formula")
+    result = formula.evaluate({"big": 10**400, "inf": float("inf")})
+    assert result is None
+
+
+def test_huge_int_arithmetic_is_exact() -> None:
+    assert compile("big + 1", "formula").evaluate({"big": 10**400}) == 10**400 + 1

@@ -787,7 +787,8 @@ def compile_ast(
         num = F.num
 
         def fn(p: Any, e: Any) -> Any:
-            return num(inner(p, e))
+            v = num(inner(p, e))
+            return None if v != v else v  # NaN (inf - inf) would poison sorting: null instead
 
     for table, limit, what in (
         (c.profile_paths, MAX_PROFILE_PATHS, "profile"),

@@ -93,28 +93,37 @@ def _numbers(a: Any, b: Any) -> tuple[int | float, int | float] | None:
 def add(a: Any, b: Any) -> int | float | None:
     ca = a.__class__
     cb = b.__class__
-    if (ca is int or ca is float) and (cb is int or cb is float):
-        return a + b  # type: ignore[no-any-return]
-    xy = _numbers(a, b)
-    return None if xy is None else xy[0] + xy[1]
+    try:
+        if (ca is int or ca is float) and (cb is int or cb is float):
+            return a + b  # type: ignore[no-any-return]
+        xy = _numbers(a, b)
+        return None if xy is None else xy[0] + xy[1]
+    except OverflowError:  # a huge int meeting a float
+        return None
 
 
 def sub(a: Any, b: Any) -> int | float | None:
     ca = a.__class__
     cb = b.__class__
-    if (ca is int or ca is float) and (cb is int or cb is float):
-        return a - b  # type: ignore[no-any-return]
-    xy = _numbers(a, b)
-    return None if xy is None else xy[0] - xy[1]
+    try:
+        if (ca is int or ca is float) and (cb is int or cb is float):
+            return a - b  # type: ignore[no-any-return]
+        xy = _numbers(a, b)
+        return None if xy is None else xy[0] - xy[1]
+    except OverflowError:  # a huge int meeting a float
+        return None
 
 
 def mul(a: Any, b: Any) -> int | float | None:
     ca = a.__class__
     cb = b.__class__
-    if (ca is int or ca is float) and (cb is int or cb is float):
-        return a * b  # type: ignore[no-any-return]
-    xy = _numbers(a, b)
-    return None if xy is None else xy[0] * xy[1]
+    try:
+        if (ca is int or ca is float) and (cb is int or cb is float):
+            return a * b  # type: ignore[no-any-return]
+        xy = _numbers(a, b)
+        return None if xy is None else xy[0] * xy[1]
+    except OverflowError:  # a huge int meeting a float
+        return None
 
 
 def div(a: Any, b: Any) -> float | None:
@@ -122,7 +131,10 @@ def div(a: Any, b: Any) -> float | None:
     xy = _numbers(a, b)
     if xy is None or xy[1] == 0:
         return None
-    return xy[0] / xy[1]
+    try:
+        return xy[0] / xy[1]
+    except OverflowError:
+        return None
 
 
 def mod(a: Any, b: Any) -> int | float | None:
@@ -134,7 +146,10 @@ def mod(a: Any, b: Any) -> int | float | None:
     if isinstance(x, int) and isinstance(y, int):
         r = abs(x) % abs(y)
         return -r if x < 0 else r
-    return math.fmod(x, y)
+    try:
+        return math.fmod(x, y)
+    except (ValueError, OverflowError):  # inf % y, huge int % float
+        return None
 
 
 ARITH: dict[str, Callable[[Any, Any], int | float | None]] = {
@@ -399,7 +414,10 @@ def aggregate(name: str, values: list[Any]) -> int | float | None:
     if not ns:
         return None
     if name == "average":
-        return sum(ns) / len(ns)
+        try:
+            return sum(ns) / len(ns)
+        except OverflowError:
+            return None
     return min(ns) if name == "min" else max(ns)
 
 
