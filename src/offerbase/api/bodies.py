@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from offerbase.api.problems import ApiProblem
+from offerbase.api.problems import ApiProblem, field_error
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -38,11 +38,42 @@ async def read_json(request: Request) -> Any:
             400, "Malformed JSON", "The request body is empty; a JSON document is required."
         )
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiProblem(
             400, "Malformed JSON", f"The request body is not valid JSON: {exc}."
         ) from exc
+    pointer = _nul_pointer(value, "")
+    if pointer is not None:
+        # PostgreSQL cannot store U+0000 in text or jsonb; refuse it on every backend alike.
+        message = "The character U+0000 is not allowed in strings or member names."
+        raise ApiProblem(
+            422,
+            "Unprocessable Entity",
+            f"{pointer or '/'}: {message}",
+            errors=[field_error(pointer, message)],
+        )
+    return value
+
+
+def _nul_pointer(value: Any, pointer: str) -> str | None:
+    """The JSON pointer of the first string or member name holding U+0000, else None."""
+    if isinstance(value, str):
+        return pointer if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"
+            if "\x00" in key:
+                return here
+            found = _nul_pointer(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_pointer(item, f"{pointer}/{index}")
+            if found is not None:
+                return found
+    return None
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase import catalog
+from offerbase.store import guardrails
 from offerbase.store.clock import iso, now_iso
 from offerbase.store.errors import (
     AlreadyExists,
@@ -40,6 +41,7 @@ from offerbase.store.tenants import Sandbox
 # Superseded entity versions are kept this long so that paging cursors stay exact.
 CURSOR_TTL = timedelta(hours=1)
 _PRUNE_EVERY = 100
+MAX_ID_LENGTH = 255  # entities.entity_id is String(255)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,11 @@ def _entity(row: sa.Row) -> Entity:
     )
 
 
+def _storable_id(entity_id: str) -> bool:
+    """Ids fit the entity_id column and hold no U+0000 (which PostgreSQL cannot store)."""
+    return 0 < len(entity_id) <= MAX_ID_LENGTH and "\x00" not in entity_id
+
+
 def _etag_matches(if_match: str | None, etag: int) -> bool:
     if if_match is None:
         return True
@@ -150,6 +157,8 @@ class Library:
     # -- reads -------------------------------------------------------------------------
 
     async def get(self, kinds: Sequence[str], entity_id: str) -> Entity:
+        if not _storable_id(entity_id):
+            raise NotFound(f"No {' or '.join(kinds)} with id '{entity_id}' in this sandbox.")
         row = (
             await self.conn.execute(
                 sa.select(entities).where(
@@ -381,6 +390,8 @@ class Library:
     async def create(
         self, kind: str, raw: object, actor: Actor, entity_id: str | None = None
     ) -> Entity:
+        if entity_id is not None and not _storable_id(entity_id):
+            raise StoreError(f"An id must be 1 to {MAX_ID_LENGTH} characters long, without U+0000.")
         body = catalog.validate(kind, raw)
         if entity_id is None:
             entity_id = catalog.new_id(kind)
@@ -396,6 +407,8 @@ class Library:
             )
         refs = await self._check_references(kind, entity_id, body)
         await self._check_unique_name(kind, entity_id, body)
+        await guardrails.check_new(self.conn, self.sandbox.pk, kind)
+        await guardrails.check_live_decisions(self.conn, self.sandbox.pk, kind, entity_id, body)
         now = now_iso()
         entity = Entity(
             kind,
@@ -429,6 +442,7 @@ class Library:
         body = catalog.validate(old.kind, transform(dict(old.body)))
         refs = await self._check_references(old.kind, entity_id, body)
         await self._check_unique_name(old.kind, entity_id, body)
+        await guardrails.check_live_decisions(self.conn, self.sandbox.pk, old.kind, entity_id, body)
         await self._close(old.id, version)
         new = Entity(
             old.kind,

@@ -81,6 +81,8 @@ def split_terms(values: list[str]) -> list[str]:
 
 
 def parse_term(text: str) -> Term:
+    if "\x00" in text:
+        raise ListQueryError("property", "The character U+0000 is not allowed in a filter.")
     negate = text.startswith("!")
     body = text[1:] if negate else text
     # The earliest operator wins; among operators at the same position the longest wins.
