@@ -1,0 +1,72 @@
+"""Sandbox-wide guardrails of Adobe's Decision Management (dps-api.md §4) that need counts
+from the store. Limits of a single entity are the catalog's job (offerbase.catalog)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from offerbase.store.errors import InvalidField, Unprocessable
+from offerbase.store.tables import entities
+
+
+@dataclass(frozen=True)
+class Total:
+    kinds: tuple[str, ...]
+    limit: int
+    label: str
+
+
+TOTALS: tuple[Total, ...] = (
+    Total(("personalized-offer", "fallback-offer"), 10_000, "offers"),
+    Total(("placement",), 1_000, "placements"),
+    Total(("collection",), 10_000, "collections"),
+    Total(("tag",), 1_000, "collection qualifiers"),
+    Total(("decision-rule", "ranking-formula"), 10_000, "decision rules and ranking formulas"),
+    Total(("decision",), 10_000, "decisions"),
+)
+LIVE_DECISIONS = 1_000
+
+
+def _current(sandbox_pk: int) -> sa.ColumnElement[bool]:
+    return sa.and_(entities.c.sandbox_pk == sandbox_pk, entities.c.valid_to.is_(None))
+
+
+async def check_new(conn: AsyncConnection, sandbox_pk: int, kind: str) -> None:
+    """Refuse a create that would exceed the sandbox's total for its kind."""
+    for total in TOTALS:
+        if kind not in total.kinds:
+            continue
+        count = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(entities)
+            .where(_current(sandbox_pk), entities.c.kind.in_(total.kinds))
+        )
+        if int(count or 0) >= total.limit:
+            raise Unprocessable(
+                f"A sandbox holds at most {total.limit} {total.label}; delete some first.",
+                [InvalidField("", f"Guardrail: at most {total.limit} {total.label} per sandbox.")],
+            )
+
+
+async def check_live_decisions(
+    conn: AsyncConnection, sandbox_pk: int, kind: str, entity_id: str, body: Mapping[str, Any]
+) -> None:
+    """At most LIVE_DECISIONS decisions of a sandbox are live at once."""
+    if kind != "decision" or body.get("status") != "live":
+        return
+    rows = await conn.execute(
+        sa.select(entities.c.entity_id, entities.c.body).where(
+            _current(sandbox_pk), entities.c.kind == "decision", entities.c.entity_id != entity_id
+        )
+    )
+    live = sum(1 for row in rows if row.body.get("status") == "live")
+    if live >= LIVE_DECISIONS:
+        raise Unprocessable(
+            f"A sandbox holds at most {LIVE_DECISIONS} live decisions.",
+            [InvalidField("/status", f"Guardrail: at most {LIVE_DECISIONS} live decisions.")],
+        )
