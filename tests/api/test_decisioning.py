@@ -490,6 +490,7 @@ async def test_catalog_changes_are_used_by_the_next_decision(client, tenant, cat
         ),
         (decision_request([("dec", "web", 31)]), 422, "/xdm:propositionRequests/0/xdm:itemCount"),
         (decision_request([("dec", "web")] * 31), 422, "/xdm:propositionRequests"),
+        (decision_request([("dec", "web", 30)] * 4), 422, "/xdm:propositionRequests"),
         ({**decision_request([("dec", "web")]), "xdm:dryRun": "yes"}, 400, "/xdm:dryRun"),
         ({**decision_request([("dec", "web")]), "xdm:profiles": [{}, {}]}, 400, "/xdm:profiles"),
     ],

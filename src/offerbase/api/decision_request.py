@@ -16,6 +16,8 @@ from offerbase.engine import MAX_ITEM_COUNT, MAX_SCOPES, DecisionRequest, ScopeR
 # Offerbase extensions (documented in docs/decisioning-api.md).
 INLINE_PROFILE = "offerbase:profile"
 TRACE = "offerbase:trace"
+# Adobe's guardrail: up to 30 offers per scope and 100 per response.
+MAX_OPTIONS_PER_RESPONSE = 100
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,13 @@ def _scopes(raw: Any) -> list[ScopeRequest]:
             if not 1 <= count <= MAX_ITEM_COUNT:
                 raise _bad(f"{here}/xdm:itemCount", f"must be between 1 and {MAX_ITEM_COUNT}", 422)
         scopes.append(ScopeRequest(activity, placement, count))
+    requested = sum(scope.item_count or 1 for scope in scopes)
+    if requested > MAX_OPTIONS_PER_RESPONSE:
+        raise _bad(
+            pointer,
+            f"at most {MAX_OPTIONS_PER_RESPONSE} offers per response; {requested} were requested",
+            422,
+        )
     return scopes
 
 
