@@ -185,3 +185,77 @@ def import_profiles(
     typer.echo(json.dumps(result))
     if result["failed"]:
         raise typer.Exit(1)
+
+
+# -- sandboxes and decision events -------------------------------------------------------------
+
+sandboxes_app = typer.Typer(help="Organizations' sandboxes.")
+app.add_typer(sandboxes_app, name="sandboxes")
+events_app = typer.Typer(help="Decision events recorded by the Decisioning API.")
+app.add_typer(events_app, name="events")
+
+
+@sandboxes_app.command("list")
+def list_sandboxes(
+    org: Annotated[str | None, typer.Option(help="Only this organization.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print one JSON line per sandbox: org, name, sandboxId and containerId (the id the legacy
+    /data/core/ode/{containerId}/decisions endpoint takes)."""
+    settings = _settings(data_dir, database_url)
+
+    async def run() -> list[tenants.Sandbox]:
+        db = Database(settings.resolved_database_url)
+        try:
+            await upgrade(db)
+            async with db.read() as conn:
+                return await tenants.list_sandboxes(conn, org)
+        finally:
+            await db.dispose()
+
+    for sandbox in asyncio.run(run()):
+        typer.echo(
+            json.dumps(
+                {
+                    "org": sandbox.org_id,
+                    "name": sandbox.name,
+                    "sandboxId": sandbox.sandbox_id,
+                    "containerId": sandbox.container_id,
+                }
+            )
+        )
+
+
+@events_app.command("export")
+def export_events(
+    org: Annotated[str, typer.Option(help="Organization id.")],
+    sandbox: Annotated[str, typer.Option(help="Sandbox name.")] = "prod",
+    since: Annotated[
+        str | None, typer.Option(help="Only events at or after this time (…Z).")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write every decision event of a sandbox to stdout as NDJSON, oldest first."""
+    from offerbase.store.events import DecisionEvents
+
+    settings = _settings(data_dir, database_url)
+
+    async def run() -> bool:
+        db = Database(settings.resolved_database_url)
+        try:
+            await upgrade(db)
+            async with db.read() as conn:
+                found = await tenants.get_sandbox(conn, org, sandbox)
+            if found is None:
+                return False
+            async for event in DecisionEvents(db, found).export(since):
+                typer.echo(json.dumps(event, separators=(",", ":")))
+            return True
+        finally:
+            await db.dispose()
+
+    if not asyncio.run(run()):
+        typer.echo(f"Organization '{org}' has no sandbox named '{sandbox}'.", err=True)
+        raise typer.Exit(2)

@@ -1,0 +1,87 @@
+"""CLI commands that work on the database directly (no server), through typer's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from offerbase.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> str:
+    return str(tmp_path / "data")
+
+
+def run(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_credentials_sandboxes_profiles_and_events(data_dir: str, tmp_path: Path) -> None:
+    created = json.loads(
+        run(
+            "credentials",
+            "create",
+            "--org",
+            "CLI@AdobeOrg",
+            "--sandbox",
+            "stage",
+            "--json",
+            "--data-dir",
+            data_dir,
+        )
+    )
+    assert created["org"] == "CLI@AdobeOrg"
+    assert created["sandbox"] == "stage"
+    assert created["client_secret"]
+    listed = [
+        json.loads(line) for line in run("sandboxes", "list", "--data-dir", data_dir).splitlines()
+    ]
+    assert [(s["org"], s["name"]) for s in listed] == [("CLI@AdobeOrg", "stage")]
+    assert len(listed[0]["containerId"]) == 36
+
+    ndjson = tmp_path / "profiles.ndjson"
+    ndjson.write_text(
+        '{"identityMap": {"Email": [{"id": "a@b.c", "primary": true}]}, "tier": "gold"}\nnot json\n'
+    )
+    result = runner.invoke(
+        app,
+        [
+            "profiles",
+            "import",
+            str(ndjson),
+            "--org",
+            "CLI@AdobeOrg",
+            "--sandbox",
+            "stage",
+            "--data-dir",
+            data_dir,
+        ],
+    )
+    assert result.exit_code == 1  # one line failed, the other was imported
+    summary = json.loads(result.output)
+    assert summary["imported"] == 1
+    assert summary["failed"] == 1
+
+    assert (
+        run(
+            "events",
+            "export",
+            "--org",
+            "CLI@AdobeOrg",
+            "--sandbox",
+            "stage",
+            "--data-dir",
+            data_dir,
+        )
+        == ""
+    )
+    missing = runner.invoke(app, ["events", "export", "--org", "NOPE", "--data-dir", data_dir])
+    assert missing.exit_code == 2
