@@ -292,3 +292,17 @@ async def test_overlong_chosen_id_is_400_not_500(api):
     problem(await api.get("tag", "x" * 300), 404)
     ok = await api.post("tag", body("tag"), "y" * 255)
     assert ok.status_code == 201, ok.text
+
+
+@pytest.mark.parametrize("raw", [b"1e30", b"1" + b"0" * 30, b"-1" + b"0" * 25])
+async def test_integers_beyond_64_bits_are_422_and_do_not_poison_reads(api, raw):
+    content = b'{"name": "big", "rank": {"priority": ' + raw + b"}}"
+    headers = {**api.headers, "Content-Type": "application/json"}
+    response = await api.client.post(url("personalized-offer"), content=content, headers=headers)
+    assert pointers(problem(response, 422)) == ["/rank/priority"]
+    listed = await api.list("personalized-offer")
+    assert listed.status_code == 200
+    assert listed.json()["total"] == 0
+    ok = await api.post("personalized-offer", body("personalized-offer", rank={"priority": 2.0}))
+    assert ok.status_code == 201, ok.text
+    assert (await api.read("personalized-offer", ok.json()["id"]))["rank"] == {"priority": 2}

@@ -82,6 +82,9 @@ class Str(Node):
         return value
 
 
+_INT64 = 2**63
+
+
 @dataclass
 class Int(Node):
     minimum: int | None = None
@@ -90,8 +93,10 @@ class Int(Node):
     def check(self, value: Any, pointer: str, errors: list[FieldError]) -> Any:
         # bool is an int subclass in Python but not an integer in JSON.
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
+            if isinstance(value, float) and value.is_integer() and abs(value) < _INT64:
                 # 1.0 is the same JSON number as 1; store the integer so reads are canonical.
+                # (Beyond 64 bits the JSON parser gives a float and the JSON writer could not
+                # write the int back, so such values are refused below.)
                 value = int(value)
             else:
                 errors.append(FieldError(pointer, f"Must be an integer, not {type_name(value)}."))
