@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -176,7 +176,8 @@ def add_collection_routes(router: APIRouter, path: str) -> None:
         raw = await read_json(request)
         async with _library(request, caller, write=True) as library:
             entity = await library.create(kind, raw, _actor(caller), entity_id)
-        location = f"{ROOT}/{path}/{entity.id}"
+        # Percent-encoded: a chosen id may hold any character, a header only latin-1.
+        location = f"{ROOT}/{path}/{quote(entity.id, safe='')}"
         return json_response(
             entity.receipt(caller.sandbox), 201, {"Location": location, "ETag": f'"{entity.etag}"'}
         )

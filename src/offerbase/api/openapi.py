@@ -9,8 +9,8 @@ from fastapi.openapi.utils import get_openapi
 
 from offerbase import catalog
 from offerbase.api import decisioning
-from offerbase.api.library import COLLECTIONS
-from offerbase.api.schemas import RESPONSE_MODELS, request_schema_name
+from offerbase.api.library import COLLECTIONS, ROOT
+from offerbase.api.schemas import COMMON_RESPONSES, RESPONSE_MODELS, request_schema_name
 
 _JSON_PATCH_OR_MERGE = {
     "description": "An RFC 6902 JSON Patch array, or an RFC 7396 merge-patch object.",
@@ -43,6 +43,34 @@ def _add_model(components: dict[str, Any], name: str, model: Any) -> None:
     components[name] = schema
 
 
+def _document_common_responses(document: dict[str, Any]) -> None:
+    """What every operation can answer besides its own codes.
+
+    Request validation errors are 400 problems (app.install_error_handlers), not FastAPI's 422
+    `HTTPValidationError`; authenticated operations also answer the gateway's 400/401/403 and
+    404 for an unknown sandbox.
+    """
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            fastapi_422 = responses.get("422", {})
+            schema_ref = (
+                fastapi_422.get("content", {}).get("application/json", {}).get("schema", {})
+            )
+            if schema_ref.get("$ref", "").endswith("/HTTPValidationError"):
+                del responses["422"]
+                responses.setdefault("400", COMMON_RESPONSES[400])
+            if "security" in operation:
+                for code, response in COMMON_RESPONSES.items():
+                    responses.setdefault(str(code), response)
+    schemas = document.get("components", {}).get("schemas", {})
+    if not any("HTTPValidationError" in str(item) for item in document["paths"].values()):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+
+
 def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -62,8 +90,10 @@ def install(app: FastAPI) -> None:
                 name = "Body_" + kind.replace("-", "_")
                 _add_model(components, name, catalog.KINDS[kind].model)
                 names.append({"$ref": f"#/components/schemas/{name}"})
+            # anyOf, not oneOf: `offer-type` picks the kind, and a body valid for both offer kinds
+            # is fine (oneOf would reject it, and makes generating examples very slow).
             components[request_schema_name(path)] = (
-                names[0] if len(names) == 1 else {"oneOf": names}
+                names[0] if len(names) == 1 else {"anyOf": names}
             )
         components["JsonPatchOrMerge"] = _JSON_PATCH_OR_MERGE
         document["components"]["securitySchemes"] = {
@@ -75,12 +105,17 @@ def install(app: FastAPI) -> None:
             "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             "org": {"type": "apiKey", "in": "header", "name": "x-gw-ims-org-id"},
         }
-        for path_item in document["paths"].values():
-            for operation in path_item.values():
+        for path, path_item in document["paths"].items():
+            for method, operation in path_item.items():
                 if operation.get("tags") and operation["tags"][0] != "Platform":
                     operation["security"] = [{"bearer": [], "apiKey": [], "org": []}]
+                if method == "delete" and path.startswith(ROOT):
+                    # DELETE answers 200 with an empty body and no content type; FastAPI would
+                    # otherwise document an application/json body.
+                    operation["responses"]["200"].pop("content", None)
         # The decisioning routes are plain Starlette routes (the lean hot path): described here.
         document["paths"].update(decisioning.OPENAPI_PATHS)
+        _document_common_responses(document)
         app.openapi_schema = document
         return document
 

@@ -121,6 +121,7 @@ _COMMON: dict[int | str, dict[str, Any]] = {
     },
     404: _problem("No such entity (or sandbox) in the caller's organization."),
 }
+COMMON_RESPONSES = _COMMON
 _RECEIPT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}}
 
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
