@@ -26,7 +26,7 @@ from offerbase.engine import DecisionError, DecisionResult, Snapshot, capping_ke
 from offerbase.store import tenants
 from offerbase.store.clock import iso
 from offerbase.store.events import PendingEvent
-from offerbase.store.profiles import Profiles
+from offerbase.store.profiles import find_profile
 from offerbase.store.tenants import Sandbox
 
 MEDIA_TYPE = (
@@ -52,10 +52,7 @@ async def _profile(
 ) -> tuple[str | None, Any]:
     if parsed.inline_profile is not None:
         return _primary_key(parsed.identity_map), parsed.inline_profile
-    if not parsed.identity_map:
-        return None, {}
-    async with request.app.state.db.read() as conn:
-        return await Profiles(conn, sandbox).find(parsed.identity_map)
+    return await find_profile(request.app.state.db, sandbox, parsed.identity_map)
 
 
 def _primary_key(identity_map: dict[str, Any]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -45,6 +46,7 @@ class Database:
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        self._reader: sqlite3.Connection | None = None
         if self.is_sqlite:
             self._configure_sqlite()
 
@@ -82,6 +84,27 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    async def point_read(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """A small indexed read for the hot path, as plain SQL with `:name` parameters.
+
+        On SQLite it runs synchronously on the calling thread through the sqlite3 module: an
+        indexed lookup costs microseconds, while aiosqlite's hand-offs to its worker thread
+        (connect, begin, execute, fetch, rollback) cost far more than the query. WAL mode means
+        a reader never waits for a writer, so this does not stall the event loop on a lock.
+        """
+        if self.is_sqlite:
+            return self._sqlite_reader().execute(sql, params).fetchall()
+        async with self.engine.connect() as conn:
+            return [tuple(row) for row in await conn.execute(sa.text(sql), params)]
+
+    def _sqlite_reader(self) -> sqlite3.Connection:
+        if self._reader is None:
+            path = self.url.split("///", 1)[1]
+            self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._reader.execute("PRAGMA busy_timeout=5000")
+            self._reader.execute("PRAGMA query_only=ON")
+        return self._reader
+
     async def ping(self) -> bool:
         try:
             async with self.engine.connect() as conn:
@@ -92,3 +115,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None

@@ -174,7 +174,11 @@ class Dialect:
     def as_number(self, field: str) -> ColumnElement:
         if self.is_sqlite:
             return self.json_value(field)
-        return sa.cast(self.json_text(field), sa.Numeric)
+        # The cast sits behind the type test inside CASE: PostgreSQL may evaluate the operands
+        # of AND in any order, and casting a string like "abc" to numeric would fail.
+        return sa.case(
+            (self.is_number(field), sa.cast(self.json_text(field), sa.Numeric)), else_=None
+        )
 
     def text_compare(self, expr: ColumnElement) -> ColumnElement:
         # Byte order on both backends, so results do not depend on the server's locale.

@@ -313,6 +313,78 @@ def _scoped(table: sa.Table, sandbox: Sandbox) -> sa.ColumnElement[bool]:
     return table.c.sandbox_pk == sandbox.pk
 
 
+def find_query(sandbox: Sandbox, candidates: Sequence[Identity]) -> sa.Select[Any]:
+    """The stored profiles reachable through any of `candidates`, with the identity matched."""
+    return (
+        sa.select(
+            profile_identities.c.namespace,
+            profile_identities.c.identity,
+            profiles.c.profile_key,
+            profiles.c.body,
+        )
+        .select_from(
+            profile_identities.join(profiles, profiles.c.pk == profile_identities.c.profile_pk)
+        )
+        .where(
+            _scoped(profile_identities, sandbox),
+            _scoped(profiles, sandbox),
+            sa.or_(
+                *(
+                    sa.and_(
+                        profile_identities.c.namespace == ns,
+                        profile_identities.c.identity == value,
+                    )
+                    for ns, value in candidates
+                )
+            ),
+        )
+    )
+
+
+def pick_profile(
+    rows: Sequence[sa.Row[Any]], candidates: Sequence[Identity]
+) -> tuple[str | None, dict[str, Any]]:
+    """The first candidate (primary first) that a stored profile answers, else an empty one."""
+    found = {(row.namespace, row.identity): row for row in rows}
+    for candidate in candidates:
+        row = found.get(candidate)
+        if row is not None:
+            return row.profile_key, dict(row.body)
+    ns, value = candidates[0]
+    return f"{ns}:{value}", {}
+
+
+async def find_profile(
+    db: Database, sandbox: Sandbox, identity_map: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> tuple[str | None, dict[str, Any]]:
+    """`Profiles.find` for the decisioning hot path: the same query as plain SQL, on the
+    database's fastest read path (no expression building per request)."""
+    candidates = request_identities(identity_map)
+    if not candidates:
+        return None, {}
+    params: dict[str, Any] = {"sandbox": sandbox.pk}
+    matches = []
+    for index, (namespace, value) in enumerate(candidates):
+        params[f"ns{index}"], params[f"id{index}"] = namespace, value
+        matches.append(f"(i.namespace = :ns{index} AND i.identity = :id{index})")
+    sql = (
+        "SELECT i.namespace, i.identity, p.profile_key, p.body FROM profile_identities i "
+        "JOIN profiles p ON p.pk = i.profile_pk "
+        "WHERE i.sandbox_pk = :sandbox AND p.sandbox_pk = :sandbox AND ("
+        + " OR ".join(matches)
+        + ")"
+    )
+    found = {}
+    for namespace, identity, profile_key, body in await db.point_read(sql, params):
+        found[(namespace, identity)] = (profile_key, body)
+    for candidate in candidates:
+        if candidate in found:
+            profile_key, body = found[candidate]
+            return profile_key, orjson.loads(body) if isinstance(body, str | bytes) else dict(body)
+    ns, value = candidates[0]
+    return f"{ns}:{value}", {}
+
+
 # -- the repository ----------------------------------------------------------------------------
 
 
@@ -361,37 +433,8 @@ class Profiles:
         candidates = request_identities(identity_map)
         if not candidates:
             return None, {}
-        query = (
-            sa.select(
-                profile_identities.c.namespace,
-                profile_identities.c.identity,
-                profiles.c.profile_key,
-                profiles.c.body,
-            )
-            .select_from(
-                profile_identities.join(profiles, profiles.c.pk == profile_identities.c.profile_pk)
-            )
-            .where(
-                _scoped(profile_identities, self.sandbox),
-                _scoped(profiles, self.sandbox),
-                sa.or_(
-                    *(
-                        sa.and_(
-                            profile_identities.c.namespace == ns,
-                            profile_identities.c.identity == value,
-                        )
-                        for ns, value in candidates
-                    )
-                ),
-            )
-        )
-        found = {(row.namespace, row.identity): row for row in await self.conn.execute(query)}
-        for candidate in candidates:
-            row = found.get(candidate)
-            if row is not None:
-                return row.profile_key, dict(row.body)
-        ns, value = candidates[0]
-        return f"{ns}:{value}", {}
+        rows = (await self.conn.execute(find_query(self.sandbox, candidates))).all()
+        return pick_profile(rows, candidates)
 
     # -- writes --------------------------------------------------------------------------
 
