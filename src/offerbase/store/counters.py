@@ -102,22 +102,20 @@ class SqlCounterStore:
         ).returning(t.c.value)
 
     async def get_many(self, sandbox_pk: int, keys: Sequence[str]) -> dict[str, int]:
+        # On the decisioning hot path: plain SQL on the database's fastest read path.
         wanted = list(dict.fromkeys(keys))
-        if not wanted:
-            return {}
-        t = capping_counters
-        now = int(self._clock())
         out: dict[str, int] = {}
-        async with self.db.read() as conn:
-            for i in range(0, len(wanted), _READ_CHUNK):
-                rows = await conn.execute(
-                    sa.select(t.c.key, t.c.value).where(
-                        t.c.sandbox_pk == sandbox_pk,
-                        t.c.key.in_(wanted[i : i + _READ_CHUNK]),
-                        t.c.expires_at > now,
-                    )
-                )
-                out.update({key: int(value) for key, value in rows})
+        now = int(self._clock())
+        for i in range(0, len(wanted), _READ_CHUNK):
+            chunk = wanted[i : i + _READ_CHUNK]
+            params: dict[str, object] = {"sandbox": sandbox_pk, "now": now}
+            params.update({f"k{j}": key for j, key in enumerate(chunk)})
+            placeholders = ", ".join(f":k{j}" for j in range(len(chunk)))
+            sql = (
+                "SELECT key, value FROM capping_counters WHERE sandbox_pk = :sandbox "
+                f"AND key IN ({placeholders}) AND expires_at > :now"
+            )
+            out.update({key: int(value) for key, value in await self.db.point_read(sql, params)})
         return out
 
     async def try_consume(self, sandbox_pk: int, items: Sequence[tuple[str, int]]) -> bool:
