@@ -91,6 +91,9 @@ def test_named_params() -> None:
     assert rule.evaluate({"segment": {"name": "gold"}}) is True
     assert rule.evaluate({}, params={"segment": {"name": "gold"}}) is True
     assert rule.evaluate({}, params={"segment": {"name": "gold"}}) is True
+    for i in range(20):  # many different parameter sets: still right, the cache stays bounded
+        assert rule.evaluate({}, params={"segment": {"name": "gold"}, f"p{i}": 1}) is True
+    assert len(rule._variants) == 16
     declared = compile('segment.name = "gold"', params=["segment"])
     assert declared.evaluate({"segment": {"name": "gold"}}) is False
     assert declared.profile_paths == frozenset()

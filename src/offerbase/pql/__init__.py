@@ -20,6 +20,7 @@ from .parser import parse
 __all__ = ["Expression", "PqlError", "check", "compile"]
 
 Kind = Literal["rule", "formula"]
+_MAX_VARIANTS = 16
 
 
 class Expression:
@@ -85,7 +86,9 @@ class Expression:
         names = self._declared | frozenset(params)
         variant = self._variants.get(names)
         if variant is None:
-            variant = self._variants[names] = Expression(self.source, self.kind, names)
+            variant = Expression(self.source, self.kind, names)
+            if len(self._variants) < _MAX_VARIANTS:  # callers use a few fixed sets of names
+                self._variants[names] = variant
         return variant
 
 
