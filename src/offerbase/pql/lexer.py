@@ -28,7 +28,6 @@ EOF = "eof"
 # text of a NAME and the text of an OP, "" otherwise, so the parser finds operators and keywords
 # with one lookup. Plain tuples: they are the cheapest to build.
 Token = tuple[str, str, int, str]
-KIND, TEXT, POS, LOW = 0, 1, 2, 3
 
 # One alternative per token shape, the commonest first; the final `\\S` catches any other
 # character, so findall can only skip trailing whitespace.
