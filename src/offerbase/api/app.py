@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 from collections.abc import AsyncIterator
@@ -60,6 +61,18 @@ class CompatibilityMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+async def _checkpoint_loop(db: Database) -> None:
+    """SQLite WAL checkpoints off the request path (see Database.checkpoint)."""
+    if not db.is_sqlite:
+        return
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            await db.checkpoint()
+        except Exception:  # a busy or failed checkpoint is retried on the next tick
+            continue
+
+
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or Settings()
     owns_db = db is None
@@ -67,7 +80,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.events.start()
+        checkpointer = asyncio.create_task(_checkpoint_loop(app.state.db))
         yield
+        checkpointer.cancel()
         await app.state.events.stop()
         await app.state.counters.close()
         if owns_db:

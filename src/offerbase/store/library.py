@@ -216,21 +216,26 @@ class Library:
             )
         order_by.append(entities.c.entity_id.asc())
         try:
-            total = int(
-                await self.conn.scalar(
-                    sa.select(sa.func.count()).select_from(entities).where(*where)
-                )
-                or 0
-            )
+            # One pass over the matches gives the page and the total (count(*) OVER ()): the
+            # filters evaluate JSON per row, the dominant cost of a list (bench/catalog.py).
             rows = (
                 await self.conn.execute(
-                    sa.select(entities)
+                    sa.select(entities, sa.func.count().over().label("_total"))
                     .where(*where)
                     .order_by(*order_by)
                     .limit(limit)
                     .offset(offset)
                 )
             ).all()
+            if rows:
+                total = int(rows[0]._total)
+            else:  # past the end (or no match): the total still has to be counted
+                total = int(
+                    await self.conn.scalar(
+                        sa.select(sa.func.count()).select_from(entities).where(*where)
+                    )
+                    or 0
+                )
         except sa.exc.DBAPIError as exc:
             # Python accepted the `~` pattern (listing.parse_term) but PostgreSQL's regex
             # dialect does not (e.g. `(?P<name>...)`): the client's fault, not a 500.

@@ -74,6 +74,14 @@ entities = sa.Table(
     ),
     sa.Index("ix_entities_list", "sandbox_pk", "kind", "modified", "entity_id"),
     sa.Index("ix_entities_versions", "sandbox_pk", "kind", "valid_from", "valid_to"),
+    # History pruning (migration 0005): closed rows only.
+    sa.Index(
+        "ix_entities_history",
+        "sandbox_pk",
+        "closed_at",
+        sqlite_where=sa.text("valid_to IS NOT NULL"),
+        postgresql_where=sa.text("valid_to IS NOT NULL"),
+    ),
 )
 
 # Current references between entities, for referential integrity on delete.
