@@ -215,3 +215,16 @@ def test_catalog_changes_reach_every_worker_within_a_second(server) -> None:  # 
     assert archived.status_code == 200
     time.sleep(1.0)  # the freshness promise: a change is used within one second
     assert chosen_ids(20) == {"second"}
+
+    # A real (not dry-run) decision is recorded by the worker's background event writer.
+    real = {**body, "xdm:dryRun": False}
+    response = httpx.post(f"{base}/data/core/ods/decisions", json=real, headers=headers)
+    proposition_id = response.json()["xdm:propositionId"]
+    events: list[dict] = []  # type: ignore[type-arg]
+    for _ in range(50):
+        listed = httpx.get(f"{base}/data/core/ods/decision-events", headers=headers)
+        events = listed.json()["results"]
+        if events:
+            break
+        time.sleep(0.1)
+    assert [e["xdm:propositionId"] for e in events] == [proposition_id]
