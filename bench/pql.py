@@ -149,6 +149,20 @@ def main() -> None:
         lambda: formula.evaluate({}, offer=offer, params=params),
         expect=6,
     )
+    # A fixed C-implemented reference of similar size: if it slows down, so did the machine.
+    doc = json.dumps(
+        {
+            "person": {"age": 18, "homeAddress": {"countryCode": ["US", "CA"]}},
+            "score": 10.5,
+            "tier": "vip",
+        }
+    )
+    ref = add(
+        f"json.loads, {len(doc)}-char document (noise reference)",
+        lambda: json.loads(doc),
+        expect=json.loads(doc),
+        n=N // 10,
+    )
     tree = parse(RULE_100)
     parsing = add(
         f"offerbase.pql parse, {len(RULE_100)}-char rule",
@@ -187,6 +201,9 @@ def main() -> None:
             f"{len(RULE_100)}-char rule parses in <= 20 us: {verdict}"
             f" ({parsing.median / 1000:.1f} us)"
         )
+        if ref is not None:
+            ratio = statistics.median(p / r for p, r in zip(parsing.ns, ref.ns, strict=True))
+            print(f"  parse / json.loads reference, median per-round ratio: {ratio:.1f}x")
 
 
 if __name__ == "__main__":
