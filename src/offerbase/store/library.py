@@ -216,26 +216,10 @@ class Library:
             )
         order_by.append(entities.c.entity_id.asc())
         try:
-            # One pass over the matches gives the page and the total (count(*) OVER ()): the
-            # filters evaluate JSON per row, the dominant cost of a list (bench/catalog.py).
-            rows = (
-                await self.conn.execute(
-                    sa.select(entities, sa.func.count().over().label("_total"))
-                    .where(*where)
-                    .order_by(*order_by)
-                    .limit(limit)
-                    .offset(offset)
-                )
-            ).all()
-            if rows:
-                total = int(rows[0]._total)
-            else:  # past the end (or no match): the total still has to be counted
-                total = int(
-                    await self.conn.scalar(
-                        sa.select(sa.func.count()).select_from(entities).where(*where)
-                    )
-                    or 0
-                )
+            if self.dialect.is_sqlite:
+                rows, total = await self._page_sqlite(where, order_by, limit, offset)
+            else:
+                rows, total = await self._page_windowed(where, order_by, limit, offset)
         except sa.exc.DBAPIError as exc:
             # Python accepted the `~` pattern (listing.parse_term) but PostgreSQL's regex
             # dialect does not (e.g. `(?P<name>...)`): the client's fault, not a 500.
@@ -252,6 +236,52 @@ class Library:
         prev_cursor = self._encode_cursor(as_of, max(0, offset - limit)) if offset > 0 else None
         self_cursor = cursor
         return Page(items, total, next_cursor, prev_cursor, self_cursor)
+
+    # The filters evaluate JSON per row, the dominant cost of a list (bench/catalog.py), so the
+    # page and the total come from one pass over the matches, not a page query and a count.
+    async def _page_windowed(
+        self, where: list[Any], order_by: list[Any], limit: int, offset: int
+    ) -> tuple[Sequence[sa.Row], int]:
+        """PostgreSQL: the page with count(*) OVER () (the total of all matches)."""
+        rows = (
+            await self.conn.execute(
+                sa.select(entities, sa.func.count().over().label("_total"))
+                .where(*where)
+                .order_by(*order_by)
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+        if rows:
+            return rows, int(rows[0]._total)
+        # Past the end (or no match): the total still has to be counted.
+        total = await self.conn.scalar(
+            sa.select(sa.func.count()).select_from(entities).where(*where)
+        )
+        return rows, int(total or 0)
+
+    async def _page_sqlite(
+        self, where: list[Any], order_by: list[Any], limit: int, offset: int
+    ) -> tuple[Sequence[sa.Row], int]:
+        """SQLite: the ordered row ids of every match (SQLite's window pass costs as much as a
+        second query), then the page's rows by id. A sandbox's guardrails bound the matches."""
+        keys = (
+            (
+                await self.conn.execute(
+                    sa.select(entities.c.row_id).where(*where).order_by(*order_by)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        chosen = list(keys[offset : offset + limit])
+        if not chosen:
+            return [], len(keys)
+        found = (
+            await self.conn.execute(sa.select(entities).where(entities.c.row_id.in_(chosen)))
+        ).all()
+        position = {row_id: index for index, row_id in enumerate(chosen)}
+        return sorted(found, key=lambda row: position[row.row_id]), len(keys)
 
     # Paging reads one immutable version of the catalog, so an offset into it is exact:
     # concurrent writes create new versions and never move rows of the version being paged.
