@@ -208,6 +208,7 @@ def main() -> None:
     parser.add_argument("--offers", type=int, default=100)
     parser.add_argument("--caps", action="store_true", help="frequency caps on 10%% of offers")
     parser.add_argument("--redis-url", help="capping counters in Redis (OFFERBASE_REDIS_URL)")
+    parser.add_argument("--dry-run", action="store_true", help="xdm:dryRun: no events, no counting")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="offerbase-load-"))
@@ -265,6 +266,7 @@ def main() -> None:
                     }
                 ],
                 "xdm:responseFormat": {"xdm:includeContent": True},
+                "xdm:dryRun": args.dry_run,
             }
         )
         check = httpx.post(f"{base}/data/core/ods/decisions", content=body, headers=headers)

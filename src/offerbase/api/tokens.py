@@ -9,6 +9,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,16 @@ def issue(client_id: str, org: str, key: str, ttl_seconds: int, now: float | Non
 
 def verify(token: str, key: str, now: float | None = None) -> Claims | None:
     """The token's claims when its signature is ours and it has not expired, else None."""
+    claims = _signed_claims(token, key)
+    if claims is None or claims.expires_at <= (time.time() if now is None else now):
+        return None
+    return claims
+
+
+# A client sends the same token for hours: checking its signature once per worker is enough.
+# Expiry is still checked on every call (above), so caching never extends a token's life.
+@lru_cache(maxsize=4096)
+def _signed_claims(token: str, key: str) -> Claims | None:
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != _HEADER:
         return None
@@ -54,9 +65,6 @@ def verify(token: str, key: str, now: float | None = None) -> Claims | None:
         if not hmac.compare_digest(expected, _unb64(parts[2])):
             return None
         payload = json.loads(_unb64(parts[1]))
-        claims = Claims(str(payload["client_id"]), str(payload["org"]), int(payload["exp"]))
+        return Claims(str(payload["client_id"]), str(payload["org"]), int(payload["exp"]))
     except (ValueError, KeyError, TypeError):
         return None
-    if claims.expires_at <= (time.time() if now is None else now):
-        return None
-    return claims

@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 
 
 def iso(moment: datetime) -> str:
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    # isoformat is implemented in C; strftime is several times slower (decision events use this).
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def now_iso() -> str:
