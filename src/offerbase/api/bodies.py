@@ -74,16 +74,3 @@ def _nul_pointer(value: Any, pointer: str) -> str | None:
             if found is not None:
                 return found
     return None
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396 JSON Merge Patch (Adobe's ranking-formula update example PATCHes a whole object)."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result

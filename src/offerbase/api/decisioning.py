@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from offerbase.api.auth import authenticate_headers
+from offerbase.api.auth import authenticate_headers, current_caller
 from offerbase.api.bodies import read_json
 from offerbase.api.decision_request import ParsedRequest, parse
 from offerbase.api.decision_response import event_body, render
@@ -124,15 +124,8 @@ async def _handle(request: Request, sandbox: Sandbox) -> Response:
 
 
 async def ods_decisions(request: Request) -> Response:
-    state = request.app.state
-    claims = authenticate_headers(request, state.settings.resolved_secret_key)
-    name = request.headers.get("x-sandbox-name") or tenants.DEFAULT_SANDBOX
-    sandbox = await state.sandboxes.get(claims.org, name)
-    if sandbox is None:
-        raise ApiProblem(
-            404, "Sandbox Not Found", f"Organization '{claims.org}' has no sandbox named '{name}'."
-        )
-    return await _handle(request, sandbox)
+    caller = await current_caller(request)
+    return await _handle(request, caller.sandbox)
 
 
 async def ode_decisions(request: Request) -> Response:

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from offerbase import catalog
 from offerbase.api import schemas
 from offerbase.api.auth import Caller, current_caller
-from offerbase.api.bodies import merge_patch, read_json
+from offerbase.api.bodies import read_json
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.store import errors as store_errors
 from offerbase.store.library import Actor, Library, Page
@@ -295,7 +295,7 @@ def add_collection_routes(router: APIRouter, path: str) -> None:
         def make(raw: Any) -> Callable[[dict[str, Any]], object]:
             # An object is a merge patch: Adobe's ranking-formula example PATCHes a whole object.
             if isinstance(raw, dict):
-                return lambda old: merge_patch(old, raw)
+                return lambda old: catalog.merge_patch(old, raw)
             return lambda old: catalog.apply_patch(old, raw)
 
         return await _update(request, caller, entity_id, offer_type, make)

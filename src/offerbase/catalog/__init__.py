@@ -13,7 +13,7 @@ from offerbase.catalog.errors import (
 )
 from offerbase.catalog.ids import new_id, snowflake_millis
 from offerbase.catalog.kinds import KIND_BY_PATH, KINDS, OFFER_TYPES, Kind
-from offerbase.catalog.patch import apply_patch
+from offerbase.catalog.patch import apply_patch, merge_patch
 from offerbase.catalog.references import Reference, references
 from offerbase.catalog.validate import METADATA_FIELDS, validate
 
@@ -30,6 +30,7 @@ __all__ = [
     "PatchTestFailed",
     "Reference",
     "apply_patch",
+    "merge_patch",
     "new_id",
     "references",
     "snowflake_millis",

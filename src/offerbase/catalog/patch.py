@@ -173,3 +173,18 @@ def apply_patch(doc: dict[str, Any], patch: object) -> dict[str, Any]:
     if not isinstance(result, dict):
         raise PatchError("", "The patched entity must still be a JSON object.")
     return result
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch: objects merge recursively, null removes a member, anything
+    else replaces. Used by profile updates and by PATCH with an object body (Adobe's
+    ranking-formula update example PATCHes a whole object)."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result

@@ -27,6 +27,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from offerbase.catalog import merge_patch
 from offerbase.store.clock import now_iso
 from offerbase.store.db import Database
 from offerbase.store.errors import InvalidField, NotFound, StoreError
@@ -241,19 +242,6 @@ def prepare_body(namespace: str, identity: str, body: Any) -> tuple[dict[str, An
         if ident not in identities:
             identities.append(ident)
     return stored, identities
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396 JSON Merge Patch."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def apply_patch(body: dict[str, Any], patch: Any) -> Any:
