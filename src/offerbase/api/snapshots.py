@@ -1,9 +1,10 @@
 """Per-worker cache of compiled catalog snapshots, one per sandbox.
 
 The hot path never reads the catalog from the database: it reads the in-memory Snapshot.
-At most every `poll_seconds` a request checks the sandbox's catalog version (one indexed
-primary-key read) and rebuilds the snapshot when it changed, so every worker uses a catalog
-change within `poll_seconds` plus one rebuild.
+At most every `poll_seconds` a request checks the sandbox's catalog version (one primary-key
+read on the database's point-read path) and rebuilds the snapshot when it changed, so every
+worker uses a catalog change within `poll_seconds` plus one rebuild. Requests that arrive while
+one of them checks or rebuilds are served the snapshot in hand: they never queue behind it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
 from offerbase.engine import Snapshot, build_snapshot
 from offerbase.store.db import Database
 from offerbase.store.library import Library
-from offerbase.store.tables import sandboxes
 from offerbase.store.tenants import Sandbox
 
 
@@ -41,26 +39,31 @@ class SnapshotCache:
         if entry is not None and time.monotonic() - entry.checked_at < self.poll_seconds:
             return entry.snapshot
         lock = self._locks.setdefault(sandbox.pk, asyncio.Lock())
+        if entry is not None and lock.locked():
+            # Another request is checking or rebuilding: serve the snapshot we have rather
+            # than queue every concurrent decision behind that check.
+            return entry.snapshot
         async with lock:
             entry = self._entries.get(sandbox.pk)
             if entry is not None and time.monotonic() - entry.checked_at < self.poll_seconds:
                 return entry.snapshot
             checked_at = time.monotonic()
+            version = await self._version(sandbox)
+            if entry is not None and entry.version == version:
+                entry.checked_at = checked_at
+                return entry.snapshot
             async with self.db.read() as conn:
-                version = int(
-                    await conn.scalar(
-                        sa.select(sandboxes.c.catalog_version).where(sandboxes.c.pk == sandbox.pk)
-                    )
-                    or 0
-                )
-                if entry is not None and entry.version == version:
-                    entry.checked_at = checked_at
-                    return entry.snapshot
                 version, bodies = await Library(conn, sandbox).current_bodies()
             snapshot = build_snapshot(bodies, version=version)
             self.builds += 1
             self._entries[sandbox.pk] = _Entry(snapshot, version, checked_at)
             return snapshot
+
+    async def _version(self, sandbox: Sandbox) -> int:
+        rows = await self.db.point_read(
+            "SELECT catalog_version FROM sandboxes WHERE pk = :pk", {"pk": sandbox.pk}
+        )
+        return int(rows[0][0]) if rows else 0
 
     def invalidate(self, sandbox_pk: int) -> None:
         """Force the next request to re-check (a worker that wrote the catalog calls this)."""
