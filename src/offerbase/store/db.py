@@ -47,6 +47,7 @@ class Database:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
         if self.is_sqlite:
             self._configure_sqlite()
 
@@ -109,6 +110,37 @@ class Database:
             self._reader.execute("PRAGMA query_only=ON")
         return self._reader
 
+    async def write_many(self, sql: str, rows: list[dict[str, Any]]) -> bool:
+        """A batch insert (plain SQL, `:name` parameters) that never stalls the event loop
+        for long. Returns False when SQLite's write lock is taken: try again later.
+
+        On SQLite it runs on the calling thread, but only if the write lock is free at once
+        (no busy wait): inserting a few hundred rows costs about a millisecond, while a worker
+        thread would fight the event loop for the GIL for longer (measured: p99 of decisions
+        26 ms with a thread, 19 ms without). SQLAlchemy's per-row parameter processing is
+        skipped on both backends.
+        """
+        if not self.is_sqlite:
+            async with self.engine.begin() as conn:
+                await conn.execute(sa.text(sql), rows)
+            return True
+        if self._writer is None:
+            path = self.url.split("///", 1)[1]
+            self._writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise
+        try:
+            self._writer.executemany(sql, rows)
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        self._writer.execute("COMMIT")
+        return True
+
     async def ping(self) -> bool:
         """Does the database answer? (/health; load balancers call it often, so it is cheap.)"""
         try:
@@ -127,6 +159,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                conn.close()
+        self._reader = self._writer = None

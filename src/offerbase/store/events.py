@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from offerbase.store.db import Database
@@ -47,6 +48,10 @@ class EventWriter:
             # Shedding events beats stalling decisions; the counter makes the loss visible.
             self.dropped += 1
 
+    def _requeue(self, batch: list[PendingEvent]) -> None:
+        for event in batch:
+            self.record(event)
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run())
@@ -55,35 +60,48 @@ class EventWriter:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await self.flush()
+                await self._write_queued()
             except Exception:  # keep the writer alive; the batch is retried next round
                 log.exception("writing decision events failed")
 
     async def flush(self) -> int:
-        """Write everything queued so far; returns how many events were written."""
+        """Write everything queued so far, waiting while the database is busy; returns how
+        many events were written (shutdown and tests call this)."""
+        written = await self._write_queued()
+        while not self._queue.empty():
+            await asyncio.sleep(0.01)
+            written += await self._write_queued()
+        return written
+
+    async def _write_queued(self) -> int:
+        """One attempt: stops early (events kept) when SQLite's write lock is taken."""
         written = 0
         while not self._queue.empty():
             batch: list[PendingEvent] = []
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            rows = [
+                {
+                    "sandbox_pk": e.sandbox_pk,
+                    "proposition_id": e.proposition_id,
+                    "timestamp": e.timestamp,
+                    "body": orjson.dumps(e.body).decode(),
+                }
+                for e in batch
+            ]
+            body = ":body" if self.db.is_sqlite else "CAST(:body AS JSONB)"
             try:
-                async with self.db.write() as conn:
-                    await conn.execute(
-                        decision_events.insert(),
-                        [
-                            {
-                                "sandbox_pk": e.sandbox_pk,
-                                "proposition_id": e.proposition_id,
-                                "timestamp": e.timestamp,
-                                "body": e.body,
-                            }
-                            for e in batch
-                        ],
-                    )
+                stored = await self.db.write_many(
+                    "INSERT INTO decision_events (sandbox_pk, proposition_id, timestamp, body) "
+                    f"VALUES (:sandbox_pk, :proposition_id, :timestamp, {body})",
+                    rows,
+                )
             except Exception:
-                for event in batch:
-                    self.record(event)
+                self._requeue(batch)
                 raise
+            if not stored:  # the database is busy writing: keep the batch for the next round
+                self._requeue(batch)
+                return written
             written += len(batch)
         return written
 
