@@ -23,11 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
+PROFILE = {"loyalty": {"points": 450}, "homeAddress": {"country": "US"}}
 
 
 def free_port() -> int:
@@ -143,7 +145,7 @@ def build_catalog(base: str, headers: dict[str, str], offers: int, caps: bool) -
         # One profile stored, looked up by identity on every decision.
         response = http.put(
             f"{base}/data/core/ups/profiles/Email/load@example.com",
-            json={"loyalty": {"points": 450}, "homeAddress": {"country": "US"}},
+            json=PROFILE,
         )
         assert response.status_code in (200, 201), response.text
 
@@ -209,6 +211,11 @@ def main() -> None:
     parser.add_argument("--caps", action="store_true", help="frequency caps on 10%% of offers")
     parser.add_argument("--redis-url", help="capping counters in Redis (OFFERBASE_REDIS_URL)")
     parser.add_argument("--dry-run", action="store_true", help="xdm:dryRun: no events, no counting")
+    parser.add_argument(
+        "--inline-profile",
+        action="store_true",
+        help="send the profile in the request (offerbase:profile): no profile read",
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="offerbase-load-"))
@@ -230,7 +237,7 @@ def main() -> None:
                     "credentials",
                     "create",
                     "--org",
-                    "LOAD@AdobeOrg",
+                    f"LOAD{uuid.uuid4().hex[:8].upper()}@AdobeOrg",
                     "--json",
                 ],
                 env=env,
@@ -262,7 +269,8 @@ def main() -> None:
                     {
                         "xdm:identityMap": {
                             "Email": [{"xdm:id": "load@example.com", "primary": True}]
-                        }
+                        },
+                        **({"offerbase:profile": PROFILE} if args.inline_profile else {}),
                     }
                 ],
                 "xdm:responseFormat": {"xdm:includeContent": True},

@@ -6,8 +6,10 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -21,6 +23,27 @@ def _regexp(pattern: str | None, value: Any) -> bool:
         return re.fullmatch(pattern, str(value), re.IGNORECASE) is not None
     except re.error:
         return False
+
+
+_NAMED = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@lru_cache(maxsize=256)
+def _numbering(sql: str) -> tuple[str, tuple[str, ...]]:
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _NAMED.sub(number, sql), tuple(names)
+
+
+def _numbered(sql: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
+    """`:name` parameters (sqlite3's style) as asyncpg's `$1, $2, ...`."""
+    query, names = _numbering(sql)
+    return query, [params[name] for name in names]
 
 
 def normalize_url(url: str) -> str:
@@ -44,9 +67,10 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self._reader: sqlite3.Connection | None = None
+        self._pg_pool: asyncpg.Pool | None = None
         self._writer: sqlite3.Connection | None = None
         if self.is_sqlite:
             self._configure_sqlite()
@@ -99,8 +123,17 @@ class Database:
         """
         if self.is_sqlite:
             return self._sqlite_reader().execute(sql, params).fetchall()
-        async with self.engine.connect() as conn:
-            return [tuple(row) for row in await conn.execute(sa.text(sql), params)]
+        # PostgreSQL: straight to asyncpg (its own small pool), skipping SQLAlchemy's pool
+        # checkout and result machinery, which cost more than the query on the hot path.
+        query, args = _numbered(sql, params)
+        pool = self._pg_pool or await self._open_pg_pool()
+        return [tuple(row) for row in await pool.fetch(query, *args)]
+
+    async def _open_pg_pool(self) -> asyncpg.Pool:
+        if self._pg_pool is None:
+            dsn = self.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+            self._pg_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
+        return self._pg_pool
 
     def _sqlite_reader(self) -> sqlite3.Connection:
         if self._reader is None:
@@ -159,6 +192,9 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._pg_pool is not None:
+            await self._pg_pool.close()
+            self._pg_pool = None
         for conn in (self._reader, self._writer):
             if conn is not None:
                 conn.close()
