@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from offerbase.api import schemas
 from offerbase.api.auth import authenticate_headers, current_caller
 from offerbase.api.bodies import read_json
 from offerbase.api.decision_request import ParsedRequest, parse
@@ -139,16 +140,6 @@ routes = [
     Route("/data/core/ods/decisions", ods_decisions, methods=["POST"]),
     Route("/data/core/ode/{container_id}/decisions", ode_decisions, methods=["POST"]),
 ]
-
-
-def _problem(description: str) -> dict[str, Any]:
-    schema = {"$ref": "#/components/schemas/Problem"}
-    return {"description": description, "content": {"application/problem+json": {"schema": schema}}}
-
-
-def _gateway(description: str) -> dict[str, Any]:
-    schema = {"$ref": "#/components/schemas/GatewayErrorBody"}
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 _SCOPE = {
@@ -298,12 +289,16 @@ def _operation(
                     },
                 },
             },
-            "401": _gateway("Invalid or expired token (401013)."),
-            "403": _gateway("Missing token or API key, wrong API key, or another organization."),
-            "404": _problem("Unknown decision, placement, sandbox or container."),
-            "413": _problem("The body is too large."),
-            "422": _problem("Semantically invalid: itemCount or scope limits, decision not live."),
-            "503": _problem("Capping counters under heavy contention; retry."),
+            "401": schemas.gateway_response("Invalid or expired token (401013)."),
+            "403": schemas.gateway_response(
+                "Missing token or API key, wrong API key, or another organization."
+            ),
+            "404": schemas.problem_response("Unknown decision, placement, sandbox or container."),
+            "413": schemas.problem_response("The body is too large."),
+            "422": schemas.problem_response(
+                "Semantically invalid: itemCount or scope limits, decision not live."
+            ),
+            "503": schemas.problem_response("Capping counters under heavy contention; retry."),
         },
     }
 

@@ -28,25 +28,20 @@ IMPORT_MEDIA_TYPES = frozenset(
 CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-        },
-    }
-
-
 _PROFILE = {"content": {"application/json": {"schema": {"type": "object"}}}}
 _COMMON: dict[int | str, dict[str, Any]] = {
-    **schemas._COMMON,  # auth (401/403) and 400, as for the Offer Library
-    404: _problem("No profile with this identity (or no such sandbox) in the caller's tenant."),
+    **schemas.COMMON_RESPONSES,  # auth (401/403) and 400, as for the Offer Library
+    404: schemas.problem_response(
+        "No profile with this identity (or no such sandbox) in the caller's tenant."
+    ),
 }
 _WRITE: dict[int | str, dict[str, Any]] = {
     **_COMMON,
     200: {"description": "The stored profile.", **_PROFILE},
-    409: _problem("An identity belongs to another profile, or a JSON Patch `test` failed."),
-    413: _problem("The profile is larger than 256 KB."),
+    409: schemas.problem_response(
+        "An identity belongs to another profile, or a JSON Patch `test` failed."
+    ),
+    413: schemas.problem_response("The profile is larger than 256 KB."),
 }
 router = APIRouter(prefix=ROOT, tags=["profiles"])
 
@@ -94,7 +89,7 @@ def _not_found(namespace: str, identity: str) -> ApiProblem:
     responses={
         **_COMMON,
         200: {"description": "Import summary.", **_PROFILE},
-        415: _problem("Not NDJSON."),
+        415: schemas.problem_response("Not NDJSON."),
     },
 )
 async def import_profiles(request: Request, caller: CallerDep) -> Response:

@@ -85,7 +85,7 @@ class Health(BaseModel):
     status: str
 
 
-def _problem(description: str) -> dict[str, Any]:
+def problem_response(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "content": {
@@ -94,7 +94,7 @@ def _problem(description: str) -> dict[str, Any]:
     }
 
 
-def _gateway(description: str) -> dict[str, Any]:
+def gateway_response(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "content": {
@@ -104,13 +104,13 @@ def _gateway(description: str) -> dict[str, Any]:
 
 
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _gateway("Invalid or expired token (401013)."),
-    403: _gateway(
+    401: gateway_response("Invalid or expired token (401013)."),
+    403: gateway_response(
         "Missing token (403010), missing or invalid API key (403000/403003), "
         "token of another organization (403025)."
     ),
 }
-_COMMON: dict[int | str, dict[str, Any]] = {
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_AUTH_RESPONSES,
     400: {
         "description": "Malformed request, or the missing org header (gateway body 400003).",
@@ -119,46 +119,46 @@ _COMMON: dict[int | str, dict[str, Any]] = {
             "application/json": {"schema": {"$ref": "#/components/schemas/GatewayErrorBody"}},
         },
     },
-    404: _problem("No such entity (or sandbox) in the caller's organization."),
+    404: problem_response("No such entity (or sandbox) in the caller's organization."),
 }
-COMMON_RESPONSES = _COMMON
+COMMON_RESPONSES = COMMON_RESPONSES
 _RECEIPT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}}
 
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **_COMMON,
+    **COMMON_RESPONSES,
     201: {"description": "Created; the write receipt.", **_RECEIPT},
-    409: _problem("The id is already taken."),
-    413: _problem("The body is too large."),
-    422: _problem("Invalid field values or references; `errors` names each JSON pointer."),
+    409: problem_response("The id is already taken."),
+    413: problem_response("The body is too large."),
+    422: problem_response("Invalid field values or references; `errors` names each JSON pointer."),
 }
 UPDATE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **_COMMON,
+    **COMMON_RESPONSES,
     200: {"description": "Updated; the write receipt.", **_RECEIPT},
-    409: _problem("A JSON Patch `test` operation failed."),
-    412: _problem("If-Match does not match the current etag."),
-    413: _problem("The body is too large."),
-    422: _problem("The result would be invalid; `errors` names each JSON pointer."),
+    409: problem_response("A JSON Patch `test` operation failed."),
+    412: problem_response("If-Match does not match the current etag."),
+    413: problem_response("The body is too large."),
+    422: problem_response("The result would be invalid; `errors` names each JSON pointer."),
 }
 READ_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **_COMMON,
+    **COMMON_RESPONSES,
     200: {
         "description": "The entity.",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReadForm"}}},
     },
 }
 LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **_COMMON,
+    **COMMON_RESPONSES,
     200: {
         "description": "One page.",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ListEnvelope"}}},
     },
-    422: _problem("Invalid query parameter."),
+    422: problem_response("Invalid query parameter."),
 }
 DELETE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **_COMMON,
+    **COMMON_RESPONSES,
     200: {"description": "Deleted; empty body."},
-    409: _problem("Other entities still reference this one; `referrers` lists them."),
-    412: _problem("If-Match does not match the current etag."),
+    409: problem_response("Other entities still reference this one; `referrers` lists them."),
+    412: problem_response("If-Match does not match the current etag."),
 }
 
 RESPONSE_MODELS: list[type[BaseModel]] = [
