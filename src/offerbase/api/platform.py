@@ -11,6 +11,15 @@ from offerbase.store import tenants
 
 router = APIRouter(tags=["Platform"])
 
+_OAUTH_ERROR = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+        }
+    }
+}
 _TOKEN_RESPONSES = {
     200: {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}},
@@ -18,33 +27,11 @@ _TOKEN_RESPONSES = {
     },
     400: {
         "description": "OAuth2 error: invalid_request or unsupported_grant_type.",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {"type": "string"},
-                        "error_description": {"type": "string"},
-                    },
-                }
-            }
-        },
+        "content": _OAUTH_ERROR,
     },
     401: {
         "description": "OAuth2 error: invalid_client.",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {"type": "string"},
-                        "error_description": {"type": "string"},
-                    },
-                }
-            }
-        },
+        "content": _OAUTH_ERROR,
     },
 }
 
