@@ -27,7 +27,7 @@ from offerbase.engine import DecisionError, DecisionResult, Snapshot, capping_ke
 from offerbase.store import tenants
 from offerbase.store.clock import iso
 from offerbase.store.events import PendingEvent
-from offerbase.store.profiles import find_profile
+from offerbase.store.profiles import find_profile, request_identities
 from offerbase.store.tenants import Sandbox
 
 MEDIA_TYPE = (
@@ -52,19 +52,12 @@ async def _profile(
     request: Request, sandbox: Sandbox, parsed: ParsedRequest
 ) -> tuple[str | None, Any]:
     if parsed.inline_profile is not None:
-        return _primary_key(parsed.identity_map), parsed.inline_profile
+        # No stored profile is read, but per-profile caps still need the person's key: the
+        # primary (else first) identity, as find_profile would give for an unknown person.
+        candidates = request_identities(parsed.identity_map)
+        key = f"{candidates[0][0]}:{candidates[0][1]}" if candidates else None
+        return key, parsed.inline_profile
     return await find_profile(request.app.state.db, sandbox, parsed.identity_map)
-
-
-def _primary_key(identity_map: dict[str, Any]) -> str | None:
-    first: str | None = None
-    for namespace, identities in identity_map.items():
-        for identity in identities:
-            key = f"{namespace.lower()}:{identity.get('xdm:id', identity.get('id'))}"
-            if identity.get("primary"):
-                return key
-            first = first or key
-    return first
 
 
 async def _decide(

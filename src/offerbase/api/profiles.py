@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from offerbase.api import schemas
 from offerbase.api.auth import Caller, current_caller
 from offerbase.api.bodies import read_json
+from offerbase.api.library import json_response
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.store import errors as store_errors
 from offerbase.store import profiles as store
@@ -44,10 +44,6 @@ _WRITE: dict[int | str, dict[str, Any]] = {
     413: schemas.problem_response("The profile is larger than 256 KB."),
 }
 router = APIRouter(prefix=ROOT, tags=["profiles"])
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status, media_type="application/json")
 
 
 @asynccontextmanager
@@ -101,7 +97,7 @@ async def import_profiles(request: Request, caller: CallerDep) -> Response:
             "Send one profile per line with Content-Type: application/x-ndjson.",
         )
     summary = await store.import_lines(request.app.state.db, caller.sandbox, _lines(request))
-    return _json(summary.as_dict())
+    return json_response(summary.as_dict())
 
 
 async def _lines(request: Request) -> AsyncIterator[str | bytes]:
@@ -142,7 +138,7 @@ async def put_profile(
     body = await read_json(request)
     async with _profiles(request, caller, write=True) as repo:
         result = await repo.upsert(namespace, identity, body)
-    return _json(result.body, 201 if result.created else 200)
+    return json_response(result.body, 201 if result.created else 200)
 
 
 @router.get(
@@ -157,7 +153,7 @@ async def get_profile(
         body = await repo.get(namespace, identity)
     if body is None:
         raise _not_found(namespace, identity)
-    return _json(body)
+    return json_response(body)
 
 
 @router.patch(
@@ -171,7 +167,7 @@ async def patch_profile(
     patch = await read_json(request)
     async with _profiles(request, caller, write=True) as repo:
         body = await repo.merge(namespace, identity, patch)
-    return _json(body)
+    return json_response(body)
 
 
 @router.delete(
