@@ -39,6 +39,12 @@ RULE_100 = (
     'person.age >= 18 and homeAddress.countryCode in ["US", "CA"]'
     ' and (score * 2 + 1 > 10.5 or not tier = "vip")'
 )
+# A documented offer rule of about 100 characters (reference/pql.md §5, R2): longer names,
+# fewer tokens than RULE_100.
+RULE_R2 = (
+    'inSegment("849807b6-0a76-4895-96d9-89996477f23b")'
+    ' and billingAddress.city.equals("san jose", false)'
+)
 
 
 class Case:
@@ -168,6 +174,12 @@ def main() -> None:
         f"offerbase.pql parse, {len(RULE_100)}-char rule",
         lambda: parse(RULE_100),
         expect=tree,
+        n=N // 40,
+    )
+    add(
+        f"offerbase.pql parse, {len(RULE_R2)}-char documented rule R2",
+        lambda: parse(RULE_R2),
+        expect=parse(RULE_R2),
         n=N // 40,
     )
     add(

@@ -1,4 +1,5 @@
-"""Syntax tree. Every node keeps `pos`, the offset of its first character, for error messages."""
+"""Syntax tree. Every node keeps `pos`, the index of its first token, for error messages
+(`lexer.offset` turns it into a character offset)."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from typing import Any
 from . import ast as A
 from . import functions as F
 from .errors import PqlError
+from .lexer import offset
 from .parser import T3
 
 Fn = Callable[[Any, Any], Any]
@@ -241,7 +242,8 @@ class Compiler:
         self.context_paths: dict[str, int] = {}
 
     def fail(self, message: str, pos: int) -> PqlError:
-        return PqlError(message, self.source, pos)
+        """`pos` is a node's token index (see lexer.py)."""
+        return PqlError(message, self.source, offset(self.source, pos))
 
     def slot(self) -> int:
         self.needs_env = True

@@ -6,7 +6,7 @@ from typing import NoReturn
 
 from . import ast as A
 from .errors import PqlError
-from .lexer import CTX, EOF, FLOAT, INT, NAME, OP, PARAM, STR, UP, Token, tokenize
+from .lexer import CTX, EOF, FLOAT, INT, NAME, OP, PARAM, STR, UP, Token, offset, tokenize
 
 MAX_DEPTH = 30
 MAX_BYTES = {"rule": 15 * 1024, "formula": 8 * 1024}
@@ -71,6 +71,8 @@ UNITS = {
     "millenium": "millennium",
 }
 T3 = "is not supported in offer rules"
+# Tokens that continue an operand: a call, a field or method, a filter.
+_TRAILERS = frozenset({"(", ".", "["})
 
 
 def _describe(tok: Token) -> str:
@@ -78,6 +80,8 @@ def _describe(tok: Token) -> str:
 
 
 class _Parser:
+    """Nodes take the index of their first token as `pos`; `self.i` is the current index."""
+
     __slots__ = ("depth", "i", "no_in", "src", "toks")
 
     def __init__(self, source: str) -> None:
@@ -88,46 +92,61 @@ class _Parser:
         # Set while parsing the value of `let V = value in body`, where `in` ends the value.
         self.no_in = False
 
-    def fail(self, message: str, pos: int) -> NoReturn:
-        raise PqlError(message, self.src, pos)
+    def fail(self, message: str, index: int) -> NoReturn:
+        raise PqlError(message, self.src, offset(self.src, index))
 
-    def enter(self, pos: int) -> None:
+    def enter(self, at: int) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            self.fail(f"expression nested deeper than {MAX_DEPTH} levels", pos)
+            self.fail(f"expression nested deeper than {MAX_DEPTH} levels", at)
 
-    def expect(self, text: str) -> Token:
+    def expect(self, text: str) -> None:
         tok = self.toks[self.i]
-        if tok[3] == text:
-            self.i += 1
-            return tok
-        self.fail(f"expected '{text}' but found {_describe(tok)}", tok[2])
+        if tok[2] != text:
+            self.fail(f"expected '{text}' but found {_describe(tok)}", self.i)
+        self.i += 1
 
     def parse(self) -> A.Node:
         if self.toks[0][0] == EOF:
-            self.fail("empty expression", 0)
+            raise PqlError("empty expression", self.src, 0)
         node = self.expr(0)
         tok = self.toks[self.i]
         if tok[0] != EOF:
-            self.fail(f"unexpected {_describe(tok)}", tok[2])
+            self.fail(f"unexpected {_describe(tok)}", self.i)
         return node
 
     # ---- operators -------------------------------------------------------------------
 
     def expr(self, min_bp: int) -> A.Node:
-        left = self.prefix()
         toks = self.toks
+        at = self.i
+        # Plain names, numbers and strings skip the calls through prefix/word/postfix: one
+        # call level less per operand is a few percent of a parse (docs/benchmarks.md).
+        tok = toks[at]
+        kind = tok[0]
+        left: A.Node
+        if kind == NAME and tok[2] not in _SPECIAL and toks[at + 1][2] not in _TRAILERS:
+            self.i = at + 1
+            left = A.Name(at, tok[1])
+        elif kind == INT:
+            self.i = at + 1
+            left = A.Lit(at, int(tok[1]))
+        elif kind == STR and toks[at + 1][2] not in _TRAILERS:
+            self.i = at + 1
+            left = A.Lit(at, tok[1])
+        else:
+            left = self.prefix()
         compared = False
         while True:
-            tok = toks[self.i]
-            key = tok[3]
+            at = self.i
+            key = toks[at][2]
             bp = _INFIX.get(key)
             if bp is None or bp < min_bp or (key == "in" and self.no_in):
                 break
-            self.i += 1
+            self.i = at + 1
             if bp == _CMP:
                 if compared:
-                    self.fail("comparisons cannot be chained; use 'and'", tok[2])
+                    self.fail("comparisons cannot be chained; use 'and'", at)
                 compared = True
                 if key == "occurs":
                     left = self.occurs(left)
@@ -142,63 +161,59 @@ class _Parser:
         return left
 
     def prefix(self) -> A.Node:
-        tok = self.toks[self.i]
+        at = self.i
+        tok = self.toks[at]
         kind = tok[0]
-        node: A.Node
         if kind == NAME:
             return self.word(tok)
         if kind == STR:
             self.i += 1
-            return self.postfix(A.Lit(tok[2], tok[1]))
-        if kind == INT:
-            self.i += 1
-            return A.Lit(tok[2], int(tok[1]))
+            return self.postfix(A.Lit(at, tok[1]))
         if kind == FLOAT:
             self.i += 1
-            return A.Lit(tok[2], float(tok[1]))
+            return A.Lit(at, float(tok[1]))
         if kind == CTX:
             self.i += 1
             brace = tok[1].index("{")
-            return self.postfix(A.Ctx(tok[2], tok[1][brace + 1 : -1].strip()))
+            return self.postfix(A.Ctx(at, tok[1][brace + 1 : -1].strip()))
         if kind == PARAM:
-            self.fail(f"positional parameters ($1) {T3}", tok[2])
+            self.fail(f"positional parameters ($1) {T3}", at)
         if kind == UP:
-            self.fail(f"up-references (^) {T3}", tok[2])
+            self.fail(f"up-references (^) {T3}", at)
         if kind == EOF:
-            self.fail("unexpected end of input", tok[2])
+            self.fail("unexpected end of input", at)
         text = tok[1]
         if text == "(":
             self.i += 1
-            node = self.group(")")
-            return self.postfix(node)
+            return self.postfix(self.group(")"))
         if text == "[":
             self.i += 1
-            return self.postfix(A.ListLit(tok[2], self.items("]")))
+            return self.postfix(A.ListLit(at, self.items("]")))
         if text == "-":
             self.i += 1
-            self.enter(tok[2])
+            self.enter(at)
             operand = self.expr(_UNARY)
             self.depth -= 1
             if isinstance(operand, A.Lit) and type(operand.value) in (int, float):
-                return A.Lit(tok[2], -operand.value)
-            return A.Neg(tok[2], operand)
+                return A.Lit(at, -operand.value)
+            return A.Neg(at, operand)
         if text == "!":
-            return self.negation(tok)
+            return self.negation()
         if text == "{":
-            self.fail(f"object literals {T3}", tok[2])
-        self.fail(f"unexpected {_describe(tok)}", tok[2])
+            self.fail(f"object literals {T3}", at)
+        self.fail(f"unexpected {_describe(tok)}", at)
 
-    def negation(self, tok: Token) -> A.Node:
+    def negation(self) -> A.Node:
+        at = self.i
         self.i += 1
-        self.enter(tok[2])
+        self.enter(at)
         operand = self.expr(_NOT)
         self.depth -= 1
-        return A.Not(tok[2], operand)
+        return A.Not(at, operand)
 
     def group(self, close: str) -> A.Node:
         """A parenthesised or bracketed sub-expression: `in` is an operator again inside it."""
-        pos = self.toks[self.i - 1][2]
-        self.enter(pos)
+        self.enter(self.i - 1)
         saved, self.no_in = self.no_in, False
         node = self.expr(0)
         self.expect(close)
@@ -207,8 +222,7 @@ class _Parser:
         return node
 
     def items(self, close: str) -> tuple[A.Node, ...]:
-        pos = self.toks[self.i - 1][2]
-        self.enter(pos)
+        self.enter(self.i - 1)
         saved, self.no_in = self.no_in, False
         out: list[A.Node] = []
         if self.toks[self.i][1] != close:
@@ -224,84 +238,89 @@ class _Parser:
     def postfix(self, node: A.Node) -> A.Node:
         toks = self.toks
         while True:
-            tok = toks[self.i]
+            at = self.i
+            tok = toks[at]
             if tok[0] != OP:
                 return node
             if tok[1] == ".":
-                name = toks[self.i + 1]
+                name = toks[at + 1]
                 if name[0] != NAME:
-                    self.fail("expected a field or method name after '.'", name[2])
-                self.i += 2
-                if toks[self.i][1] == "(" and toks[self.i][0] == OP:
-                    self.i += 1
-                    node = A.Method(name[2], node, name[1], self.items(")"))
+                    self.fail("expected a field or method name after '.'", at + 1)
+                self.i = at + 2
+                if toks[at + 2][1] == "(" and toks[at + 2][0] == OP:
+                    self.i = at + 3
+                    node = A.Method(at + 1, node, name[1], self.items(")"))
                 else:
-                    node = A.Field(name[2], node, name[1])
+                    node = A.Field(at + 1, node, name[1])
             elif tok[1] == "[":
                 self.i += 1
-                node = A.Filter(tok[2], node, self.group("]"))
+                node = A.Filter(at, node, self.group("]"))
             else:
                 return node
 
     # ---- words -----------------------------------------------------------------------
 
     def word(self, tok: Token) -> A.Node:
-        low = tok[3]
-        nxt = self.toks[self.i + 1]
+        at = self.i
+        low = tok[2]
+        nxt = self.toks[at + 1]
         if low not in _SPECIAL:
-            self.i += 1
-            if nxt[3] == "(":
-                self.i += 1
-                return self.postfix(A.Call(tok[2], tok[1], self.items(")")))
-            return self.postfix(A.Name(tok[2], tok[1]))
+            self.i = at + 1
+            if nxt[2] == "(":
+                self.i = at + 2
+                return self.postfix(A.Call(at, tok[1], self.items(")")))
+            return self.postfix(A.Name(at, tok[1]))
         if low == "not":
-            return self.negation(tok)
+            return self.negation()
         if low in ("true", "false"):
             self.i += 1
-            return A.Lit(tok[2], low == "true")
+            return A.Lit(at, low == "true")
         if low == "select":
-            return self.select(tok)
+            return self.select()
         if low == "let":
-            return self.let(tok)
+            return self.let()
         if low in _TIME_WORDS:
             self.i += 1
-            return self.postfix(A.TimeWord(tok[2], low))
+            return self.postfix(A.TimeWord(at, low))
         if low in _RESERVED:
-            self.fail(f"unexpected keyword {tok[1]!r}", tok[2])
-        if low in ("exists", "forall") and nxt[0] == NAME and self.toks[self.i + 2][3] == "from":
-            self.fail(f"'{low} ... from' quantifiers {T3}", tok[2])
+            self.fail(f"unexpected keyword {tok[1]!r}", at)
+        if low in ("exists", "forall") and nxt[0] == NAME and self.toks[at + 2][2] == "from":
+            self.fail(f"'{low} ... from' quantifiers {T3}", at)
         if low in ("sum", "average", "min", "max") and nxt[0] in (NAME, CTX):
-            if nxt[0] == CTX or nxt[3] not in _INFIX:
-                self.fail(f"'{low} ... over' aggregations {T3}", tok[2])
-        self.i += 1
+            if nxt[0] == CTX or nxt[2] not in _INFIX:
+                self.fail(f"'{low} ... over' aggregations {T3}", at)
+        self.i = at + 1
         if nxt[0] == OP and nxt[1] == "(":
             if low == "chain":
-                self.fail(f"chain(...) sequences {T3}", tok[2])
-            self.i += 1
-            return self.postfix(A.Call(tok[2], tok[1], self.items(")")))
-        return self.postfix(A.Name(tok[2], tok[1]))
+                self.fail(f"chain(...) sequences {T3}", at)
+            self.i = at + 2
+            return self.postfix(A.Call(at, tok[1], self.items(")")))
+        return self.postfix(A.Name(at, tok[1]))
 
-    def variable(self) -> Token:
-        tok = self.toks[self.i]
-        if tok[0] != NAME or tok[3] in _RESERVED:
-            self.fail(f"expected a variable name but found {_describe(tok)}", tok[2])
-        self.i += 1
-        return tok
+    def variable(self) -> tuple[int, str]:
+        """The index and name of a variable being bound."""
+        at = self.i
+        tok = self.toks[at]
+        if tok[0] != NAME or tok[2] in _RESERVED:
+            self.fail(f"expected a variable name but found {_describe(tok)}", at)
+        self.i = at + 1
+        return at, tok[1]
 
-    def select(self, tok: Token) -> A.Node:
+    def select(self) -> A.Node:
+        at = self.i
         self.i += 1
-        self.enter(tok[2])
+        self.enter(at)
         bindings: list[A.Binding] = []
         toks = self.toks
         while True:
-            var = self.variable()
+            var_at, var = self.variable()
             self.expect("from")
             source = self.expr(_OR)
             cond = None
-            if toks[self.i][0] == NAME and toks[self.i][3] == "where":
+            if toks[self.i][0] == NAME and toks[self.i][2] == "where":
                 self.i += 1
                 cond = self.expr(_OR)
-            bindings.append(A.Binding(var[2], var[1], source, cond))
+            bindings.append(A.Binding(var_at, var, source, cond))
             # A comma continues the select only when `V from` follows; otherwise it
             # belongs to an enclosing argument list.
             if (
@@ -309,18 +328,19 @@ class _Parser:
                 and toks[self.i][0] == OP
                 and toks[self.i + 1][0] == NAME
                 and toks[self.i + 2][0] == NAME
-                and toks[self.i + 2][3] == "from"
+                and toks[self.i + 2][2] == "from"
             ):
                 self.i += 1
                 continue
             break
         self.depth -= 1
-        return A.Select(tok[2], tuple(bindings))
+        return A.Select(at, tuple(bindings))
 
-    def let(self, tok: Token) -> A.Node:
+    def let(self) -> A.Node:
+        at = self.i
         self.i += 1
-        self.enter(tok[2])
-        var = self.variable()
+        self.enter(at)
+        _, var = self.variable()
         self.expect("=")
         saved, self.no_in = self.no_in, True
         value = self.expr(0)
@@ -328,49 +348,51 @@ class _Parser:
         self.expect("in")
         body = self.expr(0)
         self.depth -= 1
-        return A.Let(tok[2], var[1], value, body)
+        return A.Let(at, var, value, body)
 
     # ---- occurs ----------------------------------------------------------------------
 
     def occurs(self, subject: A.Node) -> A.Node:
-        tok = self.toks[self.i]
+        at = self.i
+        tok = self.toks[at]
         pos = subject.pos
         if tok[0] == OP and tok[1] in _CMP_OPS:
-            count = self.toks[self.i + 1]
+            count = self.toks[at + 1]
             if count[0] != INT:
-                self.fail("expected a whole number after 'occurs <comparison>'", count[2])
-            self.i += 2
+                self.fail("expected a whole number after 'occurs <comparison>'", at + 1)
+            self.i = at + 2
             unit = self.unit()
             direction = self.toks[self.i]
-            if direction[0] != NAME or direction[3] not in _DIRECTIONS:
-                self.fail("expected 'before', 'after' or 'from'", direction[2])
+            if direction[0] != NAME or direction[2] not in _DIRECTIONS:
+                self.fail("expected 'before', 'after' or 'from'", self.i)
             self.i += 1
             ref = self.time_ref()
-            return A.Occurs(pos, subject, "A", ref, tok[1], int(count[1]), unit, direction[3])
-        if tok[0] == NAME and tok[3] in _DIRECTIONS:
+            return A.Occurs(pos, subject, "A", ref, tok[1], int(count[1]), unit, direction[2])
+        if tok[0] == NAME and tok[2] in _DIRECTIONS:
             self.i += 1
-            return A.Occurs(pos, subject, "B", self.time_ref(), direction=tok[3])
-        if tok[0] == NAME and tok[3] == "between":
+            return A.Occurs(pos, subject, "B", self.time_ref(), direction=tok[2])
+        if tok[0] == NAME and tok[2] == "between":
             self.i += 1
             first = self.time_ref()
             self.expect("and")
             return A.Occurs(pos, subject, "D", first, ref2=self.time_ref())
-        if tok[0] == NAME and tok[3] == "on":
+        if tok[0] == NAME and tok[2] == "on":
             self.i += 1
         return A.Occurs(pos, subject, "C", self.time_ref())
 
     def unit(self) -> str:
         tok = self.toks[self.i]
-        if tok[0] != NAME or tok[3] not in UNITS:
-            self.fail(f"expected a time unit but found {_describe(tok)}", tok[2])
+        if tok[0] != NAME or tok[2] not in UNITS:
+            self.fail(f"expected a time unit but found {_describe(tok)}", self.i)
         self.i += 1
-        return UNITS[tok[3]]
+        return UNITS[tok[2]]
 
     def time_ref(self) -> A.Node:
-        tok = self.toks[self.i]
-        if tok[0] == NAME and tok[3] in _PERIOD_WORDS:
+        at = self.i
+        tok = self.toks[at]
+        if tok[0] == NAME and tok[2] in _PERIOD_WORDS:
             self.i += 1
-            return A.TimeWord(tok[2], tok[3], self.unit())
+            return A.TimeWord(at, tok[2], self.unit())
         # Arithmetic level, so that `between a and b` keeps its `and`.
         return self.expr(_ADD)
 
