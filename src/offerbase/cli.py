@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from offerbase import logs, metrics
 from offerbase.config import Settings
 from offerbase.store import tenants
 from offerbase.store.db import Database
@@ -21,6 +22,7 @@ app = typer.Typer(
 credentials_app = typer.Typer(help="Manage API credentials (client id + secret).")
 app.add_typer(credentials_app, name="credentials")
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data directory (env OFFERBASE_DATA_DIR).")
 ]
@@ -73,7 +75,14 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error (env OFFERBASE_LOG_LEVEL; info)."),
+    ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(help="One log line per request (env OFFERBASE_ACCESS_LOG; off)."),
+    ] = None,
 ) -> None:
     """Run the HTTP API. Applies database migrations first."""
     import uvicorn
@@ -86,13 +95,26 @@ def serve(
         typer.echo("Created organization 'default', sandbox 'prod' and this credential:")
         typer.echo(json.dumps(credential.__dict__, indent=2))
         typer.echo(f"(also stored in {path}; the secret is not shown again)")
+    # Workers rebuild Settings from the environment (see _settings).
+    level = log_level or settings.log_level
+    if level not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
+        )
+    os.environ["OFFERBASE_LOG_LEVEL"] = level
+    if access_log is not None:
+        os.environ["OFFERBASE_ACCESS_LOG"] = str(access_log).lower()
+    if workers > 1 and not os.environ.get(metrics.MULTIPROC_ENV):
+        metrics.prepare_multiprocess_dir(settings.data_dir / "prometheus")
+    logs.configure(level)
     uvicorn.run(
-        "offerbase.api.app:create_app",
+        "offerbase.api.app:create_served_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level=log_level,
+        log_level=level,
+        log_config=None,
         access_log=False,
     )
 

@@ -6,6 +6,7 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     # How often each worker checks whether its sandboxes' catalogs changed (decisioning freshness).
     snapshot_poll_seconds: float = 0.5
+    # `GET /metrics` (Prometheus, unauthenticated): turn it off where the port is public and
+    # traffic volumes should not be.
+    metrics: bool = True
+    # One JSON line per request on stderr (structlog). Off by default: at thousands of
+    # decisions per second it is a stream to ship and store; errors are always logged.
+    access_log: bool = False
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "seeds"
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
@@ -228,3 +229,70 @@ def test_catalog_changes_reach_every_worker_within_a_second(server) -> None:  # 
             break
         time.sleep(0.1)
     assert [e["xdm:propositionId"] for e in events] == [proposition_id]
+
+
+def health_requests(base: str) -> float:
+    """`offerbase_http_requests_total` for GET /health 200, from one scrape (a new connection,
+    so successive scrapes reach either worker)."""
+    text = httpx.get(f"{base}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "offerbase_http_requests_total" and sample.labels == {
+                "method": "GET",
+                "route": "/health",
+                "status": "200",
+            }:
+                return sample.value
+    return 0.0
+
+
+def test_metrics_add_up_over_workers(server) -> None:  # type: ignore[no-untyped-def]
+    base, _, _ = server
+    before = health_requests(base)
+    for _ in range(40):
+        assert httpx.get(f"{base}/health").status_code == 200  # a new connection each
+    # Whichever worker answers the scrape, it reports the sum over both.
+    assert [health_requests(base) - before for _ in range(6)] == [40] * 6
+
+
+def test_structured_logs_and_access_log(tmp_path: Path) -> None:
+    env = {**os.environ, "OFFERBASE_DATA_DIR": str(tmp_path / "data")}
+    for name in ("OFFERBASE_DATABASE_URL", "OFFERBASE_SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    port = free_port()
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "offerbase", "serve", "--port", str(port), "--access-log"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(200):
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            response = httpx.get(f"{base}/no/such/page", headers={"x-request-id": "rid-log-1"})
+            assert response.status_code == 404
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+    # Every line is one JSON object (stderr is not a terminal), uvicorn's included.
+    records = [json.loads(line) for line in stderr_path.read_text().splitlines() if line]
+    assert any(
+        r.get("logger") == "uvicorn.error" and "startup complete" in r["event"] for r in records
+    )
+    (request,) = [r for r in records if r.get("request_id") == "rid-log-1"]
+    assert request["event"] == "request"
+    assert request["logger"] == "offerbase.access"
+    assert request["level"] == "info"
+    assert request["method"] == "GET"
+    assert request["path"] == "/no/such/page"
+    assert request["route"] == "unmatched"
+    assert request["status"] == 404
+    assert request["duration_ms"] >= 0
+    assert request["timestamp"].endswith("Z")

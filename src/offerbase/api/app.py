@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -17,7 +18,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import offerbase
-from offerbase.api import decisioning, events, openapi, platform, profiles
+from offerbase import logs
+from offerbase.api import decisioning, events, observability, openapi, platform, profiles
 from offerbase.api.auth import SandboxCache
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
@@ -31,6 +33,9 @@ DESCRIPTION = """Offer decisioning, wire-compatible with Adobe Journey Optimizer
 Library API (`/data/core/dps`) and Decisioning API. Every `/data/core` call takes
 `Authorization: Bearer <token>` (from `POST /ims/token/v3`), `x-api-key` (the credential's
 client id), `x-gw-ims-org-id` and `x-sandbox-name` (default `prod`)."""
+
+
+log = structlog.get_logger("offerbase.api")
 
 
 class CompatibilityMiddleware:
@@ -114,10 +119,23 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(events.router)
     # First in the route table: the hot path should not be matched against every other route.
     app.router.routes[0:0] = decisioning.routes
+    if settings.metrics:
+        app.router.routes.extend(observability.routes)
     install_error_handlers(app)
+    # Inside CompatibilityMiddleware, so that it sees the scope the router fills in.
+    app.add_middleware(
+        observability.RequestObserver, routes=app.router.routes, log_requests=settings.access_log
+    )
     app.add_middleware(CompatibilityMiddleware)
     openapi.install(app)
     return app
+
+
+def create_served_app() -> FastAPI:
+    """The app as `offerbase serve` runs it, in each worker process: logs configured first."""
+    settings = Settings()
+    logs.configure(settings.log_level)
+    return create_app(settings)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -138,6 +156,20 @@ def install_error_handlers(app: FastAPI) -> None:
             errors.append(field_error(name, str(error.get("msg", "invalid"))))
         detail = "; ".join(f"{e['pointer']}: {e['detail']}" for e in errors) or "Invalid request."
         return ApiProblem(400, "Bad Request", detail, errors=errors).response()
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> Response:
+        # uvicorn logs the traceback after this; this line ties it to the request.
+        log.error(
+            "unhandled exception",
+            method=request.method,
+            path=request.url.path,
+            request_id=request.headers.get("x-request-id"),
+            exception=type(exc).__name__,
+        )
+        return ApiProblem(
+            500, "Internal Server Error", "The server failed to answer; it has been logged."
+        ).response()
 
     @app.exception_handler(HTTPException)
     async def on_http(_request: Request, exc: HTTPException) -> Response:

@@ -24,6 +24,7 @@ from offerbase.api.decision_request import ParsedRequest, parse
 from offerbase.api.decision_response import event_body, render
 from offerbase.api.problems import ApiProblem
 from offerbase.engine import DecisionError, DecisionResult, Snapshot, capping_keys, decide
+from offerbase.metrics import CAPPING_RETRIES, DECISION_ITEMS
 from offerbase.store import tenants
 from offerbase.store.clock import iso
 from offerbase.store.events import PendingEvent
@@ -37,6 +38,8 @@ MEDIA_TYPE = (
 # Optimistic capping: decide with the counters read, then consume atomically; a concurrent
 # request that took the last unit makes the consume fail, and we decide again with fresh counts.
 MAX_CAPPING_ATTEMPTS = 8
+_PERSONALIZED_ITEMS = DECISION_ITEMS.labels("personalized")
+_FALLBACK_ITEMS = DECISION_ITEMS.labels("fallback")
 
 
 async def _sandbox_for_container(request: Request, org: str, container_id: str) -> Sandbox:
@@ -80,6 +83,7 @@ async def _decide(
         items = [(c.key, c.limit) for c in result.consumption]
         if await state.counters.try_consume(sandbox.pk, items):
             return result
+        CAPPING_RETRIES.inc()
         counters = await state.counters.get_many(sandbox.pk, keys)
     raise ApiProblem(
         503,
@@ -112,6 +116,11 @@ async def _handle(request: Request, sandbox: Sandbox) -> Response:
                 event_body(result, parsed, proposition_id, timestamp),
             )
         )
+        for scope in result.scopes:
+            if scope.options:
+                _PERSONALIZED_ITEMS.inc(len(scope.options))
+            elif scope.fallback is not None:
+                _FALLBACK_ITEMS.inc()
     return Response(
         orjson.dumps(render(result, parsed, proposition_id, created_ms)), 200, media_type=MEDIA_TYPE
     )

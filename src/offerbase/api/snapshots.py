@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from offerbase.engine import Snapshot, build_snapshot
+from offerbase.metrics import SNAPSHOT_BUILDS
 from offerbase.store.db import Database
 from offerbase.store.library import Library
 from offerbase.store.tenants import Sandbox
@@ -52,9 +53,11 @@ class SnapshotCache:
             if entry is not None and entry.version == version:
                 entry.checked_at = checked_at
                 return entry.snapshot
+            started = time.perf_counter()
             async with self.db.read() as conn:
                 version, bodies = await Library(conn, sandbox).current_bodies()
             snapshot = build_snapshot(bodies, version=version)
+            SNAPSHOT_BUILDS.observe(time.perf_counter() - started)
             self.builds += 1
             self._entries[sandbox.pk] = _Entry(snapshot, version, checked_at)
             return snapshot

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from offerbase.metrics import EVENTS_DROPPED, EVENTS_WRITTEN
 from offerbase.store.db import Database
 from offerbase.store.errors import BadCursor
 from offerbase.store.tables import decision_events
@@ -47,6 +48,7 @@ class EventWriter:
         except asyncio.QueueFull:
             # Shedding events beats stalling decisions; the counter makes the loss visible.
             self.dropped += 1
+            EVENTS_DROPPED.inc()
 
     def _requeue(self, batch: list[PendingEvent]) -> None:
         for event in batch:
@@ -102,6 +104,7 @@ class EventWriter:
             if not stored:  # the database is busy writing: keep the batch for the next round
                 self._requeue(batch)
                 return written
+            EVENTS_WRITTEN.inc(len(batch))
             written += len(batch)
         return written
 

@@ -1,0 +1,116 @@
+"""What an operator sees of the requests: Prometheus metrics (offerbase.metrics), the optional
+access log, and the `/metrics` endpoint."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from offerbase.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
+
+UNMATCHED = "unmatched"
+# Clients choose the method string: anything else is counted as "other", so that a scanner
+# sending made-up methods cannot create series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+access_log = structlog.get_logger("offerbase.access")
+
+
+class RequestObserver:
+    """Counts and times every HTTP request by route template (`/data/core/dps/{...}`), never by
+    raw path, so ids in paths cannot multiply the series; with `access_log` it also writes one
+    log line per request."""
+
+    def __init__(
+        self, app: ASGIApp, *, routes: Sequence[BaseRoute], log_requests: bool = False
+    ) -> None:
+        self.app = app
+        self.routes = routes
+        self.log_requests = log_requests
+        self._paths: dict[object, str] = {}
+        # `.labels()` costs microseconds; the decisioning hot path pays a dict lookup instead.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app fails before it starts a response
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            seconds = time.perf_counter() - started
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            route = self._route_path(scope)
+            self._observe(method, route, status, seconds)
+            if self.log_requests:
+                access_log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(seconds * 1000, 3),
+                    request_id=_header(scope, b"x-request-id"),
+                    client=scope["client"][0] if scope.get("client") else None,
+                )
+
+    def _route_path(self, scope: Scope) -> str:
+        """The matched route's template. FastAPI puts its own routes in `scope["route"]`, but
+        not plain Starlette routes such as the decisioning hot path: those are found by the
+        endpoint the router chose."""
+        route = scope.get("route")
+        if route is not None:
+            return str(route.path)
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return UNMATCHED
+        path = self._paths.get(endpoint)
+        if path is None:
+            path = next(
+                (r.path for r in self.routes if getattr(r, "endpoint", None) is endpoint),
+                UNMATCHED,
+            )
+            self._paths[endpoint] = path
+        return path
+
+    def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = HTTP_REQUESTS.labels(method, route, str(status))
+            self._counters[method, route, status] = counter
+        counter.inc()
+        timer = self._timers.get((method, route))
+        if timer is None:
+            timer = HTTP_LATENCY.labels(method, route)
+            self._timers[method, route] = timer
+        timer.observe(seconds)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    value = next((v for k, v in scope["headers"] if k == name), None)
+    return value.decode("latin-1") if value is not None else None
+
+
+async def metrics(_request: Request) -> Response:
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
+
+
+routes = [Route("/metrics", metrics, methods=["GET"], include_in_schema=False)]

@@ -1,0 +1,86 @@
+"""The layering of DESIGN.md §2, checked on the source: arrows point down only, and `pql` and
+`engine` stay pure (no I/O, no framework)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).parents[1] / "src" / "offerbase"
+
+# What each part of the package may import from offerbase. `config`, `metrics` and `logs` are
+# leaf utilities that any layer below the API may use.
+ALLOWED = {
+    "pql": set(),
+    "catalog": {"pql"},
+    "engine": {"pql", "catalog"},
+    "store": {"catalog", "config", "metrics"},
+    "config": set(),
+    "metrics": set(),
+    "logs": set(),
+}
+# Third-party and I/O modules the pure layers must not touch.
+IMPURE = {"asyncio", "sqlalchemy", "fastapi", "starlette", "httpx", "redis", "asyncpg", "socket"}
+
+
+def imports(path: Path) -> set[str]:
+    """Absolute module names imported by a file (relative imports resolved to offerbase.*)."""
+    package = ".".join(path.relative_to(SRC.parent).with_suffix("").parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            found.add(module)
+            if module == "offerbase":  # `from offerbase import pql`
+                found.update(f"offerbase.{alias.name}" for alias in node.names)
+    return found
+
+
+def part_of(path: Path) -> str:
+    return path.relative_to(SRC).parts[0].removesuffix(".py")
+
+
+@pytest.mark.parametrize("part", sorted(ALLOWED))
+def test_arrows_point_down_only(part: str) -> None:
+    files = (
+        [SRC / f"{part}.py"] if (SRC / f"{part}.py").exists() else list((SRC / part).rglob("*.py"))
+    )
+    assert files
+    wrong = {
+        f"{path.relative_to(SRC)} imports {module}"
+        for path in files
+        for module in imports(path)
+        if module.startswith("offerbase.")
+        and module.split(".")[1] != part
+        and module.split(".")[1] not in ALLOWED[part]
+    }
+    assert not wrong
+
+
+@pytest.mark.parametrize("part", ["pql", "engine"])
+def test_pure_layers_do_no_io(part: str) -> None:
+    wrong = {
+        f"{path.relative_to(SRC)} imports {module}"
+        for path in (SRC / part).rglob("*.py")
+        for module in imports(path)
+        if module.split(".")[0] in IMPURE
+    }
+    assert not wrong
+    if part == "pql":  # stdlib only
+        third_party = {
+            module
+            for path in (SRC / part).rglob("*.py")
+            for module in imports(path)
+            if not module.startswith("offerbase")
+            and module.split(".")[0] not in sys.stdlib_module_names
+        }
+        assert not third_party
