@@ -22,7 +22,7 @@ from offerbase.api.auth import authenticate_headers, current_caller
 from offerbase.api.bodies import read_json
 from offerbase.api.decision_request import ParsedRequest, parse
 from offerbase.api.decision_response import event_body, render
-from offerbase.api.problems import ApiProblem
+from offerbase.api.problems import ApiProblem, field_error
 from offerbase.engine import DecisionError, DecisionResult, Snapshot, capping_keys, decide
 from offerbase.metrics import CAPPING_RETRIES, DECISION_ITEMS
 from offerbase.store import tenants
@@ -102,7 +102,7 @@ async def _handle(request: Request, sandbox: Sandbox) -> Response:
     try:
         result = await _decide(request, sandbox, snapshot, parsed, profile, profile_key)
     except DecisionError as exc:
-        errors = [{"pointer": exc.pointer, "detail": exc.detail}] if exc.pointer else []
+        errors = [field_error(exc.pointer, exc.detail)] if exc.pointer else []
         raise ApiProblem(exc.status, exc.title, exc.detail, errors=errors) from exc
     proposition_id = str(uuid.uuid4())
     created_ms = int(time.time() * 1000)

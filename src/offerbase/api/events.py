@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from offerbase.api.library import CallerDep, json_response
-from offerbase.api.problems import ApiProblem
+from offerbase.api.problems import store_problem
 from offerbase.store import errors as store_errors
 from offerbase.store import tenants
 from offerbase.store.events import DecisionEvents
@@ -35,7 +35,7 @@ async def list_events(
     try:
         items, total, cursor = await events.page(limit, start, since)
     except store_errors.BadCursor as exc:
-        raise ApiProblem(400, "Bad Request", exc.detail) from exc
+        raise store_problem(exc) from exc
     base = [("limit", str(limit))] + ([("since", since)] if since else [])
     links = {"self": {"href": "/decision-events?" + urlencode(base), "type": "application/json"}}
     if cursor:

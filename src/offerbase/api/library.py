@@ -15,7 +15,7 @@ from offerbase import catalog
 from offerbase.api import schemas
 from offerbase.api.auth import Caller, current_caller
 from offerbase.api.bodies import read_json
-from offerbase.api.problems import ApiProblem, field_error
+from offerbase.api.problems import ApiProblem, field_error, store_problem
 from offerbase.store import errors as store_errors
 from offerbase.store.library import Actor, Library, Page
 from offerbase.store.listing import ListQueryError, parse_orderby, parse_properties
@@ -107,13 +107,6 @@ async def _library(request: Request, caller: Caller, *, write: bool) -> AsyncIte
         raise ApiProblem(
             status, title, exc.message, errors=[field_error(exc.pointer, exc.message)]
         ) from exc
-    except store_errors.Unprocessable as exc:
-        raise ApiProblem(
-            422,
-            exc.title,
-            exc.detail,
-            errors=[field_error(e.pointer, e.message) for e in exc.errors],
-        ) from exc
     except store_errors.StillReferenced as exc:
         raise ApiProblem(
             409,
@@ -126,7 +119,11 @@ async def _library(request: Request, caller: Caller, *, write: bool) -> AsyncIte
             },
         ) from exc
     except store_errors.StoreError as exc:
-        raise ApiProblem(exc.status, exc.title, exc.detail) from exc
+        raise store_problem(exc) from exc
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _actor(caller: Caller) -> Actor:
@@ -156,18 +153,19 @@ def add_collection_routes(router: APIRouter, path: str) -> None:
     kinds_all = COLLECTIONS[path]
     is_offers = path == "offers"
     label = "offers" if is_offers else path
-    body_schema = {"$ref": f"#/components/schemas/{schemas.request_schema_name(path)}"}
-    request_body = {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}}
-    }
-    patch_body = {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/JsonPatchOrMerge"}}
-            },
+    item = f"/{path}/{{entity_id}}"
+    request_body = _json_body({"$ref": f"#/components/schemas/{schemas.request_schema_name(path)}"})
+    patch_body = _json_body({"$ref": "#/components/schemas/JsonPatchOrMerge"})
+
+    # The same naming for every collection keeps operation ids unique across the API.
+    def operation(
+        summary: str, name: str, responses: dict[int | str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        return {
+            "responses": responses,
+            "summary": f"{summary} ({label})",
+            "operation_id": f"{path}-{name}",
         }
-    }
 
     async def create(
         request: Request, caller: CallerDep, entity_id: str | None, offer_type: str | None
@@ -186,9 +184,7 @@ def add_collection_routes(router: APIRouter, path: str) -> None:
         f"/{path}",
         status_code=201,
         openapi_extra=request_body,
-        responses=schemas.WRITE_RESPONSES,
-        summary=f"Create ({label})",
-        operation_id=f"{path}-create",
+        **operation("Create", "create", schemas.WRITE_RESPONSES),
     )
     async def create_auto_id(
         request: Request,
@@ -198,12 +194,10 @@ def add_collection_routes(router: APIRouter, path: str) -> None:
         return await create(request, caller, None, offer_type)
 
     @router.post(
-        f"/{path}/{{entity_id}}",
+        item,
         status_code=201,
         openapi_extra=request_body,
-        responses=schemas.WRITE_RESPONSES,
-        summary=f"Create with a chosen id ({label})",
-        operation_id=f"{path}-create-with-id",
+        **operation("Create with a chosen id", "create-with-id", schemas.WRITE_RESPONSES),
     )
     async def create_with_id(
         request: Request,
@@ -213,12 +207,7 @@ def add_collection_routes(router: APIRouter, path: str) -> None:
     ) -> Response:
         return await create(request, caller, entity_id, offer_type)
 
-    @router.get(
-        f"/{path}/{{entity_id}}",
-        responses=schemas.READ_RESPONSES,
-        summary=f"Look up ({label})",
-        operation_id=f"{path}-get",
-    )
+    @router.get(item, **operation("Look up", "get", schemas.READ_RESPONSES))
     async def lookup(
         request: Request,
         caller: CallerDep,
@@ -230,12 +219,7 @@ def add_collection_routes(router: APIRouter, path: str) -> None:
             entity = await library.get(kinds, entity_id)
         return json_response(entity.read_form(), headers={"ETag": f'"{entity.etag}"'})
 
-    @router.get(
-        f"/{path}",
-        responses=schemas.LIST_RESPONSES,
-        summary=f"List ({label})",
-        operation_id=f"{path}-list",
-    )
+    @router.get(f"/{path}", **operation("List", "list", schemas.LIST_RESPONSES))
     async def list_entities(
         request: Request,
         caller: CallerDep,
@@ -280,11 +264,9 @@ def add_collection_routes(router: APIRouter, path: str) -> None:
         return json_response(entity.receipt(caller.sandbox), headers={"ETag": f'"{entity.etag}"'})
 
     @router.patch(
-        f"/{path}/{{entity_id}}",
+        item,
         openapi_extra=patch_body,
-        responses=schemas.UPDATE_RESPONSES,
-        summary=f"Update with a JSON Patch ({label})",
-        operation_id=f"{path}-patch",
+        **operation("Update with a JSON Patch", "patch", schemas.UPDATE_RESPONSES),
     )
     async def patch(
         request: Request,
@@ -301,11 +283,9 @@ def add_collection_routes(router: APIRouter, path: str) -> None:
         return await _update(request, caller, entity_id, offer_type, make)
 
     @router.put(
-        f"/{path}/{{entity_id}}",
+        item,
         openapi_extra=request_body,
-        responses=schemas.UPDATE_RESPONSES,
-        summary=f"Replace ({label})",
-        operation_id=f"{path}-replace",
+        **operation("Replace", "replace", schemas.UPDATE_RESPONSES),
     )
     async def replace(
         request: Request,
@@ -315,12 +295,7 @@ def add_collection_routes(router: APIRouter, path: str) -> None:
     ) -> Response:
         return await _update(request, caller, entity_id, offer_type, lambda raw: lambda _old: raw)
 
-    @router.delete(
-        f"/{path}/{{entity_id}}",
-        responses=schemas.DELETE_RESPONSES,
-        summary=f"Delete ({label})",
-        operation_id=f"{path}-delete",
-    )
+    @router.delete(item, **operation("Delete", "delete", schemas.DELETE_RESPONSES))
     async def delete(
         request: Request,
         caller: CallerDep,

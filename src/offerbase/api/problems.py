@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from offerbase.store.errors import InvalidFields, StoreError
+
 PROBLEM_TYPE = "https://offerbase.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -65,3 +67,13 @@ class GatewayError(Exception):
 
 def field_error(pointer: str, detail: str) -> dict[str, str]:
     return {"pointer": pointer, "detail": detail}
+
+
+def store_problem(exc: StoreError) -> ApiProblem:
+    """The problem for a store error: its own status, title and detail, and the fields it names."""
+    errors = (
+        [field_error(e.pointer, e.message) for e in exc.errors]
+        if isinstance(exc, InvalidFields)
+        else []
+    )
+    return ApiProblem(exc.status, exc.title, exc.detail, errors=errors)

@@ -13,7 +13,7 @@ from offerbase.api import schemas
 from offerbase.api.auth import Caller, current_caller
 from offerbase.api.bodies import read_json
 from offerbase.api.library import json_response
-from offerbase.api.problems import ApiProblem, field_error
+from offerbase.api.problems import ApiProblem, store_problem
 from offerbase.store import errors as store_errors
 from offerbase.store import profiles as store
 from offerbase.store.profiles import LineTooLong, Profiles
@@ -25,10 +25,13 @@ IMPORT_MEDIA_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json"}
 )
 
+_TOO_LONG = LineTooLong(f"The line is longer than {MAX_IMPORT_LINE} bytes.")
+
 CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
 _PROFILE = {"content": {"application/json": {"schema": {"type": "object"}}}}
+_STORED = {"description": "The stored profile.", **_PROFILE}
 _COMMON: dict[int | str, dict[str, Any]] = {
     **schemas.COMMON_RESPONSES,  # auth (401/403) and 400, as for the Offer Library
     404: schemas.problem_response(
@@ -37,13 +40,14 @@ _COMMON: dict[int | str, dict[str, Any]] = {
 }
 _WRITE: dict[int | str, dict[str, Any]] = {
     **_COMMON,
-    200: {"description": "The stored profile.", **_PROFILE},
+    200: _STORED,
     409: schemas.problem_response(
         "An identity belongs to another profile, or a JSON Patch `test` failed."
     ),
     413: schemas.problem_response("The profile is larger than 256 KB."),
 }
 router = APIRouter(prefix=ROOT, tags=["profiles"])
+_BY_IDENTITY = "/{namespace}/{identity:path}"
 
 
 @asynccontextmanager
@@ -53,13 +57,6 @@ async def _profiles(request: Request, caller: Caller, *, write: bool) -> AsyncIt
     try:
         async with db.write() if write else db.read() as conn:
             yield Profiles(conn, caller.sandbox)
-    except store.InvalidProfile as exc:
-        raise ApiProblem(
-            exc.status,
-            exc.title,
-            exc.detail,
-            errors=[field_error(e.pointer, e.message) for e in exc.errors],
-        ) from exc
     except store.IdentityConflict as exc:
         raise ApiProblem(
             409,
@@ -68,7 +65,7 @@ async def _profiles(request: Request, caller: Caller, *, write: bool) -> AsyncIt
             extra={"identity": {"namespace": exc.namespace, "id": exc.identity}},
         ) from exc
     except store_errors.StoreError as exc:
-        raise ApiProblem(exc.status, exc.title, exc.detail) from exc
+        raise store_problem(exc) from exc
 
 
 def _not_found(namespace: str, identity: str) -> ApiProblem:
@@ -114,7 +111,7 @@ async def _lines(request: Request) -> AsyncIterator[str | bytes]:
             del buffer[: end + 1]
             if skipping:
                 skipping = False
-                yield LineTooLong(f"The line is longer than {MAX_IMPORT_LINE} bytes.")
+                yield _TOO_LONG
             else:
                 yield line
         if not skipping and len(buffer) > MAX_IMPORT_LINE:
@@ -122,13 +119,13 @@ async def _lines(request: Request) -> AsyncIterator[str | bytes]:
         if skipping:
             buffer.clear()
     if skipping:
-        yield LineTooLong(f"The line is longer than {MAX_IMPORT_LINE} bytes.")
+        yield _TOO_LONG
     elif buffer.strip():
         yield bytes(buffer)
 
 
 @router.put(
-    "/{namespace}/{identity:path}",
+    _BY_IDENTITY,
     summary="Create or replace a profile",
     responses={**_WRITE, 201: {"description": "Created; the stored profile.", **_PROFILE}},
 )
@@ -142,9 +139,9 @@ async def put_profile(
 
 
 @router.get(
-    "/{namespace}/{identity:path}",
+    _BY_IDENTITY,
     summary="Read a profile by any of its identities",
-    responses={**_COMMON, 200: {"description": "The stored profile.", **_PROFILE}},
+    responses={**_COMMON, 200: _STORED},
 )
 async def get_profile(
     request: Request, caller: CallerDep, namespace: str, identity: str
@@ -157,7 +154,7 @@ async def get_profile(
 
 
 @router.patch(
-    "/{namespace}/{identity:path}",
+    _BY_IDENTITY,
     summary="Update a profile: JSON merge patch (object) or JSON Patch (array)",
     responses=_WRITE,
 )
@@ -171,7 +168,7 @@ async def patch_profile(
 
 
 @router.delete(
-    "/{namespace}/{identity:path}",
+    _BY_IDENTITY,
     summary="Delete a profile and all its identities",
     responses={**_COMMON, 200: {"description": "Deleted; empty body."}},
 )

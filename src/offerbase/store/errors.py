@@ -56,12 +56,16 @@ class InvalidField:
     message: str
 
 
-class Unprocessable(StoreError):
-    """The body is well-formed but names missing entities or breaks a uniqueness rule."""
-
-    status = 422
-    title = "Unprocessable Entity"
+class InvalidFields(StoreError):
+    """An error that names the offending fields (each by its JSON pointer)."""
 
     def __init__(self, detail: str, errors: list[InvalidField]) -> None:
         super().__init__(detail)
         self.errors = errors
+
+
+class Unprocessable(InvalidFields):
+    """The body is well-formed but names missing entities or breaks a uniqueness rule."""
+
+    status = 422
+    title = "Unprocessable Entity"

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from offerbase.catalog import merge_patch
 from offerbase.store.clock import now_iso
 from offerbase.store.db import Database
-from offerbase.store.errors import InvalidField, NotFound, StoreError
+from offerbase.store.errors import InvalidField, InvalidFields, NotFound, StoreError
 from offerbase.store.tables import profile_identities, profiles
 from offerbase.store.tenants import Sandbox
 
@@ -44,15 +44,11 @@ SEGMENT_STATUSES = frozenset({"realized", "existing", "exited"})
 Identity = tuple[str, str]  # (normalized namespace, id)
 
 
-class InvalidProfile(StoreError):
+class InvalidProfile(InvalidFields):
     """The body (or the addressed identity) does not have a profile's shape."""
 
     status = 400
     title = "Bad Request"
-
-    def __init__(self, detail: str, errors: list[InvalidField]) -> None:
-        super().__init__(detail)
-        self.errors = errors
 
 
 class ProfileTooLarge(StoreError):
