@@ -157,17 +157,18 @@ class Library:
     # -- reads -------------------------------------------------------------------------
 
     async def get(self, kinds: Sequence[str], entity_id: str) -> Entity:
-        if not _storable_id(entity_id):
-            raise NotFound(f"No {' or '.join(kinds)} with id '{entity_id}' in this sandbox.")
-        row = (
-            await self.conn.execute(
-                sa.select(entities).where(
-                    _scoped(self.sandbox),
-                    entities.c.entity_id == entity_id,
-                    entities.c.kind.in_(kinds),
+        row = None
+        # An id that could not have been stored is not looked up (PostgreSQL rejects U+0000).
+        if _storable_id(entity_id):
+            row = (
+                await self.conn.execute(
+                    sa.select(entities).where(
+                        _scoped(self.sandbox),
+                        entities.c.entity_id == entity_id,
+                        entities.c.kind.in_(kinds),
+                    )
                 )
-            )
-        ).first()
+            ).first()
         if row is None:
             raise NotFound(f"No {' or '.join(kinds)} with id '{entity_id}' in this sandbox.")
         return _entity(row)
@@ -298,10 +299,10 @@ class Library:
                 base64.urlsafe_b64decode(padded).decode().split(".")
             )
             as_of, offset, stamp = int(as_of_text), int(offset_text), int(stamp_text)
+            if as_of < 0 or offset < 0:
+                raise ValueError(cursor)
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
             raise BadCursor("The 'start' cursor is not one this server issued.") from exc
-        if as_of < 0 or offset < 0:
-            raise BadCursor("The 'start' cursor is not one this server issued.")
         issued = datetime.fromtimestamp(stamp, UTC)
         if datetime.now(UTC) - issued > CURSOR_TTL - timedelta(minutes=5):
             raise BadCursor("The 'start' cursor has expired; list again from the first page.")
