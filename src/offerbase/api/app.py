@@ -122,10 +122,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     if settings.metrics:
         app.router.routes.extend(observability.routes)
     install_error_handlers(app)
-    # Inside CompatibilityMiddleware, so that it sees the scope the router fills in.
-    app.add_middleware(
-        observability.RequestObserver, routes=app.router.routes, log_requests=settings.access_log
-    )
+    if settings.metrics or settings.access_log:
+        # Inside CompatibilityMiddleware, so that it sees the scope the router fills in.
+        app.add_middleware(
+            observability.RequestObserver,
+            routes=app.router.routes,
+            log_requests=settings.access_log,
+        )
     app.add_middleware(CompatibilityMiddleware)
     openapi.install(app)
     return app
