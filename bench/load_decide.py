@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -217,6 +218,8 @@ def main() -> None:
         help="send the profile in the request (offerbase:profile): no profile read",
     )
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
 
     data_dir = Path(tempfile.mkdtemp(prefix="offerbase-load-"))
     env = {**os.environ, "OFFERBASE_DATA_DIR": str(data_dir)}
