@@ -34,10 +34,13 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from pgdb import fresh_database
 
 ROOT = "/data/core/dps"
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
@@ -97,23 +100,13 @@ class Server:
         self.port = free_port()
         self.env = {**os.environ, "OFFERBASE_DATA_DIR": self.data_dir}
         self.env.pop("OFFERBASE_DATABASE_URL", None)
-        self.db_name: str | None = None
+        self.database: AbstractContextManager[str] | None = None
         self.process: subprocess.Popen[bytes] | None = None
-
-    async def _pg_admin(self, sql: str) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(self.pg_url.replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
 
     def __enter__(self) -> Server:
         if self.backend == "postgresql":
-            self.db_name = f"offerbase_bench_{uuid.uuid4().hex[:12]}"
-            asyncio.run(self._pg_admin(f'CREATE DATABASE "{self.db_name}"'))
-            self.env["OFFERBASE_DATABASE_URL"] = self.pg_url.rsplit("/", 1)[0] + "/" + self.db_name
+            self.database = fresh_database(self.pg_url)
+            self.env["OFFERBASE_DATABASE_URL"] = self.database.__enter__()
         command = [sys.executable, "-m", "offerbase", "serve", "--port", str(self.port)]
         self.process = subprocess.Popen(
             command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -137,8 +130,8 @@ class Server:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        if self.db_name is not None:
-            asyncio.run(self._pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'))
+        if self.database is not None:
+            self.database.__exit__(None, None, None)
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     @property

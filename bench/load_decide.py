@@ -25,9 +25,12 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+
+from pgdb import fresh_database
 
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
 PROFILE = {"loyalty": {"points": 450}, "homeAddress": {"country": "US"}}
@@ -221,10 +224,18 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
 
+    with ExitStack() as cleanup:
+        database_url = args.database_url
+        if database_url:
+            database_url = cleanup.enter_context(fresh_database(database_url))
+        run(args, database_url)
+
+
+def run(args: argparse.Namespace, database_url: str | None) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="offerbase-load-"))
     env = {**os.environ, "OFFERBASE_DATA_DIR": str(data_dir)}
-    if args.database_url:
-        env["OFFERBASE_DATABASE_URL"] = args.database_url
+    if database_url:
+        env["OFFERBASE_DATABASE_URL"] = database_url
     if args.redis_url:
         env["OFFERBASE_REDIS_URL"] = args.redis_url
     port = free_port()

@@ -20,6 +20,7 @@ from offerbase.store.tables import decision_events
 from offerbase.store.tenants import Sandbox
 
 log = logging.getLogger(__name__)
+_COLUMNS = ("sandbox_pk", "proposition_id", "timestamp", "body")
 
 
 @dataclass(frozen=True)
@@ -83,21 +84,11 @@ class EventWriter:
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             rows = [
-                {
-                    "sandbox_pk": e.sandbox_pk,
-                    "proposition_id": e.proposition_id,
-                    "timestamp": e.timestamp,
-                    "body": orjson.dumps(e.body).decode(),
-                }
+                (e.sandbox_pk, e.proposition_id, e.timestamp, orjson.dumps(e.body).decode())
                 for e in batch
             ]
-            body = ":body" if self.db.is_sqlite else "CAST(:body AS JSONB)"
             try:
-                stored = await self.db.write_many(
-                    "INSERT INTO decision_events (sandbox_pk, proposition_id, timestamp, body) "
-                    f"VALUES (:sandbox_pk, :proposition_id, :timestamp, {body})",
-                    rows,
-                )
+                stored = await self.db.insert_rows("decision_events", _COLUMNS, rows)
             except Exception:
                 self._requeue(batch)
                 raise
