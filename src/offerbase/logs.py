@@ -46,6 +46,11 @@ def configure(level: str = "info", *, as_json: bool | None = None) -> None:
     root.handlers = [handler]
     root.setLevel(level.upper())
     # uvicorn's own handlers would print a second, differently formatted copy.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # uvicorn writes its access log whenever that logger has a handler, its ancestors'
+    # included; requests are logged by offerbase.access instead, and only when asked for.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False

@@ -286,6 +286,8 @@ def test_structured_logs_and_access_log(tmp_path: Path) -> None:
     assert any(
         r.get("logger") == "uvicorn.error" and "startup complete" in r["event"] for r in records
     )
+    # One line per request: ours, not uvicorn's access log as well.
+    assert not any(r.get("logger") == "uvicorn.access" for r in records)
     (request,) = [r for r in records if r.get("request_id") == "rid-log-1"]
     assert request["event"] == "request"
     assert request["logger"] == "offerbase.access"
