@@ -87,6 +87,10 @@ def serve(
     """Run the HTTP API. Applies database migrations first."""
     import uvicorn
 
+    if log_level is not None and log_level not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
+        )
     settings = _settings(data_dir, database_url)
     settings.resolved_secret_key  # noqa: B018 - create the signing key before workers race for it
     credential = asyncio.run(_prepare(settings))
@@ -97,10 +101,6 @@ def serve(
         typer.echo(f"(also stored in {path}; the secret is not shown again)")
     # Workers rebuild Settings from the environment (see _settings).
     level = log_level or settings.log_level
-    if level not in LOG_LEVELS:
-        raise typer.BadParameter(
-            f"must be one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
-        )
     os.environ["OFFERBASE_LOG_LEVEL"] = level
     if access_log is not None:
         os.environ["OFFERBASE_ACCESS_LOG"] = str(access_log).lower()

@@ -85,3 +85,12 @@ def test_credentials_sandboxes_profiles_and_events(data_dir: str, tmp_path: Path
     )
     missing = runner.invoke(app, ["events", "export", "--org", "NOPE", "--data-dir", data_dir])
     assert missing.exit_code == 2
+
+
+def test_serve_refuses_an_unknown_log_level_before_touching_anything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    result = runner.invoke(app, ["serve", "--log-level", "loud", "--data-dir", str(data_dir)])
+    assert result.exit_code == 2
+    message = " ".join(result.output.replace("│", " ").split())  # unwrap rich's error box
+    assert "must be one of debug, info, warning, error, critical" in message
+    assert not data_dir.exists()
