@@ -77,7 +77,9 @@ def serve(
     database_url: DatabaseUrl = None,
     log_level: Annotated[
         str | None,
-        typer.Option(help="debug, info, warning or error (env OFFERBASE_LOG_LEVEL; info)."),
+        typer.Option(
+            help="debug, info, warning, error or critical (env OFFERBASE_LOG_LEVEL; info)."
+        ),
     ] = None,
     access_log: Annotated[
         bool | None,
