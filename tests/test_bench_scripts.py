@@ -1,0 +1,35 @@
+"""The benchmark scripts keep working: each runs with tiny sizes and reports its verdict lines.
+Timings are printed, never asserted (DESIGN §3)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parents[1] / "bench"
+
+
+def run(script: str, *args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_pql_bench_runs() -> None:
+    out = run("pql.py", env={"N": "20", "ROUNDS": "1"})
+    assert "two-predicate rule <= 500 ns:" in out
+    assert "107-char rule parses in <= 20 us:" in out
+
+
+def test_engine_bench_runs() -> None:
+    out = run("decide.py", "--runs", "1", "--n", "50")
+    assert "catalog: 1000 offers, 100 rules, 10% capped" in out
+    assert "median: p50" in out
