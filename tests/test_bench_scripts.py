@@ -33,3 +33,15 @@ def test_engine_bench_runs() -> None:
     out = run("decide.py", "--runs", "1", "--n", "50")
     assert "catalog: 1000 offers, 100 rules, 10% capped" in out
     assert "median: p50" in out
+
+
+def test_catalog_bench_runs(tmp_path: Path) -> None:
+    # The filtered list page it times needs a few hundred offers to be full.
+    out = run(
+        "catalog.py",
+        *("--backends", "sqlite", "--runs", "1", "--offers", "300"),
+        *("--samples-write", "3", "--samples-read", "3", "--samples-list", "1"),
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert "sqlite median of 1 runs (ms):" in out
+    assert "list-next  p50" in out
