@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -15,6 +17,7 @@ from offerbase.config import Settings
 from offerbase.store import tenants
 from offerbase.store.db import Database
 from offerbase.store.migrate import upgrade
+from offerbase.store.tenants import Sandbox
 
 app = typer.Typer(
     help="Offerbase: offer decisioning, wire-compatible with Adobe Offer Decisioning."
@@ -22,6 +25,7 @@ app = typer.Typer(
 credentials_app = typer.Typer(help="Manage API credentials (client id + secret).")
 app.add_typer(credentials_app, name="credentials")
 
+T = TypeVar("T")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data directory (env OFFERBASE_DATA_DIR).")
@@ -66,6 +70,24 @@ def _store_credentials_file(settings: Settings, credential: tenants.NewCredentia
         json.dump(credential.__dict__, handle, indent=2)
     os.chmod(path, 0o600)
     return path
+
+
+async def _in_sandbox(
+    settings: Settings, org: str, name: str, work: Callable[[Database, Sandbox], Awaitable[T]]
+) -> T:
+    """Migrate, find the organization's sandbox and run `work` on it; a sandbox that does not
+    exist ends the command with exit code 2."""
+    db = Database(settings.resolved_database_url)
+    try:
+        await upgrade(db)
+        async with db.read() as conn:
+            found = await tenants.get_sandbox(conn, org, name)
+        if found is None:
+            typer.echo(f"Organization '{org}' has no sandbox named '{name}'.", err=True)
+            raise typer.Exit(2)
+        return await work(db, found)
+    finally:
+        await db.dispose()
 
 
 @app.command()
@@ -176,8 +198,6 @@ def import_profiles(
     Exits 0 when every line was imported, 1 when some failed (the others are imported), 2 when
     the file or the sandbox does not exist.
     """
-    import sys
-
     from offerbase.store.profiles import import_lines
 
     settings = _settings(data_dir, database_url)
@@ -185,27 +205,15 @@ def import_profiles(
         typer.echo(f"No such file: {file}", err=True)
         raise typer.Exit(2)
 
-    async def run() -> dict[str, object] | None:
-        db = Database(settings.resolved_database_url)
-        try:
-            await upgrade(db)
-            async with db.read() as conn:
-                found = await tenants.get_sandbox(conn, org, sandbox)
-            if found is None:
-                return None
-            if str(file) == "-":
-                summary = await import_lines(db, found, sys.stdin.buffer)
-            else:
-                with file.open("rb") as handle:
-                    summary = await import_lines(db, found, handle)
-            return summary.as_dict()
-        finally:
-            await db.dispose()
+    async def run(db: Database, found: Sandbox) -> dict[str, object]:
+        if str(file) == "-":
+            summary = await import_lines(db, found, sys.stdin.buffer)
+        else:
+            with file.open("rb") as handle:
+                summary = await import_lines(db, found, handle)
+        return summary.as_dict()
 
-    result = asyncio.run(run())
-    if result is None:
-        typer.echo(f"Organization '{org}' has no sandbox named '{sandbox}'.", err=True)
-        raise typer.Exit(2)
+    result = asyncio.run(_in_sandbox(settings, org, sandbox, run))
     typer.echo(json.dumps(result))
     if result["failed"]:
         raise typer.Exit(1)
@@ -266,20 +274,74 @@ def export_events(
 
     settings = _settings(data_dir, database_url)
 
-    async def run() -> bool:
-        db = Database(settings.resolved_database_url)
-        try:
-            await upgrade(db)
-            async with db.read() as conn:
-                found = await tenants.get_sandbox(conn, org, sandbox)
-            if found is None:
-                return False
-            async for event in DecisionEvents(db, found).export(since):
-                typer.echo(json.dumps(event, separators=(",", ":")))
-            return True
-        finally:
-            await db.dispose()
+    async def run(db: Database, found: Sandbox) -> None:
+        async for event in DecisionEvents(db, found).export(since):
+            typer.echo(json.dumps(event, separators=(",", ":")))
 
-    if not asyncio.run(run()):
-        typer.echo(f"Organization '{org}' has no sandbox named '{sandbox}'.", err=True)
+    asyncio.run(_in_sandbox(settings, org, sandbox, run))
+
+
+# -- catalog -----------------------------------------------------------------------------------
+
+catalog_app = typer.Typer(help="A sandbox's whole Offer Library as one JSON document.")
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("export")
+def export_catalog(
+    org: Annotated[str, typer.Option(help="Organization id.")],
+    sandbox: Annotated[str, typer.Option(help="Sandbox name.")] = "prod",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write the sandbox's current catalog to stdout (format offerbase-catalog/1)."""
+    from offerbase.store.catalog_io import export_catalog as export
+
+    settings = _settings(data_dir, database_url)
+
+    async def run(db: Database, found: Sandbox) -> dict[str, object]:
+        async with db.read() as conn:
+            return await export(conn, found)
+
+    typer.echo(json.dumps(asyncio.run(_in_sandbox(settings, org, sandbox, run)), indent=1))
+
+
+@catalog_app.command("import")
+def import_catalog(
+    file: Annotated[Path, typer.Argument(help="A document from `catalog export` ('-': stdin).")],
+    org: Annotated[str, typer.Option(help="Organization id.")],
+    sandbox: Annotated[str, typer.Option(help="Sandbox name.")] = "prod",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create every entity of the document in the sandbox, with its id, all or nothing.
+
+    Prints how many entities of each kind were created. Exits 1 when the document or one of
+    its entities is refused (an id already in use, a failed validation, a guardrail), writing
+    nothing, and 2 when the file or the sandbox does not exist.
+    """
+    from offerbase.store.catalog_io import CatalogImportError
+    from offerbase.store.catalog_io import import_catalog as load
+    from offerbase.store.library import Actor
+
+    settings = _settings(data_dir, database_url)
+    if str(file) != "-" and not file.is_file():
+        typer.echo(f"No such file: {file}", err=True)
         raise typer.Exit(2)
+    try:
+        document = json.loads(sys.stdin.read() if str(file) == "-" else file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        typer.echo(f"Not JSON: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    actor = Actor(user="offerbase catalog import", client_id="offerbase-cli")
+
+    async def run(db: Database, found: Sandbox) -> dict[str, int]:
+        async with db.write() as conn:
+            return await load(conn, found, document, actor)
+
+    try:
+        counts = asyncio.run(_in_sandbox(settings, org, sandbox, run))
+    except CatalogImportError as exc:
+        typer.echo(f"Nothing imported: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps({"imported": counts}))
