@@ -35,10 +35,16 @@ def cli_env(database, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def fixed_decisions(app, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(app.state, "clock", lambda: datetime(2026, 11, 24, 12, tzinfo=UTC))
-    monkeypatch.setattr(app.state, "rng", random.Random(3))
-    monkeypatch.setattr(app.state.snapshots, "poll_seconds", 0)
+def fixed_decisions(app):  # type: ignore[no-untyped-def]
+    """A fixed clock and RNG; catalog changes seen at once. Saved and put back by hand:
+    monkeypatch would delete Starlette `State` attributes on undo (they live in `_state`)."""
+    state = app.state
+    saved = (state.clock, state.rng, state.snapshots.poll_seconds)
+    state.clock = lambda: datetime(2026, 11, 24, 12, tzinfo=UTC)
+    state.rng = random.Random(3)
+    state.snapshots.poll_seconds = 0
+    yield
+    state.clock, state.rng, state.snapshots.poll_seconds = saved
 
 
 async def build_catalog(catalog: Catalog) -> None:
