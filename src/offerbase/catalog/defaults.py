@@ -18,15 +18,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-_META_FLAGS = (
-    "decisionName",
-    "offerName",
-    "offerAttributes",
-    "offerPriority",
-    "placementName",
-    "channelType",
-    "contentType",
-)
+from offerbase.catalog.specs import RETURN_METADATA_FLAGS
 
 _CAP_DEFAULTS: dict[str, Any] = {
     "enabled": True,
@@ -53,7 +45,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "itemCount": 1,
         "allowDuplicatePlacements": False,
         "returnContent": True,
-        "returnMetaData": dict.fromkeys(_META_FLAGS, True),
+        "returnMetaData": dict.fromkeys(RETURN_METADATA_FLAGS, True),
     },
     "collection": {"ids": []},
     "tag": {},

@@ -313,19 +313,17 @@ FALLBACK_OFFER = Obj(
     name="a fallback offer",
 )
 
+RETURN_METADATA_FLAGS = (
+    "decisionName",
+    "offerName",
+    "offerAttributes",
+    "offerPriority",
+    "placementName",
+    "channelType",
+    "contentType",
+)
 RETURN_METADATA = Obj(
-    {
-        k: Bool()
-        for k in (
-            "decisionName",
-            "offerName",
-            "offerAttributes",
-            "offerPriority",
-            "placementName",
-            "channelType",
-            "contentType",
-        )
-    },
+    {k: Bool() for k in RETURN_METADATA_FLAGS},
     name="returnMetaData",
 )
 
