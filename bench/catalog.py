@@ -27,13 +27,10 @@ import os
 import platform
 import random
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,7 @@ from typing import Any
 import httpx
 
 from pgdb import fresh_database
+from serving import auth_headers, free_port, start_server, stop_server
 
 ROOT = "/data/core/dps"
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
@@ -49,12 +47,6 @@ LIST_QUERY = (
     "&orderby=-rank.priority&limit=50"
 )
 PLACEMENT_ID = "benchPlacement"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def offer_body(rng: random.Random, i: int) -> dict[str, Any]:
@@ -107,29 +99,12 @@ class Server:
         if self.backend == "postgresql":
             self.database = fresh_database(self.pg_url)
             self.env["OFFERBASE_DATABASE_URL"] = self.database.__enter__()
-        command = [sys.executable, "-m", "offerbase", "serve", "--port", str(self.port)]
-        self.process = subprocess.Popen(
-            command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None:
-                raise RuntimeError("offerbase serve exited during start-up")
-            time.sleep(0.2)
-        raise RuntimeError("offerbase serve did not answer /health within 60 s")
+        self.process = start_server(self.env, self.port)
+        return self
 
     def __exit__(self, *_exc: object) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            stop_server(self.process)
         if self.database is not None:
             self.database.__exit__(None, None, None)
         shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -139,28 +114,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def headers(self) -> dict[str, str]:
-        org = f"BENCH{uuid.uuid4().hex[:12].upper()}@AdobeOrg"
-        out = subprocess.run(
-            [sys.executable, "-m", "offerbase", "credentials", "create", "--org", org, "--json"],
-            env=self.env,
-            check=True,
-            capture_output=True,
-        )
-        credential = json.loads(out.stdout)
-        token = httpx.post(
-            f"{self.base_url}/ims/token/v3",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": credential["client_id"],
-                "client_secret": credential["client_secret"],
-            },
-        ).json()["access_token"]
-        return {
-            "Authorization": f"Bearer {token}",
-            "x-api-key": credential["client_id"],
-            "x-gw-ims-org-id": credential["org"],
-            "x-sandbox-name": credential["sandbox"],
-        }
+        return auth_headers(self.base_url, self.env, "BENCH")
 
 
 async def load(base_url: str, headers: dict[str, str], n: int, concurrency: int) -> list[str]:

@@ -19,55 +19,19 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
 from pgdb import fresh_database
+from serving import auth_headers, free_port, start_server, stop_server
 
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
 PROFILE = {"loyalty": {"points": 450}, "homeAddress": {"country": "US"}}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "offerbase",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("server did not start")
 
 
 def build_catalog(base: str, headers: dict[str, str], offers: int, caps: bool) -> None:
@@ -242,37 +206,8 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
     base = f"http://127.0.0.1:{port}"
     server = start_server(env, port, args.workers)
     try:
-        credential = json.loads(
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "offerbase",
-                    "credentials",
-                    "create",
-                    "--org",
-                    f"LOAD{uuid.uuid4().hex[:8].upper()}@AdobeOrg",
-                    "--json",
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
-        token = httpx.post(
-            f"{base}/ims/token/v3",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": credential["client_id"],
-                "client_secret": credential["client_secret"],
-            },
-        ).json()["access_token"]
         headers = {
-            "Authorization": f"Bearer {token}",
-            "x-api-key": credential["client_id"],
-            "x-gw-ims-org-id": credential["org"],
-            "x-sandbox-name": "prod",
+            **auth_headers(base, env, "LOAD"),
             "Content-Type": "application/json",
         }
         build_catalog(base, headers, args.offers, args.caps)
@@ -305,8 +240,7 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
             args.duration,
         )
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)
     cpu = next(
         (
             line.split(":", 1)[1].strip()

@@ -1,0 +1,74 @@
+"""`offerbase serve` in a subprocess for the HTTP benchmarks, and a credential to call it with."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(env: dict[str, str], port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    """Start the server and return once it answers /health (at most 60 s)."""
+    command = [sys.executable, "-m", "offerbase", "serve", "--port", str(port)]
+    command += ["--workers", str(workers), "--log-level", "warning"]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError("offerbase serve exited during start-up")
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("offerbase serve did not answer /health within 60 s")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def auth_headers(base_url: str, env: dict[str, str], org_prefix: str) -> dict[str, str]:
+    """A new organization's credential (through the CLI, as an operator would), exchanged for
+    a token: the four headers of every /data/core call."""
+    org = f"{org_prefix}{uuid.uuid4().hex[:12].upper()}@AdobeOrg"
+    out = subprocess.run(
+        [sys.executable, "-m", "offerbase", "credentials", "create", "--org", org, "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    credential = json.loads(out.stdout)
+    token = httpx.post(
+        f"{base_url}/ims/token/v3",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": credential["client_id"],
+            "client_secret": credential["client_secret"],
+        },
+    ).json()["access_token"]
+    return {
+        "Authorization": f"Bearer {token}",
+        "x-api-key": credential["client_id"],
+        "x-gw-ims-org-id": credential["org"],
+        "x-sandbox-name": credential["sandbox"],
+    }
