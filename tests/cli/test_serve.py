@@ -69,24 +69,31 @@ def server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None:
-                pytest.fail(f"serve exited: {process.stdout.read() if process.stdout else ''}")
-            time.sleep(0.1)
-        else:
-            pytest.fail("serve did not answer /health")
+        wait_until_healthy(base, process)
         yield base, env, data_dir
     finally:
-        process.terminate()
+        stop(process)
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    for _ in range(200):
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            pytest.fail(f"serve exited: {process.stdout.read() if process.stdout else ''}")
+        time.sleep(0.1)
+    pytest.fail("serve did not answer /health")
+
+
+def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def token_headers(base: str, credential: dict[str, str]) -> dict[str, str]:
@@ -270,17 +277,11 @@ def test_structured_logs_and_access_log(tmp_path: Path) -> None:
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(200):
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            wait_until_healthy(base, process)
             response = httpx.get(f"{base}/no/such/page", headers={"x-request-id": "rid-log-1"})
             assert response.status_code == 404
         finally:
-            process.terminate()
-            process.wait(timeout=15)
+            stop(process)
     # Every line is one JSON object (stderr is not a terminal), uvicorn's included.
     records = [json.loads(line) for line in stderr_path.read_text().splitlines() if line]
     assert any(
