@@ -7,22 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from factories import RECEIPT_KEYS
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "seeds"
 SEEDS = Path(__file__).parents[3] / "shared" / "seeds"
 CREATE_BODY = (FIXTURES / "fallback-offer-create.json").read_text()
 PATCH_BODY = (FIXTURES / "fallback-offer-patch.json").read_text()
-RECEIPT_KEYS = {
-    "etag",
-    "createdBy",
-    "lastModifiedBy",
-    "id",
-    "sandboxId",
-    "createdDate",
-    "lastModifiedDate",
-    "createdByClientId",
-    "lastModifiedByClientId",
-}
 ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
