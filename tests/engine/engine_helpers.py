@@ -8,6 +8,7 @@ implementation; every other source goes to the real ``offerbase.pql.compile``.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -239,3 +240,38 @@ def run(
 
 def ids(result: DecisionResult, scope: int = 0) -> list[str]:
     return [o.id for o in result.scopes[scope].options]
+
+
+# The worked example of decisioning.md §3.6: scores per criterion, by offer id.
+EXAMPLE_3_6_SCORES = (
+    {"O1": 10, "O2": 20, "O3": 30},
+    {"O3": 45, "O4": 40, "O5": 50},
+    {"O5": 5, "O6": 60},
+)
+
+
+def example_3_6(formula_source: Callable[[dict[str, int]], str]) -> Snapshot:
+    """Group 1 = C1 {O1,O2,O3} + C2 {O3,O4,O5} (priority 2); group 2 = C3 {O5,O6}; each
+    criterion ranked by its formula, whose source `formula_source` writes from the scores."""
+    return catalog(
+        [offer(f"O{i}") for i in range(1, 7)],
+        [
+            decision(
+                "D1",
+                [
+                    criterion("C1", priority=2, formula="F1"),
+                    criterion("C2", priority=2, formula="F2"),
+                    criterion("C3", priority=1, formula="F3"),
+                ],
+            )
+        ],
+        collections=[
+            collection("C1", ["O1", "O2", "O3"]),
+            collection("C2", ["O3", "O4", "O5"]),
+            collection("C3", ["O5", "O6"]),
+        ],
+        formulas=[
+            formula(f"F{i}", formula_source(scores))
+            for i, scores in enumerate(EXAMPLE_3_6_SCORES, start=1)
+        ],
+    )

@@ -14,6 +14,7 @@ from engine_helpers import (
     collection,
     criterion,
     decision,
+    example_3_6,
     fallback,
     formula,
     ids,
@@ -428,33 +429,7 @@ def test_formula_sees_priority_default_and_params() -> None:
 
 def test_worked_example_section_3_6() -> None:
     """Group 1 = C1 {O1,O2,O3} + C2 {O3,O4,O5}; group 2 = C3 {O5,O6} -> O5,O3,O4,O2,O1,O6."""
-    scores_c1 = {"O1": 10, "O2": 20, "O3": 30}
-    scores_c2 = {"O3": 45, "O4": 40, "O5": 50}
-    scores_c3 = {"O5": 5, "O6": 60}
-    offers = [offer(f"O{i}") for i in range(1, 7)]
-    snap = catalog(
-        offers,
-        [
-            decision(
-                "D1",
-                [
-                    criterion("C1", priority=2, formula="F1"),
-                    criterion("C2", priority=2, formula="F2"),
-                    criterion("C3", priority=1, formula="F3"),
-                ],
-            )
-        ],
-        collections=[
-            collection("C1", ["O1", "O2", "O3"]),
-            collection("C2", ["O3", "O4", "O5"]),
-            collection("C3", ["O5", "O6"]),
-        ],
-        formulas=[
-            formula("F1", f"py: {scores_c1}[offer['_id']]"),
-            formula("F2", f"py: {scores_c2}[offer['_id']]"),
-            formula("F3", f"py: {scores_c3}[offer['_id']]"),
-        ],
-    )
+    snap = example_3_6(lambda scores: f"py: {scores}[offer['_id']]")
     result = run(snap, [("D1", "P1", 6)])
     assert ids(result) == ["O5", "O3", "O4", "O2", "O1", "O6"]
     assert [o.score for o in result.scopes[0].options] == [50, 45, 40, 20, 10, 60]

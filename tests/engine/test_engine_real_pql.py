@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from engine_helpers import catalog, collection, criterion, decision, formula, ids, offer, rule, run
+from engine_helpers import (
+    catalog,
+    collection,
+    criterion,
+    decision,
+    example_3_6,
+    formula,
+    ids,
+    offer,
+    rule,
+    run,
+)
 
 pql = pytest.importorskip("offerbase.pql")
 if not hasattr(pql, "compile"):  # pragma: no cover - while the PQL module is being written
@@ -92,29 +103,7 @@ def test_worked_example_section_3_6_with_real_formulas() -> None:
             expr = f'if(offer._id = "{oid}", {score}, {expr})'
         return expr
 
-    snap = catalog(
-        [offer(f"O{i}") for i in range(1, 7)],
-        [
-            decision(
-                "D1",
-                [
-                    criterion("C1", priority=2, formula="F1"),
-                    criterion("C2", priority=2, formula="F2"),
-                    criterion("C3", priority=1, formula="F3"),
-                ],
-            )
-        ],
-        collections=[
-            collection("C1", ["O1", "O2", "O3"]),
-            collection("C2", ["O3", "O4", "O5"]),
-            collection("C3", ["O5", "O6"]),
-        ],
-        formulas=[
-            formula("F1", by_id({"O1": 10, "O2": 20, "O3": 30})),
-            formula("F2", by_id({"O3": 45, "O4": 40, "O5": 50})),
-            formula("F3", by_id({"O5": 5, "O6": 60})),
-        ],
-    )
+    snap = example_3_6(by_id)
     result = run(snap, [("D1", "P1", 6)])
     assert ids(result) == ["O5", "O3", "O4", "O2", "O1", "O6"]
     assert [o.score for o in result.scopes[0].options] == [50, 45, 40, 20, 10, 60]
