@@ -261,3 +261,26 @@ def test_overflow_gives_null(source: str) -> None:
 
 def test_huge_int_arithmetic_is_exact() -> None:
     assert compile("big + 1", "formula").evaluate({"big": 10**400}) == 10**400 + 1
+
+
+@pytest.mark.parametrize(
+    ("source", "params", "offer", "context", "reads"),
+    [
+        ("age > 18", (), False, False, set()),
+        ("offer.rank.priority > 1", (), True, False, set()),
+        ("profile.age > offer.characteristics.min", (), True, False, set()),
+        ('@{_xdm.context.device;version=1}.type = "mobile"', (), False, True, set()),
+        ("boosted.tags.count() > 0", ("boosted",), False, False, {"boosted"}),
+        ("weather.temp > 20", ("weather",), False, False, {"weather"}),
+        ('xEvent.type = "click"', (), False, False, {"xEvent"}),
+        # inside a filter a bare name may fall back to the offer: it counts as read
+        ("tags.filter(offer = 1).count() > 0", (), True, False, set()),
+    ],
+)
+def test_expression_says_what_it_reads(
+    source: str, params: tuple[str, ...], offer: bool, context: bool, reads: set[str]
+) -> None:
+    expr = compile(source, params=params)
+    assert expr.reads_offer is offer
+    assert expr.reads_context is context
+    assert expr.reads_params == reads

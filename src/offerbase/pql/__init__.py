@@ -36,6 +36,9 @@ class Expression:
         "context_paths",
         "kind",
         "profile_paths",
+        "reads_context",
+        "reads_offer",
+        "reads_params",
         "source",
     )
 
@@ -53,6 +56,11 @@ class Expression:
         self._variants: dict[frozenset[str], Expression] = {}
         self.profile_paths = frozenset(c.profile_paths)
         self.context_paths = frozenset(c.context_paths)
+        # What the expression reads besides the profile, so callers can tell e.g. whether a
+        # rule's answer depends on the candidate offer (evaluate once per request, or per offer).
+        self.reads_offer: bool = c.reads_offer
+        self.reads_context: bool = c.reads_context
+        self.reads_params: frozenset[str] = frozenset(c.reads_params)
 
     def __repr__(self) -> str:
         return f"<pql {self.kind} {self.source!r}>"

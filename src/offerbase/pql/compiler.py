@@ -240,6 +240,11 @@ class Compiler:
         self.recording = True
         self.profile_paths: dict[str, int] = {}
         self.context_paths: dict[str, int] = {}
+        # Which inputs besides the profile the expression reads (Expression.reads_*). Kept
+        # even where paths are not recorded: a fallback that may read an input still reads it.
+        self.reads_offer = False
+        self.reads_context = False
+        self.reads_params: set[str] = set()
 
     def fail(self, message: str, pos: int) -> PqlError:
         """`pos` is a node's token index (see lexer.py)."""
@@ -313,6 +318,7 @@ class Compiler:
     def path(self, root: A.Node, keys: tuple[str, ...]) -> Fn:
         if isinstance(root, A.Ctx):
             self.needs_env = True
+            self.reads_context = True
             ctype = root.ctype
             self.record("@{" + ctype + "}", keys, root.pos)
             return _then(lambda p, e: e.ctx(ctype), keys)
@@ -335,9 +341,11 @@ class Compiler:
             return _profile_path(keys) if keys else (lambda p, e: p)
         if name == "offer":
             self.needs_env = True
+            self.reads_offer = True
             return _offer_path(keys) if keys else (lambda p, e: e.offer)
         if name in self.params or name == "xEvent":
             self.needs_env = True
+            self.reads_params.add(name)
             return _then(lambda p, e: e.param(name), keys)
         self.record("", (name, *keys), pos)
         return _profile_path((name, *keys))
