@@ -24,6 +24,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from offerbase.catalog import load_catalog, validate
 from offerbase.engine import (
     DecisionRequest,
     ScopeRequest,
@@ -93,6 +94,7 @@ def make_catalog(rng: random.Random, equal_priority: bool) -> dict[str, list[dic
                 "eligibilityRule": f"rule{i % 100}",
             },
             "rank": {"priority": 0 if equal_priority else rng.randint(0, 99)},
+            "tags": ["dps:tag:all"],
         }
         if i % 10 == 0:
             body["frequencyCappingConstraints"] = [
@@ -111,19 +113,31 @@ def make_catalog(rng: random.Random, equal_priority: bool) -> dict[str, list[dic
             {
                 "id": "dps:fallback-offer:1",
                 "etag": 1,
+                "name": "fallback",
                 "status": "approved",
                 "representations": [
-                    {"placement": "dps:offer-placement:web", "components": [{"type": "html"}]}
+                    {
+                        "channel": "https://ns.adobe.com/xdm/channel-types/web",
+                        "placement": "dps:offer-placement:web",
+                        "components": [
+                            {"type": "html", "format": "text/html", "content": "<p>-</p>"}
+                        ],
+                    }
                 ],
             }
         ],
-        "placement": [{"id": "dps:offer-placement:web", "etag": 1, "componentType": "html"}],
+        "placement": [
+            {"id": "dps:offer-placement:web", "etag": 1, "name": "web", "componentType": "html"}
+        ],
+        # a tag collection: an offer-list collection holds at most 500 offers (guardrail)
+        "tag": [{"id": "dps:tag:all", "etag": 1, "name": "all"}],
         "collection": [
             {
                 "id": "dps:offer-collection:all",
                 "etag": 1,
-                "filterType": "offers",
-                "ids": [o["id"] for o in offers],
+                "name": "all",
+                "filterType": "any-tags",
+                "ids": ["dps:tag:all"],
             }
         ],
         "decision-rule": make_rules(rng),
@@ -131,6 +145,7 @@ def make_catalog(rng: random.Random, equal_priority: bool) -> dict[str, list[dic
             {
                 "id": "dps:offer-activity:1",
                 "etag": 1,
+                "name": "decision",
                 "status": "live",
                 "fallback": "dps:fallback-offer:1",
                 "criteria": [{"optionSelection": {"filter": "dps:offer-collection:all"}}],
@@ -151,9 +166,19 @@ def make_profile(rng: random.Random) -> dict[str, Any]:
     }
 
 
+def load_stored(bodies: dict[str, list[dict[str, Any]]]) -> Any:
+    """The catalog as the server loads it: every body validated, then through the loader."""
+    return load_catalog(
+        {
+            kind: [{**validate(kind, b), "id": b["id"], "etag": b["etag"]} for b in items]
+            for kind, items in bodies.items()
+        }
+    )
+
+
 def one_run(args: argparse.Namespace, seed: int) -> tuple[float, float, int]:
     rng = random.Random(seed)
-    snapshot = build_snapshot(make_catalog(random.Random(7), args.equal_priority), version=1)
+    snapshot = build_snapshot(load_stored(make_catalog(random.Random(7), args.equal_priority)))
     profiles = [make_profile(rng) for _ in range(1000)]
     inputs = []
     for i, profile in enumerate(profiles):

@@ -8,13 +8,11 @@ import pytest
 from pydantic import BaseModel
 
 from offerbase.catalog import (
-    DEFAULTS,
     KIND_BY_PATH,
     KINDS,
     new_id,
     snowflake_millis,
     validate,
-    with_defaults,
 )
 
 from . import examples as ex
@@ -145,41 +143,3 @@ def test_model_schema_lists_spellings() -> None:
         "allTags",
     }
     assert schema["required"] == ["name", "filterType"]
-
-
-def test_with_defaults_fills_without_overriding() -> None:
-    placement = with_defaults("placement", {"name": "p", "returnMetaData": {"offerName": False}})
-    assert placement["itemCount"] == 1
-    assert placement["allowDuplicatePlacements"] is False
-    assert placement["returnContent"] is True
-    assert placement["returnMetaData"]["offerName"] is False
-    assert placement["returnMetaData"]["decisionName"] is True
-
-    offer = with_defaults(
-        "personalized-offer",
-        {
-            "name": "o",
-            "frequencyCappingConstraints": [{"limit": 1, "scope": "global", "entity": "offer"}],
-        },
-    )
-    assert offer["status"] == "draft"
-    assert offer["rank"] == {"priority": 0}
-    assert offer["selectionConstraint"] == {"profileConstraintType": "none"}
-    assert offer["frequencyCappingConstraints"][0]["repeat"] == {
-        "enabled": False,
-        "unit": "day",
-        "unitCount": 1,
-    }
-    assert offer["frequencyCappingConstraints"][0]["events"] == ["decisioning"]
-
-    decision = with_defaults("decision", validate("decision", ex.fresh(ex.DECISION)))
-    criterion = decision["criteria"][0]
-    assert criterion["rank"]["order"]["orderEvaluationType"] == "rankingStrategy"
-    assert criterion["rank"]["priority"] == 0
-    assert set(DEFAULTS) == set(KINDS)
-
-
-def test_with_defaults_does_not_mutate() -> None:
-    body = {"name": "p"}
-    with_defaults("placement", body)
-    assert body == {"name": "p"}

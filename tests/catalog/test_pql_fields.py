@@ -1,4 +1,5 @@
-"""PQL members are checked through offerbase.pql and errors point at the value."""
+"""PQL members are compiled on save (as a rule or as a formula, with the definedOn inputs) and
+errors point at the value with line and column."""
 
 from __future__ import annotations
 
@@ -9,14 +10,12 @@ from offerbase.catalog import CatalogValidationError, validate
 from . import examples as ex
 
 
-def test_rule_condition_is_checked_as_a_rule(fake_pql: list[tuple[str, str]]) -> None:
-    validate("decision-rule", ex.fresh(ex.DECISION_RULE))
-    assert fake_pql == [(ex.DECISION_RULE["condition"]["value"], "rule")]
-
-
-def test_formula_expression_is_checked_as_a_formula(fake_pql: list[tuple[str, str]]) -> None:
-    validate("ranking-formula", ex.fresh(ex.RANKING_FORMULA))
-    assert fake_pql == [(ex.RANKING_FORMULA["expression"]["value"], "formula")]
+def _rule(value: object, **extra: object) -> dict[str, object]:
+    return {
+        "name": "r",
+        "condition": {"type": "PQL", "format": "pql/text", "value": value},
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(
@@ -26,77 +25,51 @@ def test_formula_expression_is_checked_as_a_formula(fake_pql: list[tuple[str, st
         ("ranking-formula", "expression", ex.RANKING_FORMULA),
     ],
 )
-def test_pql_error_becomes_a_field_error(
-    fake_pql: list[tuple[str, str]], kind: str, member: str, base: dict[str, object]
-) -> None:
+def test_pql_error_becomes_a_field_error(kind: str, member: str, base: dict[str, object]) -> None:
     body = ex.fresh(base)  # type: ignore[arg-type]
-    body[member]["value"] = "profile.a BAD"
+    body[member]["value"] = "a = 1 ==="
     with pytest.raises(CatalogValidationError) as info:
         validate(kind, body)
     [error] = info.value.errors
     assert error.pointer == f"/{member}/value"
-    assert "line 1, column 5" in error.message
-    assert "unexpected token 'BAD'" in error.message
+    assert error.message.startswith("Invalid PQL at line 1, column 7: ")
 
 
-def test_missing_defined_on_is_filled_from_profile_paths(fake_pql: list[tuple[str, str]]) -> None:
-    body = {
-        "name": "r",
-        "condition": {"type": "PQL", "format": "pql/text", "value": "profile.b.x and profile.a.y"},
-    }
+def test_rule_is_compiled_as_a_rule_and_formula_as_a_formula() -> None:
+    # 10 KB is within the 15 KB limit of a rule, beyond the 8 KB limit of a formula
+    long = " or ".join(["a = 1"] * 1100)
+    assert 8 * 1024 < len(long) < 15 * 1024
+    validate("decision-rule", _rule(long))
+    formula = ex.fresh(ex.RANKING_FORMULA)
+    formula["expression"]["value"] = long
+    with pytest.raises(CatalogValidationError) as info:
+        validate("ranking-formula", formula)
+    assert info.value.errors[0].pointer == "/expression/value"
+    assert "8 KB" in info.value.errors[0].message
+
+
+def test_defined_on_inputs_are_known_to_the_compiler() -> None:
+    # `weather` is an input named in definedOn, so `weather.temp` does not read the profile
+    stored = validate(
+        "decision-rule",
+        _rule("weather.temp > 20", definedOn={"weather": {"schema": {"altId": "_x.w"}}}),
+    )
+    assert stored["definedOn"] == {"weather": {"schema": {"altId": "_x.w"}}}  # kept as sent
+
+
+def test_missing_defined_on_is_filled_from_profile_paths() -> None:
+    body = _rule("profile.b.x and profile.a.y")
     stored = validate("decision-rule", body)
     assert stored["definedOn"] == {"profile": {"referencePaths": ["a.y", "b.x"]}}
     assert "definedOn" not in body  # the input is not modified
 
 
-def test_sent_defined_on_is_kept(fake_pql: list[tuple[str, str]]) -> None:
+def test_sent_defined_on_is_kept() -> None:
     stored = validate("decision-rule", ex.fresh(ex.DECISION_RULE))
     assert stored["definedOn"] == ex.DECISION_RULE["definedOn"]
 
 
-def test_pql_is_not_called_when_the_value_is_ill_typed(fake_pql: list[tuple[str, str]]) -> None:
-    body = {"name": "r", "condition": {"value": 3}}
+def test_ill_typed_value_is_one_schema_error() -> None:
     with pytest.raises(CatalogValidationError) as info:
-        validate("decision-rule", body)
+        validate("decision-rule", _rule(3))
     assert [e.pointer for e in info.value.errors] == ["/condition/value"]
-    assert fake_pql == []
-
-
-def _real_pql_available() -> bool:
-    try:
-        from offerbase import pql
-    except ImportError:
-        return False
-    return hasattr(pql, "compile") and hasattr(pql, "PqlError")
-
-
-real_pql = pytest.mark.skipif(not _real_pql_available(), reason="offerbase.pql not available yet")
-
-
-@real_pql
-def test_real_pql_rejects_a_broken_rule() -> None:
-    body = {
-        "name": "r",
-        "condition": {"type": "PQL", "format": "pql/text", "value": "person.name ==="},
-    }
-    with pytest.raises(CatalogValidationError) as info:
-        validate("decision-rule", body)
-    [error] = info.value.errors
-    assert error.pointer == "/condition/value"
-    assert "line 1, column" in error.message
-
-
-@real_pql
-def test_real_pql_fills_reference_paths() -> None:
-    body = {
-        "name": "r",
-        "condition": {
-            "type": "PQL",
-            "format": "pql/text",
-            "value": 'profile.person.name.firstName.equals("Joe", false)',
-        },
-    }
-    stored = validate("decision-rule", body)
-    paths = stored["definedOn"]["profile"]["referencePaths"]
-    assert paths == sorted(paths)
-    assert any("firstName" in p for p in paths)

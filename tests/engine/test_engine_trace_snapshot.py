@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import random
 
 from engine_helpers import (
     NOW,
-    FakeExpr,
     catalog,
     collection,
     criterion,
     decision,
     ids,
+    load_stored,
     offer,
-    placement,
     rule,
     run,
     simple,
@@ -49,7 +49,7 @@ def _trace_catalog():  # type: ignore[no-untyped-def]
         collections=[
             collection("C1", ["draft", "norep", "expired", "ruled", "capped", "A", "B", "C"])
         ],
-        rules=[rule("R1", "py: False")],
+        rules=[rule("R1", "false")],
     )
 
 
@@ -129,16 +129,16 @@ def test_collections_offers_any_tags_all_tags() -> None:
 
 
 def test_rules_compiled_once_and_snapshot_pickles(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from offerbase.engine import snapshot as snapshot_module
+    from offerbase import pql
 
     compiled: list[str] = []
-    inner = snapshot_module._compile
+    inner = pql.compile
 
-    def counting(source: str, kind: str, params=()):  # type: ignore[no-untyped-def]
+    def counting(source: str, kind: str, **kw):  # type: ignore[no-untyped-def]
         compiled.append(kind)
-        return inner(source, kind, params)
+        return inner(source, kind, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(snapshot_module, "_compile", counting)
+    monkeypatch.setattr(pql, "compile", counting)
     snap = simple(
         [
             offer(
@@ -148,8 +148,10 @@ def test_rules_compiled_once_and_snapshot_pickles(monkeypatch) -> None:  # type:
             )
             for i in range(5)
         ],
-        rules=[rule("R1", "py: profile.get('ok') is True")],
+        rules=[rule("R1", "ok = true")],
     )
+    compiled.clear()  # validation compiled the rule too; count the snapshot's compilations
+    snap = build_snapshot(snap.catalog)
     assert compiled == ["rule"]
     for _ in range(3):
         run(snap, profile={"ok": True})
@@ -160,7 +162,9 @@ def test_rules_compiled_once_and_snapshot_pickles(monkeypatch) -> None:  # type:
     assert ids(run(clone, profile={"ok": True})) == ids(run(snap, profile={"ok": True}))
 
 
-def test_broken_rule_is_reported_and_excludes() -> None:
+def test_rule_that_no_longer_compiles_is_reported_and_excludes() -> None:
+    """A rule stored under an older PQL that the current one refuses: its offers are out, the
+    rest of the sandbox decides as usual."""
     snap = simple(
         [
             offer(
@@ -170,26 +174,30 @@ def test_broken_rule_is_reported_and_excludes() -> None:
             ),
             offer("O2", 1),
         ],
-        rules=[rule("R1", "py: (")],
+        rules=[rule("R1", "a = 1")],
     )
+    stale = tuple(dataclasses.replace(r, condition="(") for r in snap.catalog.rules)
+    snap = build_snapshot(dataclasses.replace(snap.catalog, rules=stale))
     assert "R1" in snap.errors
-    assert ids(run(snap)) == ["O2"]
+    assert ids(run(snap, profile={"a": 1})) == ["O2"]
 
 
-def test_normalised_spelling_ranking_strategy_and_defaults() -> None:
+def test_minimal_bodies_decide_with_defaults() -> None:
     snap = build_snapshot(
-        {
-            "personalized-offer": [offer("O1", 1)],
-            "placement": [placement("P1")],
-            "decision": [
-                {
-                    "id": "D1",
-                    "etag": 1,
-                    "status": "live",
-                    "criteria": [{"optionSelection": {"options": ["O1"]}}],
-                }
-            ],
-        },
+        load_stored(
+            {
+                "personalized-offer": [offer("O1", None, status="approved")],
+                "placement": [{"id": "P1", "name": "P1"}],
+                "decision": [
+                    {
+                        "id": "D1",
+                        "name": "D1",
+                        "status": "live",
+                        "criteria": [{"optionSelection": {"options": ["O1"]}}],
+                    }
+                ],
+            }
+        ),
         version=7,
     )
     assert snap.version == 7
@@ -202,4 +210,4 @@ def test_normalised_spelling_ranking_strategy_and_defaults() -> None:
         rng=random.Random(0),
     )
     assert ids(result) == ["O1"]
-    assert FakeExpr.calls == 0
+    assert result.scopes[0].fallback is None

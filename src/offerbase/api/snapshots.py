@@ -13,6 +13,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from offerbase.catalog import load_catalog
 from offerbase.engine import Snapshot, build_snapshot
 from offerbase.metrics import SNAPSHOT_BUILDS
 from offerbase.store.db import Database
@@ -56,7 +57,7 @@ class SnapshotCache:
             started = time.perf_counter()
             async with self.db.read() as conn:
                 version, bodies = await Library(conn, sandbox).current_bodies()
-            snapshot = build_snapshot(bodies, version=version)
+            snapshot = build_snapshot(load_catalog(bodies), version=version)
             SNAPSHOT_BUILDS.observe(time.perf_counter() - started)
             self.builds += 1
             self._entries[sandbox.pk] = _Entry(snapshot, version, checked_at)

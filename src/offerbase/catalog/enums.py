@@ -84,3 +84,23 @@ PQL_FORMAT: Mapping[str, str] = _identity("pql/text")
 RETURN_TYPE: Mapping[str, str] = {
     v.lower(): v for v in ("INTEGER", "LONG", "DECIMAL", "DOUBLE", "FLOAT", "NUMBER")
 }
+
+# Canonical values that readers of the domain model compare against (catalog.domain).
+OFFER_APPROVED = "approved"
+DECISION_LIVE = "live"
+CONSTRAINT_NONE = "none"
+RULE_CONSTRAINT_TYPES = frozenset({"eligibilityRule", "rules"})
+SEGMENT_CONSTRAINT_ANY = "anySegments"
+SEGMENT_CONSTRAINT_ALL = "allSegments"
+ORDER_STATIC = "static"
+ORDER_FORMULA = "scoringFunction"
+ORDER_AI = "rankingStrategy"
+FILTER_OFFERS = "offers"
+FILTER_ANY_TAGS = "any-tags"
+FILTER_ALL_TAGS = "all-tags"
+EVENT_DECISIONING = "decisioning"
+
+
+def canonical(spellings: Mapping[str, str], value: str) -> str:
+    """The canonical spelling of an accepted `value` (case-insensitive tables: any case)."""
+    return spellings.get(value) or spellings.get(value.lower()) or value

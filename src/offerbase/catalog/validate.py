@@ -3,13 +3,12 @@
 Normalization only rewrites enum spellings to the stored spelling (see ``enums``), turns
 integral floats into ints, and drops read-only metadata (``METADATA_FIELDS``) echoed back by
 clients on PUT. Defaults are *not* injected: reads echo what the client sent, like Adobe; the
-engine gets defaults through ``defaults.with_defaults``.
+loader (``catalog.load``) applies ``catalog.defaults`` when it builds the domain model.
 
 PQL (``condition.value`` of rules, ``expression.value`` of formulas) is compiled with
 ``offerbase.pql.compile(value, "rule"|"formula", params=...)`` where params are the
-``definedOn`` keys other than profile/offer (falling back to ``offerbase.pql.check``); a
-``PqlError`` becomes a FieldError at ``/condition/value`` or ``/expression/value`` whose
-message carries "line L, column C".
+``definedOn`` inputs (``load.defined_on_params``); a ``PqlError`` becomes a FieldError at
+``/condition/value`` or ``/expression/value`` whose message carries "line L, column C".
 
 Decision rules: when ``definedOn`` is absent it is filled as
 ``{"profile": {"referencePaths": [...]}}`` from the compiled condition's ``profile_paths``
@@ -38,7 +37,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from offerbase import pql
 from offerbase.catalog.errors import CatalogValidationError, FieldError
+from offerbase.catalog.load import defined_on_params
 from offerbase.catalog.schema import Obj
 from offerbase.catalog.specs import SPECS
 
@@ -61,9 +62,8 @@ METADATA_FIELDS: frozenset[str] = frozenset(
     }
 )
 
-# Which PQL member to check, and the check() mode, per kind.
-_ROOTS = frozenset({"", "profile", "offer"})
-_PQL_MEMBERS = {
+# Which PQL member to compile, and as what, per kind.
+_PQL_MEMBERS: dict[str, tuple[str, pql.Kind]] = {
     "decision-rule": ("condition", "rule"),
     "ranking-formula": ("expression", "formula"),
 }
@@ -99,41 +99,26 @@ def _check_top(spec: Obj, body: dict[str, Any], errors: list[FieldError]) -> dic
 
 
 def _check_pql(
-    kind: str, body: dict[str, Any], member: str, mode: str, errors: list[FieldError]
+    kind: str, body: dict[str, Any], member: str, mode: pql.Kind, errors: list[FieldError]
 ) -> None:
     holder = body.get(member)
     value = holder.get("value") if isinstance(holder, dict) else None
     if not isinstance(value, str) or not value.strip():
         return  # missing/ill-typed value was already reported by the schema
+    # definedOn names extra inputs (e.g. `boosted`): the compiler must know them so that
+    # `boosted.tags` reads the input rather than a profile field. The same list binds them in
+    # the engine (load.defined_on_params).
+    params = [name for name, _ in defined_on_params(body.get("definedOn"))]
     try:
-        # Imported lazily: offerbase.pql is developed in parallel and must not be needed to
-        # import the catalog.
-        from offerbase import pql
-    except ImportError:  # pragma: no cover - only while pql does not exist
-        return
-    pointer = f"/{member}/value"
-    defined_on = body.get("definedOn")
-    # definedOn keys other than the profile/offer roots name extra inputs (e.g. `boosted`);
-    # pql must know them so `boosted.tags` reads the input rather than a profile field.
-    params = sorted(
-        k for k in (defined_on if isinstance(defined_on, dict) else {}) if k not in _ROOTS
-    )
-    compile_fn = getattr(pql, "compile", None)
-    check_fn = getattr(pql, "check", None)
-    error_type = getattr(pql, "PqlError", None)
-    if error_type is None or (compile_fn is None and check_fn is None):
-        return  # pql not written yet
-    try:
-        if compile_fn is not None:
-            compiled = compile_fn(value, mode, params=params)
-        else:
-            compiled = check_fn(value, mode)  # type: ignore[misc]
-    except error_type as exc:
-        message = str(getattr(exc, "message", None) or exc).rstrip(".")
-        line, column = getattr(exc, "line", None), getattr(exc, "column", None)
-        where = f"line {line}, column {column}: " if line is not None else ""
-        errors.append(FieldError(pointer, f"Invalid PQL at {where}{message}."))
+        compiled = pql.compile(value, mode, params=params)
+    except pql.PqlError as exc:
+        message = exc.message.rstrip(".")
+        errors.append(
+            FieldError(
+                f"/{member}/value",
+                f"Invalid PQL at line {exc.line}, column {exc.column}: {message}.",
+            )
+        )
         return
     if kind == "decision-rule" and "definedOn" not in body:
-        paths = getattr(compiled, "profile_paths", None) or ()
-        body["definedOn"] = {"profile": {"referencePaths": sorted(paths)}}
+        body["definedOn"] = {"profile": {"referencePaths": sorted(compiled.profile_paths)}}

@@ -2,7 +2,8 @@
 
 The HTTP layer calls exactly this API::
 
-    snapshot = build_snapshot(entities, version=n)       # once per catalog version
+    snapshot = build_snapshot(catalog, version=n)        # once per catalog version
+                                                         # (catalog = catalog.load_catalog(bodies))
     keys = capping_keys(snapshot, request, now)          # counters to fetch in one round trip
     result = decide(snapshot, request, profile, counters, now=now, rng=rng)
 """
@@ -17,7 +18,6 @@ from offerbase.engine.model import (
     DecisionError,
     DecisionRequest,
     DecisionResult,
-    EntityRef,
     FallbackOption,
     ScopeRequest,
     ScopeResult,
@@ -33,7 +33,6 @@ __all__ = [
     "DecisionError",
     "DecisionRequest",
     "DecisionResult",
-    "EntityRef",
     "FallbackOption",
     "ScopeRequest",
     "ScopeResult",

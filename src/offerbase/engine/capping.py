@@ -20,11 +20,11 @@ Counter key format (a plain string, usable verbatim as a SQL primary key or a Re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
+from offerbase.catalog import Offer
+from offerbase.catalog.enums import EVENT_DECISIONING
 from offerbase.engine.model import CounterKey
 
 _EPOCH_DAY = date(1970, 1, 1)
@@ -34,7 +34,7 @@ _UNIT_LETTER = {"day": "D", "week": "W", "month": "M"}
 
 @dataclass(frozen=True, slots=True)
 class CapRule:
-    """One capping counter definition of one offer (already normalised, defaults applied)."""
+    """One capping counter of one offer, derived from the offer's caps (``cap_rules``)."""
 
     offer_id: str
     tag: str  # "fc<i>" | "global" | "profile" (legacy)
@@ -62,83 +62,44 @@ def _esc(value: str) -> str:
     return value.replace("%", "%25").replace("|", "%7C")
 
 
-def _positive_int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = int(value)
-    return number if number >= 1 and number == value else None
-
-
-def parse_caps(offer_id: str, body: Mapping[str, Any]) -> tuple[CapRule, ...]:
-    """Every capping counter of an offer: frequencyCappingConstraints + legacy cappingConstraint."""
-    rules: list[CapRule] = []
-    raw = body.get("frequencyCappingConstraints")
-    if isinstance(raw, Sequence) and not isinstance(raw, str):
-        for i, fc in enumerate(raw):
-            if not isinstance(fc, Mapping):
-                continue
-            # The XDM schema has no top-level `enabled`; the DPS API sends one (example:
-            # `"enabled": false`). Absent means the constraint is active, only an explicit
-            # false switches it off.
-            if fc.get("enabled") is False:
-                continue
-            limit = _positive_int(fc.get("limit"))
-            if limit is None:
-                continue
-            repeat = fc.get("repeat")
-            unit: str | None = None
-            unit_count = 1
-            if isinstance(repeat, Mapping) and repeat.get("enabled") is True:
-                unit = repeat.get("unit") or "day"  # XDM default unit: day
-                if unit not in _UNIT_LETTER:
-                    unit = "day"
-                unit_count = _positive_int(repeat.get("unitCount")) or 1
-            placements: frozenset[str] | None = None
-            listed = fc.get("placements")
-            if isinstance(listed, Sequence) and not isinstance(listed, str) and listed:
-                placements = frozenset(str(p) for p in listed)
-            elif isinstance(fc.get("placement"), str) and fc.get("placement"):
-                placements = frozenset([str(fc["placement"])])
-            events = fc.get("events")
-            counts = True
-            if isinstance(events, Sequence) and not isinstance(events, str) and events:
-                counts = "decisioning" in events
+def cap_rules(offer: Offer) -> tuple[CapRule, ...]:
+    """Every capping counter of an offer: its enabled frequencyCappingConstraints, then the
+    legacy cappingConstraint's globalCap and profileCap."""
+    rules = [
+        CapRule(
+            offer_id=offer.id,
+            tag=f"fc{cap.index}",
+            index=cap.index,
+            limit=cap.limit,
+            per_profile=cap.per_profile,
+            per_placement=cap.per_placement,
+            placements=cap.placements,
+            unit=cap.repeat_unit,
+            unit_count=cap.repeat_count,
+            counts_decisions=EVENT_DECISIONING in cap.events,
+        )
+        for cap in offer.caps
+        if cap.enabled
+    ]
+    for limit, tag, index, per_profile in (
+        (offer.global_cap, "global", -1, False),
+        (offer.profile_cap, "profile", -2, True),
+    ):
+        if limit is not None:
             rules.append(
                 CapRule(
-                    offer_id=offer_id,
-                    tag=f"fc{i}",
-                    index=i,
+                    offer_id=offer.id,
+                    tag=tag,
+                    index=index,
                     limit=limit,
-                    per_profile=fc.get("scope") == "profile",
-                    per_placement=fc.get("entity") == "placement",
-                    placements=placements,
-                    unit=unit,
-                    unit_count=unit_count,
-                    counts_decisions=counts,
+                    per_profile=per_profile,
+                    per_placement=False,
+                    placements=None,
+                    unit=None,
+                    unit_count=1,
+                    counts_decisions=True,
                 )
             )
-    legacy = body.get("cappingConstraint")
-    if isinstance(legacy, Mapping):
-        for field, tag, index, per_profile in (
-            ("globalCap", "global", -1, False),
-            ("profileCap", "profile", -2, True),
-        ):
-            limit = _positive_int(legacy.get(field))
-            if limit is not None:
-                rules.append(
-                    CapRule(
-                        offer_id=offer_id,
-                        tag=tag,
-                        index=index,
-                        limit=limit,
-                        per_profile=per_profile,
-                        per_placement=False,
-                        placements=None,
-                        unit=None,
-                        unit_count=1,
-                        counts_decisions=True,
-                    )
-                )
     return tuple(rules)
 
 

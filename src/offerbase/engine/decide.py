@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from offerbase.catalog import NO_CONSTRAINT, Offer, ProfileConstraint, enums
 from offerbase.engine.capping import (
     BucketCache,
     CapRule,
@@ -40,13 +41,7 @@ from offerbase.engine.model import (
     ScopeResult,
 )
 from offerbase.engine.ranking import order_scored, random_order, rank_value
-from offerbase.engine.snapshot import (
-    FORMULA_RANKING,
-    CriterionPlan,
-    Offer,
-    ScopePlan,
-    Snapshot,
-)
+from offerbase.engine.snapshot import CriterionPlan, ScopePlan, Snapshot
 
 _Drop = tuple[str, str]  # (reason, detail)
 
@@ -72,11 +67,11 @@ def _resolve(
             f"Placement '{scope.placement_id}' not found",
             _pointer(i, "placementId"),
         )
-    if decision.status != "live":
+    if decision.status != enums.DECISION_LIVE:
         raise DecisionError(
             422,
             "Decision not live",
-            f"Decision '{decision.ref.id}' has status '{decision.status}'; only live decisions "
+            f"Decision '{decision.id}' has status '{decision.status}'; only live decisions "
             "can be used",
             _pointer(i, "activityId"),
         )
@@ -86,10 +81,10 @@ def _resolve(
         raise DecisionError(
             422,
             "Decision not active",
-            f"Decision '{decision.ref.id}' is outside its start/end dates",
+            f"Decision '{decision.id}' is outside its start/end dates",
             _pointer(i, "activityId"),
         )
-    count = scope.item_count if scope.item_count is not None else placement.item_count or 1
+    count = scope.item_count if scope.item_count is not None else placement.item_count
     if count < 1 or count > MAX_ITEM_COUNT:
         raise DecisionError(
             422,
@@ -102,7 +97,7 @@ def _resolve(
         raise DecisionError(
             422,
             "Unsupported ranking",
-            f"AI ranking is not supported yet (decision '{decision.ref.id}')",
+            f"AI ranking is not supported yet (decision '{decision.id}')",
             _pointer(i, "activityId"),
         )
     return plan, count
@@ -131,6 +126,7 @@ class _Run:
         allow: tuple[bool, bool],
     ) -> None:
         self.snapshot = snapshot
+        self.caps = snapshot.caps
         self.profile_key = request.profile_key
         self.counters = counters
         self.now_ts = now.timestamp()
@@ -174,8 +170,8 @@ class _Run:
     def _cap_key(self, rule: CapRule) -> CounterKey:
         return counter_key(rule, self.placement_id, self.profile_key, self.buckets.label(rule))
 
-    def _capped(self, offer: Offer) -> _Drop | None:
-        for rule in offer.caps:
+    def _capped(self, rules: Sequence[CapRule]) -> _Drop | None:
+        for rule in rules:
             if not applies(rule, self.placement_id, self.profile_key):
                 continue
             key = self._cap_key(rule)
@@ -195,12 +191,13 @@ class _Run:
             return ("dates", "outside selectionConstraint startDate/endDate")
         if self.used and self._blocked(offer.id):
             return ("duplicate", "already proposed by an earlier scope")
-        if offer.caps:
-            capped = self._capped(offer)
+        rules = self.caps.get(offer.id)
+        if rules is not None:
+            capped = self._capped(rules)
             if capped is not None:
                 return capped
         constraint = offer.constraint
-        if constraint.kind != "none" and not self.ev.check(constraint, offer.id, offer.view):
+        if constraint is not NO_CONSTRAINT and not self.ev.check(constraint, offer.id, offer.view):
             # details are only worth building for a trace (this is the hot path)
             return ("offer_eligibility", _describe(constraint) if self.trace is not None else "")
         if crit_per_offer:
@@ -227,7 +224,7 @@ class _Run:
         A criterion constraint that does not read the offer removes the whole criterion when
         false (reference §3.0); one that reads the offer is evaluated per candidate."""
         cc = cplan.criterion.constraint
-        if cc.kind == "none":
+        if cc is NO_CONSTRAINT:
             return None
         if not self.ev.offer_independent(cc):
             return True
@@ -301,7 +298,7 @@ class _Run:
             if self.trace is not None:
                 for oid, reason, detail in cplan.dropped:
                     self._drop(cplan, oid, (reason, detail))
-        if len(group) == 1 and group[0].criterion.order_type != FORMULA_RANKING:
+        if len(group) == 1 and group[0].criterion.order != enums.ORDER_FORMULA:
             gate = self._criterion_gate(group[0])
             if gate is False:
                 return []
@@ -317,7 +314,7 @@ class _Run:
             per_offer = gate is True
             crit = cplan.criterion
             formula = None
-            if crit.order_type == FORMULA_RANKING:
+            if crit.order == enums.ORDER_FORMULA:
                 formula = self.snapshot.formulas.get(crit.formula_id or "")
                 if formula is None or formula.expr is None:
                     self.event("formula_missing", criterion=crit.index, formula=crit.formula_id)
@@ -333,7 +330,7 @@ class _Run:
                     if drop is not None:
                         self._drop(cplan, offer.id, drop)
                         continue
-                    if crit.order_type == FORMULA_RANKING:
+                    if crit.order == enums.ORDER_FORMULA:
                         score = (
                             self.ev.score(formula, offer.id, offer.view)
                             if formula is not None
@@ -352,8 +349,8 @@ class _Run:
 
     def scope(self, i: int, plan: ScopePlan, count: int) -> ScopeResult:
         self.scope_index = i
-        self.activity_id = plan.decision.ref.id
-        self.placement_id = pid = plan.placement.ref.id
+        self.activity_id = plan.decision.id
+        self.placement_id = pid = plan.placement.id
         ranked: dict[str, float | None] = {}
         order: list[Offer] = []
         for g, group in enumerate(plan.groups):
@@ -389,7 +386,7 @@ class _Run:
                 )
             )
             self.used.setdefault(offer.id, []).append((self.activity_id, pid))
-            for rule in offer.caps:
+            for rule in self.caps.get(offer.id, ()):
                 if rule.counts_decisions and applies(rule, pid, self.profile_key):
                     key = self._cap_key(rule)
                     self.pending[key] = self.pending.get(key, 0) + 1
@@ -398,25 +395,21 @@ class _Run:
         if not options:
             fb = self.snapshot.fallbacks.get(plan.decision.fallback_id or "")
             if fb is not None:
-                fallback = FallbackOption(
-                    fb.ref.id, fb.ref.etag, fb.ref.body, fb.representations.get(pid)
-                )
+                fallback = FallbackOption(fb.id, fb.etag, fb.body, fb.representations.get(pid))
             self.event(
                 "fallback",
                 fallback=fallback.id if fallback else None,
                 detail="no option qualified"
                 + ("" if fallback else "; the decision has no (known) fallback offer"),
             )
-        return ScopeResult(plan.decision.ref, plan.placement.ref, options, fallback)
+        return ScopeResult(plan.decision, plan.placement, options, fallback)
 
 
-def _describe(constraint: Any) -> str:
-    if constraint.kind == "rule":
+def _describe(constraint: ProfileConstraint) -> str:
+    if constraint.is_rule:
         return "rule " + ", ".join(constraint.rule_ids) + " false"
-    if constraint.kind in ("anySegments", "allSegments"):
-        segs = ", ".join(f"{ns}:{sid}" for ns, sid in constraint.segments)
-        return f"{constraint.kind} [{segs}] not satisfied"
-    return f"unsupported profileConstraintType '{constraint.raw_type}'"
+    segs = ", ".join(f"{ns}:{sid}" for ns, sid in constraint.segments)
+    return f"{constraint.type} [{segs}] not satisfied"
 
 
 def decide(

@@ -1,22 +1,22 @@
 """Profile constraints (offer-level selectionConstraint, criterion-level profileConstraint).
 
-A constraint is parsed once into `Constraint`; at request time `Evaluator` answers it for the
+At request time `Evaluator` answers a constraint (``catalog.ProfileConstraint``) for the
 profile, memoising every decision rule: once per request for a rule that does not read the
 offer, once per (rule, offer) for a rule that does.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from offerbase.catalog import ProfileConstraint, enums
+
 # Audience membership statuses that count as "member" (XDM segmentMembership): realized and
 # existing do, exited does not.
 _MEMBER_STATUSES = frozenset({"realized", "existing"})
-DEFAULT_NAMESPACE = "ups"
 
 
 class Compiled(Protocol):
@@ -37,98 +37,10 @@ class CompiledRule:
 
     id: str
     expr: Compiled | None  # None when the source failed to compile (error says why)
-    uses_offer: bool
-    # definedOn parameters other than profile/offer: (name, context type) -> bound from context
-    params: tuple[tuple[str, str], ...]
+    uses_offer: bool  # the expression reads the candidate offer (pql Expression.reads_offer)
+    # definedOn inputs besides profile/offer: (name, context type or None), bound from context
+    params: tuple[tuple[str, str | None], ...]
     error: str | None = None
-
-
-_OFFER_ROOT = re.compile(r"(?<![\w.@$])offer\b")
-
-
-def depends_on_offer(expr: object, source: str) -> bool:
-    """Whether an expression reads the candidate offer.
-
-    Uses the compiled object's own answer when it has one; otherwise a conservative textual
-    test (a false positive only costs extra per-offer evaluations, never a wrong answer).
-    """
-    for attr in ("uses_offer", "references_offer", "depends_on_offer"):
-        value = getattr(expr, attr, None)
-        if isinstance(value, bool):
-            return value
-        if callable(value):
-            result = value()
-            if isinstance(result, bool):
-                return result
-    for attr in ("roots", "variables", "free_variables"):
-        value = getattr(expr, attr, None)
-        if isinstance(value, set | frozenset | tuple | list):
-            return "offer" in value
-    return bool(_OFFER_ROOT.search(source))
-
-
-@dataclass(frozen=True, slots=True)
-class Constraint:
-    kind: str  # none | rule | anySegments | allSegments | unsupported
-    rule_ids: tuple[str, ...] = ()
-    segments: tuple[tuple[str, str], ...] = ()  # (namespace code, segment id)
-    raw_type: str = "none"
-
-
-NO_CONSTRAINT = Constraint("none")
-
-
-def _segment(item: Any) -> tuple[str, str] | None:
-    if isinstance(item, str):
-        return (DEFAULT_NAMESPACE, item)
-    if not isinstance(item, Mapping):
-        return None
-    seg_id = item.get("_id", item.get("id", item.get("xdm:id")))
-    if not isinstance(seg_id, str):
-        return None
-    ns = item.get("namespace")
-    code = ns.get("code") if isinstance(ns, Mapping) else None
-    return (code if isinstance(code, str) and code else DEFAULT_NAMESPACE, seg_id)
-
-
-def _rule_id(item: Any) -> str | None:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, Mapping):
-        for key in ("id", "eligibilityRule", "rule"):
-            if isinstance(item.get(key), str):
-                return str(item[key])
-    return None
-
-
-def parse_constraint(raw: Any) -> Constraint:
-    """Parse a selectionConstraint / profileConstraint object; missing type means `none`."""
-    if not isinstance(raw, Mapping):
-        return NO_CONSTRAINT
-    ctype = raw.get("profileConstraintType") or "none"
-    if ctype == "none":
-        return NO_CONSTRAINT
-    if ctype == "eligibilityRule":
-        rid = raw.get("eligibilityRule")
-        return Constraint("rule", (rid,) if isinstance(rid, str) else ("",), raw_type=ctype)
-    if ctype == "rules":
-        # XDM names no field for the rule list ("several rules ... all must be true"). Accept
-        # `rules`, `eligibilityRules` (ids or objects with an id) and a single `eligibilityRule`.
-        ids: list[str] = []
-        if isinstance(raw.get("eligibilityRule"), str):
-            ids.append(raw["eligibilityRule"])
-        for key in ("rules", "eligibilityRules"):
-            items = raw.get(key)
-            if isinstance(items, Sequence) and not isinstance(items, str):
-                ids.extend(r for r in map(_rule_id, items) if r is not None)
-        return Constraint("rule", tuple(ids), raw_type=ctype)
-    if ctype in ("anySegments", "allSegments"):
-        items = raw.get("segmentIdentities", raw.get("segments", ()))
-        segs: list[tuple[str, str]] = []
-        if isinstance(items, Sequence) and not isinstance(items, str):
-            segs = [s for s in map(_segment, items) if s is not None]
-        return Constraint(ctype, segments=tuple(segs), raw_type=ctype)
-    return Constraint("unsupported", raw_type=str(ctype))
 
 
 def is_member(profile: Mapping[str, Any], namespace: str, segment_id: str) -> bool:
@@ -150,6 +62,9 @@ def bind_params(rule: CompiledRule, context: Mapping[str, Any]) -> dict[str, Any
         return None
     bound: dict[str, Any] = {}
     for name, ctx_type in rule.params:
+        if ctx_type is None:  # definedOn gives no schema to look the input up by
+            bound[name] = None
+            continue
         value = context.get(ctx_type)
         if value is None:
             base = ctx_type.split(";", 1)[0]
@@ -238,9 +153,9 @@ class Evaluator:
         self._memo[key] = result
         return result
 
-    def offer_independent(self, constraint: Constraint) -> bool:
+    def offer_independent(self, constraint: ProfileConstraint) -> bool:
         """Whether the constraint's answer is the same for every offer."""
-        if constraint.kind != "rule":
+        if not constraint.is_rule:
             return True
         for rid in constraint.rule_ids:
             compiled = self._rules.get(rid)
@@ -248,20 +163,16 @@ class Evaluator:
                 return False
         return True
 
-    def check(self, constraint: Constraint, offer_id: str | None, offer_view: Any) -> bool:
-        kind = constraint.kind
-        if kind == "none":
+    def check(self, constraint: ProfileConstraint, offer_id: str | None, offer_view: Any) -> bool:
+        ctype = constraint.type
+        if ctype == enums.CONSTRAINT_NONE:
             return True
-        if kind == "rule":
-            if not constraint.rule_ids:
-                return False
+        if constraint.is_rule:
             for rid in constraint.rule_ids:
                 if not self.rule(rid, offer_id, offer_view):
                     return False
             return True
-        if kind == "anySegments":
-            return any(is_member(self._profile, ns, sid) for ns, sid in constraint.segments)
-        if kind == "allSegments":
-            segs = constraint.segments
-            return bool(segs) and all(is_member(self._profile, ns, sid) for ns, sid in segs)
-        return False  # unsupported constraint types exclude rather than silently admit
+        segments = constraint.segments
+        if ctype == enums.SEGMENT_CONSTRAINT_ANY:
+            return any(is_member(self._profile, ns, sid) for ns, sid in segments)
+        return all(is_member(self._profile, ns, sid) for ns, sid in segments)

@@ -1,7 +1,7 @@
 """Request, result and error types of the decisioning engine.
 
 Plain frozen dataclasses: they cross the boundary to the HTTP layer (and, later, to batch
-workers), so they hold only builtins and are picklable.
+workers), so they hold only builtins and catalog domain objects, and are picklable.
 """
 
 from __future__ import annotations
@@ -10,12 +10,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from offerbase.catalog import Decision, Placement
+
+# Offers per scope: one limit for a placement's itemCount and a request's.
+from offerbase.catalog.specs import MAX_ITEM_COUNT as MAX_ITEM_COUNT
+
 # A capping counter key is a plain string (see capping.py for the format): it is hashable,
 # orderable, and can be used verbatim as a database primary key or a Redis key.
 CounterKey = str
 
-MAX_SCOPES = 30
-MAX_ITEM_COUNT = 30
+MAX_SCOPES = 30  # propositionRequests per decision request
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +40,6 @@ class DecisionRequest:
     # stable identity used in per-profile capping counters, e.g. "Email:123@abc.com"
     profile_key: str | None = None
     trace: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class EntityRef:
-    """An entity as the response needs it: id, etag and the stored body."""
-
-    id: str
-    etag: Any
-    body: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +65,8 @@ class FallbackOption:
 
 @dataclass(frozen=True, slots=True)
 class ScopeResult:
-    activity: EntityRef
-    placement: EntityRef
+    activity: Decision
+    placement: Placement
     options: list[ChosenOption]
     fallback: FallbackOption | None
 
