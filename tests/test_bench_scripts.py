@@ -1,5 +1,5 @@
 """The benchmark scripts keep working: each runs with tiny sizes and reports its verdict lines.
-Timings are printed, never asserted (DESIGN §3)."""
+Timings are printed, never asserted (machines are noisy; see docs/benchmarks.md)."""
 
 from __future__ import annotations
 
