@@ -3,6 +3,13 @@
 Every test gets its own organization, so tests never see each other's data and need no cleanup;
 that also exercises tenancy on every request.
 
+Tests share one app per backend (`app`), which they must not change. A test that needs the app
+configured differently (settings such as `snapshot_poll_seconds` or `redis_url`, a fixed clock
+or RNG) gets an app of its own on the same database: its module overrides `app_options`, or the
+test parametrizes it (`indirect=True`), and `app`, `client` and `tenant` then use that app.
+`make_app(**options)` builds more of them. Tests reach the app's services (database, settings,
+event writer, ...) only through `services` (one helper: `_services`).
+
 PostgreSQL is probed only when a test needs the PostgreSQL `database`, so a run that needs no
 database (tests/pql, tests/catalog, tests/engine: `scripts/test --fast`) never touches it.
 """
@@ -10,10 +17,12 @@ database (tests/pql, tests/catalog, tests/engine: `scripts/test --fast`) never t
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,14 +107,83 @@ async def database(
     await admin.dispose()
 
 
-@pytest.fixture(scope="session")
-async def app(database: Database, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+def _services(app: FastAPI) -> Any:
+    """The app's services (db, settings, counters, events, snapshots, clock, rng): the one
+    place the tests know where the app keeps them."""
+    return app.state
+
+
+def _build_app(
+    database: Database,
+    data_dir: Path,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    rng: random.Random | None = None,
+    **settings: Any,
+) -> FastAPI:
+    """An app on `database`, configured as `offerbase serve` would be by these settings; a
+    clock and an RNG replace the real ones (reproducible decisions)."""
     from offerbase.api.app import create_app
     from offerbase.config import Settings
 
-    data_dir: Path = tmp_path_factory.mktemp("data")
-    settings = Settings(data_dir=data_dir, secret_key=SIGNING_KEY, database_url=database.url)
-    return create_app(settings, db=database)
+    config = Settings(
+        data_dir=data_dir, secret_key=SIGNING_KEY, database_url=database.url, **settings
+    )
+    app = create_app(config, db=database)
+    if clock is not None:
+        _services(app).clock = clock
+    if rng is not None:
+        _services(app).rng = rng
+    return app
+
+
+@pytest.fixture(scope="session")
+async def shared_app(database: Database, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    """The app most tests use, one per backend for the whole session: never change it."""
+    return _build_app(database, tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture
+async def make_app(
+    database: Database, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Callable[..., FastAPI]]:
+    """`make_app(**options)`: a new app on the test's database, for this test only. Options
+    are Settings fields (`snapshot_poll_seconds=0`, `redis_url=...`) plus `clock` and `rng`."""
+    built: list[FastAPI] = []
+
+    def make(**options: Any) -> FastAPI:
+        app = _build_app(database, tmp_path_factory.mktemp("data"), **options)
+        built.append(app)
+        return app
+
+    yield make
+    for app in built:  # the database is the session's; only what each app opened is closed
+        await _services(app).counters.close()
+
+
+@pytest.fixture
+def app_options(request: pytest.FixtureRequest) -> dict[str, Any] | None:
+    """How this test's app differs from the shared one (see the module docstring); None: it
+    does not. A parametrized value is shared by the test's runs on both backends: keep state
+    (an RNG) in a module's override, which builds it for every test."""
+    options: dict[str, Any] | None = getattr(request, "param", None)
+    return options
+
+
+@pytest.fixture
+def app(
+    app_options: dict[str, Any] | None,
+    shared_app: FastAPI,
+    make_app: Callable[..., FastAPI],
+) -> FastAPI:
+    """The test's app: the shared one, or one of its own when `app_options` says how."""
+    return shared_app if app_options is None else make_app(**app_options)
+
+
+@pytest.fixture
+def services(app: FastAPI) -> Any:
+    """The test's app's services (`services.db`, `services.settings`, `services.events`...)."""
+    return _services(app)
 
 
 @pytest.fixture
@@ -144,7 +222,7 @@ async def make_tenant(
     from offerbase.store import tenants
 
     org = f"{uuid.uuid4().hex[:24].upper()}@AdobeOrg"
-    async with app.state.db.write() as conn:
+    async with _services(app).db.write() as conn:
         credential = await tenants.create_credential(conn, org, sandboxes[0])
         for name in sandboxes[1:]:
             await tenants.ensure_sandbox(conn, org, name)
