@@ -63,6 +63,14 @@ async def _pg_available() -> bool:
     return _pg_answered
 
 
+async def _require_pg() -> None:
+    """Skip the test when PostgreSQL does not answer; with CI=true, fail it."""
+    if not await _pg_available():
+        if IN_CI:
+            pytest.fail(f"CI=true but PostgreSQL does not answer at {PG_ADMIN_URL}")
+        pytest.skip(f"PostgreSQL does not answer at {PG_ADMIN_URL}")
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     if IN_CI:
         return f"PostgreSQL: {PG_ADMIN_URL} (CI=true: PostgreSQL tests fail if it does not answer)"
@@ -89,10 +97,7 @@ async def database(
         yield db
         await db.dispose()
         return
-    if not await _pg_available():
-        if IN_CI:
-            pytest.fail(f"CI=true but PostgreSQL does not answer at {PG_ADMIN_URL}")
-        pytest.skip(f"PostgreSQL does not answer at {PG_ADMIN_URL}")
+    await _require_pg()
     name = f"offerbase_test_{os.getpid()}_{secrets.token_hex(4)}"
     admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
@@ -105,6 +110,14 @@ async def database(
     async with admin.connect() as conn:
         await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def pg_admin_url() -> str:
+    """A URL to the PostgreSQL server's admin database, for tests that create databases of
+    their own (skipped like the PostgreSQL `database` when the server does not answer)."""
+    await _require_pg()
+    return PG_ADMIN_URL
 
 
 def _services(app: FastAPI) -> Any:
