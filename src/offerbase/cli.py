@@ -1,22 +1,36 @@
-"""The `offerbase` command: serve the API, manage credentials."""
+"""The `offerbase` command: serve the API, manage credentials.
+
+Commands that write (`serve`, `credentials create`, `profiles import`, `catalog import`) apply
+the database migrations first, creating the database when it is missing. Read-only commands
+(`sandboxes list`, `events export`, `catalog export`) never create nor change a database: on a
+missing one or one not at the latest migration they exit 2 and say which command migrates it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
+from urllib.parse import quote
 
+import sqlalchemy as sa
 import typer
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from offerbase import logs, metrics
 from offerbase.config import Settings
 from offerbase.store import tenants
-from offerbase.store.db import Database
-from offerbase.store.migrate import upgrade
+from offerbase.store.db import Database, normalize_url
+from offerbase.store.migrate import MIGRATIONS_DIR, upgrade
 from offerbase.store.tenants import Sandbox
 
 app = typer.Typer(
@@ -35,14 +49,16 @@ DatabaseUrl = Annotated[
 ]
 
 
-def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
+def _settings(data_dir: Path | None, database_url: str | None, *, writes: bool = True) -> Settings:
+    """The command's settings; a command that writes creates the data directory."""
     overrides: dict[str, object] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if database_url is not None:
         overrides["database_url"] = database_url
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    settings.ensure_data_dir()
+    if writes:
+        settings.ensure_data_dir()
     # Worker processes rebuild Settings from the environment; pass the flags on that way.
     os.environ["OFFERBASE_DATA_DIR"] = str(settings.data_dir)
     if database_url is not None:
@@ -50,17 +66,92 @@ def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
     return settings
 
 
-async def _prepare(settings: Settings) -> tenants.NewCredential | None:
-    """Migrate; on an empty database create org `default`, sandbox `prod` and a credential."""
-    db = Database(settings.resolved_database_url)
+MIGRATE_HINT = (
+    "`offerbase serve` or `offerbase credentials create` creates and migrates it "
+    "(read-only commands do not)"
+)
+
+
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_revisions(path: Path) -> set[str]:
+    """The revisions recorded in a SQLite file, opened read-only: nothing is created there."""
+    connection = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
     try:
-        await upgrade(db)
-        async with db.write() as conn:
-            if await tenants.count_credentials(conn) > 0:
-                return None
-            return await tenants.create_credential(conn, "default", tenants.DEFAULT_SANDBOX)
+        if not connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchall():
+            return set()
+        return {row[0] for row in connection.execute("SELECT version_num FROM alembic_version")}
+    finally:
+        connection.close()
+
+
+async def _server_revisions(url: str) -> set[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            heads = await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_heads()
+            )
+        return set(heads)
+    finally:
+        await engine.dispose()
+
+
+async def _unreadable(url: str) -> str | None:
+    """Why a read-only command cannot use this database (None: it is at the latest
+    migration). Only reads: a missing database is not created, an old one not migrated."""
+    url = normalize_url(url)
+    try:
+        if url.startswith("sqlite"):
+            path = Path(url.split("///", 1)[1])
+            if not path.is_file():
+                return f"No database at {path}: {MIGRATE_HINT}."
+            current = _sqlite_revisions(path)
+        else:
+            current = await _server_revisions(url)
+    except (sqlite3.Error, sa.exc.SQLAlchemyError, OSError) as exc:
+        reason = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc  # the driver's words
+        return f"Cannot read the database at {_shown(url)}: {reason}"
+    expected = set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+    if not current:
+        return f"The database at {_shown(url)} has no Offerbase tables: {MIGRATE_HINT}."
+    if current != expected:
+        return (
+            f"The database at {_shown(url)} is at migration {', '.join(sorted(current))}; this "
+            f"version of Offerbase needs {', '.join(sorted(expected))}: {MIGRATE_HINT}."
+        )
+    return None
+
+
+@asynccontextmanager
+async def _database(settings: Settings, *, writes: bool) -> AsyncIterator[Database]:
+    """The command's database: migrated first when the command writes; checked to be migrated
+    already when it only reads (exit code 2 otherwise)."""
+    url = settings.resolved_database_url
+    if not writes:
+        problem = await _unreadable(url)
+        if problem is not None:
+            typer.echo(problem, err=True)
+            raise typer.Exit(2)
+    db = Database(url)
+    try:
+        if writes:
+            await upgrade(db)
+        yield db
     finally:
         await db.dispose()
+
+
+async def _prepare(settings: Settings) -> tenants.NewCredential | None:
+    """Migrate; on an empty database create org `default`, sandbox `prod` and a credential."""
+    async with _database(settings, writes=True) as db, db.write() as conn:
+        if await tenants.count_credentials(conn) > 0:
+            return None
+        return await tenants.create_credential(conn, "default", tenants.DEFAULT_SANDBOX)
 
 
 def _store_credentials_file(settings: Settings, credential: tenants.NewCredential) -> Path:
@@ -73,21 +164,22 @@ def _store_credentials_file(settings: Settings, credential: tenants.NewCredentia
 
 
 async def _in_sandbox(
-    settings: Settings, org: str, name: str, work: Callable[[Database, Sandbox], Awaitable[T]]
+    settings: Settings,
+    org: str,
+    name: str,
+    work: Callable[[Database, Sandbox], Awaitable[T]],
+    *,
+    writes: bool,
 ) -> T:
-    """Migrate, find the organization's sandbox and run `work` on it; a sandbox that does not
-    exist ends the command with exit code 2."""
-    db = Database(settings.resolved_database_url)
-    try:
-        await upgrade(db)
+    """Open the database (see `_database`), find the organization's sandbox and run `work` on
+    it; a sandbox that does not exist ends the command with exit code 2."""
+    async with _database(settings, writes=writes) as db:
         async with db.read() as conn:
             found = await tenants.get_sandbox(conn, org, name)
         if found is None:
             typer.echo(f"Organization '{org}' has no sandbox named '{name}'.", err=True)
             raise typer.Exit(2)
         return await work(db, found)
-    finally:
-        await db.dispose()
 
 
 @app.command()
@@ -155,13 +247,8 @@ def create_credentials(
     settings = _settings(data_dir, database_url)
 
     async def run() -> tenants.NewCredential:
-        db = Database(settings.resolved_database_url)
-        try:
-            await upgrade(db)
-            async with db.write() as conn:
-                return await tenants.create_credential(conn, org, sandbox)
-        finally:
-            await db.dispose()
+        async with _database(settings, writes=True) as db, db.write() as conn:
+            return await tenants.create_credential(conn, org, sandbox)
 
     credential = asyncio.run(run())
     if as_json:
@@ -213,7 +300,7 @@ def import_profiles(
                 summary = await import_lines(db, found, handle)
         return summary.as_dict()
 
-    result = asyncio.run(_in_sandbox(settings, org, sandbox, run))
+    result = asyncio.run(_in_sandbox(settings, org, sandbox, run, writes=True))
     typer.echo(json.dumps(result))
     if result["failed"]:
         raise typer.Exit(1)
@@ -234,17 +321,13 @@ def list_sandboxes(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Print one JSON line per sandbox: org, name, sandboxId and containerId (the id the legacy
-    /data/core/ode/{containerId}/decisions endpoint takes)."""
-    settings = _settings(data_dir, database_url)
+    /data/core/ode/{containerId}/decisions endpoint takes). Read-only: exits 2 when the
+    database is missing or not migrated."""
+    settings = _settings(data_dir, database_url, writes=False)
 
     async def run() -> list[tenants.Sandbox]:
-        db = Database(settings.resolved_database_url)
-        try:
-            await upgrade(db)
-            async with db.read() as conn:
-                return await tenants.list_sandboxes(conn, org)
-        finally:
-            await db.dispose()
+        async with _database(settings, writes=False) as db, db.read() as conn:
+            return await tenants.list_sandboxes(conn, org)
 
     for sandbox in asyncio.run(run()):
         typer.echo(
@@ -269,16 +352,17 @@ def export_events(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Write every decision event of a sandbox to stdout as NDJSON, oldest first."""
+    """Write every decision event of a sandbox to stdout as NDJSON, oldest first. Read-only:
+    exits 2 when the database is missing or not migrated, or the sandbox does not exist."""
     from offerbase.store.events import DecisionEvents
 
-    settings = _settings(data_dir, database_url)
+    settings = _settings(data_dir, database_url, writes=False)
 
     async def run(db: Database, found: Sandbox) -> None:
         async for event in DecisionEvents(db, found).export(since):
             typer.echo(json.dumps(event, separators=(",", ":")))
 
-    asyncio.run(_in_sandbox(settings, org, sandbox, run))
+    asyncio.run(_in_sandbox(settings, org, sandbox, run, writes=False))
 
 
 # -- catalog -----------------------------------------------------------------------------------
@@ -294,16 +378,18 @@ def export_catalog(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Write the sandbox's current catalog to stdout (format offerbase-catalog/1)."""
+    """Write the sandbox's current catalog to stdout (format offerbase-catalog/1). Read-only:
+    exits 2 when the database is missing or not migrated, or the sandbox does not exist."""
     from offerbase.store.catalog_io import export_catalog as export
 
-    settings = _settings(data_dir, database_url)
+    settings = _settings(data_dir, database_url, writes=False)
 
     async def run(db: Database, found: Sandbox) -> dict[str, object]:
         async with db.read() as conn:
             return await export(conn, found)
 
-    typer.echo(json.dumps(asyncio.run(_in_sandbox(settings, org, sandbox, run)), indent=1))
+    document = asyncio.run(_in_sandbox(settings, org, sandbox, run, writes=False))
+    typer.echo(json.dumps(document, indent=1))
 
 
 @catalog_app.command("import")
@@ -340,7 +426,7 @@ def import_catalog(
             return await load(conn, found, document, actor)
 
     try:
-        counts = asyncio.run(_in_sandbox(settings, org, sandbox, run))
+        counts = asyncio.run(_in_sandbox(settings, org, sandbox, run, writes=True))
     except CatalogImportError as exc:
         typer.echo(f"Nothing imported: {exc.detail}", err=True)
         raise typer.Exit(1) from exc

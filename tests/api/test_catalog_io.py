@@ -35,16 +35,14 @@ def cli_env(database, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def fixed_decisions(app):  # type: ignore[no-untyped-def]
-    """A fixed clock and RNG; catalog changes seen at once. Saved and put back by hand:
-    monkeypatch would delete Starlette `State` attributes on undo (they live in `_state`)."""
-    state = app.state
-    saved = (state.clock, state.rng, state.snapshots.poll_seconds)
-    state.clock = lambda: datetime(2026, 11, 24, 12, tzinfo=UTC)
-    state.rng = random.Random(3)
-    state.snapshots.poll_seconds = 0
-    yield
-    state.clock, state.rng, state.snapshots.poll_seconds = saved
+def app_options():  # type: ignore[no-untyped-def]
+    """This module's tests get an app of their own (tests/conftest.py) that decides
+    reproducibly: a fixed clock and RNG; catalog changes seen at once."""
+    return {
+        "clock": lambda: datetime(2026, 11, 24, 12, tzinfo=UTC),
+        "rng": random.Random(3),
+        "snapshot_poll_seconds": 0,
+    }
 
 
 async def build_catalog(catalog: Catalog) -> None:
@@ -81,7 +79,7 @@ async def export(invoke, org: str, sandbox: str) -> dict:  # type: ignore[no-unt
 
 
 async def test_export_import_round_trip_decides_the_same(
-    client, tenant, cli_env, fixed_decisions, tmp_path: Path
+    client, tenant, cli_env, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     await build_catalog(Catalog(client, tenant))
     document = await export(cli_env, tenant.org, "prod")

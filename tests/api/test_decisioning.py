@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from decisioning_catalog import Catalog, criterion, decision_request, option_ids
 
-from offerbase.store.counters import RedisCounterStore, counter_store
+from offerbase.store.counters import RedisCounterStore
 
 ODS = "/data/core/ods/decisions"
 XDM_JSON = (
@@ -22,16 +22,22 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def engine_env(app):
-    """Deterministic decisions: fixed clock, seeded RNG, catalog changes seen at once."""
-    state = app.state
-    saved = (state.clock, state.rng, state.snapshots.poll_seconds)
-    clock = {"now": NOW}
-    state.clock = lambda: clock["now"]
-    state.rng = random.Random(7)
-    state.snapshots.poll_seconds = 0
-    yield clock
-    state.clock, state.rng, state.snapshots.poll_seconds = saved
+def engine_env():
+    """The clock of this module's apps (see `app_options`): a test moves `engine_env["now"]`."""
+    return {"now": NOW}
+
+
+@pytest.fixture
+def app_options(engine_env, request):
+    """Every test here gets an app of its own (tests/conftest.py), deciding deterministically:
+    fixed clock, seeded RNG, catalog changes seen at once. A test parametrizes this fixture
+    (indirect) with more settings."""
+    return {
+        "clock": lambda: engine_env["now"],
+        "rng": random.Random(7),
+        "snapshot_poll_seconds": 0,
+        **getattr(request, "param", {}),
+    }
 
 
 @pytest.fixture
@@ -360,7 +366,7 @@ async def test_cap_resets_at_the_period_boundary(client, tenant, catalog, engine
 
 
 async def test_dry_run_checks_caps_but_never_counts_nor_records(
-    client, tenant, catalog, engine_env, app
+    client, tenant, catalog, engine_env, services
 ):
     await capped_catalog(catalog)
     dry = decision_request([("dec", "web")], **{"xdm:dryRun": True})
@@ -368,7 +374,7 @@ async def test_dry_run_checks_caps_but_never_counts_nor_records(
         assert option_ids((await decide(client, tenant, dry)).json()["xdm:propositions"][0]) == [
             "capped"
         ]
-    await app.state.events.flush()
+    await services.events.flush()
     events = await client.get("/data/core/ods/decision-events", headers=tenant.headers)
     assert events.json()["total"] == 0
     real = decision_request([("dec", "web")])
@@ -409,12 +415,12 @@ async def test_profile_cap_counts_per_person(client, tenant, catalog, engine_env
 
 
 async def test_decision_events_are_recorded_listed_and_exported(
-    client, tenant, catalog, engine_env, app
+    client, tenant, catalog, engine_env, services
 ):
     await basic_catalog(catalog)
     for _ in range(3):
         await decide(client, tenant, decision_request([("dec", "web")]))
-    await app.state.events.flush()
+    await services.events.flush()
     listed = await client.get("/data/core/ods/decision-events?limit=2", headers=tenant.headers)
     page = listed.json()
     assert page["total"] == 3
@@ -525,31 +531,28 @@ async def test_decisions_are_isolated_between_organizations(
 
 
 REDIS_URL = os.environ.get("OFFERBASE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+COUNTERS_URL = f"{REDIS_URL}/14"  # a database of its own: flushed before the test
 
 
 @pytest.fixture
-async def redis_counters(app):
-    """Capping counters in Redis (OFFERBASE_REDIS_URL) instead of the database, for one test."""
+async def redis_counters(services):
+    """Capping counters in Redis (OFFERBASE_REDIS_URL) instead of the database: the test
+    parametrizes `app_options` with `redis_url`; this checks that Redis answers and is used."""
     from redis.asyncio import Redis
 
-    url = f"{REDIS_URL}/14"  # a database of its own: flushed before the test
-    client = Redis.from_url(url, socket_connect_timeout=1)
+    client = Redis.from_url(COUNTERS_URL, socket_connect_timeout=1)
     try:
         await client.flushdb()
     except Exception as exc:  # no Redis here
         await client.aclose()
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but Redis does not answer at {url}: {exc}")
-        pytest.skip(f"Redis does not answer at {url}")
+            pytest.fail(f"CI=true but Redis does not answer at {COUNTERS_URL}: {exc}")
+        pytest.skip(f"Redis does not answer at {COUNTERS_URL}")
     await client.aclose()
-    saved = app.state.counters
-    app.state.counters = counter_store(app.state.db, url)
-    assert isinstance(app.state.counters, RedisCounterStore)
-    yield
-    await app.state.counters.close()
-    app.state.counters = saved
+    assert isinstance(services.counters, RedisCounterStore)
 
 
+@pytest.mark.parametrize("app_options", [{"redis_url": COUNTERS_URL}], indirect=True, ids=["redis"])
 async def test_redis_counters_never_exceed_a_global_cap(
     client, tenant, catalog, engine_env, redis_counters
 ):

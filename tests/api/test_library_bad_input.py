@@ -238,8 +238,8 @@ async def test_put_with_a_non_object_is_422(api):
     assert await api.read("tag", tag) == before
 
 
-async def test_body_over_the_limit_is_413(app, api):
-    limit = app.state.settings.max_body_bytes
+async def test_body_over_the_limit_is_413(services, api):
+    limit = services.settings.max_body_bytes
     big = body("tag", description="x" * (limit + 10))
     problem(await api.post("tag", big), 413)
 

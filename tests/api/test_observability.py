@@ -71,8 +71,10 @@ async def test_unknown_paths_and_methods_do_not_create_series(client) -> None:  
     assert not any("/no/such" in str(labels) or "BREW" in str(labels) for _, labels in after)
 
 
-async def test_decision_items_are_counted_by_kind(client, tenant, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(app.state.snapshots, "poll_seconds", 0)
+@pytest.mark.parametrize(
+    "app_options", [{"snapshot_poll_seconds": 0}], indirect=True, ids=["poll0"]
+)
+async def test_decision_items_are_counted_by_kind(client, tenant) -> None:  # type: ignore[no-untyped-def]
     catalog = Catalog(client, tenant)
     await catalog.placement("web")
     await catalog.offer("gold-only", ["web"], priority=5)
