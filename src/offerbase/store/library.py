@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from offerbase import catalog
 from offerbase.store import guardrails
 from offerbase.store.clock import iso, now_iso
+from offerbase.store.db import Database
 from offerbase.store.errors import (
     AlreadyExists,
     BadCursor,
@@ -35,7 +36,7 @@ from offerbase.store.errors import (
     Unprocessable,
 )
 from offerbase.store.listing import Dialect, OrderKey, Term
-from offerbase.store.scope import Scope
+from offerbase.store.scope import Scope, raw_sql
 from offerbase.store.tables import entities, references, sandboxes
 from offerbase.store.tenants import Sandbox
 
@@ -115,6 +116,16 @@ def _alive(as_of: int | None = None) -> sa.ColumnElement[bool]:
         entities.c.valid_from <= as_of,
         sa.or_(entities.c.valid_to.is_(None), entities.c.valid_to > as_of),
     )
+
+
+# The sandbox's catalog version: on the decision path (api/snapshots.py polls it), so plain SQL.
+_CATALOG_VERSION = raw_sql(sa.select(sandboxes.c.catalog_version))
+
+
+async def catalog_version(db: Database, sandbox: Sandbox) -> int:
+    """The sandbox's catalog version, read on the database's point-read path."""
+    rows = await db.point_read(_CATALOG_VERSION, Scope.of(sandbox).params())
+    return int(rows[0][0]) if rows else 0
 
 
 def _entity(row: sa.Row[Any]) -> Entity:
