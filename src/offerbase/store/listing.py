@@ -8,7 +8,6 @@ the read-form metadata fields (`id`, `etag`, `created`, `modified`, `createdBy`,
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -258,7 +257,3 @@ def _compare(expr: ColumnElement, op: str, value: object) -> ColumnElement:
     if op == ">":
         return expr > value
     return expr >= value
-
-
-def encode_json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))

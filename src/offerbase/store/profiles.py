@@ -304,34 +304,6 @@ def _identity_is(namespace: Any, identity: Any) -> sa.ColumnElement[bool]:
     )
 
 
-def find_query(sandbox: Sandbox, candidates: Sequence[Identity]) -> sa.Select[Any]:
-    """The stored profiles reachable through any of `candidates`, with the identity matched."""
-    query = (
-        sa.select(
-            profile_identities.c.namespace,
-            profile_identities.c.identity,
-            profiles.c.profile_key,
-            profiles.c.body,
-        )
-        .select_from(_BY_IDENTITY)
-        .where(sa.or_(*(_identity_is(ns, value) for ns, value in candidates)))
-    )
-    return Scope.of(sandbox).apply(query)
-
-
-def pick_profile(
-    rows: Sequence[sa.Row[Any]], candidates: Sequence[Identity]
-) -> tuple[str | None, dict[str, Any]]:
-    """The first candidate (primary first) that a stored profile answers, else an empty one."""
-    found = {(row.namespace, row.identity): row for row in rows}
-    for candidate in candidates:
-        row = found.get(candidate)
-        if row is not None:
-            return row.profile_key, dict(row.body)
-    ns, value = candidates[0]
-    return f"{ns}:{value}", {}
-
-
 @lru_cache(maxsize=64)
 def _find_sql(count: int) -> str:
     """The lookup of `count` candidate identities (`:ns<i>`, `:id<i>`), compiled once per count."""
@@ -358,8 +330,16 @@ def _find_sql(count: int) -> str:
 async def find_profile(
     db: Database, sandbox: Sandbox, identity_map: Mapping[str, Sequence[Mapping[str, Any]]]
 ) -> tuple[str | None, dict[str, Any]]:
-    """`Profiles.find` for the decisioning hot path: the same query as plain SQL, on the
-    database's fastest read path (no expression building per request)."""
+    """Resolve a decision request's identityMap to (profile key, profile body).
+
+    The primary identity is tried first, then the others in order. A stored profile answers
+    with its own key (the same whichever of its identities is sent); when no identity is
+    known the answer is the key of the primary (else first) identity and an empty profile,
+    and (None, {}) when the map holds no usable identity.
+
+    On the decisioning hot path: plain SQL on the database's fastest read path (no expression
+    building per request), so it sees committed profiles only.
+    """
     candidates = request_identities(identity_map)
     if not candidates:
         return None, {}
@@ -404,22 +384,6 @@ class Profiles:
             return None
         row = await self._owner(namespace, identity)
         return None if row is None else dict(row.body)
-
-    async def find(
-        self, identity_map: Mapping[str, Sequence[Mapping[str, Any]]]
-    ) -> tuple[str | None, dict[str, Any]]:
-        """Resolve a decision request's identityMap to (profile key, profile body).
-
-        The primary identity is tried first, then the others in order. A stored profile answers
-        with its own key (the same whichever of its identities is sent); when no identity is
-        known the answer is the key of the primary (else first) identity and an empty profile,
-        and (None, {}) when the map holds no usable identity.
-        """
-        candidates = request_identities(identity_map)
-        if not candidates:
-            return None, {}
-        rows = (await self.conn.execute(find_query(self.sandbox, candidates))).all()
-        return pick_profile(rows, candidates)
 
     # -- writes --------------------------------------------------------------------------
 
