@@ -206,7 +206,8 @@ class Database:
             return
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
-            await raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+            assert raw.driver_connection is not None  # a live pooled connection has one
+            await raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

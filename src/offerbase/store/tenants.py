@@ -12,6 +12,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -61,7 +62,7 @@ def verify_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 
-def _sandbox(row: sa.Row) -> Sandbox:
+def _sandbox(row: sa.Row[Any]) -> Sandbox:
     return Sandbox(row.pk, row.org_id, row.name, row.sandbox_id, row.container_id)
 
 
