@@ -1,8 +1,13 @@
-"""The profile repository on SQLite and PostgreSQL: identities, conflicts, tenancy, find, import."""
+"""The profile repository on SQLite and PostgreSQL: identities, conflicts, tenancy, find, import.
+
+`find_profile` is the decisioning read (the database's point-read path): it sees committed
+profiles, so the tests call it after the writing transaction ends.
+"""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
 import pytest
@@ -16,6 +21,7 @@ from offerbase.store.profiles import (
     PatchTestFailed,
     Profiles,
     ProfileTooLarge,
+    find_profile,
     import_lines,
     request_identities,
 )
@@ -146,10 +152,10 @@ async def test_tenancy(database: Database, sandbox: Sandbox) -> None:
         async with database.write() as conn:
             repo = Profiles(conn, foreign)
             assert await repo.get("Email", "joe@example.com") is None
-            assert await repo.find({"Email": [{"xdm:id": "joe@example.com"}]}) == (
-                "email:joe@example.com",
-                {},
+            found = await find_profile(
+                database, foreign, {"Email": [{"xdm:id": "joe@example.com"}]}
             )
+            assert found == ("email:joe@example.com", {})
             assert await repo.delete("Email", "joe@example.com") is False
             with pytest.raises(NotFound):
                 await repo.merge("Email", "joe@example.com", {"a": 1})
@@ -162,27 +168,29 @@ async def test_tenancy(database: Database, sandbox: Sandbox) -> None:
 async def test_find(database: Database, sandbox: Sandbox) -> None:
     async with database.write() as conn:
         await Profiles(conn, sandbox).put("ECID", "ecid-joe", JOE)
-    async with database.read() as conn:
-        repo = Profiles(conn, sandbox)
-        # Primary identity.
-        key, body = await repo.find({"Email": [{"xdm:id": "joe@example.com", "primary": True}]})
-        assert key == "ecid:ecid-joe"
-        assert body["person"]["name"]["firstName"] == "Joe"
-        # The primary is unknown; a non-primary one is known: same person, same key.
-        key2, body2 = await repo.find(
-            {
-                "Phone": [{"xdm:id": "+1", "primary": True}],
-                "email": [{"id": "joe@example.com"}],
-            }
-        )
-        assert (key2, body2) == (key, body)
-        # Unknown everywhere: the primary identity's key and an empty profile.
-        assert await repo.find(
-            {"Email": [{"xdm:id": "a@b.c"}], "ECID": [{"xdm:id": "E9", "primary": True}]}
-        ) == ("ecid:E9", {})
-        assert await repo.find({"Email": [{"xdm:id": "a@b.c"}]}) == ("email:a@b.c", {})
-        assert await repo.find({}) == (None, {})
-        assert await repo.find({"Email": "junk", "x": [1, {"id": 2}]}) == (None, {})  # type: ignore[dict-item]
+
+    async def find(identity_map: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        return await find_profile(database, sandbox, identity_map)
+
+    # Primary identity.
+    key, body = await find({"Email": [{"xdm:id": "joe@example.com", "primary": True}]})
+    assert key == "ecid:ecid-joe"
+    assert body["person"]["name"]["firstName"] == "Joe"
+    # The primary is unknown; a non-primary one is known: same person, same key.
+    key2, body2 = await find(
+        {
+            "Phone": [{"xdm:id": "+1", "primary": True}],
+            "email": [{"id": "joe@example.com"}],
+        }
+    )
+    assert (key2, body2) == (key, body)
+    # Unknown everywhere: the primary identity's key and an empty profile.
+    assert await find(
+        {"Email": [{"xdm:id": "a@b.c"}], "ECID": [{"xdm:id": "E9", "primary": True}]}
+    ) == ("ecid:E9", {})
+    assert await find({"Email": [{"xdm:id": "a@b.c"}]}) == ("email:a@b.c", {})
+    assert await find({}) == (None, {})
+    assert await find({"Email": "junk", "x": [1, {"id": 2}]}) == (None, {})
 
 
 def test_request_identities_order() -> None:
@@ -211,7 +219,7 @@ async def test_import_with_bad_lines(database: Database, sandbox: Sandbox) -> No
     async with database.read() as conn:
         repo = Profiles(conn, sandbox)
         assert (await repo.get("email", "u6@x.io"))["n"] == 6  # type: ignore[index]
-        assert await repo.find({"ECID": [{"xdm:id": "e"}]}) == (
-            "ecid:p",
-            {"identityMap": {"ECID": [{"id": "e"}, {"id": "p", "primary": True}]}},
-        )
+    assert await find_profile(database, sandbox, {"ECID": [{"xdm:id": "e"}]}) == (
+        "ecid:p",
+        {"identityMap": {"ECID": [{"id": "e"}, {"id": "p", "primary": True}]}},
+    )

@@ -17,7 +17,7 @@ from offerbase.catalog import load_catalog
 from offerbase.engine import Snapshot, build_snapshot
 from offerbase.metrics import SNAPSHOT_BUILDS
 from offerbase.store.db import Database
-from offerbase.store.library import Library
+from offerbase.store.library import Library, catalog_version
 from offerbase.store.tenants import Sandbox
 
 
@@ -50,7 +50,7 @@ class SnapshotCache:
             if entry is not None and time.monotonic() - entry.checked_at < self.poll_seconds:
                 return entry.snapshot
             checked_at = time.monotonic()
-            version = await self._version(sandbox)
+            version = await catalog_version(self.db, sandbox)
             if entry is not None and entry.version == version:
                 entry.checked_at = checked_at
                 return entry.snapshot
@@ -62,15 +62,3 @@ class SnapshotCache:
             self.builds += 1
             self._entries[sandbox.pk] = _Entry(snapshot, version, checked_at)
             return snapshot
-
-    async def _version(self, sandbox: Sandbox) -> int:
-        rows = await self.db.point_read(
-            "SELECT catalog_version FROM sandboxes WHERE pk = :pk", {"pk": sandbox.pk}
-        )
-        return int(rows[0][0]) if rows else 0
-
-    def invalidate(self, sandbox_pk: int) -> None:
-        """Force the next request to re-check (a worker that wrote the catalog calls this)."""
-        entry = self._entries.get(sandbox_pk)
-        if entry is not None:
-            entry.checked_at = float("-inf")

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from offerbase.store.db import Database
+from offerbase.store.scope import Scope, across_tenants, raw_sql, template
 from offerbase.store.tables import capping_counters
 
 # 2 years (the longest, 731 days, has a leap day) + 1 day of slack: 732 days.
@@ -65,6 +67,16 @@ def _plan(items: Sequence[tuple[str, int]]) -> list[tuple[str, int, int]] | None
     return plan
 
 
+@cache  # one entry per chunk length, at most _READ_CHUNK
+def _read_sql(count: int) -> str:
+    """The live counters among `count` keys (`:k<i>`, `:now`), compiled once per count."""
+    t = capping_counters
+    keys: list[sa.BindParameter[str]] = [sa.bindparam(f"k{i}") for i in range(count)]
+    return raw_sql(
+        sa.select(t.c.key, t.c.value).where(t.c.key.in_(keys), t.c.expires_at > sa.bindparam("now"))
+    )
+
+
 class _Capped(Exception):
     """Raised inside the write transaction to roll it back."""
 
@@ -83,13 +95,12 @@ class SqlCounterStore:
         t = capping_counters
         insert = sqlite.insert(t) if db.is_sqlite else postgresql.insert(t)
         stmt = insert.values(
-            sandbox_pk=sa.bindparam("sandbox_pk"),
             key=sa.bindparam("key"),
             value=sa.bindparam("n"),
             expires_at=sa.bindparam("expires_at"),
         )
         expired = t.c.expires_at <= sa.bindparam("now")
-        self._upsert = stmt.on_conflict_do_update(
+        upsert = stmt.on_conflict_do_update(
             index_elements=[t.c.sandbox_pk, t.c.key],
             set_={
                 # an expired counter restarts from 0 with a fresh expiry, as if it were new
@@ -100,22 +111,21 @@ class SqlCounterStore:
             },
             where=sa.or_(expired, t.c.value + stmt.excluded.value <= sa.bindparam("limit")),
         ).returning(t.c.value)
+        # Built once and run with Scope.params(): the sandbox comes in as the :tenant parameter.
+        self._upsert = template(upsert)
 
     async def get_many(self, sandbox_pk: int, keys: Sequence[str]) -> dict[str, int]:
         # On the decisioning hot path: plain SQL on the database's fastest read path.
         wanted = list(dict.fromkeys(keys))
         out: dict[str, int] = {}
         now = int(self._clock())
+        scope = Scope(sandbox_pk)
         for i in range(0, len(wanted), _READ_CHUNK):
             chunk = wanted[i : i + _READ_CHUNK]
-            params: dict[str, object] = {"sandbox": sandbox_pk, "now": now}
+            params = scope.params(now=now)
             params.update({f"k{j}": key for j, key in enumerate(chunk)})
-            placeholders = ", ".join(f":k{j}" for j in range(len(chunk)))
-            sql = (
-                "SELECT key, value FROM capping_counters WHERE sandbox_pk = :sandbox "
-                f"AND key IN ({placeholders}) AND expires_at > :now"
-            )
-            out.update({key: int(value) for key, value in await self.db.point_read(sql, params)})
+            rows = await self.db.point_read(_read_sql(len(chunk)), params)
+            out.update({key: int(value) for key, value in rows})
         return out
 
     async def try_consume(self, sandbox_pk: int, items: Sequence[tuple[str, int]]) -> bool:
@@ -126,17 +136,11 @@ class SqlCounterStore:
             return True
         now = int(self._clock())
         expires_at = now + COUNTER_TTL_SECONDS
+        scope = Scope(sandbox_pk)
         try:
             async with self.db.write() as conn:
                 for key, n, limit in plan:
-                    params = {
-                        "sandbox_pk": sandbox_pk,
-                        "key": key,
-                        "n": n,
-                        "limit": limit,
-                        "now": now,
-                        "expires_at": expires_at,
-                    }
+                    params = scope.params(key=key, n=n, limit=limit, now=now, expires_at=expires_at)
                     row = (await conn.execute(self._upsert, params)).first()
                     if row is None:
                         raise _Capped
@@ -145,10 +149,12 @@ class SqlCounterStore:
         return True
 
     async def purge_expired(self) -> int:
-        """Delete expired counters (housekeeping; reads already ignore them). Returns the count."""
+        """Delete expired counters of every sandbox (housekeeping; reads already ignore them).
+        Returns the count."""
         t = capping_counters
+        expired = across_tenants(sa.delete(t).where(t.c.expires_at <= int(self._clock())))
         async with self.db.write() as conn:
-            result = await conn.execute(sa.delete(t).where(t.c.expires_at <= int(self._clock())))
+            result = await conn.execute(expired)
         return result.rowcount or 0
 
     async def close(self) -> None:

@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from offerbase.store.scope import UnscopedTable, tenant_column
+
 
 def _regexp(pattern: str | None, value: Any) -> bool:
     # The `~` list filter matches the whole value, case-insensitively (xcore semantics).
@@ -149,11 +151,12 @@ class Database:
         return self._reader
 
     async def insert_rows(
-        self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+        self, table: sa.Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
     ) -> bool:
         """A batch insert that never stalls the event loop for long (decision events).
-        Returns False when SQLite's write lock is taken: try again later. `table` and
-        `columns` are the caller's constants, never input.
+        Returns False when SQLite's write lock is taken: try again later. `columns` are the
+        caller's constants, never input, and include the table's tenant column: each row says
+        which sandbox it belongs to (store/scope.py).
 
         On SQLite it runs on the calling thread, but only if the write lock is free at once
         (no busy wait): inserting a few hundred rows costs about a millisecond, while a worker
@@ -162,10 +165,12 @@ class Database:
         statement for the whole batch, where an INSERT per row cost the server (on the same
         cores as the workers) more than the decisions did.
         """
+        if tenant_column(table).name not in columns:
+            raise UnscopedTable(f"Rows for '{table.name}' must say which sandbox they belong to.")
         if not self.is_sqlite:
             pool = self._pg_pool or await self._open_pg_pool()
             async with pool.acquire() as conn:
-                await conn.copy_records_to_table(table, records=rows, columns=columns)
+                await conn.copy_records_to_table(table.name, records=rows, columns=columns)
             return True
         if self._writer is None:
             path = self.url.split("///", 1)[1]
@@ -179,7 +184,7 @@ class Database:
         marks = ", ".join("?" for _ in columns)
         try:
             self._writer.executemany(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+                f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows
             )
         except BaseException:
             self._writer.execute("ROLLBACK")
@@ -201,7 +206,8 @@ class Database:
             return
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
-            await raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+            assert raw.driver_connection is not None  # a live pooled connection has one
+            await raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

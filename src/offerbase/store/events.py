@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from offerbase.metrics import EVENTS_DROPPED, EVENTS_WRITTEN
 from offerbase.store.db import Database
 from offerbase.store.errors import BadCursor
+from offerbase.store.scope import Scope, tenant_column
 from offerbase.store.tables import decision_events
 from offerbase.store.tenants import Sandbox
 
 log = logging.getLogger(__name__)
-_COLUMNS = ("sandbox_pk", "proposition_id", "timestamp", "body")
+# A batch holds events of many sandboxes: each row carries its own in the tenant column.
+_COLUMNS = (tenant_column(decision_events).name, "proposition_id", "timestamp", "body")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class EventWriter:
                 for e in batch
             ]
             try:
-                stored = await self.db.insert_rows("decision_events", _COLUMNS, rows)
+                stored = await self.db.insert_rows(decision_events, _COLUMNS, rows)
             except Exception:
                 self._requeue(batch)
                 raise
@@ -128,34 +130,27 @@ class DecisionEvents:
     def __init__(self, db: Database, sandbox: Sandbox) -> None:
         self.db = db
         self.sandbox = sandbox
-
-    def _scoped(self) -> sa.ColumnElement[bool]:
-        return decision_events.c.sandbox_pk == self.sandbox.pk
+        self.scope = Scope.of(sandbox)
 
     async def page(
         self, limit: int, start: str | None, since: str | None = None
     ) -> tuple[list[dict[str, Any]], int, str | None]:
-        where = [self._scoped()]
+        where: list[sa.ColumnElement[bool]] = []
         if since:
             where.append(decision_events.c.timestamp >= since)
         count_where = list(where)
         if start:
             where.append(decision_events.c.row_id > _decode(start))
         async with self.db.read() as conn:
-            total = int(
-                await conn.scalar(
-                    sa.select(sa.func.count()).select_from(decision_events).where(*count_where)
-                )
-                or 0
+            count = sa.select(sa.func.count()).select_from(decision_events).where(*count_where)
+            total = int(await conn.scalar(self.scope.apply(count)) or 0)
+            query = (
+                sa.select(decision_events.c.row_id, decision_events.c.body)
+                .where(*where)
+                .order_by(decision_events.c.row_id)
+                .limit(limit + 1)
             )
-            rows = (
-                await conn.execute(
-                    sa.select(decision_events.c.row_id, decision_events.c.body)
-                    .where(*where)
-                    .order_by(decision_events.c.row_id)
-                    .limit(limit + 1)
-                )
-            ).all()
+            rows = (await conn.execute(self.scope.apply(query))).all()
         more = len(rows) > limit
         rows = rows[:limit]
         cursor = _encode(rows[-1].row_id) if more and rows else None

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase.store.errors import InvalidField, Unprocessable
+from offerbase.store.scope import Scope
 from offerbase.store.tables import entities
 
 
@@ -32,20 +33,21 @@ TOTALS: tuple[Total, ...] = (
 LIVE_DECISIONS = 1_000
 
 
-def _current(sandbox_pk: int) -> sa.ColumnElement[bool]:
-    return sa.and_(entities.c.sandbox_pk == sandbox_pk, entities.c.valid_to.is_(None))
+# The current version of each entity (older versions are kept for paging, see library.py).
+_CURRENT = entities.c.valid_to.is_(None)
 
 
-async def check_new(conn: AsyncConnection, sandbox_pk: int, kind: str) -> None:
+async def check_new(conn: AsyncConnection, scope: Scope, kind: str) -> None:
     """Refuse a create that would exceed the sandbox's total for its kind."""
     for total in TOTALS:
         if kind not in total.kinds:
             continue
-        count = await conn.scalar(
+        query = (
             sa.select(sa.func.count())
             .select_from(entities)
-            .where(_current(sandbox_pk), entities.c.kind.in_(total.kinds))
+            .where(_CURRENT, entities.c.kind.in_(total.kinds))
         )
+        count = await conn.scalar(scope.apply(query))
         if int(count or 0) >= total.limit:
             raise Unprocessable(
                 f"A sandbox holds at most {total.limit} {total.label}; delete some first.",
@@ -54,16 +56,15 @@ async def check_new(conn: AsyncConnection, sandbox_pk: int, kind: str) -> None:
 
 
 async def check_live_decisions(
-    conn: AsyncConnection, sandbox_pk: int, kind: str, entity_id: str, body: Mapping[str, Any]
+    conn: AsyncConnection, scope: Scope, kind: str, entity_id: str, body: Mapping[str, Any]
 ) -> None:
     """At most LIVE_DECISIONS decisions of a sandbox are live at once."""
     if kind != "decision" or body.get("status") != "live":
         return
-    rows = await conn.execute(
-        sa.select(entities.c.entity_id, entities.c.body).where(
-            _current(sandbox_pk), entities.c.kind == "decision", entities.c.entity_id != entity_id
-        )
+    query = sa.select(entities.c.entity_id, entities.c.body).where(
+        _CURRENT, entities.c.kind == "decision", entities.c.entity_id != entity_id
     )
+    rows = await conn.execute(scope.apply(query))
     live = sum(1 for row in rows if row.body.get("status") == "live")
     if live >= LIVE_DECISIONS:
         raise Unprocessable(

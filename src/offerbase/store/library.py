@@ -1,7 +1,7 @@
 """The Offer Library: create, read, update, delete and list catalog entities of one sandbox.
 
-Every statement here is built from `_scoped()`, the one place where tenancy (the sandbox, which
-belongs to exactly one organization) is applied, so no query can forget it.
+Every statement here goes through the sandbox's `Scope` (store/scope.py), the one place where
+tenancy is applied, so no query can forget it.
 
 Writes are serialized per sandbox: each write transaction first increments the sandbox's
 catalog version (a row lock on PostgreSQL, the database write lock on SQLite). That version
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from offerbase import catalog
 from offerbase.store import guardrails
 from offerbase.store.clock import iso, now_iso
+from offerbase.store.db import Database
 from offerbase.store.errors import (
     AlreadyExists,
     BadCursor,
@@ -35,6 +36,7 @@ from offerbase.store.errors import (
     Unprocessable,
 )
 from offerbase.store.listing import Dialect, OrderKey, Term
+from offerbase.store.scope import Scope, raw_sql
 from offerbase.store.tables import entities, references, sandboxes
 from offerbase.store.tenants import Sandbox
 
@@ -92,6 +94,11 @@ class Entity:
         }
 
 
+# `list` is also a method name below: these aliases keep the annotations unambiguous.
+_Where = Sequence[sa.ColumnElement[bool]]
+_OrderBy = Sequence[sa.UnaryExpression[Any] | sa.ColumnElement[Any]]
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[Entity]
@@ -101,19 +108,27 @@ class Page:
     self_cursor: str | None
 
 
-def _scoped(sandbox: Sandbox, *, as_of: int | None = None) -> sa.ColumnElement[bool]:
-    """Rows of this sandbox: current ones, or the ones alive at catalog version `as_of`."""
-    where = entities.c.sandbox_pk == sandbox.pk
+def _alive(as_of: int | None = None) -> sa.ColumnElement[bool]:
+    """Entity versions that are current, or that were alive at catalog version `as_of`."""
     if as_of is None:
-        return sa.and_(where, entities.c.valid_to.is_(None))
+        return entities.c.valid_to.is_(None)
     return sa.and_(
-        where,
         entities.c.valid_from <= as_of,
         sa.or_(entities.c.valid_to.is_(None), entities.c.valid_to > as_of),
     )
 
 
-def _entity(row: sa.Row) -> Entity:
+# The sandbox's catalog version: on the decision path (api/snapshots.py polls it), so plain SQL.
+_CATALOG_VERSION = raw_sql(sa.select(sandboxes.c.catalog_version))
+
+
+async def catalog_version(db: Database, sandbox: Sandbox) -> int:
+    """The sandbox's catalog version, read on the database's point-read path."""
+    rows = await db.point_read(_CATALOG_VERSION, Scope.of(sandbox).params())
+    return int(rows[0][0]) if rows else 0
+
+
+def _entity(row: sa.Row[Any]) -> Entity:
     return Entity(
         kind=row.kind,
         id=row.entity_id,
@@ -152,6 +167,7 @@ class Library:
     def __init__(self, conn: AsyncConnection, sandbox: Sandbox) -> None:
         self.conn = conn
         self.sandbox = sandbox
+        self.scope = Scope.of(sandbox)
         self.dialect = Dialect(conn.dialect.name == "sqlite")
 
     # -- reads -------------------------------------------------------------------------
@@ -160,33 +176,25 @@ class Library:
         row = None
         # An id that could not have been stored is not looked up (PostgreSQL rejects U+0000).
         if _storable_id(entity_id):
-            row = (
-                await self.conn.execute(
-                    sa.select(entities).where(
-                        _scoped(self.sandbox),
-                        entities.c.entity_id == entity_id,
-                        entities.c.kind.in_(kinds),
-                    )
-                )
-            ).first()
+            query = sa.select(entities).where(
+                _alive(), entities.c.entity_id == entity_id, entities.c.kind.in_(kinds)
+            )
+            row = (await self.conn.execute(self.scope.apply(query))).first()
         if row is None:
             raise NotFound(f"No {' or '.join(kinds)} with id '{entity_id}' in this sandbox.")
         return _entity(row)
 
     async def version(self) -> int:
-        value = await self.conn.scalar(
-            sa.select(sandboxes.c.catalog_version).where(sandboxes.c.pk == self.sandbox.pk)
-        )
+        value = await self.conn.scalar(self.scope.apply(sa.select(sandboxes.c.catalog_version)))
         return int(value or 0)
 
     async def current_bodies(self) -> tuple[int, dict[str, list[dict[str, Any]]]]:
         """The whole current catalog (bodies with id and etag), for the decisioning snapshot."""
         version = await self.version()
-        rows = await self.conn.execute(
-            sa.select(
-                entities.c.kind, entities.c.entity_id, entities.c.etag, entities.c.body
-            ).where(_scoped(self.sandbox, as_of=version))
-        )
+        query = sa.select(
+            entities.c.kind, entities.c.entity_id, entities.c.etag, entities.c.body
+        ).where(_alive(version))
+        rows = await self.conn.execute(self.scope.apply(query))
         by_kind: dict[str, list[dict[str, Any]]] = {name: [] for name in catalog.KINDS}
         for row in rows:
             body = dict(row.body)
@@ -207,9 +215,9 @@ class Library:
             as_of, offset = await self.version(), 0
         else:
             as_of, offset = self._decode_cursor(cursor)
-        where = [_scoped(self.sandbox, as_of=as_of), entities.c.kind.in_(kinds)]
+        where = [_alive(as_of), entities.c.kind.in_(kinds)]
         where += [self.dialect.condition(term) for term in terms]
-        order_by = []
+        order_by: list[sa.UnaryExpression[Any] | sa.ColumnElement[Any]] = []
         for key in order:
             expr = self.dialect.order_expr(key.field)
             order_by.append(
@@ -241,46 +249,36 @@ class Library:
     # The filters evaluate JSON per row, the dominant cost of a list (bench/catalog.py), so the
     # page and the total come from one pass over the matches, not a page query and a count.
     async def _page_windowed(
-        self, where: list[Any], order_by: list[Any], limit: int, offset: int
-    ) -> tuple[Sequence[sa.Row], int]:
+        self, where: _Where, order_by: _OrderBy, limit: int, offset: int
+    ) -> tuple[Sequence[sa.Row[Any]], int]:
         """PostgreSQL: the page with count(*) OVER () (the total of all matches)."""
-        rows = (
-            await self.conn.execute(
-                sa.select(entities, sa.func.count().over().label("_total"))
-                .where(*where)
-                .order_by(*order_by)
-                .limit(limit)
-                .offset(offset)
-            )
-        ).all()
+        query = (
+            sa.select(entities, sa.func.count().over().label("_total"))
+            .where(*where)
+            .order_by(*order_by)
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = (await self.conn.execute(self.scope.apply(query))).all()
         if rows:
             return rows, int(rows[0]._total)
         # Past the end (or no match): the total still has to be counted.
-        total = await self.conn.scalar(
-            sa.select(sa.func.count()).select_from(entities).where(*where)
-        )
+        count = sa.select(sa.func.count()).select_from(entities).where(*where)
+        total = await self.conn.scalar(self.scope.apply(count))
         return rows, int(total or 0)
 
     async def _page_sqlite(
-        self, where: list[Any], order_by: list[Any], limit: int, offset: int
-    ) -> tuple[Sequence[sa.Row], int]:
+        self, where: _Where, order_by: _OrderBy, limit: int, offset: int
+    ) -> tuple[Sequence[sa.Row[Any]], int]:
         """SQLite: the ordered row ids of every match (SQLite's window pass costs as much as a
         second query), then the page's rows by id. A sandbox's guardrails bound the matches."""
-        keys = (
-            (
-                await self.conn.execute(
-                    sa.select(entities.c.row_id).where(*where).order_by(*order_by)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        query = sa.select(entities.c.row_id).where(*where).order_by(*order_by)
+        keys = (await self.conn.execute(self.scope.apply(query))).scalars().all()
         chosen = list(keys[offset : offset + limit])
         if not chosen:
             return [], len(keys)
-        found = (
-            await self.conn.execute(sa.select(entities).where(entities.c.row_id.in_(chosen)))
-        ).all()
+        by_id = sa.select(entities).where(entities.c.row_id.in_(chosen))
+        found = (await self.conn.execute(self.scope.apply(by_id, sqlite_likely=True))).all()
         position = {row_id: index for index, row_id in enumerate(chosen)}
         return sorted(found, key=lambda row: position[row.row_id]), len(keys)
 
@@ -311,12 +309,12 @@ class Library:
     # -- writes ------------------------------------------------------------------------
 
     async def _next_version(self) -> int:
-        version = await self.conn.scalar(
+        bump = (
             sandboxes.update()
-            .where(sandboxes.c.pk == self.sandbox.pk)
             .values(catalog_version=sandboxes.c.catalog_version + 1)
             .returning(sandboxes.c.catalog_version)
         )
+        version = await self.conn.scalar(self.scope.apply(bump))
         assert version is not None
         if version % _PRUNE_EVERY == 0:
             await self._prune_history()
@@ -324,26 +322,22 @@ class Library:
 
     async def _prune_history(self) -> None:
         horizon = iso(datetime.now(UTC) - CURSOR_TTL)
-        await self.conn.execute(
-            entities.delete().where(
-                entities.c.sandbox_pk == self.sandbox.pk,
-                entities.c.valid_to.is_not(None),
-                entities.c.closed_at < horizon,
-            )
+        closed = entities.delete().where(
+            entities.c.valid_to.is_not(None), entities.c.closed_at < horizon
         )
+        await self.conn.execute(self.scope.apply(closed))
 
     async def _check_references(
         self, kind: str, entity_id: str, body: Mapping[str, Any]
-    ) -> list[catalog.Reference]:
+    ) -> Sequence[catalog.Reference]:
         refs = catalog.references(kind, dict(body))
         if not refs:
             return refs
         wanted = {ref.id for ref in refs}
-        rows = await self.conn.execute(
-            sa.select(entities.c.entity_id, entities.c.kind).where(
-                _scoped(self.sandbox), entities.c.entity_id.in_(wanted)
-            )
+        query = sa.select(entities.c.entity_id, entities.c.kind).where(
+            _alive(), entities.c.entity_id.in_(wanted)
         )
+        rows = await self.conn.execute(self.scope.apply(query))
         found = {row.entity_id: row.kind for row in rows}
         problems = []
         for ref in refs:
@@ -372,14 +366,13 @@ class Library:
     async def _check_unique_name(self, kind: str, entity_id: str, body: Mapping[str, Any]) -> None:
         if kind != "tag":
             return
-        clash = await self.conn.scalar(
-            sa.select(entities.c.entity_id).where(
-                _scoped(self.sandbox),
-                entities.c.kind == "tag",
-                entities.c.name == body.get("name"),
-                entities.c.entity_id != entity_id,
-            )
+        query = sa.select(entities.c.entity_id).where(
+            _alive(),
+            entities.c.kind == "tag",
+            entities.c.name == body.get("name"),
+            entities.c.entity_id != entity_id,
         )
+        clash = await self.conn.scalar(self.scope.apply(query))
         if clash is not None:
             raise Unprocessable(
                 "Collection qualifier names are unique within a sandbox.",
@@ -394,16 +387,13 @@ class Library:
         self, kind: str, entity_id: str, refs: Sequence[catalog.Reference]
     ) -> None:
         await self.conn.execute(
-            references.delete().where(
-                references.c.sandbox_pk == self.sandbox.pk, references.c.from_id == entity_id
-            )
+            self.scope.apply(references.delete().where(references.c.from_id == entity_id))
         )
         if refs:
             await self.conn.execute(
-                references.insert(),
+                self.scope.apply(references.insert()),
                 [
                     {
-                        "sandbox_pk": self.sandbox.pk,
                         "from_id": entity_id,
                         "from_kind": kind,
                         "pointer": ref.pointer,
@@ -432,19 +422,16 @@ class Library:
         if entity_id is None:
             entity_id = catalog.new_id(kind)
         version = await self._next_version()
-        taken = await self.conn.scalar(
-            sa.select(entities.c.kind).where(
-                _scoped(self.sandbox), entities.c.entity_id == entity_id
-            )
-        )
+        query = sa.select(entities.c.kind).where(_alive(), entities.c.entity_id == entity_id)
+        taken = await self.conn.scalar(self.scope.apply(query))
         if taken is not None:
             raise AlreadyExists(
                 f"The id '{entity_id}' is already used by a {taken} in this sandbox."
             )
         refs = await self._check_references(kind, entity_id, body)
         await self._check_unique_name(kind, entity_id, body)
-        await guardrails.check_new(self.conn, self.sandbox.pk, kind)
-        await guardrails.check_live_decisions(self.conn, self.sandbox.pk, kind, entity_id, body)
+        await guardrails.check_new(self.conn, self.scope, kind)
+        await guardrails.check_live_decisions(self.conn, self.scope, kind, entity_id, body)
         now = now_iso()
         entity = Entity(
             kind,
@@ -478,7 +465,7 @@ class Library:
         body = catalog.validate(old.kind, transform(dict(old.body)))
         refs = await self._check_references(old.kind, entity_id, body)
         await self._check_unique_name(old.kind, entity_id, body)
-        await guardrails.check_live_decisions(self.conn, self.sandbox.pk, old.kind, entity_id, body)
+        await guardrails.check_live_decisions(self.conn, self.scope, old.kind, entity_id, body)
         await self._close(old.id, version)
         new = Entity(
             old.kind,
@@ -499,13 +486,10 @@ class Library:
     async def delete(self, kinds: Sequence[str], entity_id: str, if_match: str | None) -> Entity:
         version = await self._next_version()
         old = await self._current_row(kinds, entity_id, if_match)
-        rows = await self.conn.execute(
-            sa.select(references.c.from_id, references.c.from_kind, references.c.pointer).where(
-                references.c.sandbox_pk == self.sandbox.pk,
-                references.c.to_id == entity_id,
-                references.c.from_id != entity_id,
-            )
+        query = sa.select(references.c.from_id, references.c.from_kind, references.c.pointer).where(
+            references.c.to_id == entity_id, references.c.from_id != entity_id
         )
+        rows = await self.conn.execute(self.scope.apply(query))
         referrers = [Referrer(row.from_id, row.from_kind, row.pointer) for row in rows]
         if referrers:
             names = ", ".join(sorted({r.id for r in referrers}))
@@ -515,28 +499,27 @@ class Library:
         return old
 
     async def _close(self, entity_id: str, version: int) -> None:
-        await self.conn.execute(
+        close = (
             entities.update()
-            .where(_scoped(self.sandbox), entities.c.entity_id == entity_id)
+            .where(_alive(), entities.c.entity_id == entity_id)
             .values(valid_to=version, closed_at=now_iso())
         )
+        await self.conn.execute(self.scope.apply(close))
 
     async def _insert(self, entity: Entity, version: int) -> None:
-        await self.conn.execute(
-            entities.insert().values(
-                sandbox_pk=self.sandbox.pk,
-                kind=entity.kind,
-                entity_id=entity.id,
-                name=str(entity.body.get("name", ""))[:1024],
-                body=entity.body,
-                etag=entity.etag,
-                created=entity.created,
-                modified=entity.modified,
-                created_by=entity.created_by,
-                modified_by=entity.modified_by,
-                created_client=entity.created_client,
-                modified_client=entity.modified_client,
-                valid_from=version,
-                valid_to=None,
-            )
+        row = entities.insert().values(
+            kind=entity.kind,
+            entity_id=entity.id,
+            name=str(entity.body.get("name", ""))[:1024],
+            body=entity.body,
+            etag=entity.etag,
+            created=entity.created,
+            modified=entity.modified,
+            created_by=entity.created_by,
+            modified_by=entity.modified_by,
+            created_client=entity.created_client,
+            modified_client=entity.modified_client,
+            valid_from=version,
+            valid_to=None,
         )
+        await self.conn.execute(self.scope.apply(row))

@@ -8,9 +8,9 @@ the read-form metadata fields (`id`, `etag`, `created`, `modified`, `createdBy`,
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,7 +24,7 @@ MAX_TERMS = 20
 MAX_ORDER_FIELDS = 5
 
 # Read-form metadata fields map to real columns.
-_COLUMNS: dict[str, sa.Column] = {
+_COLUMNS: dict[str, sa.Column[Any]] = {
     "id": entities.c.entity_id,
     "etag": entities.c.etag,
     "created": entities.c.created,
@@ -87,12 +87,15 @@ def parse_term(text: str) -> Term:
     body = text[1:] if negate else text
     # The earliest operator wins; among operators at the same position the longest wins.
     best: tuple[int, str] | None = None
-    for op in _OPS:
-        position = body.find(op)
+    for candidate in _OPS:
+        position = body.find(candidate)
         if position > 0 and (
-            best is None or position < best[0] or (position == best[0] and len(op) > len(best[1]))
+            best is None
+            or position < best[0]
+            or (position == best[0] and len(candidate) > len(best[1]))
         ):
-            best = (position, op)
+            best = (position, candidate)
+    op: str | None
     if best is None:
         field, op, value = body, None, ""
     else:
@@ -148,30 +151,30 @@ class Dialect:
     def _sqlite_path(self, field: str) -> str:
         return "$" + "".join('."' + part.replace('"', "") + '"' for part in self._path(field))
 
-    def json_value(self, field: str) -> ColumnElement:
+    def json_value(self, field: str) -> ColumnElement[Any]:
         """The value itself: native SQL types on SQLite, jsonb on PostgreSQL (both sort sanely)."""
         if self.is_sqlite:
             return sa.func.json_extract(entities.c.body, self._sqlite_path(field))
         return entities.c.body.op("#>")(sa.literal(self._path(field), sa.ARRAY(sa.Text)))
 
-    def json_text(self, field: str) -> ColumnElement:
+    def json_text(self, field: str) -> ColumnElement[Any]:
         if self.is_sqlite:
             return sa.cast(sa.func.json_extract(entities.c.body, self._sqlite_path(field)), sa.Text)
         return entities.c.body.op("#>>", return_type=sa.Text)(
             sa.literal(self._path(field), sa.ARRAY(sa.Text))
         )
 
-    def json_type(self, field: str) -> ColumnElement:
+    def json_type(self, field: str) -> ColumnElement[Any]:
         if self.is_sqlite:
             return sa.func.json_type(entities.c.body, self._sqlite_path(field))
         return sa.func.jsonb_typeof(self.json_value(field))
 
-    def is_number(self, field: str) -> ColumnElement:
+    def is_number(self, field: str) -> ColumnElement[bool]:
         if self.is_sqlite:
             return self.json_type(field).in_(["integer", "real"])
         return self.json_type(field) == "number"
 
-    def as_number(self, field: str) -> ColumnElement:
+    def as_number(self, field: str) -> ColumnElement[Any]:
         if self.is_sqlite:
             return self.json_value(field)
         # The cast sits behind the type test inside CASE: PostgreSQL may evaluate the operands
@@ -180,16 +183,16 @@ class Dialect:
             (self.is_number(field), sa.cast(self.json_text(field), sa.Numeric)), else_=None
         )
 
-    def text_compare(self, expr: ColumnElement) -> ColumnElement:
+    def text_compare(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
         # Byte order on both backends, so results do not depend on the server's locale.
         return expr if self.is_sqlite else expr.collate("C")
 
-    def regex(self, expr: ColumnElement, pattern: str) -> ColumnElement:
+    def regex(self, expr: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
         if self.is_sqlite:
             return sa.func.regexp(pattern, expr) == 1
         return expr.op("~*")(f"^(?:{pattern})$")
 
-    def order_expr(self, field: str) -> ColumnElement:
+    def order_expr(self, field: str) -> ColumnElement[Any]:
         if field in _COLUMNS:
             column = _COLUMNS[field]
             return column if field == "etag" else self.text_compare(column)
@@ -197,13 +200,13 @@ class Dialect:
 
     # -- filters ---------------------------------------------------------------------------
 
-    def condition(self, term: Term) -> ColumnElement:
+    def condition(self, term: Term) -> ColumnElement[bool]:
         expr = (
             self._column_condition(term) if term.field in _COLUMNS else self._body_condition(term)
         )
         return sa.not_(expr) if term.negate else expr
 
-    def _column_condition(self, term: Term) -> ColumnElement:
+    def _column_condition(self, term: Term) -> ColumnElement[bool]:
         column = _COLUMNS[term.field]
         if term.op is None:
             return sa.true()
@@ -215,7 +218,7 @@ class Dialect:
             return _compare(column, term.op, float(term.value))
         return _compare(self.text_compare(column), term.op, term.value)
 
-    def _body_condition(self, term: Term) -> ColumnElement:
+    def _body_condition(self, term: Term) -> ColumnElement[bool]:
         field, op, value = term.field, term.op, term.value
         if op is None:
             return self.json_type(field).is_not(None)
@@ -234,7 +237,7 @@ class Dialect:
             _compare(self.text_compare(text), op, value),
         )
 
-    def _equals(self, field: str, text: ColumnElement, value: str) -> ColumnElement:
+    def _equals(self, field: str, text: ColumnElement[Any], value: str) -> ColumnElement[bool]:
         options = [self.text_compare(text) == value]
         if _NUMBER.match(value):
             options.append(sa.and_(self.is_number(field), self.as_number(field) == float(value)))
@@ -246,7 +249,7 @@ class Dialect:
         return sa.or_(*options)
 
 
-def _compare(expr: ColumnElement, op: str, value: object) -> ColumnElement:
+def _compare(expr: ColumnElement[Any], op: str, value: object) -> ColumnElement[bool]:
     if op == "==":
         return expr == value
     if op == "!=":
@@ -258,7 +261,3 @@ def _compare(expr: ColumnElement, op: str, value: object) -> ColumnElement:
     if op == ">":
         return expr > value
     return expr >= value
-
-
-def encode_json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))

@@ -11,8 +11,8 @@ stored `identityMap` when missing) points at the profile; one identity belongs t
 profile per sandbox. Namespace codes compare case-insensitively and are stored lower-case;
 identity values are case-sensitive.
 
-Every statement is built with `_scoped()`, the one place where tenancy (the sandbox, which
-belongs to exactly one organization) is applied.
+Every statement goes through the sandbox's `Scope` (store/scope.py), the one place where
+tenancy is applied.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import jsonpatch
@@ -31,6 +32,7 @@ from offerbase.catalog import merge_patch
 from offerbase.store.clock import now_iso
 from offerbase.store.db import Database
 from offerbase.store.errors import InvalidField, InvalidFields, NotFound, StoreError
+from offerbase.store.scope import Scope, raw_sql
 from offerbase.store.tables import profile_identities, profiles
 from offerbase.store.tenants import Sandbox
 
@@ -292,79 +294,65 @@ def request_identities(identity_map: Any) -> list[Identity]:
     return ordered
 
 
-def _scoped(table: sa.Table, sandbox: Sandbox) -> sa.ColumnElement[bool]:
-    """Rows of this sandbox (which belongs to exactly one organization)."""
-    return table.c.sandbox_pk == sandbox.pk
+# Profile identities joined to their profile: the lookups of a decision and of the repository.
+_BY_IDENTITY = profile_identities.join(profiles, profiles.c.pk == profile_identities.c.profile_pk)
 
 
-def find_query(sandbox: Sandbox, candidates: Sequence[Identity]) -> sa.Select[Any]:
-    """The stored profiles reachable through any of `candidates`, with the identity matched."""
-    return (
+def _identity_is(namespace: Any, identity: Any) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        profile_identities.c.namespace == namespace, profile_identities.c.identity == identity
+    )
+
+
+@lru_cache(maxsize=64)
+def _find_sql(count: int) -> str:
+    """The lookup of `count` candidate identities (`:ns<i>`, `:id<i>`), compiled once per count."""
+    query = (
         sa.select(
             profile_identities.c.namespace,
             profile_identities.c.identity,
             profiles.c.profile_key,
             profiles.c.body,
         )
-        .select_from(
-            profile_identities.join(profiles, profiles.c.pk == profile_identities.c.profile_pk)
-        )
+        .select_from(_BY_IDENTITY)
         .where(
-            _scoped(profile_identities, sandbox),
-            _scoped(profiles, sandbox),
             sa.or_(
                 *(
-                    sa.and_(
-                        profile_identities.c.namespace == ns,
-                        profile_identities.c.identity == value,
-                    )
-                    for ns, value in candidates
+                    _identity_is(sa.bindparam(f"ns{i}"), sa.bindparam(f"id{i}"))
+                    for i in range(count)
                 )
-            ),
+            )
         )
     )
-
-
-def pick_profile(
-    rows: Sequence[sa.Row[Any]], candidates: Sequence[Identity]
-) -> tuple[str | None, dict[str, Any]]:
-    """The first candidate (primary first) that a stored profile answers, else an empty one."""
-    found = {(row.namespace, row.identity): row for row in rows}
-    for candidate in candidates:
-        row = found.get(candidate)
-        if row is not None:
-            return row.profile_key, dict(row.body)
-    ns, value = candidates[0]
-    return f"{ns}:{value}", {}
+    return raw_sql(query)
 
 
 async def find_profile(
     db: Database, sandbox: Sandbox, identity_map: Mapping[str, Sequence[Mapping[str, Any]]]
 ) -> tuple[str | None, dict[str, Any]]:
-    """`Profiles.find` for the decisioning hot path: the same query as plain SQL, on the
-    database's fastest read path (no expression building per request)."""
+    """Resolve a decision request's identityMap to (profile key, profile body).
+
+    The primary identity is tried first, then the others in order. A stored profile answers
+    with its own key (the same whichever of its identities is sent); when no identity is
+    known the answer is the key of the primary (else first) identity and an empty profile,
+    and (None, {}) when the map holds no usable identity.
+
+    On the decisioning hot path: plain SQL on the database's fastest read path (no expression
+    building per request), so it sees committed profiles only.
+    """
     candidates = request_identities(identity_map)
     if not candidates:
         return None, {}
-    params: dict[str, Any] = {"sandbox": sandbox.pk}
-    matches = []
+    params = Scope.of(sandbox).params()
     for index, (namespace, value) in enumerate(candidates):
         params[f"ns{index}"], params[f"id{index}"] = namespace, value
-        matches.append(f"(i.namespace = :ns{index} AND i.identity = :id{index})")
-    sql = (
-        "SELECT i.namespace, i.identity, p.profile_key, p.body FROM profile_identities i "
-        "JOIN profiles p ON p.pk = i.profile_pk "
-        "WHERE i.sandbox_pk = :sandbox AND p.sandbox_pk = :sandbox AND ("
-        + " OR ".join(matches)
-        + ")"
-    )
     found = {}
-    for namespace, identity, profile_key, body in await db.point_read(sql, params):
-        found[(namespace, identity)] = (profile_key, body)
+    for namespace, identity, key, body in await db.point_read(_find_sql(len(candidates)), params):
+        found[(namespace, identity)] = (key, body)
     for candidate in candidates:
         if candidate in found:
-            profile_key, body = found[candidate]
-            return profile_key, orjson.loads(body) if isinstance(body, str | bytes) else dict(body)
+            key, body = found[candidate]
+            return key, orjson.loads(body) if isinstance(body, str | bytes) else dict(body)
     ns, value = candidates[0]
     return f"{ns}:{value}", {}
 
@@ -378,47 +366,24 @@ class Profiles:
     def __init__(self, conn: AsyncConnection, sandbox: Sandbox) -> None:
         self.conn = conn
         self.sandbox = sandbox
+        self.scope = Scope.of(sandbox)
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def _owner(self, namespace: str, identity: str) -> Any:
+    async def _owner(self, namespace: str, identity: str) -> sa.Row[Any] | None:
         """(pk, profile_key, body) of the profile an identity belongs to."""
-        ns = normalize_namespace(namespace)
         query = (
             sa.select(profiles.c.pk, profiles.c.profile_key, profiles.c.body)
-            .select_from(
-                profile_identities.join(profiles, profiles.c.pk == profile_identities.c.profile_pk)
-            )
-            .where(
-                _scoped(profile_identities, self.sandbox),
-                _scoped(profiles, self.sandbox),
-                profile_identities.c.namespace == ns,
-                profile_identities.c.identity == identity,
-            )
+            .select_from(_BY_IDENTITY)
+            .where(_identity_is(normalize_namespace(namespace), identity))
         )
-        return (await self.conn.execute(query)).first()
+        return (await self.conn.execute(self.scope.apply(query))).first()
 
     async def get(self, namespace: str, identity: str) -> dict[str, Any] | None:
         if not isinstance(namespace, str) or not isinstance(identity, str):
             return None
         row = await self._owner(namespace, identity)
         return None if row is None else dict(row.body)
-
-    async def find(
-        self, identity_map: Mapping[str, Sequence[Mapping[str, Any]]]
-    ) -> tuple[str | None, dict[str, Any]]:
-        """Resolve a decision request's identityMap to (profile key, profile body).
-
-        The primary identity is tried first, then the others in order. A stored profile answers
-        with its own key (the same whichever of its identities is sent); when no identity is
-        known the answer is the key of the primary (else first) identity and an empty profile,
-        and (None, {}) when the map holds no usable identity.
-        """
-        candidates = request_identities(identity_map)
-        if not candidates:
-            return None, {}
-        rows = (await self.conn.execute(find_query(self.sandbox, candidates))).all()
-        return pick_profile(rows, candidates)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -444,41 +409,29 @@ class Profiles:
         owner = await self._owner(namespace, identity) if isinstance(identity, str) else None
         if owner is None:
             return False
+        unlink = profile_identities.delete().where(profile_identities.c.profile_pk == owner.pk)
+        await self.conn.execute(self.scope.apply(unlink))
         await self.conn.execute(
-            profile_identities.delete().where(
-                _scoped(profile_identities, self.sandbox),
-                profile_identities.c.profile_pk == owner.pk,
-            )
-        )
-        await self.conn.execute(
-            profiles.delete().where(_scoped(profiles, self.sandbox), profiles.c.pk == owner.pk)
+            self.scope.apply(profiles.delete().where(profiles.c.pk == owner.pk))
         )
         return True
 
     async def _save(
-        self, owner: Any, stored: dict[str, Any], identities: list[Identity]
+        self, owner: sa.Row[Any] | None, stored: dict[str, Any], identities: list[Identity]
     ) -> PutResult:
         """Write `stored` into `owner` (or a new profile); link exactly `identities` to it."""
         own_pk = None if owner is None else owner.pk
-        linked = await self.conn.execute(
-            sa.select(
-                profile_identities.c.namespace,
-                profile_identities.c.identity,
-                profile_identities.c.profile_pk,
-            ).where(
-                _scoped(profile_identities, self.sandbox),
-                sa.or_(
-                    profile_identities.c.profile_pk == (own_pk if own_pk is not None else -1),
-                    *(
-                        sa.and_(
-                            profile_identities.c.namespace == ns,
-                            profile_identities.c.identity == value,
-                        )
-                        for ns, value in identities
-                    ),
-                ),
+        query = sa.select(
+            profile_identities.c.namespace,
+            profile_identities.c.identity,
+            profile_identities.c.profile_pk,
+        ).where(
+            sa.or_(
+                profile_identities.c.profile_pk == (own_pk if own_pk is not None else -1),
+                *(_identity_is(ns, value) for ns, value in identities),
             )
         )
+        linked = await self.conn.execute(self.scope.apply(query))
         current: set[Identity] = set()
         for row in linked:
             if row.profile_pk != own_pk:
@@ -487,44 +440,34 @@ class Profiles:
         now = now_iso()
         path_key = f"{identities[0][0]}:{identities[0][1]}"
         if owner is None:
-            own_pk = await self.conn.scalar(
+            insert = (
                 profiles.insert()
-                .values(
-                    sandbox_pk=self.sandbox.pk,
-                    profile_key=path_key,
-                    body=stored,
-                    created=now,
-                    modified=now,
-                )
+                .values(profile_key=path_key, body=stored, created=now, modified=now)
                 .returning(profiles.c.pk)
             )
+            own_pk = await self.conn.scalar(self.scope.apply(insert))
         else:
             # The capping key stays while its identity belongs to the profile.
             key_ns, _, key_id = str(owner.profile_key).partition(":")
             key = owner.profile_key if (key_ns, key_id) in identities else path_key
-            await self.conn.execute(
+            update = (
                 profiles.update()
-                .where(_scoped(profiles, self.sandbox), profiles.c.pk == own_pk)
+                .where(profiles.c.pk == own_pk)
                 .values(body=stored, modified=now, profile_key=key)
             )
+            await self.conn.execute(self.scope.apply(update))
         wanted = set(identities)
         for ns, value in current - wanted:
-            await self.conn.execute(
-                profile_identities.delete().where(
-                    _scoped(profile_identities, self.sandbox),
-                    profile_identities.c.namespace == ns,
-                    profile_identities.c.identity == value,
-                )
-            )
+            unlink = profile_identities.delete().where(_identity_is(ns, value))
+            await self.conn.execute(self.scope.apply(unlink))
         new = [ident for ident in identities if ident not in current]
         if new:
             try:
                 async with self.conn.begin_nested():
                     await self.conn.execute(
-                        profile_identities.insert(),
+                        self.scope.apply(profile_identities.insert()),
                         [
                             {
-                                "sandbox_pk": self.sandbox.pk,
                                 "namespace": ns,
                                 "identity": value,
                                 "profile_pk": own_pk,

@@ -1,4 +1,10 @@
-"""Table definitions (SQLAlchemy Core). The Alembic migrations create exactly these."""
+"""Table definitions (SQLAlchemy Core). The Alembic migrations create exactly these.
+
+Tenancy is declared here, once per table: a table that holds a tenant's rows names the column
+that says which sandbox a row belongs to (`info={"tenant": ...}`), and store/scope.py filters
+every statement on it. The tables of the tenant directory (organizations and credentials),
+which tenants.py reads to find the tenant of a request, say `info={"directory": True}`.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ organizations = sa.Table(
     metadata,
     sa.Column("id", sa.String(255), primary_key=True),
     sa.Column("created", sa.String(32), nullable=False),
+    info={"directory": True},
 )
 
 sandboxes = sa.Table(
@@ -30,6 +37,7 @@ sandboxes = sa.Table(
     sa.Column("catalog_version", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created", sa.String(32), nullable=False),
     sa.UniqueConstraint("org_id", "name", name="uq_sandboxes_org_name"),
+    info={"tenant": "pk"},  # the tenant itself: its catalog version is read and bumped
 )
 
 credentials = sa.Table(
@@ -40,6 +48,7 @@ credentials = sa.Table(
     sa.Column("org_id", sa.String(255), sa.ForeignKey("organizations.id"), nullable=False),
     sa.Column("name", sa.String(255), nullable=False, server_default=""),
     sa.Column("created", sa.String(32), nullable=False),
+    info={"directory": True},
 )
 
 # One row per version of an entity. The current version has valid_to NULL; older versions are
@@ -82,6 +91,7 @@ entities = sa.Table(
         sqlite_where=sa.text("valid_to IS NOT NULL"),
         postgresql_where=sa.text("valid_to IS NOT NULL"),
     ),
+    info={"tenant": "sandbox_pk"},
 )
 
 # Current references between entities, for referential integrity on delete.
@@ -95,6 +105,7 @@ references = sa.Table(
     sa.Column("to_id", sa.String(255), nullable=False),
     sa.Index("ix_refs_to", "sandbox_pk", "to_id"),
     sa.Index("ix_refs_from", "sandbox_pk", "from_id"),
+    info={"tenant": "sandbox_pk"},
 )
 
 # Decision events: one row per decision that was not a dry run (written off the hot path).
@@ -107,6 +118,7 @@ decision_events = sa.Table(
     sa.Column("timestamp", sa.String(32), nullable=False),
     sa.Column("body", Json, nullable=False),
     sa.Index("ix_decision_events_time", "sandbox_pk", "timestamp", "row_id"),
+    info={"tenant": "sandbox_pk"},
 )
 
 # Capping counters (store/counters.py): one row per (sandbox, counter key); the key format is
@@ -120,6 +132,7 @@ capping_counters = sa.Table(
     sa.Column("value", sa.BigInteger, nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False),
     sa.Index("ix_capping_counters_expires", "expires_at"),
+    info={"tenant": "sandbox_pk"},
 )
 
 # Stored profiles (store/profiles.py): one row per profile of a sandbox, reachable through any of
@@ -136,6 +149,7 @@ profiles = sa.Table(
     sa.Column("created", sa.String(32), nullable=False),
     sa.Column("modified", sa.String(32), nullable=False),
     sa.Index("ix_profiles_sandbox", "sandbox_pk"),
+    info={"tenant": "sandbox_pk"},
 )
 
 profile_identities = sa.Table(
@@ -151,4 +165,5 @@ profile_identities = sa.Table(
         nullable=False,
     ),
     sa.Index("ix_profile_identities_profile", "profile_pk"),
+    info={"tenant": "sandbox_pk"},
 )

@@ -1,4 +1,9 @@
-"""Organizations, sandboxes and API credentials."""
+"""Organizations, sandboxes and API credentials: the tenant directory.
+
+It finds the tenant of a request (the credential's organization, then the sandbox by name or
+container id), so its statements cannot be scoped to a tenant: they say `across_tenants`
+(store/scope.py). Everything past this point works inside one sandbox, through its Scope.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase.store.clock import now_iso
+from offerbase.store.scope import across_tenants
 from offerbase.store.tables import credentials, organizations, sandboxes
 
 DEFAULT_SANDBOX = "prod"
@@ -55,7 +62,7 @@ def verify_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 
-def _sandbox(row: sa.Row) -> Sandbox:
+def _sandbox(row: sa.Row[Any]) -> Sandbox:
     return Sandbox(row.pk, row.org_id, row.name, row.sandbox_id, row.container_id)
 
 
@@ -71,12 +78,14 @@ async def ensure_sandbox(conn: AsyncConnection, org_id: str, name: str) -> Sandb
     if found is not None:
         return found
     await conn.execute(
-        sandboxes.insert().values(
-            org_id=org_id,
-            name=name,
-            sandbox_id=str(uuid.uuid4()),
-            container_id=str(uuid.uuid4()),
-            created=now_iso(),
+        across_tenants(
+            sandboxes.insert().values(
+                org_id=org_id,
+                name=name,
+                sandbox_id=str(uuid.uuid4()),
+                container_id=str(uuid.uuid4()),
+                created=now_iso(),
+            )
         )
     )
     created = await get_sandbox(conn, org_id, name)
@@ -85,18 +94,14 @@ async def ensure_sandbox(conn: AsyncConnection, org_id: str, name: str) -> Sandb
 
 
 async def get_sandbox(conn: AsyncConnection, org_id: str, name: str) -> Sandbox | None:
-    row = (
-        await conn.execute(
-            sa.select(sandboxes).where(sandboxes.c.org_id == org_id, sandboxes.c.name == name)
-        )
-    ).first()
+    query = sa.select(sandboxes).where(sandboxes.c.org_id == org_id, sandboxes.c.name == name)
+    row = (await conn.execute(across_tenants(query))).first()
     return None if row is None else _sandbox(row)
 
 
 async def get_sandbox_by_container(conn: AsyncConnection, container_id: str) -> Sandbox | None:
-    row = (
-        await conn.execute(sa.select(sandboxes).where(sandboxes.c.container_id == container_id))
-    ).first()
+    query = sa.select(sandboxes).where(sandboxes.c.container_id == container_id)
+    row = (await conn.execute(across_tenants(query))).first()
     return None if row is None else _sandbox(row)
 
 
@@ -104,7 +109,7 @@ async def list_sandboxes(conn: AsyncConnection, org_id: str | None = None) -> li
     query = sa.select(sandboxes).order_by(sandboxes.c.org_id, sandboxes.c.name)
     if org_id is not None:
         query = query.where(sandboxes.c.org_id == org_id)
-    return [_sandbox(row) for row in (await conn.execute(query)).all()]
+    return [_sandbox(row) for row in (await conn.execute(across_tenants(query))).all()]
 
 
 async def create_credential(

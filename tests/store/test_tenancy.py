@@ -1,0 +1,632 @@
+"""Tenancy, proved on every repository of the store, on SQLite and PostgreSQL.
+
+* `test_every_repository_function_has_a_case` walks the store's modules and lists everything
+  that can reach the database: each public async function, and each public async method of a
+  public class (the store reaches the database only through async calls). Each must have a case
+  in CASES, so a new repository function cannot be added without one.
+* `test_another_tenant_neither_sees_nor_changes_the_rows` writes rows for tenant A into every
+  tenant table, runs every case as tenant B (another organization, and another sandbox of A's
+  organization), each case checking that B sees nothing of A, then checks that A's rows are
+  exactly as they were. The `tenancy_guard` fixture (conftest.py) runs `scope.check` on every
+  statement, so an unscoped query fails even where its answer happens to be right.
+* The static tests: no SQL outside `store/`, and inside it SQL is built through scope.py only.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import offerbase.store
+from offerbase.store import catalog_io, guardrails, scope, tenants
+from offerbase.store.counters import SqlCounterStore
+from offerbase.store.db import Database
+from offerbase.store.errors import NotFound, Unprocessable
+from offerbase.store.events import DecisionEvents, EventWriter, PendingEvent
+from offerbase.store.library import Actor, Library, catalog_version
+from offerbase.store.listing import OrderKey, parse_properties
+from offerbase.store.profiles import Profiles, find_profile, import_lines
+from offerbase.store.scope import Scope, UnscopedTable
+from offerbase.store.tables import credentials, entities, metadata, references
+from offerbase.store.tenants import Sandbox
+
+SRC = Path(offerbase.store.__file__).parents[1]
+WEB = "https://ns.adobe.com/xdm/channel-types/web"
+ACTOR = Actor("tenancy-test", "tenancy-client")
+ALL_KINDS = (
+    "tag",
+    "placement",
+    "decision-rule",
+    "ranking-formula",
+    "personalized-offer",
+    "fallback-offer",
+    "collection",
+    "decision",
+)
+
+# Store modules that are not repositories, and why they need no case.
+NOT_REPOSITORIES = {
+    "db": "the engine and the raw read and batch-insert paths that repositories call",
+    "scope": "the tenancy helper itself (tested at the end of this file)",
+    "tenants": "the tenant directory: it finds the tenant, so it spans tenants (tested below)",
+    "tables": "table definitions",
+    "listing": "builds list filter expressions; runs none",
+    "errors": "exception classes",
+    "clock": "timestamps",
+    "migrate": "schema migrations, before any tenant exists",
+    "migrations": "schema migrations, before any tenant exists",
+}
+# Repository functions that reach no SQL table, and why.
+NOT_SQL = {
+    "counters.CounterStore": "a Protocol: its implementations are enumerated instead",
+    "counters.RedisCounterStore": "Redis, not SQL: keys carry the sandbox (counters.redis_key); "
+    "tests/store/test_counters.py::test_sandboxes_are_isolated runs on it",
+}
+
+
+# -- tenant A's rows -------------------------------------------------------------------------
+
+JOE = {"identityMap": {"Email": [{"id": "joe@example.com", "primary": True}]}, "tenant": "A"}
+A_COUNTER = "cap|a"
+
+
+def _bodies() -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, id, body): one entity of every kind, wired together (references included)."""
+    representation = {
+        "channel": WEB,
+        "placement": "placement-a",
+        "components": [{"type": "html", "format": "text/html", "content": "Hello"}],
+    }
+    rule = {"type": "PQL", "format": "pql/text", "value": 'profile.tier.equals("gold", false)'}
+    formula = {"type": "PQL", "format": "pql/text", "value": "offer.rank.priority * 2"}
+    return [
+        ("tag", "tag-a", {"name": "Tag A"}),
+        ("placement", "placement-a", {"name": "Placement A", "channel": WEB}),
+        ("decision-rule", "rule-a", {"name": "Rule A", "condition": rule}),
+        (
+            "ranking-formula",
+            "formula-a",
+            {"name": "Formula A", "returnType": {"type": "INTEGER"}, "expression": formula},
+        ),
+        (
+            "personalized-offer",
+            "offer-a",
+            {
+                "name": "Offer A",
+                "status": "approved",
+                "rank": {"priority": 1},
+                "representations": [representation],
+                "tags": ["tag-a"],
+                "selectionConstraint": {
+                    "profileConstraintType": "eligibilityRule",
+                    "eligibilityRule": "rule-a",
+                },
+            },
+        ),
+        (
+            "fallback-offer",
+            "fallback-a",
+            {"name": "Fallback A", "status": "approved", "representations": [representation]},
+        ),
+        (
+            "collection",
+            "collection-a",
+            {"name": "Collection A", "filterType": "any-tags", "ids": ["tag-a"]},
+        ),
+        (
+            "decision",
+            "decision-a",
+            {
+                "name": "Decision A",
+                "status": "live",
+                "fallback": "fallback-a",
+                "criteria": [
+                    {"placements": ["placement-a"], "optionSelection": {"filter": "collection-a"}}
+                ],
+            },
+        ),
+    ]
+
+
+A_IDS = [entity_id for _, entity_id, _ in _bodies()]
+
+
+async def _fill(db: Database, a: Sandbox) -> None:
+    """Rows for tenant A in every tenant table."""
+    async with db.write() as conn:
+        library = Library(conn, a)
+        for kind, entity_id, body in _bodies():
+            await library.create(kind, body, ACTOR, entity_id)
+        await library.update(["tag"], "tag-a", lambda body: {**body, "name": "Tag A2"}, ACTOR, None)
+        await Profiles(conn, a).put("Email", "joe@example.com", JOE)
+    writer = EventWriter(db)
+    writer.record(PendingEvent(a.pk, "proposition-a", "2024-01-01T00:00:00.000Z", {"a": 1}))
+    assert await writer.flush() == 1
+    assert await SqlCounterStore(db).try_consume(a.pk, [(A_COUNTER, 1)])
+
+
+async def _rows_of(db: Database, a: Sandbox) -> dict[str, list[str]]:
+    """Every row of A in every tenant table, comparable."""
+    found: dict[str, list[str]] = {}
+    async with db.read() as conn:
+        for table in scope.tenant_tables():
+            rows = await conn.execute(Scope.of(a).apply(sa.select(table)))
+            found[table.name] = sorted(repr(sorted(row._mapping.items())) for row in rows)
+    return found
+
+
+# -- the cases: tenant B calls every repository function -----------------------------------
+
+
+@dataclass
+class Ctx:
+    db: Database
+    a: Sandbox
+    b: Sandbox
+    monkeypatch: pytest.MonkeyPatch
+
+
+Case = Callable[[Ctx], Awaitable[None]]
+CASES: dict[str, Case] = {}
+
+
+def case(name: str) -> Callable[[Case], Case]:
+    def register(function: Case) -> Case:
+        CASES[name] = function
+        return function
+
+    return register
+
+
+@case("library.catalog_version")
+async def _catalog_version(t: Ctx) -> None:
+    assert await catalog_version(t.db, t.a) > 0
+    assert await catalog_version(t.db, t.b) == 0
+
+
+@case("library.Library.version")
+async def _version(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert await Library(conn, t.b).version() == 0
+
+
+@case("library.Library.get")
+async def _get(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        for entity_id in A_IDS:
+            with pytest.raises(NotFound):
+                await Library(conn, t.b).get(ALL_KINDS, entity_id)
+
+
+@case("library.Library.current_bodies")
+async def _current_bodies(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        version, by_kind = await Library(conn, t.b).current_bodies()
+    assert version == 0
+    assert all(bodies == [] for bodies in by_kind.values())
+
+
+@case("library.Library.list")
+async def _list(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        library = Library(conn, t.b)
+        for entity_id in ("p-b1", "p-b2"):
+            await library.create(
+                "placement", {"name": "Placement A", "channel": WEB}, ACTOR, entity_id
+            )
+    by_id = [OrderKey("id", False)]
+    async with t.db.read() as conn:
+        library = Library(conn, t.b)
+        everything = await library.list(ALL_KINDS, [], by_id, 100, None)
+        assert ([item.id for item in everything.items], everything.total) == (["p-b1", "p-b2"], 2)
+        named = await library.list(
+            ALL_KINDS, parse_properties(["name==Placement A"]), by_id, 1, None
+        )
+        assert ([item.id for item in named.items], named.total) == (["p-b1"], 2)
+        assert named.next_cursor is not None
+        second = await library.list(ALL_KINDS, [], by_id, 1, named.next_cursor)
+        assert ([item.id for item in second.items], second.next_cursor) == (["p-b2"], None)
+        assert second.prev_cursor is not None
+        past_end = await library.list(ALL_KINDS, [], by_id, 2, second.prev_cursor)
+        assert past_end.total == 2
+
+
+@case("library.Library.create")
+async def _create(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        library = Library(conn, t.b)
+        # A's ids and A's unique names are free in B.
+        await library.create("tag", {"name": "Tag A2"}, ACTOR, "tag-a")
+        # A's entities cannot be referenced from B.
+        offer = {"name": "Offer B", "status": "draft", "rank": {"priority": 0}}
+        constraint = {"profileConstraintType": "eligibilityRule", "eligibilityRule": "rule-a"}
+        with pytest.raises(Unprocessable):
+            await library.create(
+                "personalized-offer", {**offer, "selectionConstraint": constraint}, ACTOR
+            )
+        with pytest.raises(Unprocessable):
+            await library.create(
+                "collection", {"name": "C", "filterType": "offers", "ids": ["offer-a"]}, ACTOR
+            )
+
+
+@case("library.Library.update")
+async def _update(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        for entity_id in A_IDS:
+            with pytest.raises(NotFound):
+                await Library(conn, t.b).update(ALL_KINDS, entity_id, dict, ACTOR, None)
+
+
+@case("library.Library.delete")
+async def _delete(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        library = Library(conn, t.b)
+        for entity_id in A_IDS:
+            with pytest.raises(NotFound):
+                await library.delete(ALL_KINDS, entity_id, None)
+        # B's own placement with A's id: A's offers refer to A's, not to this one.
+        await library.create("placement", {"name": "P", "channel": WEB}, ACTOR, "placement-a")
+        assert (await library.delete(["placement"], "placement-a", None)).id == "placement-a"
+
+
+@case("guardrails.check_new")
+async def _check_new(t: Ctx) -> None:
+    one_each = tuple(guardrails.Total(total.kinds, 1, total.label) for total in guardrails.TOTALS)
+    t.monkeypatch.setattr(guardrails, "TOTALS", one_each)
+    async with t.db.read() as conn:
+        with pytest.raises(Unprocessable):  # A is full...
+            await guardrails.check_new(conn, Scope.of(t.a), "placement")
+        for kind in ALL_KINDS:  # ...and B is empty
+            await guardrails.check_new(conn, Scope.of(t.b), kind)
+
+
+@case("guardrails.check_live_decisions")
+async def _check_live_decisions(t: Ctx) -> None:
+    t.monkeypatch.setattr(guardrails, "LIVE_DECISIONS", 1)
+    live = {"status": "live"}
+    async with t.db.read() as conn:
+        with pytest.raises(Unprocessable):
+            await guardrails.check_live_decisions(conn, Scope.of(t.a), "decision", "new", live)
+        await guardrails.check_live_decisions(conn, Scope.of(t.b), "decision", "new", live)
+
+
+@case("profiles.find_profile")
+async def _find_profile(t: Ctx) -> None:
+    identity_map = {"Email": [{"id": "joe@example.com"}]}
+    assert (await find_profile(t.db, t.a, identity_map))[1] == JOE
+    assert await find_profile(t.db, t.b, identity_map) == ("email:joe@example.com", {})
+
+
+@case("profiles.import_lines")
+async def _import_lines(t: Ctx) -> None:
+    line = b'{"identityMap": {"Email": [{"id": "joe@example.com"}]}, "tenant": "B"}'
+    summary = await import_lines(t.db, t.b, [line])
+    assert (summary.imported, summary.failed) == (1, 0)
+
+
+@case("profiles.Profiles.get")
+async def _profiles_get(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert await Profiles(conn, t.b).get("Email", "joe@example.com") is None
+
+
+@case("profiles.Profiles.put")
+async def _profiles_put(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        stored = await Profiles(conn, t.b).put("Email", "joe@example.com", {"tenant": "B"})
+    assert stored["tenant"] == "B"
+
+
+@case("profiles.Profiles.upsert")
+async def _profiles_upsert(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        result = await Profiles(conn, t.b).upsert("email", "joe@example.com", {"tenant": "B"})
+    assert result.created  # A's profile is not B's
+
+
+@case("profiles.Profiles.merge")
+async def _profiles_merge(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        with pytest.raises(NotFound):
+            await Profiles(conn, t.b).merge("Email", "joe@example.com", {"tenant": "B"})
+
+
+@case("profiles.Profiles.delete")
+async def _profiles_delete(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        assert await Profiles(conn, t.b).delete("Email", "joe@example.com") is False
+
+
+@case("profiles.Profiles.import_ndjson")
+async def _profiles_import_ndjson(t: Ctx) -> None:
+    line = '{"identityMap": {"Email": [{"id": "joe@example.com"}]}, "tenant": "B"}'
+    async with t.db.write() as conn:
+        summary = await Profiles(conn, t.b).import_ndjson([line])
+    assert (summary.imported, summary.failed) == (1, 0)
+
+
+async def _b_events(t: Ctx) -> list[dict[str, Any]]:
+    items, total, _cursor = await DecisionEvents(t.db, t.b).page(100, None)
+    assert total == len(items)
+    return items
+
+
+@case("events.EventWriter.flush")
+async def _events_flush(t: Ctx) -> None:
+    writer = EventWriter(t.db)
+    writer.record(PendingEvent(t.b.pk, "proposition-b", "2024-01-02T00:00:00.000Z", {"b": 1}))
+    assert await writer.flush() == 1
+    assert await _b_events(t) == [{"b": 1}]
+
+
+@case("events.EventWriter.stop")
+async def _events_stop(t: Ctx) -> None:
+    writer = EventWriter(t.db)
+    writer.record(PendingEvent(t.b.pk, "proposition-b", "2024-01-02T00:00:00.000Z", {"b": 2}))
+    await writer.stop()
+    assert await _b_events(t) == [{"b": 2}]
+
+
+@case("events.DecisionEvents.page")
+async def _events_page(t: Ctx) -> None:
+    assert await _b_events(t) == []
+    items, total, _ = await DecisionEvents(t.db, t.b).page(10, None, since="2000-01-01")
+    assert (items, total) == ([], 0)
+
+
+@case("events.DecisionEvents.export")
+async def _events_export(t: Ctx) -> None:
+    assert [item async for item in DecisionEvents(t.db, t.b).export()] == []
+
+
+@case("counters.SqlCounterStore.get_many")
+async def _counters_get_many(t: Ctx) -> None:
+    counters = SqlCounterStore(t.db)
+    assert await counters.get_many(t.a.pk, [A_COUNTER]) == {A_COUNTER: 1}
+    assert await counters.get_many(t.b.pk, [A_COUNTER]) == {}
+
+
+@case("counters.SqlCounterStore.try_consume")
+async def _counters_try_consume(t: Ctx) -> None:
+    counters = SqlCounterStore(t.db)
+    assert await counters.try_consume(t.b.pk, [(A_COUNTER, 1)])  # A's unit is not B's
+    assert not await counters.try_consume(t.b.pk, [(A_COUNTER, 1)])
+
+
+@case("counters.SqlCounterStore.purge_expired")
+async def _counters_purge_expired(t: Ctx) -> None:
+    # Housekeeping spans sandboxes on purpose, and deletes only expired counters.
+    await SqlCounterStore(t.db).purge_expired()
+
+
+@case("counters.SqlCounterStore.close")
+async def _counters_close(t: Ctx) -> None:
+    await SqlCounterStore(t.db).close()
+
+
+@case("catalog_io.export_catalog")
+async def _export_catalog(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        document = await catalog_io.export_catalog(conn, t.b)
+    assert document["entities"] == []
+
+
+@case("catalog_io.import_catalog")
+async def _import_catalog(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        document = await catalog_io.export_catalog(conn, t.a)
+    assert len(document["entities"]) == len(A_IDS)
+    async with t.db.write() as conn:  # A's ids and names are all free in B
+        counts = await catalog_io.import_catalog(conn, t.b, document, ACTOR)
+    assert sum(counts.values()) == len(A_IDS)
+
+
+# -- the tests -------------------------------------------------------------------------------
+
+
+def _is_async(value: object) -> bool:
+    return inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value)
+
+
+def repository_functions() -> set[str]:
+    """'module.function' and 'module.Class.method' for everything in the store that can reach
+    the database, outside NOT_REPOSITORIES and NOT_SQL."""
+    found: set[str] = set()
+    for info in pkgutil.iter_modules(offerbase.store.__path__):
+        if info.name in NOT_REPOSITORIES:
+            continue
+        module = importlib.import_module(f"offerbase.store.{info.name}")
+        for name, value in vars(module).items():
+            qualified = f"{info.name}.{name}"
+            if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:
+                continue
+            if qualified in NOT_SQL:
+                continue
+            if _is_async(value):
+                found.add(qualified)
+            elif inspect.isclass(value):
+                found.update(
+                    f"{qualified}.{attr}"
+                    for attr, member in vars(value).items()
+                    if not attr.startswith("_") and _is_async(member)
+                )
+    return found
+
+
+def test_every_repository_function_has_a_case() -> None:
+    functions = repository_functions()
+    assert functions, "no repository found: the walk is broken"
+    assert functions - set(CASES) == set(), "repository functions without a tenancy case"
+    assert set(CASES) - functions == set(), "cases for functions that no longer exist"
+
+
+@pytest.fixture
+async def tenant_a(database: Database) -> Sandbox:
+    async with database.write() as conn:
+        a = await tenants.ensure_sandbox(conn, f"{uuid.uuid4().hex}@AdobeOrg", "prod")
+    await _fill(database, a)
+    return a
+
+
+@pytest.mark.parametrize("other", ["other organization", "other sandbox of the organization"])
+async def test_another_tenant_neither_sees_nor_changes_the_rows(
+    database: Database, tenant_a: Sandbox, other: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = await _rows_of(database, tenant_a)
+    assert all(before.values()), f"tenant A has no rows in some table: {before}"
+    org = f"{uuid.uuid4().hex}@AdobeOrg" if other == "other organization" else tenant_a.org_id
+    for name, run in CASES.items():
+        async with database.write() as conn:  # a fresh tenant B per case: cases stay independent
+            b = await tenants.ensure_sandbox(conn, org, f"b-{uuid.uuid4().hex[:12]}")
+        with monkeypatch.context() as patch:
+            try:
+                await run(Ctx(database, tenant_a, b, patch))
+            except Exception as exc:
+                raise AssertionError(f"{name} as {other}: {exc!r}") from exc
+    assert await _rows_of(database, tenant_a) == before
+
+
+async def test_the_directory_keeps_organizations_apart(
+    database: Database, tenant_a: Sandbox
+) -> None:
+    other = f"{uuid.uuid4().hex}@AdobeOrg"
+    async with database.write() as conn:
+        assert await tenants.get_sandbox(conn, other, tenant_a.name) is None
+        own = await tenants.ensure_sandbox(conn, other, tenant_a.name)
+        assert own.pk != tenant_a.pk
+        assert await tenants.list_sandboxes(conn, other) == [own]
+        assert await tenants.get_sandbox(conn, tenant_a.org_id, tenant_a.name) == tenant_a
+
+
+# -- the helper ------------------------------------------------------------------------------
+
+
+def test_every_table_declares_its_tenancy() -> None:
+    for table in metadata.sorted_tables:
+        declared = {"tenant", "directory"} & set(table.info)
+        assert len(declared) == 1, f"{table.name}: say info={{'tenant': ...}} or directory"
+        if "tenant" in table.info and table.name != "sandboxes":
+            column = scope.tenant_column(table)
+            assert {fk.column.table.name for fk in column.foreign_keys} == {"sandboxes"}
+
+
+def test_scope_filters_every_table_it_reads_or_writes() -> None:
+    joined = sa.select(entities.c.entity_id).select_from(
+        entities.join(references, references.c.from_id == entities.c.entity_id)
+    )
+    sql = str(Scope(7).apply(joined).compile(compile_kwargs={"literal_binds": True}))
+    assert "entities.sandbox_pk = 7" in sql
+    assert "entity_references.sandbox_pk = 7" in sql
+    sql = str(Scope(7).apply(entities.delete()).compile(compile_kwargs={"literal_binds": True}))
+    assert sql.endswith("WHERE entities.sandbox_pk = 7")
+    insert = Scope(7).apply(references.insert().values(from_id="x"))
+    assert insert.compile().params["sandbox_pk"] == 7
+    with pytest.raises(UnscopedTable):
+        Scope(7).apply(sa.select(credentials))
+
+
+def test_check_refuses_what_scope_did_not_build() -> None:
+    scope.check(Scope(7).apply(sa.select(entities)))
+    scope.check(sa.select(credentials))  # the directory holds no tenant rows
+    with pytest.raises(UnscopedTable):
+        scope.check(sa.select(entities))
+    with pytest.raises(UnscopedTable):  # a tenant table joined after scoping
+        scope.check(Scope(7).apply(sa.select(entities)).join(references, sa.true()))
+    inner = sa.select(references.c.to_id)
+    with pytest.raises(UnscopedTable):  # ...or reached through a subquery
+        scope.check(Scope(7).apply(sa.select(entities).where(entities.c.entity_id.in_(inner))))
+    with pytest.raises(UnscopedTable):
+        scope.check("SELECT body FROM entities WHERE entity_id = 'x'")
+    raw = scope.raw_sql(sa.select(entities.c.body))
+    scope.check_raw(raw, Scope(7).params())
+    with pytest.raises(UnscopedTable):
+        scope.check_raw(raw, {})
+    with pytest.raises(UnscopedTable):
+        scope.check_raw("SELECT body FROM entities", Scope(7).params())
+
+
+# -- static: SQL lives in store/ and goes through scope.py ---------------------------------
+
+_DATABASE_LIBRARIES = {"sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", "alembic", "psycopg"}
+_DATABASE_CALLS = {"execute", "executemany", "exec_driver_sql", "point_read", "insert_rows"}
+_SQL = re.compile(
+    r"\bSELECT\s+[\w*\"(]|\bINSERT\s+INTO\b|\bUPDATE\s+\w+\s+SET\b|\bDELETE\s+FROM\b"
+    r"|\b(CREATE|DROP|ALTER)\s+(TABLE|INDEX|DATABASE)\b|\bPRAGMA\b"
+)
+
+
+def _texts(tree: ast.AST) -> Iterator[str]:
+    """The string literals of a module; an f-string's literal parts also joined up."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            yield "".join(part.value for part in node.values if isinstance(part, ast.Constant))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.value
+
+
+def _sql_strings(tree: ast.AST) -> list[str]:
+    return [text for text in _texts(tree) if _SQL.search(text)]
+
+
+def _outside_store() -> list[Path]:
+    return [path for path in SRC.rglob("*.py") if "store" not in path.relative_to(SRC).parts]
+
+
+def test_no_sql_outside_the_store() -> None:
+    assert _outside_store()
+    wrong = []
+    for path in _outside_store():
+        tree = ast.parse(path.read_text())
+        name = path.relative_to(SRC)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                modules = []
+            wrong += [
+                f"{name} imports {m}" for m in modules if m.split(".")[0] in _DATABASE_LIBRARIES
+            ]
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr in _DATABASE_CALLS:
+                    wrong.append(f"{name}:{node.lineno} calls .{node.func.attr}()")
+        wrong += [f"{name} has SQL: {text!r}" for text in _sql_strings(tree)]
+    assert wrong == []
+
+
+def test_store_sql_is_built_through_scope() -> None:
+    """Repositories write no SQL text: it comes from Core statements through scope.py. Only
+    db.py has SQL text (connection settings and the batch insert, which names no table itself),
+    and only the directory and housekeeping mark statements as spanning tenants."""
+    store = SRC / "store"
+    wrong = []
+    for path in store.rglob("*.py"):
+        name = path.relative_to(store)
+        if name.parts[0] == "migrations":
+            continue
+        source = path.read_text()
+        for text in _sql_strings(ast.parse(source)):
+            if name.name != "db.py" or scope._named_in(text):
+                wrong.append(f"{name} has SQL text: {text!r}")
+        if "across_tenants(" in source and name.name not in {
+            "scope.py",
+            "tenants.py",
+            "counters.py",
+        }:
+            wrong.append(f"{name} spans tenants")
+    assert wrong == []
+    counters_source = (store / "counters.py").read_text()
+    assert counters_source.count("across_tenants(") == 1  # purge_expired
