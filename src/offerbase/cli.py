@@ -11,26 +11,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
-from urllib.parse import quote
 
-import sqlalchemy as sa
 import typer
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from offerbase import logs, metrics
 from offerbase.config import Settings
-from offerbase.store import tenants
-from offerbase.store.db import Database, normalize_url
-from offerbase.store.migrate import MIGRATIONS_DIR, upgrade
+from offerbase.store import migrate, tenants
+from offerbase.store.db import Database
+from offerbase.store.migrate import upgrade
 from offerbase.store.tenants import Sandbox
 
 app = typer.Typer(
@@ -72,68 +65,13 @@ MIGRATE_HINT = (
 )
 
 
-def _shown(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _sqlite_revisions(path: Path) -> set[str]:
-    """The revisions recorded in a SQLite file, opened read-only: nothing is created there."""
-    connection = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
-    try:
-        if not connection.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-        ).fetchall():
-            return set()
-        return {row[0] for row in connection.execute("SELECT version_num FROM alembic_version")}
-    finally:
-        connection.close()
-
-
-async def _server_revisions(url: str) -> set[str]:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            heads = await conn.run_sync(
-                lambda sync: MigrationContext.configure(sync).get_current_heads()
-            )
-        return set(heads)
-    finally:
-        await engine.dispose()
-
-
-async def _unreadable(url: str) -> str | None:
-    """Why a read-only command cannot use this database (None: it is at the latest
-    migration). Only reads: a missing database is not created, an old one not migrated."""
-    url = normalize_url(url)
-    try:
-        if url.startswith("sqlite"):
-            path = Path(url.split("///", 1)[1])
-            if not path.is_file():
-                return f"No database at {path}: {MIGRATE_HINT}."
-            current = _sqlite_revisions(path)
-        else:
-            current = await _server_revisions(url)
-    except (sqlite3.Error, sa.exc.SQLAlchemyError, OSError) as exc:
-        reason = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc  # the driver's words
-        return f"Cannot read the database at {_shown(url)}: {reason}"
-    expected = set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
-    if not current:
-        return f"The database at {_shown(url)} has no Offerbase tables: {MIGRATE_HINT}."
-    if current != expected:
-        return (
-            f"The database at {_shown(url)} is at migration {', '.join(sorted(current))}; this "
-            f"version of Offerbase needs {', '.join(sorted(expected))}: {MIGRATE_HINT}."
-        )
-    return None
-
-
 @asynccontextmanager
 async def _database(settings: Settings, *, writes: bool) -> AsyncIterator[Database]:
     """The command's database: migrated first when the command writes; checked to be migrated
     already when it only reads (exit code 2 otherwise)."""
     url = settings.resolved_database_url
     if not writes:
-        problem = await _unreadable(url)
+        problem = await migrate.not_ready(url, MIGRATE_HINT)
         if problem is not None:
             typer.echo(problem, err=True)
             raise typer.Exit(2)
