@@ -13,6 +13,7 @@ import pytest
 from decisioning_catalog import Catalog, criterion, decision_request
 from typer.testing import CliRunner
 
+from offerbase.api.deps import services_of
 from offerbase.cli import app as cli
 from offerbase.store.catalog_io import ORDER
 
@@ -35,16 +36,12 @@ def cli_env(database, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def fixed_decisions(app):  # type: ignore[no-untyped-def]
-    """A fixed clock and RNG; catalog changes seen at once. Saved and put back by hand:
-    monkeypatch would delete Starlette `State` attributes on undo (they live in `_state`)."""
-    state = app.state
-    saved = (state.clock, state.rng, state.snapshots.poll_seconds)
-    state.clock = lambda: datetime(2026, 11, 24, 12, tzinfo=UTC)
-    state.rng = random.Random(3)
-    state.snapshots.poll_seconds = 0
-    yield
-    state.clock, state.rng, state.snapshots.poll_seconds = saved
+def fixed_decisions(app, monkeypatch):  # type: ignore[no-untyped-def]
+    """A fixed clock and RNG; catalog changes seen at once."""
+    services = services_of(app)
+    monkeypatch.setattr(services, "clock", lambda: datetime(2026, 11, 24, 12, tzinfo=UTC))
+    monkeypatch.setattr(services, "rng", random.Random(3))
+    monkeypatch.setattr(services.snapshots, "poll_seconds", 0)
 
 
 async def build_catalog(catalog: Catalog) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from decisioning_catalog import Catalog, criterion, decision_request, option_ids
 
+from offerbase.api.deps import services_of
 from offerbase.store.counters import RedisCounterStore, counter_store
 
 ODS = "/data/core/ods/decisions"
@@ -22,16 +23,14 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def engine_env(app):
+def engine_env(app, monkeypatch):
     """Deterministic decisions: fixed clock, seeded RNG, catalog changes seen at once."""
-    state = app.state
-    saved = (state.clock, state.rng, state.snapshots.poll_seconds)
+    services = services_of(app)
     clock = {"now": NOW}
-    state.clock = lambda: clock["now"]
-    state.rng = random.Random(7)
-    state.snapshots.poll_seconds = 0
-    yield clock
-    state.clock, state.rng, state.snapshots.poll_seconds = saved
+    monkeypatch.setattr(services, "clock", lambda: clock["now"])
+    monkeypatch.setattr(services, "rng", random.Random(7))
+    monkeypatch.setattr(services.snapshots, "poll_seconds", 0)
+    return clock
 
 
 @pytest.fixture
@@ -368,7 +367,7 @@ async def test_dry_run_checks_caps_but_never_counts_nor_records(
         assert option_ids((await decide(client, tenant, dry)).json()["xdm:propositions"][0]) == [
             "capped"
         ]
-    await app.state.events.flush()
+    await services_of(app).events.flush()
     events = await client.get("/data/core/ods/decision-events", headers=tenant.headers)
     assert events.json()["total"] == 0
     real = decision_request([("dec", "web")])
@@ -414,7 +413,7 @@ async def test_decision_events_are_recorded_listed_and_exported(
     await basic_catalog(catalog)
     for _ in range(3):
         await decide(client, tenant, decision_request([("dec", "web")]))
-    await app.state.events.flush()
+    await services_of(app).events.flush()
     listed = await client.get("/data/core/ods/decision-events?limit=2", headers=tenant.headers)
     page = listed.json()
     assert page["total"] == 3
@@ -542,12 +541,13 @@ async def redis_counters(app):
             pytest.fail(f"CI=true but Redis does not answer at {url}: {exc}")
         pytest.skip(f"Redis does not answer at {url}")
     await client.aclose()
-    saved = app.state.counters
-    app.state.counters = counter_store(app.state.db, url)
-    assert isinstance(app.state.counters, RedisCounterStore)
+    services = services_of(app)
+    saved = services.counters
+    services.counters = counter_store(services.db, url)
+    assert isinstance(services.counters, RedisCounterStore)
     yield
-    await app.state.counters.close()
-    app.state.counters = saved
+    await services.counters.close()
+    services.counters = saved
 
 
 async def test_redis_counters_never_exceed_a_global_cap(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from factories import ALL_KINDS, Api, body, criterion, pointers, problem, url
 
+from offerbase.api.deps import services_of
+
 
 @pytest.fixture
 def api(client, tenant) -> Api:
@@ -239,7 +241,7 @@ async def test_put_with_a_non_object_is_422(api):
 
 
 async def test_body_over_the_limit_is_413(app, api):
-    limit = app.state.settings.max_body_bytes
+    limit = services_of(app).settings.max_body_bytes
     big = body("tag", description="x" * (limit + 10))
     problem(await api.post("tag", big), 413)
 

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Route
 
 from offerbase.api.app import create_app
+from offerbase.api.deps import services_of
 from offerbase.config import Settings
 
 ODS = "/data/core/ods/decisions"
@@ -72,7 +73,7 @@ async def test_unknown_paths_and_methods_do_not_create_series(client) -> None:  
 
 
 async def test_decision_items_are_counted_by_kind(client, tenant, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(app.state.snapshots, "poll_seconds", 0)
+    monkeypatch.setattr(services_of(app).snapshots, "poll_seconds", 0)
     catalog = Catalog(client, tenant)
     await catalog.placement("web")
     await catalog.offer("gold-only", ["web"], priority=5)

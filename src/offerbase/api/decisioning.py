@@ -22,11 +22,13 @@ from offerbase.api.auth import authenticate_headers, current_caller
 from offerbase.api.bodies import read_json
 from offerbase.api.decision_request import ParsedRequest, parse
 from offerbase.api.decision_response import event_body, render
+from offerbase.api.deps import Services, services
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.engine import DecisionError, DecisionResult, Snapshot, capping_keys, decide
 from offerbase.metrics import CAPPING_RETRIES, DECISION_ITEMS
 from offerbase.store import tenants
 from offerbase.store.clock import iso
+from offerbase.store.db import Database
 from offerbase.store.events import PendingEvent
 from offerbase.store.profiles import find_profile, request_identities
 from offerbase.store.tenants import Sandbox
@@ -42,8 +44,7 @@ _PERSONALIZED_ITEMS = DECISION_ITEMS.labels("personalized")
 _FALLBACK_ITEMS = DECISION_ITEMS.labels("fallback")
 
 
-async def _sandbox_for_container(request: Request, org: str, container_id: str) -> Sandbox:
-    db = request.app.state.db
+async def _sandbox_for_container(db: Database, org: str, container_id: str) -> Sandbox:
     async with db.read() as conn:
         sandbox = await tenants.get_sandbox_by_container(conn, container_id)
     if sandbox is None or sandbox.org_id != org:
@@ -51,27 +52,24 @@ async def _sandbox_for_container(request: Request, org: str, container_id: str) 
     return sandbox
 
 
-async def _profile(
-    request: Request, sandbox: Sandbox, parsed: ParsedRequest
-) -> tuple[str | None, Any]:
+async def _profile(db: Database, sandbox: Sandbox, parsed: ParsedRequest) -> tuple[str | None, Any]:
     if parsed.inline_profile is not None:
         # No stored profile is read, but per-profile caps still need the person's key: the
         # primary (else first) identity, as find_profile would give for an unknown person.
         candidates = request_identities(parsed.identity_map)
         key = f"{candidates[0][0]}:{candidates[0][1]}" if candidates else None
         return key, parsed.inline_profile
-    return await find_profile(request.app.state.db, sandbox, parsed.identity_map)
+    return await find_profile(db, sandbox, parsed.identity_map)
 
 
 async def _decide(
-    request: Request,
+    state: Services,
     sandbox: Sandbox,
     snapshot: Snapshot,
     parsed: ParsedRequest,
     profile: Any,
     profile_key: str | None,
 ) -> DecisionResult:
-    state = request.app.state
     now = state.clock()
     engine_request = parsed.engine_request(profile_key)
     keys = capping_keys(snapshot, engine_request, now)
@@ -93,14 +91,13 @@ async def _decide(
     )
 
 
-async def _handle(request: Request, sandbox: Sandbox) -> Response:
-    state = request.app.state
+async def _handle(request: Request, state: Services, sandbox: Sandbox) -> Response:
     body = await read_json(request)
     parsed = parse(body, trace_param=request.query_params.get("trace") in ("1", "true"))
     snapshot = await state.snapshots.get(sandbox)
-    profile_key, profile = await _profile(request, sandbox, parsed)
+    profile_key, profile = await _profile(state.db, sandbox, parsed)
     try:
-        result = await _decide(request, sandbox, snapshot, parsed, profile, profile_key)
+        result = await _decide(state, sandbox, snapshot, parsed, profile, profile_key)
     except DecisionError as exc:
         errors = [field_error(exc.pointer, exc.detail)] if exc.pointer else []
         raise ApiProblem(exc.status, exc.title, exc.detail, errors=errors) from exc
@@ -128,14 +125,15 @@ async def _handle(request: Request, sandbox: Sandbox) -> Response:
 
 async def ods_decisions(request: Request) -> Response:
     caller = await current_caller(request)
-    return await _handle(request, caller.sandbox)
+    return await _handle(request, services(request), caller.sandbox)
 
 
 async def ode_decisions(request: Request) -> Response:
-    state = request.app.state
+    state = services(request)
     claims = authenticate_headers(request, state.settings.resolved_secret_key)
-    sandbox = await _sandbox_for_container(request, claims.org, request.path_params["container_id"])
-    return await _handle(request, sandbox)
+    container_id = request.path_params["container_id"]
+    sandbox = await _sandbox_for_container(state.db, claims.org, container_id)
+    return await _handle(request, state, sandbox)
 
 
 routes = [

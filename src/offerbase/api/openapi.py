@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from offerbase import catalog
 from offerbase.api import decisioning
-from offerbase.api.library import COLLECTIONS, ROOT
+from offerbase.api.library_collections import COLLECTIONS, ROOT
 from offerbase.api.schemas import COMMON_RESPONSES, RESPONSE_MODELS, request_schema_name
 
 _JSON_PATCH_OR_MERGE = {
