@@ -121,9 +121,10 @@ async def pg_admin_url() -> str:
 
 
 def _services(app: FastAPI) -> Any:
-    """The app's services (db, settings, counters, events, snapshots, clock, rng): the one
-    place the tests know where the app keeps them."""
-    return app.state
+    """The app's services (db, settings, counters, events, snapshots, clock, rng)."""
+    from offerbase.api.deps import services_of
+
+    return services_of(app)
 
 
 def _build_app(
@@ -142,12 +143,7 @@ def _build_app(
     config = Settings(
         data_dir=data_dir, secret_key=SIGNING_KEY, database_url=database.url, **settings
     )
-    app = create_app(config, db=database)
-    if clock is not None:
-        _services(app).clock = clock
-    if rng is not None:
-        _services(app).rng = rng
-    return app
+    return create_app(config, db=database, clock=clock, rng=rng)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Store errors become problem bodies in one place (problems.store_problem)."""
+"""Store errors become problem bodies in one place (store_problems.store_problem)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,17 @@ import time
 
 import orjson
 
-from offerbase.api.problems import store_problem
-from offerbase.store.errors import InvalidField, NotFound, StoreError, Unprocessable
-from offerbase.store.profiles import InvalidProfile
+from offerbase import catalog
+from offerbase.api.store_problems import catalog_problem, store_problem
+from offerbase.store.errors import (
+    InvalidField,
+    NotFound,
+    Referrer,
+    StillReferenced,
+    StoreError,
+    Unprocessable,
+)
+from offerbase.store.profiles import IdentityConflict, InvalidProfile
 
 BAD_CURSOR = {
     "type": "https://offerbase.dev/problems/bad-request",
@@ -48,6 +56,36 @@ def test_other_store_errors_have_no_errors_member() -> None:
         "status": 404,
         "detail": "Gone.",
     }
+
+
+def test_conflicts_name_what_they_conflict_with() -> None:
+    referenced = StillReferenced("In use.", [Referrer("d1", "decision", "/criteria/0")])
+    assert body(referenced) == {
+        "type": "https://offerbase.dev/problems/conflict",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "In use.",
+        "referrers": [{"id": "d1", "kind": "decision", "pointer": "/criteria/0"}],
+    }
+    taken = body(IdentityConflict("email", "a@b.c"))
+    assert taken["status"] == 409
+    assert taken["identity"] == {"namespace": "email", "id": "a@b.c"}
+
+
+def test_catalog_errors_keep_their_status_and_pointer() -> None:
+    def catalog_body(exc: catalog.CatalogValidationError | catalog.PatchError) -> dict[str, object]:
+        return dict(orjson.loads(catalog_problem(exc).response().body))
+
+    invalid = catalog_body(catalog.CatalogValidationError([catalog.FieldError("/name", "Bad.")]))
+    assert (invalid["status"], invalid["detail"]) == (422, "/name: Bad.")
+    assert invalid["errors"] == [{"pointer": "/name", "detail": "Bad."}]
+    failed = catalog_body(catalog.PatchTestFailed("/0", "differs"))
+    assert (failed["status"], failed["title"]) == (409, "Conflict")
+    assert failed["detail"] == "A 'test' operation failed: differs"
+    malformed = catalog_body(catalog.PatchError("/0/op", "unknown op", malformed=True))
+    assert (malformed["status"], malformed["title"]) == (400, "Invalid Patch")
+    unappliable = catalog_body(catalog.PatchError("/0/path", "no such member"))
+    assert (unappliable["status"], unappliable["title"]) == (422, "Unprocessable Patch")
 
 
 async def test_negative_offset_cursor_is_one_this_server_did_not_issue(client, tenant):

@@ -6,9 +6,9 @@ import asyncio
 import gc
 import random
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from fastapi import FastAPI, Request
@@ -20,14 +20,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import offerbase
 from offerbase import logs
 from offerbase.api import decisioning, events, observability, openapi, platform, profiles
-from offerbase.api.auth import SandboxCache
+from offerbase.api.deps import Services
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
-from offerbase.api.snapshots import SnapshotCache
 from offerbase.config import Settings
-from offerbase.store.counters import counter_store
 from offerbase.store.db import Database
-from offerbase.store.events import EventWriter
 
 DESCRIPTION = """Offer decisioning, wire-compatible with Adobe Journey Optimizer's Offer
 Library API (`/data/core/dps`) and Decisioning API. Every `/data/core` call takes
@@ -79,24 +76,34 @@ async def _checkpoint_loop(db: Database) -> None:
             continue
 
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    db: Database | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    rng: random.Random | None = None,
+) -> FastAPI:
+    """The app. `clock` and `rng` replace the real time and randomness (reproducible tests)."""
     settings = settings or Settings()
     owns_db = db is None
+    services = Services.build(
+        settings, db or Database(settings.resolved_database_url), clock=clock, rng=rng
+    )
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Everything alive after start-up (modules, routes, schemas) lives as long as the
         # process: keeping it out of the cyclic collector's full passes shortens the pauses
         # that otherwise set the decision p99 (bench/load_decide.py: 24-42 ms -> ~16 ms).
         gc.freeze()
-        app.state.events.start()
-        checkpointer = asyncio.create_task(_checkpoint_loop(app.state.db))
+        services.events.start()
+        checkpointer = asyncio.create_task(_checkpoint_loop(services.db))
         yield
         checkpointer.cancel()
-        await app.state.events.stop()
-        await app.state.counters.close()
+        await services.events.stop()
+        await services.counters.close()
         if owns_db:
-            await app.state.db.dispose()
+            await services.db.dispose()
 
     app = FastAPI(
         title="Offerbase",
@@ -104,15 +111,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.db = db or Database(settings.resolved_database_url)
-    app.state.sandboxes = SandboxCache(app.state.db)
-    app.state.snapshots = SnapshotCache(app.state.db, settings.snapshot_poll_seconds)
-    app.state.counters = counter_store(app.state.db, settings.redis_url)
-    app.state.events = EventWriter(app.state.db)
-    # Injected time and randomness: tests replace these to make decisions reproducible.
-    app.state.clock = lambda: datetime.now(UTC)
-    app.state.rng = random.Random()
+    app.state.services = services
     app.include_router(platform.router)
     app.include_router(build_router())
     app.include_router(profiles.router)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
+from fastapi import Depends
 from starlette.requests import Request
 
 from offerbase.api import tokens
+from offerbase.api.deps import services
 from offerbase.api.problems import ApiProblem, GatewayError
 from offerbase.store import tenants
 from offerbase.store.tenants import Sandbox
@@ -51,10 +54,10 @@ def authenticate_headers(request: Request, signing_key: str) -> tokens.Claims:
 
 async def current_caller(request: Request) -> Caller:
     """FastAPI dependency for every /data/core route."""
-    state = request.app.state
-    claims = authenticate_headers(request, state.settings.resolved_secret_key)
+    found = services(request)
+    claims = authenticate_headers(request, found.settings.resolved_secret_key)
     name = request.headers.get("x-sandbox-name") or tenants.DEFAULT_SANDBOX
-    sandbox = await state.sandboxes.get(claims.org, name)
+    sandbox = await found.sandboxes.get(claims.org, name)
     if sandbox is None:
         raise ApiProblem(
             404,
@@ -64,19 +67,4 @@ async def current_caller(request: Request) -> Caller:
     return Caller(claims.client_id, claims.org, sandbox)
 
 
-class SandboxCache:
-    """Sandboxes never change once created, so each worker keeps the ones it has seen."""
-
-    def __init__(self, db) -> None:  # type: ignore[no-untyped-def]
-        self.db = db
-        self._known: dict[tuple[str, str], Sandbox] = {}
-
-    async def get(self, org: str, name: str) -> Sandbox | None:
-        key = (org, name)
-        if key not in self._known:
-            async with self.db.read() as conn:
-                found = await tenants.get_sandbox(conn, org, name)
-            if found is None:
-                return None
-            self._known[key] = found
-        return self._known[key]
+CallerDep = Annotated[Caller, Depends(current_caller)]

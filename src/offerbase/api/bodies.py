@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from offerbase.api.deps import services
 from offerbase.api.problems import ApiProblem, field_error
 
 
@@ -24,7 +25,7 @@ async def read_json(request: Request) -> Any:
             "BadRequestError",
             "A valid content-type must be specified: application/json (or a +json media type).",
         )
-    limit: int = request.app.state.settings.max_body_bytes
+    limit = services(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiProblem(413, "Payload Too Large", f"The body is larger than {limit} bytes.")

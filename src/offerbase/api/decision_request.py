@@ -1,4 +1,6 @@
-"""Parsing a Decisioning API request body (decisioning.md §1.3) into engine terms.
+"""Parsing a Decisioning API request body (decisioning.md §1.3) into engine terms: decoded
+with the typed model (decision_request_model.py, msgspec) on the decision hot path; a body that
+does not fit gets the problem of the first member to blame, as the API has always reported it.
 
 Kept apart from decide() so that other front doors (Edge decision scopes, batch) can map their
 own shapes onto the same engine request.
@@ -6,29 +8,38 @@ own shapes onto the same engine request.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+from msgspec import UNSET, Struct
+
+from offerbase.api.body_problems import Failure, failures
+from offerbase.api.decision_request_model import (
+    INLINE_PROFILE,
+    MAX_OPTIONS_PER_RESPONSE,
+    TRACE,
+    Body,
+    DecisionDuplicates,
+    DecisionIncludeMetadata,
+    DecisionProfile,
+    DecisionRequestBody,
+    DecisionResponseFormat,
+    DecisionScope,
+    Scopes,
+)
 from offerbase.api.problems import ApiProblem, field_error
-from offerbase.engine import MAX_ITEM_COUNT, MAX_SCOPES, DecisionRequest, ScopeRequest
-
-# Offerbase extensions (documented in docs/decisioning-api.md).
-INLINE_PROFILE = "offerbase:profile"
-TRACE = "offerbase:trace"
-# Adobe's guardrail: up to 30 offers per scope and 100 per response.
-MAX_OPTIONS_PER_RESPONSE = 100
+from offerbase.engine import DecisionRequest, ScopeRequest
 
 
-@dataclass(frozen=True)
-class Metadata:
+# The parsed form is a frozen Struct too: msgspec builds those several times faster than frozen
+# dataclasses, and one is built for every decision.
+class Metadata(Struct, frozen=True):
     activity: frozenset[str] = frozenset()
     option: frozenset[str] = frozenset()
     placement: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
-class ParsedRequest:
+class ParsedRequest(Struct, frozen=True):
     scopes: list[ScopeRequest]
     across_activities: bool | None
     across_placements: bool | None
@@ -40,7 +51,6 @@ class ParsedRequest:
     metadata: Metadata
     inline_profile: dict[str, Any] | None
     trace: bool
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def engine_request(self, profile_key: str | None) -> DecisionRequest:
         return DecisionRequest(
@@ -53,145 +63,203 @@ class ParsedRequest:
         )
 
 
-def _bad(pointer: str, detail: str, status: int = 400) -> ApiProblem:
-    title = "Bad Request" if status == 400 else "Unprocessable Entity"
-    return ApiProblem(status, title, f"{pointer}: {detail}", errors=[field_error(pointer, detail)])
-
-
-def _get(obj: Mapping[str, Any], name: str) -> Any:
-    """`xdm:name`, or the plain `name` some SDKs send."""
-    if f"xdm:{name}" in obj:
-        return obj[f"xdm:{name}"]
-    return obj.get(name)
-
-
-def _bool(value: Any, pointer: str) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    raise _bad(pointer, "must be true or false")
-
-
-def _string_list(value: Any, pointer: str) -> frozenset[str]:
-    if value is None:
-        return frozenset()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _bad(pointer, "must be an array of strings")
-    return frozenset(value)
-
-
-def _scopes(raw: Any) -> list[ScopeRequest]:
-    pointer = "/xdm:propositionRequests"
-    if not isinstance(raw, list) or not raw:
-        raise _bad(pointer, "must be a non-empty array of {xdm:activityId, xdm:placementId}")
-    if len(raw) > MAX_SCOPES:
-        raise _bad(pointer, f"at most {MAX_SCOPES} proposition requests are allowed", 422)
-    scopes = []
-    for index, item in enumerate(raw):
-        here = f"{pointer}/{index}"
-        if not isinstance(item, dict):
-            raise _bad(here, "must be an object")
-        activity, placement = _get(item, "activityId"), _get(item, "placementId")
-        if not isinstance(activity, str) or not activity:
-            raise _bad(f"{here}/xdm:activityId", "is required (a decision id)")
-        if not isinstance(placement, str) or not placement:
-            raise _bad(f"{here}/xdm:placementId", "is required (a placement id)")
-        count = _get(item, "itemCount")
-        if count is not None:
-            if isinstance(count, bool) or not isinstance(count, int):
-                raise _bad(f"{here}/xdm:itemCount", "must be an integer")
-            if not 1 <= count <= MAX_ITEM_COUNT:
-                raise _bad(f"{here}/xdm:itemCount", f"must be between 1 and {MAX_ITEM_COUNT}", 422)
-        scopes.append(ScopeRequest(activity, placement, count))
-    requested = sum(scope.item_count or 1 for scope in scopes)
-    if requested > MAX_OPTIONS_PER_RESPONSE:
-        raise _bad(
-            pointer,
-            f"at most {MAX_OPTIONS_PER_RESPONSE} offers per response; {requested} were requested",
-            422,
-        )
-    return scopes
-
-
-def _context(raw: Any) -> dict[str, Any]:
-    pointer = "/xdm:profiles/0/xdm:contextData"
-    if raw is None:
-        return {}
-    if not isinstance(raw, list):
-        raise _bad(pointer, "must be an array of {@type, xdm:data}")
-    context: dict[str, Any] = {}
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict) or not isinstance(item.get("@type"), str):
-            raise _bad(f"{pointer}/{index}", "must be an object with a string @type")
-        context[item["@type"]] = item.get("xdm:data", item.get("data", {}))
-    return context
-
-
-def _identity_map(raw: Any) -> dict[str, Any]:
-    pointer = "/xdm:profiles/0/xdm:identityMap"
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise _bad(pointer, "must map namespaces to arrays of {xdm:id, primary}")
-    for namespace, identities in raw.items():
-        if not isinstance(identities, list) or not all(
-            isinstance(i, dict) and isinstance(i.get("xdm:id", i.get("id")), str)
-            for i in identities
-        ):
-            raise _bad(f"{pointer}/{namespace}", "must be an array of {xdm:id, primary}")
-    return raw
-
-
 def parse(body: Any, *, trace_param: bool = False) -> ParsedRequest:
-    if not isinstance(body, dict):
-        raise _bad("", "the body must be a JSON object")
-    scopes = _scopes(body.get("xdm:propositionRequests"))
-    profiles = body.get("xdm:profiles")
-    if profiles is None:
-        profile: dict[str, Any] = {}
-    elif isinstance(profiles, list) and len(profiles) == 1 and isinstance(profiles[0], dict):
-        profile = profiles[0]
-    else:
-        raise _bad("/xdm:profiles", "must be an array holding exactly one profile")
-    inline = profile.get(INLINE_PROFILE)
-    if inline is not None and not isinstance(inline, dict):
-        raise _bad(f"/xdm:profiles/0/{INLINE_PROFILE}", "must be an object of profile attributes")
-    request_id = profile.get("xdm:decisionRequestId")
-    if request_id is not None and not isinstance(request_id, str):
-        raise _bad("/xdm:profiles/0/xdm:decisionRequestId", "must be a string")
-
-    duplicates = body.get("xdm:allowDuplicatePropositions") or {}
-    if not isinstance(duplicates, dict):
-        raise _bad("/xdm:allowDuplicatePropositions", "must be an object")
-    response_format = body.get("xdm:responseFormat") or {}
-    if not isinstance(response_format, dict):
-        raise _bad("/xdm:responseFormat", "must be an object")
-    metadata = response_format.get("xdm:includeMetadata") or {}
-    if not isinstance(metadata, dict):
-        raise _bad("/xdm:responseFormat/xdm:includeMetadata", "must be an object")
-    meta_pointer = "/xdm:responseFormat/xdm:includeMetadata"
-    trace = _bool(body.get(TRACE), f"/{TRACE}")
+    typed = _decode(body)
+    too_many = _too_many_options(typed.scopes)
+    if too_many is not None:
+        raise _problem(too_many)
+    profile = typed.profiles[0] if typed.profiles else _NO_PROFILE
+    response_format = typed.response_format or _NO_RESPONSE_FORMAT
+    duplicates = typed.duplicates or _NO_DUPLICATES
+    metadata = response_format.include_metadata or _NO_METADATA
     return ParsedRequest(
-        scopes=scopes,
-        across_activities=_bool(
-            duplicates.get("xdm:acrossActivities"),
-            "/xdm:allowDuplicatePropositions/xdm:acrossActivities",
-        ),
-        across_placements=_bool(
-            duplicates.get("xdm:acrossPlacements"),
-            "/xdm:allowDuplicatePropositions/xdm:acrossPlacements",
-        ),
-        identity_map=_identity_map(profile.get("xdm:identityMap")),
-        decision_request_id=request_id,
-        context=_context(profile.get("xdm:contextData")),
-        dry_run=bool(_bool(body.get("xdm:dryRun"), "/xdm:dryRun")),
-        include_content=_bool(
-            response_format.get("xdm:includeContent"), "/xdm:responseFormat/xdm:includeContent"
-        ),
+        scopes=[ScopeRequest(s.activity_id, s.placement_id, s.item_count) for s in typed.scopes],
+        across_activities=duplicates.across_activities,
+        across_placements=duplicates.across_placements,
+        # As sent, not the canonical copy: events record it verbatim, and the store reads both
+        # spellings of an identity.
+        identity_map=(body["xdm:profiles"][0].get("xdm:identityMap") or {})
+        if typed.profiles
+        else {},
+        decision_request_id=profile.decision_request_id,
+        context={
+            item.type: {} if item.data is UNSET else item.data
+            for item in profile.context_data or ()
+        },
+        dry_run=bool(typed.dry_run),
+        include_content=response_format.include_content,
         metadata=Metadata(
-            _string_list(metadata.get("xdm:activity"), f"{meta_pointer}/xdm:activity"),
-            _string_list(metadata.get("xdm:option"), f"{meta_pointer}/xdm:option"),
-            _string_list(metadata.get("xdm:placement"), f"{meta_pointer}/xdm:placement"),
+            frozenset(metadata.activity or ()),
+            frozenset(metadata.option or ()),
+            frozenset(metadata.placement or ()),
         ),
-        inline_profile=inline,
-        trace=bool(trace) or trace_param,
+        inline_profile=profile.inline_profile,
+        trace=bool(typed.trace) or trace_param,
     )
+
+
+# What an absent optional object reads as.
+_NO_PROFILE = DecisionProfile()
+_NO_RESPONSE_FORMAT = DecisionResponseFormat()
+_NO_DUPLICATES = DecisionDuplicates()
+_NO_METADATA = DecisionIncludeMetadata()
+
+
+def _decode(body: Any) -> DecisionRequestBody:
+    """The typed body. The variants of _UNPREFIXED and _FALSY_IS_ABSENT are rare, and finding
+    them costs more than decoding: the body is decoded as sent first, and the canonical copy
+    only when that fails or when the body sends an optional member under its unprefixed name
+    (which the model ignores). Both give the same result for every other body: a body that fits
+    as sent has its required `xdm:` members, and an absent or empty optional object alike."""
+    try:
+        typed = msgspec.convert(body, DecisionRequestBody, strict=True)
+        if not _unprefixed_optional_members(body):
+            return typed
+    except msgspec.ValidationError:
+        pass
+    canonical = _canonical(body)
+    try:
+        return msgspec.convert(canonical, DecisionRequestBody, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _problem(_first_failure(canonical)) from exc
+
+
+def _unprefixed_optional_members(body: dict[str, Any]) -> bool:
+    """Whether a body that fits the model sends `itemCount` or `data` without `xdm:`."""
+    for scope in body["xdm:propositionRequests"]:
+        if "itemCount" in scope:
+            return True
+    profiles = body.get("xdm:profiles")
+    for item in (profiles[0].get("xdm:contextData") if profiles else None) or ():
+        if "data" in item:
+            return True
+    return False
+
+
+def _problem(failure: Failure) -> ApiProblem:
+    title = "Bad Request" if failure.status == 400 else "Unprocessable Entity"
+    return ApiProblem(
+        failure.status,
+        title,
+        f"{failure.pointer}: {failure.detail}",
+        errors=[field_error(failure.pointer, failure.detail)],
+    )
+
+
+def _too_many_options(scopes: list[DecisionScope]) -> Failure | None:
+    requested = 0
+    for scope in scopes:
+        requested += scope.item_count or 1
+    if requested <= MAX_OPTIONS_PER_RESPONSE:
+        return None
+    return Failure(
+        "/xdm:propositionRequests",
+        f"at most {MAX_OPTIONS_PER_RESPONSE} offers per response; {requested} were requested",
+        422,
+    )
+
+
+# When a body has several errors, the one reported is the first member in this order: the order
+# the Decisioning API has always checked in, so a client fixing one error at a time sees the same
+# answers. A pointer ranks with the longest entry it starts with.
+_REPORT_ORDER = (
+    "/xdm:propositionRequests",  # and the MAX_OPTIONS_PER_RESPONSE total
+    "/xdm:profiles",
+    f"/xdm:profiles/0/{INLINE_PROFILE}",
+    "/xdm:profiles/0/xdm:decisionRequestId",
+    "/xdm:allowDuplicatePropositions",
+    "/xdm:responseFormat",
+    "/xdm:responseFormat/xdm:includeMetadata",
+    f"/{TRACE}",
+    "/xdm:allowDuplicatePropositions/xdm:acrossActivities",
+    "/xdm:allowDuplicatePropositions/xdm:acrossPlacements",
+    "/xdm:profiles/0/xdm:identityMap",
+    "/xdm:profiles/0/xdm:contextData",
+    "/xdm:dryRun",
+    "/xdm:responseFormat/xdm:includeContent",
+    "/xdm:responseFormat/xdm:includeMetadata/xdm:activity",
+    "/xdm:responseFormat/xdm:includeMetadata/xdm:option",
+    "/xdm:responseFormat/xdm:includeMetadata/xdm:placement",
+)
+
+
+def _rank(failure: Failure) -> int:
+    ranks = [
+        (len(entry), index)
+        for index, entry in enumerate(_REPORT_ORDER)
+        if failure.pointer == entry or failure.pointer.startswith(entry + "/")
+    ]
+    return max(ranks)[1] if ranks else -1
+
+
+def _first_failure(body: Any) -> Failure:
+    """The failure to report for a body that does not fit the model (see _REPORT_ORDER)."""
+    found = failures(body, Body)
+    if isinstance(body, dict) and not any(_rank(f) == 0 for f in found):
+        # The scopes are fine on their own: their total comes next, before any other member.
+        scopes = msgspec.convert(body["xdm:propositionRequests"], Scopes, strict=True)
+        too_many = _too_many_options(scopes)
+        if too_many is not None:
+            return too_many
+    return min(found, key=_rank)
+
+
+# What the API accepts beyond the documented spelling, made canonical before decoding so that
+# the model (and so the schema) knows one name per member. Some SDKs send these members without
+# the `xdm:` prefix; when both are sent, the prefixed one wins.
+_UNPREFIXED: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("xdm:propositionRequests", "*"), ("activityId", "placementId", "itemCount")),
+    (("xdm:profiles", "*", "xdm:identityMap", "*", "*"), ("id",)),
+    (("xdm:profiles", "*", "xdm:contextData", "*"), ("data",)),
+)
+# Optional objects sent as false, 0, "" or [] are read as absent, as they always have been.
+_FALSY_IS_ABSENT = (
+    ((), "xdm:allowDuplicatePropositions"),
+    ((), "xdm:responseFormat"),
+    (("xdm:responseFormat",), "xdm:includeMetadata"),
+)
+
+
+def _canonical(body: Any) -> Any:
+    """The body with the accepted variants of _UNPREFIXED and _FALSY_IS_ABSENT made canonical:
+    a copy where that changes anything, else the body itself."""
+    for path, names in _UNPREFIXED:
+        body = _with_prefixes(body, path, names)
+    for path, name in _FALSY_IS_ABSENT:
+        body = _without_falsy(body, path, name)
+    return body
+
+
+def _with_prefixes(node: Any, path: tuple[str, ...], names: tuple[str, ...]) -> Any:
+    if not path:
+        if not isinstance(node, dict):
+            return node
+        missing = [name for name in names if name in node and f"xdm:{name}" not in node]
+        return {**node, **{f"xdm:{name}": node[name] for name in missing}} if missing else node
+    step, rest = path[0], path[1:]
+    if step == "*":
+        if isinstance(node, list):
+            items = [_with_prefixes(item, rest, names) for item in node]
+            return items if any(a is not b for a, b in zip(items, node, strict=True)) else node
+        if isinstance(node, dict):
+            values = {key: _with_prefixes(item, rest, names) for key, item in node.items()}
+            return values if any(values[key] is not item for key, item in node.items()) else node
+        return node
+    if isinstance(node, dict) and step in node:
+        child = _with_prefixes(node[step], rest, names)
+        return node if child is node[step] else {**node, step: child}
+    return node
+
+
+def _without_falsy(node: Any, path: tuple[str, ...], name: str) -> Any:
+    if not isinstance(node, dict):
+        return node
+    if path:
+        step = path[0]
+        if step not in node:
+            return node
+        child = _without_falsy(node[step], path[1:], name)
+        return node if child is node[step] else {**node, step: child}
+    if name in node and not node[name]:
+        return {key: value for key, value in node.items() if key != name}
+    return node

@@ -3,7 +3,8 @@
 
 This is the hot path, kept lean on purpose: a plain Starlette endpoint (no dependency
 injection), orjson, the in-memory catalog snapshot, one profile read, capping counters only
-when the catalog has caps, and the decision event queued for a background writer.
+when the catalog has caps, and the decision event queued for a background writer. The routes'
+OpenAPI description is in decisioning_openapi.py.
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from offerbase.api import schemas
+from offerbase.api import deps
 from offerbase.api.auth import authenticate_headers, current_caller
 from offerbase.api.bodies import read_json
 from offerbase.api.decision_request import ParsedRequest, parse
 from offerbase.api.decision_response import event_body, render
+from offerbase.api.deps import Services
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.engine import DecisionError, DecisionResult, Snapshot, capping_keys, decide
 from offerbase.metrics import CAPPING_RETRIES, DECISION_ITEMS
 from offerbase.store import tenants
 from offerbase.store.clock import iso
+from offerbase.store.db import Database
 from offerbase.store.events import PendingEvent
 from offerbase.store.profiles import find_profile, request_identities
 from offerbase.store.tenants import Sandbox
@@ -42,8 +45,7 @@ _PERSONALIZED_ITEMS = DECISION_ITEMS.labels("personalized")
 _FALLBACK_ITEMS = DECISION_ITEMS.labels("fallback")
 
 
-async def _sandbox_for_container(request: Request, org: str, container_id: str) -> Sandbox:
-    db = request.app.state.db
+async def _sandbox_for_container(db: Database, org: str, container_id: str) -> Sandbox:
     async with db.read() as conn:
         sandbox = await tenants.get_sandbox_by_container(conn, container_id)
     if sandbox is None or sandbox.org_id != org:
@@ -51,40 +53,37 @@ async def _sandbox_for_container(request: Request, org: str, container_id: str) 
     return sandbox
 
 
-async def _profile(
-    request: Request, sandbox: Sandbox, parsed: ParsedRequest
-) -> tuple[str | None, Any]:
+async def _profile(db: Database, sandbox: Sandbox, parsed: ParsedRequest) -> tuple[str | None, Any]:
     if parsed.inline_profile is not None:
         # No stored profile is read, but per-profile caps still need the person's key: the
         # primary (else first) identity, as find_profile would give for an unknown person.
         candidates = request_identities(parsed.identity_map)
         key = f"{candidates[0][0]}:{candidates[0][1]}" if candidates else None
         return key, parsed.inline_profile
-    return await find_profile(request.app.state.db, sandbox, parsed.identity_map)
+    return await find_profile(db, sandbox, parsed.identity_map)
 
 
 async def _decide(
-    request: Request,
+    services: Services,
     sandbox: Sandbox,
     snapshot: Snapshot,
     parsed: ParsedRequest,
     profile: Any,
     profile_key: str | None,
 ) -> DecisionResult:
-    state = request.app.state
-    now = state.clock()
+    now = services.clock()
     engine_request = parsed.engine_request(profile_key)
     keys = capping_keys(snapshot, engine_request, now)
-    counters = await state.counters.get_many(sandbox.pk, keys) if keys else {}
+    counters = await services.counters.get_many(sandbox.pk, keys) if keys else {}
     for _attempt in range(MAX_CAPPING_ATTEMPTS):
-        result = decide(snapshot, engine_request, profile, counters, now=now, rng=state.rng)
+        result = decide(snapshot, engine_request, profile, counters, now=now, rng=services.rng)
         if parsed.dry_run or not result.consumption:
             return result
         items = [(c.key, c.limit) for c in result.consumption]
-        if await state.counters.try_consume(sandbox.pk, items):
+        if await services.counters.try_consume(sandbox.pk, items):
             return result
         CAPPING_RETRIES.inc()
-        counters = await state.counters.get_many(sandbox.pk, keys)
+        counters = await services.counters.get_many(sandbox.pk, keys)
     raise ApiProblem(
         503,
         "Service Unavailable",
@@ -93,22 +92,21 @@ async def _decide(
     )
 
 
-async def _handle(request: Request, sandbox: Sandbox) -> Response:
-    state = request.app.state
+async def _handle(request: Request, services: Services, sandbox: Sandbox) -> Response:
     body = await read_json(request)
     parsed = parse(body, trace_param=request.query_params.get("trace") in ("1", "true"))
-    snapshot = await state.snapshots.get(sandbox)
-    profile_key, profile = await _profile(request, sandbox, parsed)
+    snapshot = await services.snapshots.get(sandbox)
+    profile_key, profile = await _profile(services.db, sandbox, parsed)
     try:
-        result = await _decide(request, sandbox, snapshot, parsed, profile, profile_key)
+        result = await _decide(services, sandbox, snapshot, parsed, profile, profile_key)
     except DecisionError as exc:
         errors = [field_error(exc.pointer, exc.detail)] if exc.pointer else []
         raise ApiProblem(exc.status, exc.title, exc.detail, errors=errors) from exc
     proposition_id = str(uuid.uuid4())
     created_ms = int(time.time() * 1000)
     if not parsed.dry_run:
-        timestamp = iso(state.clock())
-        state.events.record(
+        timestamp = iso(services.clock())
+        services.events.record(
             PendingEvent(
                 sandbox.pk,
                 proposition_id,
@@ -128,199 +126,18 @@ async def _handle(request: Request, sandbox: Sandbox) -> Response:
 
 async def ods_decisions(request: Request) -> Response:
     caller = await current_caller(request)
-    return await _handle(request, caller.sandbox)
+    return await _handle(request, deps.services(request), caller.sandbox)
 
 
 async def ode_decisions(request: Request) -> Response:
-    state = request.app.state
-    claims = authenticate_headers(request, state.settings.resolved_secret_key)
-    sandbox = await _sandbox_for_container(request, claims.org, request.path_params["container_id"])
-    return await _handle(request, sandbox)
+    services = deps.services(request)
+    claims = authenticate_headers(request, services.settings.resolved_secret_key)
+    container_id = request.path_params["container_id"]
+    sandbox = await _sandbox_for_container(services.db, claims.org, container_id)
+    return await _handle(request, services, sandbox)
 
 
 routes = [
     Route("/data/core/ods/decisions", ods_decisions, methods=["POST"]),
     Route("/data/core/ode/{container_id}/decisions", ode_decisions, methods=["POST"]),
 ]
-
-
-_SCOPE = {
-    "type": "object",
-    "required": ["xdm:activityId", "xdm:placementId"],
-    "properties": {
-        "xdm:activityId": {"type": "string", "minLength": 1},
-        "xdm:placementId": {"type": "string", "minLength": 1},
-        "xdm:itemCount": {"type": "integer", "minimum": 1, "maximum": 30},
-    },
-}
-_REQUEST = {
-    "type": "object",
-    "required": ["xdm:propositionRequests"],
-    "properties": {
-        "xdm:propositionRequests": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 30,
-            "items": _SCOPE,
-        },
-        "xdm:profiles": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 1,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "xdm:identityMap": {
-                        "type": "object",
-                        "additionalProperties": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["xdm:id"],
-                                "properties": {
-                                    "xdm:id": {"type": "string"},
-                                    "primary": {"type": "boolean"},
-                                },
-                            },
-                        },
-                    },
-                    "xdm:decisionRequestId": {"type": "string"},
-                    "xdm:contextData": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["@type"],
-                            "properties": {"@type": {"type": "string"}, "xdm:data": {}},
-                        },
-                    },
-                    "offerbase:profile": {"type": "object"},
-                },
-            },
-        },
-        "xdm:allowDuplicatePropositions": {
-            "type": "object",
-            "properties": {
-                "xdm:acrossActivities": {"type": "boolean"},
-                "xdm:acrossPlacements": {"type": "boolean"},
-            },
-        },
-        "xdm:responseFormat": {
-            "type": "object",
-            "properties": {
-                "xdm:includeContent": {"type": "boolean"},
-                "xdm:includeMetadata": {
-                    "type": "object",
-                    "properties": {
-                        name: {"type": "array", "items": {"type": "string"}}
-                        for name in ("xdm:activity", "xdm:option", "xdm:placement")
-                    },
-                },
-            },
-        },
-        "xdm:dryRun": {"type": "boolean"},
-        "offerbase:trace": {"type": "boolean"},
-    },
-}
-_REF = {
-    "type": "object",
-    "required": ["xdm:id", "repo:etag"],
-    "properties": {"xdm:id": {"type": "string"}, "repo:etag": {"type": "integer"}},
-}
-_RESPONSE = {
-    "type": "object",
-    "required": ["xdm:propositionId", "xdm:propositions", "ode:createDate"],
-    "properties": {
-        "xdm:propositionId": {"type": "string"},
-        "ode:createDate": {"type": "integer"},
-        "xdm:propositions": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["xdm:activity", "xdm:placement"],
-                "properties": {
-                    "xdm:activity": _REF,
-                    "xdm:placement": _REF,
-                    "xdm:options": {"type": "array", "minItems": 1, "items": _REF},
-                    "xdm:fallback": _REF,
-                },
-            },
-        },
-        "offerbase:trace": {"type": "array", "items": {"type": "object"}},
-    },
-}
-
-
-def _operation(
-    summary: str, operation_id: str, extra_params: list[dict[str, Any]]
-) -> dict[str, Any]:
-    return {
-        "tags": ["Decisioning"],
-        "summary": summary,
-        "operationId": operation_id,
-        "security": [{"bearer": [], "apiKey": [], "org": []}],
-        "parameters": [
-            *extra_params,
-            {
-                "name": "trace",
-                "in": "query",
-                "required": False,
-                "schema": {"type": "string", "enum": ["true", "false", "1", "0"]},
-                "description": "Return `offerbase:trace` (why each candidate was kept or dropped).",
-            },
-        ],
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _REQUEST},
-                "application/vnd.adobe.xdm+json": {"schema": _REQUEST},
-            },
-        },
-        "responses": {
-            "200": {
-                "description": "One proposition per requested scope.",
-                "content": {"application/vnd.adobe.xdm+json": {"schema": _RESPONSE}},
-            },
-            "400": {
-                "description": "Malformed body (problem), or the missing org header (400003).",
-                "content": {
-                    "application/problem+json": {
-                        "schema": {"$ref": "#/components/schemas/Problem"}
-                    },
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/GatewayErrorBody"}
-                    },
-                },
-            },
-            "401": schemas.gateway_response("Invalid or expired token (401013)."),
-            "403": schemas.gateway_response(
-                "Missing token or API key, wrong API key, or another organization."
-            ),
-            "404": schemas.problem_response("Unknown decision, placement, sandbox or container."),
-            "413": schemas.problem_response("The body is too large."),
-            "422": schemas.problem_response(
-                "Semantically invalid: itemCount or scope limits, decision not live."
-            ),
-            "503": schemas.problem_response("Capping counters under heavy contention; retry."),
-        },
-    }
-
-
-OPENAPI_PATHS: dict[str, Any] = {
-    "/data/core/ods/decisions": {
-        "post": _operation("Decide: the best offers for a profile", "decisions-decide", [])
-    },
-    "/data/core/ode/{container_id}/decisions": {
-        "post": _operation(
-            "Decide (legacy path with the sandbox's container id)",
-            "decisions-decide-legacy",
-            [
-                {
-                    "name": "container_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string"},
-                }
-            ],
-        )
-    },
-}

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated
-from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from starlette.responses import Response, StreamingResponse
 
-from offerbase.api.library import CallerDep, json_response
-from offerbase.api.problems import store_problem
+from offerbase.api.auth import CallerDep
+from offerbase.api.deps import ServicesDep
+from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, event_links
+from offerbase.api.responses import json_response
+from offerbase.api.store_problems import store_problem, transaction
 from offerbase.store import errors as store_errors
 from offerbase.store import tenants
 from offerbase.store.events import DecisionEvents
@@ -25,24 +27,18 @@ Since = Annotated[
 
 @router.get("/decision-events", summary="List recorded decision events, oldest first")
 async def list_events(
-    request: Request,
     caller: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     start: Annotated[str | None, Query(description="Opaque cursor from `_links.next`.")] = None,
     since: Since = None,
 ) -> Response:
-    events = DecisionEvents(request.app.state.db, caller.sandbox)
+    events = DecisionEvents(services.db, caller.sandbox)
     try:
         items, total, cursor = await events.page(limit, start, since)
     except store_errors.BadCursor as exc:
         raise store_problem(exc) from exc
-    base = [("limit", str(limit))] + ([("since", since)] if since else [])
-    links = {"self": {"href": "/decision-events?" + urlencode(base), "type": "application/json"}}
-    if cursor:
-        links["next"] = {
-            "href": "/decision-events?" + urlencode([*base, ("start", cursor)]),
-            "type": "application/json",
-        }
+    links = event_links(limit, since, cursor)
     return json_response({"results": items, "count": len(items), "total": total, "_links": links})
 
 
@@ -51,8 +47,8 @@ async def list_events(
     summary="Export every decision event as NDJSON",
     responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
 )
-async def export_events(request: Request, caller: CallerDep, since: Since = None) -> Response:
-    events = DecisionEvents(request.app.state.db, caller.sandbox)
+async def export_events(caller: CallerDep, services: ServicesDep, since: Since = None) -> Response:
+    events = DecisionEvents(services.db, caller.sandbox)
 
     async def lines() -> AsyncIterator[bytes]:
         async for event in events.export(since):
@@ -62,9 +58,9 @@ async def export_events(request: Request, caller: CallerDep, since: Since = None
 
 
 @router.get("/containers", summary="The organization's sandboxes and their container ids")
-async def containers(request: Request, caller: CallerDep) -> Response:
+async def containers(caller: CallerDep, services: ServicesDep) -> Response:
     """The legacy `/data/core/ode/{containerId}/decisions` endpoint takes a container id."""
-    async with request.app.state.db.read() as conn:
+    async with transaction(services.db, write=False) as conn:
         sandboxes = await tenants.list_sandboxes(conn, caller.org)
     results = [
         {"containerId": s.container_id, "sandboxName": s.name, "sandboxId": s.sandbox_id}

@@ -1,42 +1,32 @@
-"""Offer Library API routes (`/data/core/dps`): the same seven operations for every collection."""
+"""Offer Library API routes (`/data/core/dps`): the same seven operations for every collection.
+
+`CollectionRoutes(path)` holds one collection's operations as plain methods; `build_router`
+registers them for every collection in `COLLECTIONS`. Each operation opens one transaction
+(`store_problems.transaction`), which also turns store and catalog errors into problems.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from offerbase import catalog
 from offerbase.api import schemas
-from offerbase.api.auth import Caller, current_caller
+from offerbase.api.auth import Caller, CallerDep
 from offerbase.api.bodies import read_json
-from offerbase.api.problems import ApiProblem, field_error, store_problem
-from offerbase.store import errors as store_errors
-from offerbase.store.library import Actor, Library, Page
+from offerbase.api.deps import ServicesDep
+from offerbase.api.library_collections import COLLECTIONS, ROOT, kind_to_create, kinds_for
+from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, library_links
+from offerbase.api.problems import ApiProblem, field_error
+from offerbase.api.responses import json_response
+from offerbase.api.store_problems import transaction
+from offerbase.store.library import Actor, Library
 from offerbase.store.listing import ListQueryError, parse_orderby, parse_properties
 
-ROOT = "/data/core/dps"
-MAX_LIMIT = 1000
-DEFAULT_LIMIT = 50
-
-# Collections: URL path -> the kinds it holds. `offers` holds both offer kinds.
-COLLECTIONS: dict[str, tuple[str, ...]] = {
-    "offers": ("personalized-offer", "fallback-offer"),
-    "placements": ("placement",),
-    "offer-collections": ("collection",),
-    "tags": ("tag",),
-    "offer-rules": ("decision-rule",),
-    "ranking-formulas": ("ranking-formula",),
-    "offer-decisions": ("decision",),
-}
-OFFER_TYPES = {"personalized": "personalized-offer", "fallback": "fallback-offer"}
-
-CallerDep = Annotated[Caller, Depends(current_caller)]
 OfferType = Annotated[
     str | None,
     Query(alias="offer-type", description="personalized or fallback (case-insensitive)"),
@@ -48,78 +38,13 @@ PropertyFilter = Annotated[
 OrderBy = Annotated[
     str | None, Query(description="Comma list of fields; `-` for descending. Default `-modified`.")
 ]
-Limit = Annotated[int, Query(ge=1, le=1000, description="Page size (default 50).")]
+Limit = Annotated[
+    int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size (default {DEFAULT_PAGE_SIZE}).")
+]
 Start = Annotated[str | None, Query(description="Opaque cursor from `_links.next` or `.prev`.")]
 
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers=headers, media_type="application/json")
-
-
-def _kinds(path: str, offer_type: str | None, *, required: bool) -> tuple[str, ...]:
-    if path != "offers":
-        return COLLECTIONS[path]
-    if offer_type is None:
-        if required:
-            raise ApiProblem(
-                400,
-                "Bad Request",
-                "The query parameter 'offer-type' is required: personalized or fallback.",
-                errors=[field_error("offer-type", "Missing; use personalized or fallback.")],
-            )
-        return COLLECTIONS["offers"]
-    kind = OFFER_TYPES.get(offer_type.lower())
-    if kind is None:
-        raise ApiProblem(
-            400,
-            "Bad Request",
-            f"'{offer_type}' is not an offer type; use personalized or fallback.",
-            errors=[field_error("offer-type", "Use personalized or fallback.")],
-        )
-    return (kind,)
-
-
-@asynccontextmanager
-async def _library(request: Request, caller: Caller, *, write: bool) -> AsyncIterator[Library]:
-    """One transaction; domain errors become problem responses (nothing is written on error)."""
-    db = request.app.state.db
-    try:
-        async with db.write() if write else db.read() as conn:
-            yield Library(conn, caller.sandbox)
-    except catalog.CatalogValidationError as exc:
-        raise ApiProblem(
-            422,
-            "Unprocessable Entity",
-            "; ".join(f"{e.pointer or '/'}: {e.message}" for e in exc.errors),
-            errors=[field_error(e.pointer, e.message) for e in exc.errors],
-        ) from exc
-    except catalog.PatchTestFailed as exc:
-        raise ApiProblem(
-            409,
-            "Conflict",
-            f"A 'test' operation failed: {exc.message}",
-            errors=[field_error(exc.pointer, exc.message)],
-        ) from exc
-    except catalog.PatchError as exc:
-        # A broken patch document is a bad request; a well-formed op that cannot apply to
-        # this entity (e.g. removing a missing member) is unprocessable.
-        status, title = (400, "Invalid Patch") if exc.malformed else (422, "Unprocessable Patch")
-        raise ApiProblem(
-            status, title, exc.message, errors=[field_error(exc.pointer, exc.message)]
-        ) from exc
-    except store_errors.StillReferenced as exc:
-        raise ApiProblem(
-            409,
-            exc.title,
-            exc.detail,
-            extra={
-                "referrers": [
-                    {"id": r.id, "kind": r.kind, "pointer": r.pointer} for r in exc.referrers
-                ]
-            },
-        ) from exc
-    except store_errors.StoreError as exc:
-        raise store_problem(exc) from exc
+# PATCH and PUT share one update path: what differs is how the new body comes from the old one.
+Transform = Callable[[dict[str, Any]], object]
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -130,106 +55,154 @@ def _actor(caller: Caller) -> Actor:
     return Actor(user=f"{caller.client_id}@{caller.org}", client_id=caller.client_id)
 
 
-def _page_links(
-    path: str, query: list[tuple[str, str]], orderby: str | None, limit: int, page: Page
-) -> dict[str, dict[str, str]]:
-    """Links relative to the API root; the cursor is opaque and carries the snapshot."""
-    kept = [(k, v) for k, v in query if k not in ("start", "orderby", "limit")]
-    base = [("orderby", orderby or "-modified"), ("limit", str(limit)), *kept]
-
-    def link(cursor: str | None) -> dict[str, str]:
-        items = base if cursor is None else [*base, ("start", cursor)]
-        return {"href": f"/{path}?{urlencode(items)}", "type": "application/json"}
-
-    links = {"self": link(page.self_cursor)}
-    if page.next_cursor:
-        links["next"] = link(page.next_cursor)
-    if page.prev_cursor:
-        links["prev"] = link(page.prev_cursor)
-    return links
+def _etag(etag: int) -> dict[str, str]:
+    return {"ETag": f'"{etag}"'}
 
 
-def add_collection_routes(router: APIRouter, path: str) -> None:
-    kinds_all = COLLECTIONS[path]
-    is_offers = path == "offers"
-    label = "offers" if is_offers else path
-    item = f"/{path}/{{entity_id}}"
-    request_body = _json_body({"$ref": f"#/components/schemas/{schemas.request_schema_name(path)}"})
-    patch_body = _json_body({"$ref": "#/components/schemas/JsonPatchOrMerge"})
+def _patch_transform(raw: Any) -> Transform:
+    # An object is a merge patch: Adobe's ranking-formula example PATCHes a whole object.
+    if isinstance(raw, dict):
+        return lambda old: catalog.merge_patch(old, raw)
+    return lambda old: catalog.apply_patch(old, raw)
 
-    # The same naming for every collection keeps operation ids unique across the API.
-    def operation(
-        summary: str, name: str, responses: dict[int | str, dict[str, Any]]
-    ) -> dict[str, Any]:
-        return {
-            "responses": responses,
-            "summary": f"{summary} ({label})",
-            "operation_id": f"{path}-{name}",
-        }
 
-    async def create(
-        request: Request, caller: CallerDep, entity_id: str | None, offer_type: str | None
-    ) -> Response:
-        (kind,) = _kinds(path, offer_type, required=True) if is_offers else kinds_all
-        raw = await read_json(request)
-        async with _library(request, caller, write=True) as library:
-            entity = await library.create(kind, raw, _actor(caller), entity_id)
-        # Percent-encoded: a chosen id may hold any character, a header only latin-1.
-        location = f"{ROOT}/{path}/{quote(entity.id, safe='')}"
-        return json_response(
-            entity.receipt(caller.sandbox), 201, {"Location": location, "ETag": f'"{entity.etag}"'}
+def _replace_transform(raw: Any) -> Transform:
+    return lambda _old: raw
+
+
+class CollectionRoutes:
+    """The operations of one collection (`/data/core/dps/{path}`)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def register(self, router: APIRouter) -> None:
+        path, item = f"/{self.path}", f"/{self.path}/{{entity_id}}"
+        body_schema = {"$ref": f"#/components/schemas/{schemas.request_schema_name(self.path)}"}
+        request_body = _json_body(body_schema)
+        patch_body = _json_body({"$ref": "#/components/schemas/JsonPatchOrMerge"})
+        add = router.add_api_route
+        add(
+            path,
+            self.create_auto_id,
+            methods=["POST"],
+            status_code=201,
+            openapi_extra=request_body,
+            **self._doc("Create", "create", schemas.WRITE_RESPONSES),
+        )
+        add(
+            item,
+            self.create_with_id,
+            methods=["POST"],
+            status_code=201,
+            openapi_extra=request_body,
+            **self._doc("Create with a chosen id", "create-with-id", schemas.WRITE_RESPONSES),
+        )
+        add(
+            item,
+            self.lookup,
+            methods=["GET"],
+            **self._doc("Look up", "get", schemas.READ_RESPONSES),
+        )
+        add(
+            path,
+            self.list_entities,
+            methods=["GET"],
+            **self._doc("List", "list", schemas.LIST_RESPONSES),
+        )
+        add(
+            item,
+            self.patch,
+            methods=["PATCH"],
+            openapi_extra=patch_body,
+            **self._doc("Update with a JSON Patch", "patch", schemas.UPDATE_RESPONSES),
+        )
+        add(
+            item,
+            self.replace,
+            methods=["PUT"],
+            openapi_extra=request_body,
+            **self._doc("Replace", "replace", schemas.UPDATE_RESPONSES),
+        )
+        add(
+            item,
+            self.delete,
+            methods=["DELETE"],
+            **self._doc("Delete", "delete", schemas.DELETE_RESPONSES),
         )
 
-    @router.post(
-        f"/{path}",
-        status_code=201,
-        openapi_extra=request_body,
-        **operation("Create", "create", schemas.WRITE_RESPONSES),
-    )
+    def _doc(
+        self, summary: str, name: str, responses: dict[int | str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        # The same naming for every collection keeps operation ids unique across the API.
+        return {
+            "responses": responses,
+            "summary": f"{summary} ({self.path})",
+            "operation_id": f"{self.path}-{name}",
+        }
+
     async def create_auto_id(
+        self,
         request: Request,
         caller: CallerDep,
+        services: ServicesDep,
         offer_type: OfferType = None,
     ) -> Response:
-        return await create(request, caller, None, offer_type)
+        return await self._create(request, caller, services, None, offer_type)
 
-    @router.post(
-        item,
-        status_code=201,
-        openapi_extra=request_body,
-        **operation("Create with a chosen id", "create-with-id", schemas.WRITE_RESPONSES),
-    )
     async def create_with_id(
+        self,
         request: Request,
         caller: CallerDep,
+        services: ServicesDep,
         entity_id: str,
         offer_type: OfferType = None,
     ) -> Response:
-        return await create(request, caller, entity_id, offer_type)
+        return await self._create(request, caller, services, entity_id, offer_type)
 
-    @router.get(item, **operation("Look up", "get", schemas.READ_RESPONSES))
+    async def _create(
+        self,
+        request: Request,
+        caller: Caller,
+        services: ServicesDep,
+        entity_id: str | None,
+        offer_type: str | None,
+    ) -> Response:
+        kind = kind_to_create(self.path, offer_type)
+        raw = await read_json(request)
+        async with transaction(services.db, write=True) as conn:
+            entity = await Library(conn, caller.sandbox).create(
+                kind, raw, _actor(caller), entity_id
+            )
+        # Percent-encoded: a chosen id may hold any character, a header only latin-1.
+        location = f"{ROOT}/{self.path}/{quote(entity.id, safe='')}"
+        headers = {"Location": location, **_etag(entity.etag)}
+        return json_response(entity.receipt(caller.sandbox), 201, headers)
+
     async def lookup(
-        request: Request,
+        self,
         caller: CallerDep,
+        services: ServicesDep,
         entity_id: str,
         offer_type: OfferType = None,
     ) -> Response:
-        kinds = _kinds(path, offer_type, required=False)
-        async with _library(request, caller, write=False) as library:
-            entity = await library.get(kinds, entity_id)
-        return json_response(entity.read_form(), headers={"ETag": f'"{entity.etag}"'})
+        kinds = kinds_for(self.path, offer_type)
+        async with transaction(services.db, write=False) as conn:
+            entity = await Library(conn, caller.sandbox).get(kinds, entity_id)
+        return json_response(entity.read_form(), headers=_etag(entity.etag))
 
-    @router.get(f"/{path}", **operation("List", "list", schemas.LIST_RESPONSES))
     async def list_entities(
+        self,
         request: Request,
         caller: CallerDep,
+        services: ServicesDep,
         offer_type: OfferType = None,
         property: PropertyFilter = None,
         orderby: OrderBy = None,
-        limit: Limit = DEFAULT_LIMIT,
+        limit: Limit = DEFAULT_PAGE_SIZE,
         start: Start = None,
     ) -> Response:
-        kinds = _kinds(path, offer_type, required=False)
+        kinds = kinds_for(self.path, offer_type)
         try:
             terms = parse_properties(property or [])
             order = parse_orderby(orderby)
@@ -237,79 +210,78 @@ def add_collection_routes(router: APIRouter, path: str) -> None:
             raise ApiProblem(
                 400, "Bad Request", exc.message, errors=[field_error(exc.parameter, exc.message)]
             ) from exc
-        async with _library(request, caller, write=False) as library:
-            page = await library.list(kinds, terms, order, limit, start)
-        links = _page_links(path, request.query_params.multi_items(), orderby, limit, page)
-        body = {
-            "results": [item.read_form() for item in page.items],
-            "count": len(page.items),
-            "total": page.total,
-            "_links": links,
-        }
-        return json_response(body)
+        async with transaction(services.db, write=False) as conn:
+            page = await Library(conn, caller.sandbox).list(kinds, terms, order, limit, start)
+        query = request.query_params.multi_items()
+        return json_response(
+            {
+                "results": [entity.read_form() for entity in page.items],
+                "count": len(page.items),
+                "total": page.total,
+                "_links": library_links(self.path, query, orderby, limit, page),
+            }
+        )
+
+    async def patch(
+        self,
+        request: Request,
+        caller: CallerDep,
+        services: ServicesDep,
+        entity_id: str,
+        offer_type: OfferType = None,
+    ) -> Response:
+        return await self._update(
+            request, caller, services, entity_id, offer_type, _patch_transform
+        )
+
+    async def replace(
+        self,
+        request: Request,
+        caller: CallerDep,
+        services: ServicesDep,
+        entity_id: str,
+        offer_type: OfferType = None,
+    ) -> Response:
+        return await self._update(
+            request, caller, services, entity_id, offer_type, _replace_transform
+        )
 
     async def _update(
+        self,
         request: Request,
         caller: Caller,
+        services: ServicesDep,
         entity_id: str,
         offer_type: str | None,
-        make: Callable[[Any], Callable[[dict[str, Any]], object]],
+        transform_for: Callable[[Any], Transform],
     ) -> Response:
-        kinds = _kinds(path, offer_type, required=False)
+        kinds = kinds_for(self.path, offer_type)
         raw = await read_json(request)
-        async with _library(request, caller, write=True) as library:
-            entity = await library.update(
-                kinds, entity_id, make(raw), _actor(caller), request.headers.get("if-match")
+        if_match = request.headers.get("if-match")
+        async with transaction(services.db, write=True) as conn:
+            entity = await Library(conn, caller.sandbox).update(
+                kinds, entity_id, transform_for(raw), _actor(caller), if_match
             )
-        return json_response(entity.receipt(caller.sandbox), headers={"ETag": f'"{entity.etag}"'})
+        return json_response(entity.receipt(caller.sandbox), headers=_etag(entity.etag))
 
-    @router.patch(
-        item,
-        openapi_extra=patch_body,
-        **operation("Update with a JSON Patch", "patch", schemas.UPDATE_RESPONSES),
-    )
-    async def patch(
-        request: Request,
-        caller: CallerDep,
-        entity_id: str,
-        offer_type: OfferType = None,
-    ) -> Response:
-        def make(raw: Any) -> Callable[[dict[str, Any]], object]:
-            # An object is a merge patch: Adobe's ranking-formula example PATCHes a whole object.
-            if isinstance(raw, dict):
-                return lambda old: catalog.merge_patch(old, raw)
-            return lambda old: catalog.apply_patch(old, raw)
-
-        return await _update(request, caller, entity_id, offer_type, make)
-
-    @router.put(
-        item,
-        openapi_extra=request_body,
-        **operation("Replace", "replace", schemas.UPDATE_RESPONSES),
-    )
-    async def replace(
-        request: Request,
-        caller: CallerDep,
-        entity_id: str,
-        offer_type: OfferType = None,
-    ) -> Response:
-        return await _update(request, caller, entity_id, offer_type, lambda raw: lambda _old: raw)
-
-    @router.delete(item, **operation("Delete", "delete", schemas.DELETE_RESPONSES))
     async def delete(
+        self,
         request: Request,
         caller: CallerDep,
+        services: ServicesDep,
         entity_id: str,
         offer_type: OfferType = None,
     ) -> Response:
-        kinds = _kinds(path, offer_type, required=False)
-        async with _library(request, caller, write=True) as library:
-            await library.delete(kinds, entity_id, request.headers.get("if-match"))
+        kinds = kinds_for(self.path, offer_type)
+        async with transaction(services.db, write=True) as conn:
+            await Library(conn, caller.sandbox).delete(
+                kinds, entity_id, request.headers.get("if-match")
+            )
         return Response(b"", 200)
 
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix=ROOT, tags=["Offer Library"])
     for path in COLLECTIONS:
-        add_collection_routes(router, path)
+        CollectionRoutes(path).register(router)
     return router

@@ -84,7 +84,7 @@ class RequestObserver:
         path = self._paths.get(endpoint)
         if path is None:
             path = next(
-                (r.path for r in self.routes if getattr(r, "endpoint", None) is endpoint),
+                (r.path for r in self.routes if isinstance(r, Route) and r.endpoint is endpoint),
                 UNMATCHED,
             )
             self._paths[endpoint] = path

@@ -1,4 +1,5 @@
-"""The served OpenAPI document: FastAPI's, plus request-body schemas from the catalog models."""
+"""The served OpenAPI document: FastAPI's, plus request-body schemas from the catalog models and
+the Decisioning API's own description (decisioning_openapi.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from offerbase import catalog
-from offerbase.api import decisioning
-from offerbase.api.library import COLLECTIONS, ROOT
+from offerbase.api import decisioning_openapi
+from offerbase.api.library_collections import COLLECTIONS, ROOT
 from offerbase.api.schemas import COMMON_RESPONSES, RESPONSE_MODELS, request_schema_name
 
 _JSON_PATCH_OR_MERGE = {
@@ -114,7 +115,11 @@ def install(app: FastAPI) -> None:
                     # otherwise document an application/json body.
                     operation["responses"]["200"].pop("content", None)
         # The decisioning routes are plain Starlette routes (the lean hot path): described here.
-        document["paths"].update(decisioning.OPENAPI_PATHS)
+        document["paths"].update(decisioning_openapi.OPENAPI_PATHS)
+        for name, schema in decisioning_openapi.REQUEST_COMPONENTS.items():
+            if name in components:
+                raise ValueError(f"two OpenAPI components are named {name}")
+            components[name] = schema
         _document_common_responses(document)
         app.openapi_schema = document
         return document

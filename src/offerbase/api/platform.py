@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from offerbase.api import tokens
-from offerbase.api.library import json_response
+from offerbase.api.deps import ServicesDep
+from offerbase.api.responses import json_response
+from offerbase.api.store_problems import transaction
 from offerbase.store import tenants
 
 router = APIRouter(tags=["Platform"])
@@ -20,7 +24,7 @@ _OAUTH_ERROR = {
         }
     }
 }
-_TOKEN_RESPONSES = {
+_TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}},
         "description": "A bearer token.",
@@ -63,7 +67,7 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
         }
     },
 )
-async def issue_token(request: Request) -> Response:
+async def issue_token(request: Request, services: ServicesDep) -> Response:
     fields: dict[str, str] = dict(request.query_params)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
@@ -78,13 +82,13 @@ async def issue_token(request: Request) -> Response:
     client_id, secret = fields.get("client_id"), fields.get("client_secret")
     if not client_id or not secret:
         return _oauth_error(400, "invalid_request", "client_id and client_secret are required.")
-    state = request.app.state
-    async with state.db.read() as conn:
+    async with transaction(services.db, write=False) as conn:
         org = await tenants.authenticate(conn, client_id, secret)
     if org is None:
         return _oauth_error(401, "invalid_client", "Unknown client_id or wrong client_secret.")
-    ttl = state.settings.token_ttl_seconds
-    token = tokens.issue(client_id, org, state.settings.resolved_secret_key, ttl)
+    settings = services.settings
+    ttl = settings.token_ttl_seconds
+    token = tokens.issue(client_id, org, settings.resolved_secret_key, ttl)
     return json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl})
 
 
@@ -102,7 +106,7 @@ async def issue_token(request: Request) -> Response:
         },
     },
 )
-async def health(request: Request) -> Response:
-    if await request.app.state.db.ping():
+async def health(services: ServicesDep) -> Response:
+    if await services.db.ping():
         return json_response({"status": "ok"})
     return json_response({"status": "unavailable"}, 503)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 from starlette.responses import Response
-
-from offerbase.store.errors import InvalidFields, StoreError
 
 PROBLEM_TYPE = "https://offerbase.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -25,7 +23,7 @@ class ApiProblem(Exception):
         *,
         errors: Sequence[dict[str, str]] = (),
         extra: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -67,13 +65,3 @@ class GatewayError(Exception):
 
 def field_error(pointer: str, detail: str) -> dict[str, str]:
     return {"pointer": pointer, "detail": detail}
-
-
-def store_problem(exc: StoreError) -> ApiProblem:
-    """The problem for a store error: its own status, title and detail, and the fields it names."""
-    errors = (
-        [field_error(e.pointer, e.message) for e in exc.errors]
-        if isinstance(exc, InvalidFields)
-        else []
-    )
-    return ApiProblem(exc.status, exc.title, exc.detail, errors=errors)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from offerbase.api import schemas
-from offerbase.api.auth import Caller, current_caller
+from offerbase.api.auth import CallerDep
 from offerbase.api.bodies import read_json
-from offerbase.api.library import json_response
-from offerbase.api.problems import ApiProblem, store_problem
-from offerbase.store import errors as store_errors
+from offerbase.api.deps import ServicesDep
+from offerbase.api.problems import ApiProblem
+from offerbase.api.responses import json_response
+from offerbase.api.store_problems import transaction
 from offerbase.store import profiles as store
 from offerbase.store.profiles import LineTooLong, Profiles
 
@@ -26,8 +26,6 @@ IMPORT_MEDIA_TYPES = frozenset(
 )
 
 _TOO_LONG = LineTooLong(f"The line is longer than {MAX_IMPORT_LINE} bytes.")
-
-CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
 _PROFILE = {"content": {"application/json": {"schema": {"type": "object"}}}}
@@ -50,24 +48,6 @@ router = APIRouter(prefix=ROOT, tags=["profiles"])
 _BY_IDENTITY = "/{namespace}/{identity:path}"
 
 
-@asynccontextmanager
-async def _profiles(request: Request, caller: Caller, *, write: bool) -> AsyncIterator[Profiles]:
-    """One transaction; store errors become problem responses (nothing is written on error)."""
-    db = request.app.state.db
-    try:
-        async with db.write() if write else db.read() as conn:
-            yield Profiles(conn, caller.sandbox)
-    except store.IdentityConflict as exc:
-        raise ApiProblem(
-            409,
-            exc.title,
-            exc.detail,
-            extra={"identity": {"namespace": exc.namespace, "id": exc.identity}},
-        ) from exc
-    except store_errors.StoreError as exc:
-        raise store_problem(exc) from exc
-
-
 def _not_found(namespace: str, identity: str) -> ApiProblem:
     return ApiProblem(
         404,
@@ -85,7 +65,7 @@ def _not_found(namespace: str, identity: str) -> ApiProblem:
         415: schemas.problem_response("Not NDJSON."),
     },
 )
-async def import_profiles(request: Request, caller: CallerDep) -> Response:
+async def import_profiles(request: Request, caller: CallerDep, services: ServicesDep) -> Response:
     media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if media not in IMPORT_MEDIA_TYPES:
         raise ApiProblem(
@@ -93,7 +73,7 @@ async def import_profiles(request: Request, caller: CallerDep) -> Response:
             "Unsupported Media Type",
             "Send one profile per line with Content-Type: application/x-ndjson.",
         )
-    summary = await store.import_lines(request.app.state.db, caller.sandbox, _lines(request))
+    summary = await store.import_lines(services.db, caller.sandbox, _lines(request))
     return json_response(summary.as_dict())
 
 
@@ -130,11 +110,11 @@ async def _lines(request: Request) -> AsyncIterator[str | bytes]:
     responses={**_WRITE, 201: {"description": "Created; the stored profile.", **_PROFILE}},
 )
 async def put_profile(
-    request: Request, caller: CallerDep, namespace: str, identity: str
+    request: Request, caller: CallerDep, services: ServicesDep, namespace: str, identity: str
 ) -> Response:
     body = await read_json(request)
-    async with _profiles(request, caller, write=True) as repo:
-        result = await repo.upsert(namespace, identity, body)
+    async with transaction(services.db, write=True) as conn:
+        result = await Profiles(conn, caller.sandbox).upsert(namespace, identity, body)
     return json_response(result.body, 201 if result.created else 200)
 
 
@@ -144,10 +124,10 @@ async def put_profile(
     responses={**_COMMON, 200: _STORED},
 )
 async def get_profile(
-    request: Request, caller: CallerDep, namespace: str, identity: str
+    caller: CallerDep, services: ServicesDep, namespace: str, identity: str
 ) -> Response:
-    async with _profiles(request, caller, write=False) as repo:
-        body = await repo.get(namespace, identity)
+    async with transaction(services.db, write=False) as conn:
+        body = await Profiles(conn, caller.sandbox).get(namespace, identity)
     if body is None:
         raise _not_found(namespace, identity)
     return json_response(body)
@@ -159,11 +139,11 @@ async def get_profile(
     responses=_WRITE,
 )
 async def patch_profile(
-    request: Request, caller: CallerDep, namespace: str, identity: str
+    request: Request, caller: CallerDep, services: ServicesDep, namespace: str, identity: str
 ) -> Response:
     patch = await read_json(request)
-    async with _profiles(request, caller, write=True) as repo:
-        body = await repo.merge(namespace, identity, patch)
+    async with transaction(services.db, write=True) as conn:
+        body = await Profiles(conn, caller.sandbox).merge(namespace, identity, patch)
     return json_response(body)
 
 
@@ -173,10 +153,10 @@ async def patch_profile(
     responses={**_COMMON, 200: {"description": "Deleted; empty body."}},
 )
 async def delete_profile(
-    request: Request, caller: CallerDep, namespace: str, identity: str
+    caller: CallerDep, services: ServicesDep, namespace: str, identity: str
 ) -> Response:
-    async with _profiles(request, caller, write=True) as repo:
-        deleted = await repo.delete(namespace, identity)
+    async with transaction(services.db, write=True) as conn:
+        deleted = await Profiles(conn, caller.sandbox).delete(namespace, identity)
     if not deleted:
         raise _not_found(namespace, identity)
     return Response(status_code=200)

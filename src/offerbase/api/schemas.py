@@ -121,7 +121,6 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     404: problem_response("No such entity (or sandbox) in the caller's organization."),
 }
-COMMON_RESPONSES = COMMON_RESPONSES
 _RECEIPT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}}
 
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {

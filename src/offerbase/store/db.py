@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from offerbase.store.scope import UnscopedTable, tenant_column
 
+# What repositories take: the API passes connections through without knowing SQLAlchemy.
+Connection = AsyncConnection
+
 
 def _regexp(pattern: str | None, value: Any) -> bool:
     # The `~` list filter matches the whole value, case-insensitively (xcore semantics).

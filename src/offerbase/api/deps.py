@@ -1,0 +1,80 @@
+"""What a request handler needs from the app: one typed `Services`, built once per app.
+
+`create_app` stores it as `app.state.services`; handlers read it with `services(request)` (the
+plain Starlette hot path) or take a `ServicesDep` parameter (FastAPI routes). Nothing else reads
+`app.state`, so every dependency of the API has one name and one type.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.applications import Starlette
+from starlette.requests import Request
+
+from offerbase.api.sandboxes import SandboxCache
+from offerbase.api.snapshots import SnapshotCache
+from offerbase.config import Settings
+from offerbase.store.counters import CounterStore, counter_store
+from offerbase.store.db import Database
+from offerbase.store.events import EventWriter
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a request handler uses, built once per app (create_app)."""
+
+    settings: Settings
+    db: Database
+    sandboxes: SandboxCache
+    snapshots: SnapshotCache
+    counters: CounterStore
+    events: EventWriter
+    # Injected time and randomness, so decisions are reproducible (tests pass their own).
+    clock: Callable[[], datetime] = _now
+    rng: random.Random = field(default_factory=random.Random)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        rng: random.Random | None = None,
+    ) -> Services:
+        return cls(
+            settings=settings,
+            db=db,
+            sandboxes=SandboxCache(db),
+            snapshots=SnapshotCache(db, settings.snapshot_poll_seconds),
+            counters=counter_store(db, settings.redis_url),
+            events=EventWriter(db),
+            clock=clock or _now,
+            rng=rng or random.Random(),
+        )
+
+
+def services_of(app: Starlette) -> Services:
+    # app.state is untyped (a Starlette State); this annotation is the one place that says
+    # what it holds.
+    found: Services = app.state.services
+    return found
+
+
+def services(request: Request) -> Services:
+    """The app's services; also a FastAPI dependency (see ServicesDep)."""
+    found: Services = request.app.state.services
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
