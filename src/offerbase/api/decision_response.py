@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from offerbase.api.decision_request import Metadata, ParsedRequest
+from offerbase.catalog import Placement
 from offerbase.engine import ChosenOption, DecisionResult, FallbackOption, ScopeResult
 
 _NS = "https://ns.adobe.com/experience/offer-management"
@@ -17,12 +18,12 @@ COMPONENT_TYPE_URI = {
 }
 
 
-def _component(representation: Mapping[str, Any] | None, placement: Mapping[str, Any]) -> Any:
+def _component(representation: Mapping[str, Any] | None, placement: Placement) -> Any:
     """The component to deliver: the first whose type matches the placement's, else the first."""
     if not representation:
         return None
     components = representation.get("components") or []
-    wanted = placement.get("componentType")
+    wanted = placement.component_type
     for component in components:
         if component.get("type") == wanted:
             return component
@@ -45,7 +46,7 @@ def _content(option: dict[str, Any], component: Mapping[str, Any] | None) -> Non
 
 def _option(
     chosen: ChosenOption | FallbackOption,
-    placement: Mapping[str, Any],
+    placement: Placement,
     include_content: bool,
     fields: frozenset[str],
 ) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def _option(
 
 def _proposition(scope: ScopeResult, request: ParsedRequest) -> dict[str, Any]:
     meta: Metadata = request.metadata
-    placement = scope.placement.body
+    placement = scope.placement
     activity: dict[str, Any] = {"xdm:id": scope.activity.id, "repo:etag": scope.activity.etag}
     if "name" in meta.activity and "name" in scope.activity.body:
         activity["xdm:name"] = scope.activity.body["name"]
@@ -72,11 +73,11 @@ def _proposition(scope: ScopeResult, request: ParsedRequest) -> dict[str, Any]:
         "repo:etag": scope.placement.etag,
     }
     for field in ("name", "channel", "componentType"):
-        if field in meta.placement and field in placement:
-            placement_out[f"xdm:{field}"] = placement[field]
+        if field in meta.placement and field in placement.body:
+            placement_out[f"xdm:{field}"] = placement.body[field]
     include_content = request.include_content
     if include_content is None:
-        include_content = bool(placement.get("returnContent", True))
+        include_content = placement.return_content
     proposition: dict[str, Any] = {"xdm:activity": activity, "xdm:placement": placement_out}
     if scope.options:
         proposition["xdm:options"] = [
