@@ -26,7 +26,7 @@ from offerbase.pql.parser import parse
 N = int(os.environ.get("N", "200000"))
 ROUNDS = int(os.environ.get("ROUNDS", "9"))
 
-# The same two-predicate rule and 5-attribute context as reference/bench/peers_bench.py.
+# The same two-predicate rule and 5-attribute context for every engine.
 CTX: dict[str, Any] = {
     "targetingKey": "user-123",
     "tier": "premium",
@@ -39,7 +39,7 @@ RULE_100 = (
     'person.age >= 18 and homeAddress.countryCode in ["US", "CA"]'
     ' and (score * 2 + 1 > 10.5 or not tier = "vip")'
 )
-# A documented offer rule of about 100 characters (reference/pql.md §5, R2): longer names,
+# A documented offer rule of about 100 characters (from Adobe's PQL examples, R2): longer names,
 # fewer tokens than RULE_100.
 RULE_R2 = (
     'inSegment("849807b6-0a76-4895-96d9-89996477f23b")'

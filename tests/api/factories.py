@@ -32,7 +32,7 @@ KINDS: dict[str, tuple[str, str | None]] = {
 }
 ALL_KINDS = list(KINDS)
 
-# dps-api.md §1.4: the schema URI (with version) in every read.
+# Adobe's Offer Library API: the schema URI (with version) in every read.
 SCHEMAS: dict[str, str] = {
     "personalized-offer": f"{NS}/personalized-offer;version=0.15",
     "fallback-offer": f"{NS}/fallback-offer;version=0.8",

@@ -133,7 +133,7 @@ async def test_plain_json_and_legacy_container_endpoint(client, tenant, catalog,
 
 
 async def test_worked_example_3_6_grouped_criteria(client, tenant, catalog, engine_env):
-    """decisioning.md §3.6: must give O5, O3, O4, O2, O1, O6."""
+    """Adobe's worked example of several criteria: must give O5, O3, O4, O2, O1, O6."""
     await catalog.placement("web")
     priorities = {"O1": 10, "O2": 20, "O3": 30, "O4": 25, "O5": 35, "O6": 60}
     for oid, priority in priorities.items():

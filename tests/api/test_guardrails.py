@@ -1,4 +1,4 @@
-"""Sandbox-wide guardrails (dps-api.md §4), with the limits lowered so the test stays small."""
+"""Sandbox-wide guardrails (Adobe's guardrails), with the limits lowered so the test stays small."""
 
 from __future__ import annotations
 

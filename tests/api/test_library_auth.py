@@ -1,4 +1,4 @@
-"""Adobe's gateway headers and bodies (dps-api.md §1.5), and the token endpoint."""
+"""Adobe's gateway headers and bodies (Adobe's Offer Library API), and the token endpoint."""
 
 from __future__ import annotations
 

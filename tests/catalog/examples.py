@@ -1,4 +1,4 @@
-"""Request bodies copied from Adobe's DPS pages (dps-api.md §2), used as fixtures."""
+"""Request bodies copied from Adobe's DPS pages (Adobe's Offer Library API), used as fixtures."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def test_new_id_encodes_the_current_time() -> None:
 
 
 def test_snowflake_decodes_adobe_examples() -> None:
-    # dps-api.md §1.3: 19c5fa7448c6fcab was created 2024-11-14T20:56:45.540Z.
+    # Adobe's Offer Library API: 19c5fa7448c6fcab was created 2024-11-14T20:56:45.540Z.
     assert snowflake_millis("dps:offer-placement:19c5fa7448c6fcab") == 1731617805540
 
 

@@ -401,7 +401,7 @@ def test_collection_needs_filter_type() -> None:
     assert pointers("collection", {"name": "c", "ids": ["t"]}) == ["/filterType"]
 
 
-# --- guardrails (dps-api.md §4) ---------------------------------------------------------
+# --- guardrails (Adobe's guardrails) ---------------------------------------------------------
 
 
 def test_at_most_20_tags_per_offer() -> None:

@@ -264,7 +264,7 @@ def ids(result: DecisionResult, scope: int = 0) -> list[str]:
     return [o.id for o in result.scopes[scope].options]
 
 
-# The worked example of decisioning.md §3.6: scores per criterion, by offer id.
+# Adobe's worked example of ranking with several criteria: scores per criterion, by offer id.
 EXAMPLE_3_6_SCORES = (
     {"O1": 10, "O2": 20, "O3": 30},
     {"O3": 45, "O4": 40, "O5": 50},

@@ -1,4 +1,4 @@
-"""decide(): the algorithm of reference decisioning.md §3, step by step."""
+"""decide(): the algorithm of docs/decisioning.md, step by step."""
 
 from __future__ import annotations
 

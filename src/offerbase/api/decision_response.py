@@ -1,4 +1,4 @@
-"""Rendering an engine result as a Decisioning API response (decisioning.md §1.4)."""
+"""Rendering an engine result as a Decisioning API response (Adobe's Decisioning API)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def render(
 def event_body(
     result: DecisionResult, request: ParsedRequest, proposition_id: str, timestamp: str
 ) -> dict[str, Any]:
-    """The recorded decision event (shaped after XDM's decision event, decisioning.md §3.8)."""
+    """The recorded decision event (shaped after XDM's decision event)."""
     propositions = []
     for scope in result.scopes:
         item: dict[str, Any] = {

@@ -50,7 +50,7 @@ class ApiProblem(Exception):
 
 
 class GatewayError(Exception):
-    """Authentication failures answer like Adobe's API gateway does (dps-api.md §1.5)."""
+    """Authentication failures answer like Adobe's API gateway does (Adobe's Offer Library API)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)

@@ -1,6 +1,6 @@
 """Enumerations with every accepted spelling and the one we store.
 
-Spelling decisions (dps-api.md §2.10, §5 items 13-14, 23):
+Spelling decisions (where Adobe's pages and the XDM schemas differ):
 
 * collection ``filterType``: stored ``offers | any-tags | all-tags`` (DPS kebab case);
   xcore's ``anyTags`` / ``allTags`` are accepted.

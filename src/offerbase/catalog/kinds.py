@@ -24,7 +24,7 @@ def _kind(name: str, path: str, id_word: str, schema: str) -> Kind:
     return Kind(name, path, id_word, f"{_NS}/{schema}", MODELS[name])
 
 
-# Schema versions from dps-api.md §1.4 (the newest seen in DPS reads).
+# Schema versions from Adobe's Offer Library API reads (the newest seen in DPS reads).
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (

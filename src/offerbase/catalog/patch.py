@@ -4,7 +4,7 @@ Built on the ``jsonpatch`` library, with three deliberate additions:
 
 * **replace-as-add (compatibility).** A ``replace`` whose target is a *missing member of an
   existing object* behaves like ``add``. Adobe's own PATCH examples replace ``/description`` on
-  tags, collections and offers created without one (dps-api.md §1.7); strict RFC 6902 would
+  tags, collections and offers created without one (Adobe's update pages); strict RFC 6902 would
   reject them. ``replace`` of a missing array index, or below a missing parent, still fails.
 * **strict ``test``.** ``jsonpatch`` compares with Python ``==``, where ``true == 1``; RFC 6902
   says values of different JSON types are never equal, so ``test`` is evaluated here

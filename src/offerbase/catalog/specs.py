@@ -1,7 +1,7 @@
-"""Body schemas of the eight Offer Library kinds (dps-api.md §2), as ``schema`` nodes.
+"""Body schemas of the eight Offer Library kinds (Adobe's Offer Library API), as ``schema`` nodes.
 
 Required fields and cross-field rules follow the reference; where it is silent the choice is
-written next to the rule. Guardrails of dps-api.md §4 that concern a single entity are enforced
+written next to the rule. Guardrails of Adobe's Decision Management that concern a single entity are enforced
 here (see ``validate`` module docstring for the ones that are not).
 
 Decisions on profile constraints (``selectionConstraint`` / ``profileConstraint``):
@@ -36,7 +36,7 @@ from offerbase.catalog.schema import (
     parse_datetime,
 )
 
-# dps-api.md §4 (GR-DM) single-entity guardrails.
+# Adobe's Decision Management guardrails of a single entity.
 MAX_PLACEMENTS_PER_DECISION = 30
 MAX_COLLECTIONS_PER_DECISION = 30
 MAX_QUALIFIERS = 20  # collection qualifiers (tags) per offer or per collection

@@ -1,4 +1,4 @@
-"""decide(): one Decisioning API request against a Snapshot (reference decisioning.md §3.10).
+"""decide(): one Decisioning API request against a Snapshot.
 
 Per scope, in request order: resolve the live decision and the placement, take the criteria
 that apply to the placement grouped by rank.priority, and for each group collect the eligible
@@ -222,7 +222,7 @@ class _Run:
         """False: the criterion is out; True: its constraint is checked per offer; None: passed.
 
         A criterion constraint that does not read the offer removes the whole criterion when
-        false (reference §3.0); one that reads the offer is evaluated per candidate."""
+        false (Adobe: a criterion's rule that fails removes it); one that reads the offer is evaluated per candidate."""
         cc = cplan.criterion.constraint
         if cc is NO_CONSTRAINT:
             return None
@@ -304,7 +304,7 @@ class _Run:
                 return []
             return self._static_walk(group[0], gate is True, need, ranked)
         # General case: every candidate of every criterion in the group is scored; an offer
-        # in several criteria keeps its best score (reference §3.6).
+        # in several criteria keeps its best score (Adobe's worked example).
         best: dict[str, tuple[float, float | None, Offer]] = {}
         checked: dict[tuple[str, bool], _Drop | None] = {}
         for cplan in group:

@@ -7,7 +7,7 @@ Two shapes:
   eligible ones, in uniform random order. This keeps large tie tiers cheap.
 * `order_scored` sorts fully scored candidates by score, best first, with None scores last and
   exact ties broken uniformly at random (the docs only specify random ties for priority; we use
-  the same rule for formula scores, reference §7.1).
+  the same rule for formula scores, which Adobe leaves undocumented).
 """
 
 from __future__ import annotations

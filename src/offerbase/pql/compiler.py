@@ -126,7 +126,7 @@ class Env:
         return None if self.params is None else self.params.get(name)
 
     def ctx(self, ctype: str) -> Any:
-        """`@{T}` is the list of data objects of that context type (pql.md §5.1)."""
+        """`@{T}` is the list of data objects of that context type."""
         if ctype in self._contexts:
             return self._contexts[ctype]
         data = None if self.context is None else self.context.get(ctype)
@@ -335,7 +335,7 @@ class Compiler:
         return self.outer_path(name, keys, root.pos)
 
     def outer_path(self, name: str, keys: tuple[str, ...], pos: int) -> Fn:
-        """pql.md §6.1 after variables and the current item: params, xEvent, then the profile."""
+        """Name resolution after variables and the current item: params, xEvent, then the profile."""
         if name == "profile":
             self.record("", keys, pos)
             return _profile_path(keys) if keys else (lambda p, e: p)

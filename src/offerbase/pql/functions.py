@@ -1,4 +1,4 @@
-"""Runtime library: the null rules, coercions and built-in functions of pql.md §3-§4.
+"""Runtime library: the null rules, coercions and built-in functions of PQL (docs/pql.md).
 
 Everything here is total: bad or missing input gives None (values) or False (predicates),
 never an exception, so a rule can only fail at compile time.
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 
 def truthy(v: Any) -> bool:
-    """pql.md §4.4: null is false, an array is true when non-empty, any other value when present."""
+    """null is false, an array is true when non-empty, any other value when present."""
     if v is True:
         return True
     if v is False or v is None:
@@ -46,7 +46,7 @@ def as_list(v: Any) -> list[Any] | None:
 
 
 def field(v: Any, name: str) -> Any:
-    """Dot access: a map lookup (dot-as-get), mapped over the items of a list (§3.5)."""
+    """Dot access: a map lookup (dot-as-get), mapped over the items of a list."""
     if isinstance(v, Mapping):
         return v.get(name)
     if isinstance(v, list | tuple):
@@ -186,7 +186,7 @@ def eq(a: Any, b: Any) -> bool:
 
 
 def _coerced_eq(a: Any, b: Any) -> bool:
-    """Different scalar types: coerce where sensible (§4.5), e.g. "true" = true, "30" = 30."""
+    """Different scalar types: coerce where sensible, e.g. "true" = true, "30" = 30."""
     if isinstance(a, bool) or isinstance(b, bool):
         if isinstance(a, str) or isinstance(b, str):
             return str(a).lower() == str(b).lower()
@@ -319,7 +319,7 @@ def _fold(s: str, t: str, case_sensitive: Any) -> tuple[str, str]:
 
 
 def str_test(name: str, s: Any, t: Any, case_sensitive: Any = True) -> bool:
-    """The string methods of §3.3: false whenever either string is missing."""
+    """The string methods: false whenever either string is missing."""
     s = scalar(s)
     t = scalar(t)
     if not isinstance(s, str) or not isinstance(t, str):
@@ -407,7 +407,7 @@ def numbers(values: list[Any]) -> list[int | float]:
 
 
 def aggregate(name: str, values: list[Any]) -> int | float | None:
-    """sum of nothing is 0; average, min and max of nothing are null (§3.6)."""
+    """sum of nothing is 0; average, min and max of nothing are null."""
     ns = numbers(values)
     if name == "sum":
         return sum(ns)
@@ -580,7 +580,7 @@ def date_part(v: Any, part: str) -> int | None:
 
 
 def occurs_distance(t: Any, ref: Any, op: str, n: int, unit: str, direction: str) -> bool:
-    """Form A: compare the distance between t and ref with n units (pql.md §3.4)."""
+    """Form A: compare the distance between t and ref with n units."""
     d = to_dt(t)
     p = to_period(ref)
     if d is None or p is None:

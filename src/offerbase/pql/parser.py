@@ -1,4 +1,4 @@
-"""Pratt parser for PQL tiers T1 and T2 (pql.md §6); T3 forms are recognised and refused."""
+"""Pratt parser for PQL tiers T1 and T2; T3 forms are recognised and refused."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """List queries: `property` filters and `orderby` over entity bodies, on SQLite and PostgreSQL.
 
-The grammar is Adobe's (dps-api.md §3): `[!]field[op]value` with op one of `== != <= >= < > ~`,
+The grammar is Adobe's (Adobe's list pages): `[!]field[op]value` with op one of `== != <= >= < > ~`,
 a bare field tests presence, terms are ANDed. Fields are dot paths into the entity body, or
 the read-form metadata fields (`id`, `etag`, `created`, `modified`, `createdBy`,
 `lastModifiedBy`).
