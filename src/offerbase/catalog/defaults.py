@@ -1,4 +1,5 @@
-"""Every documented default of the Offer Library, in one place (Adobe's Offer Library API and the XDM schemas).
+"""Every documented default of the Offer Library, in one place (Adobe's Offer Library API
+and the XDM schemas).
 
 Stored bodies never get defaults injected, because Adobe's reads echo what the client sent; the
 loader (``catalog.load``) applies these when it builds the domain model, so every reader of an

@@ -1,7 +1,7 @@
 """Server-generated ids: ``dps:<type word>:<snowflake in lowercase hex, no padding>``.
 
-Adobe's ids are Twitter-style snowflakes (Adobe's Offer Library API ids): milliseconds since the Twitter epoch
-shifted left by 22 bits, a 10-bit worker id, a 12-bit sequence. Using the same layout makes our ids
+Adobe's ids are Twitter-style snowflakes: milliseconds since the Twitter epoch shifted left
+by 22 bits, a 10-bit worker id, a 12-bit sequence. Using the same layout makes our ids
 look like Adobe's and keeps them roughly time-ordered, which list ordering by id relies on.
 """
 

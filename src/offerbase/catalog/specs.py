@@ -1,8 +1,8 @@
 """Body schemas of the eight Offer Library kinds (Adobe's Offer Library API), as ``schema`` nodes.
 
 Required fields and cross-field rules follow the reference; where it is silent the choice is
-written next to the rule. Guardrails of Adobe's Decision Management that concern a single entity are enforced
-here (see ``validate`` module docstring for the ones that are not).
+written next to the rule. Adobe's Decision Management guardrails that concern a single entity
+are enforced here (see ``validate`` module docstring for the ones that are not).
 
 Decisions on profile constraints (``selectionConstraint`` / ``profileConstraint``):
 

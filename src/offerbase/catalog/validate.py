@@ -15,9 +15,9 @@ Decision rules: when ``definedOn`` is absent it is filled as
 (sorted), like Adobe's UI-created rules, so consumers can see which profile attributes a rule
 reads. A client-sent ``definedOn`` is kept as sent.
 
-Guardrails of Adobe's Decision Management enforced per entity: placements per criterion and per decision
-(30), collections per decision (30), collection qualifiers per offer and per collection (20),
-offers per collection (500), capping rules per offer (10), offer attributes
+Adobe's Decision Management guardrails enforced per entity: placements per criterion and per
+decision (30), collections per decision (30), collection qualifiers per offer and per collection
+(20), offers per collection (500), capping rules per offer (10), offer attributes
 (``characteristics``) per offer (30), placement ``itemCount`` (1..30). PQL size, attribute and
 nesting limits are enforced by ``offerbase.pql.check``.
 

@@ -222,7 +222,8 @@ class _Run:
         """False: the criterion is out; True: its constraint is checked per offer; None: passed.
 
         A criterion constraint that does not read the offer removes the whole criterion when
-        false (Adobe: a criterion's rule that fails removes it); one that reads the offer is evaluated per candidate."""
+        false (Adobe: a criterion whose rule fails is skipped); one that reads the offer is
+        evaluated per candidate."""
         cc = cplan.criterion.constraint
         if cc is NO_CONSTRAINT:
             return None

@@ -335,7 +335,7 @@ class Compiler:
         return self.outer_path(name, keys, root.pos)
 
     def outer_path(self, name: str, keys: tuple[str, ...], pos: int) -> Fn:
-        """Name resolution after variables and the current item: params, xEvent, then the profile."""
+        """Names after variables and the current item: params, xEvent, then the profile."""
         if name == "profile":
             self.record("", keys, pos)
             return _profile_path(keys) if keys else (lambda p, e: p)
