@@ -14,7 +14,7 @@ pickles, so a catalog can be shipped to batch workers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from offerbase.catalog import enums
@@ -29,10 +29,11 @@ class ProfileConstraint:
     type: str  # enums.PROFILE_CONSTRAINT_TYPE value; "none" admits every profile
     rule_ids: tuple[str, ...] = ()  # eligibilityRule / rules: every rule must hold
     segments: tuple[tuple[str, str], ...] = ()  # (namespace code, audience id)
+    # Derived from `type`, stored because the hot path asks it for every candidate.
+    is_rule: bool = field(init=False)
 
-    @property
-    def is_rule(self) -> bool:
-        return self.type in enums.RULE_CONSTRAINT_TYPES
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_rule", self.type in enums.RULE_CONSTRAINT_TYPES)
 
 
 NO_CONSTRAINT = ProfileConstraint(enums.CONSTRAINT_NONE)

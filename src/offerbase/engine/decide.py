@@ -197,6 +197,7 @@ class _Run:
             if capped is not None:
                 return capped
         constraint = offer.constraint
+        # (identity: the loader shares one NO_CONSTRAINT; an equal copy just takes the slow path)
         if constraint is not NO_CONSTRAINT and not self.ev.check(constraint, offer.id, offer.view):
             # details are only worth building for a trace (this is the hot path)
             return ("offer_eligibility", _describe(constraint) if self.trace is not None else "")

@@ -17,6 +17,8 @@ from offerbase.catalog import ProfileConstraint, enums
 # Audience membership statuses that count as "member" (XDM segmentMembership): realized and
 # existing do, exited does not.
 _MEMBER_STATUSES = frozenset({"realized", "existing"})
+_NONE = enums.CONSTRAINT_NONE
+_ANY_SEGMENTS = enums.SEGMENT_CONSTRAINT_ANY
 
 
 class Compiled(Protocol):
@@ -164,15 +166,15 @@ class Evaluator:
         return True
 
     def check(self, constraint: ProfileConstraint, offer_id: str | None, offer_view: Any) -> bool:
-        ctype = constraint.type
-        if ctype == enums.CONSTRAINT_NONE:
-            return True
-        if constraint.is_rule:
+        if constraint.is_rule:  # the common case first: this runs for every candidate
             for rid in constraint.rule_ids:
                 if not self.rule(rid, offer_id, offer_view):
                     return False
             return True
+        ctype = constraint.type
+        if ctype == _NONE:
+            return True
         segments = constraint.segments
-        if ctype == enums.SEGMENT_CONSTRAINT_ANY:
+        if ctype == _ANY_SEGMENTS:
             return any(is_member(self._profile, ns, sid) for ns, sid in segments)
         return all(is_member(self._profile, ns, sid) for ns, sid in segments)
