@@ -6,6 +6,8 @@ Real PQL only, bodies the Offer Library API accepts (see rules_support.build).
 
 from __future__ import annotations
 
+import itertools
+import pickle
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -87,6 +89,7 @@ def test_unknown_decision_and_placement_name_the_id() -> None:
     snap = _one_decision()
     err = _error(snap, [("D0", "P1"), ("D-missing", "P1")])
     assert (err.status, err.pointer) == (404, "/xdm:propositionRequests/1/xdm:activityId")
+    assert err.title == "Not Found"
     assert "D-missing" in err.detail
     err = _error(snap, [("D0", "P1"), ("D1", "P-missing")])
     assert (err.status, err.pointer) == (404, "/xdm:propositionRequests/1/xdm:placementId")
@@ -156,7 +159,121 @@ def test_empty_sandbox_answers_404() -> None:
     assert err.value.status == 404
 
 
+def test_snapshot_pickles_as_its_entities() -> None:
+    snap = build_simple(
+        [offer("A", 2), offer("B", 3, constraint=eligible("R"))],
+        rules=[rule("R", 'tier = "gold"')],
+    )
+    clone = pickle.loads(pickle.dumps(snap))
+    assert clone.version == snap.version == 0
+    for profile, expected in (({"tier": "gold"}, ["B", "A"]), ({}, ["A"])):
+        assert ids(run(clone, [("D1", "P1", 2)], profile=profile)) == expected
+        assert ids(run(snap, [("D1", "P1", 2)], profile=profile)) == expected
+
+
+# -- offers: dates, rank, result data ---------------------------------------------------------
+
+
+def test_offer_start_and_end_are_inclusive_to_the_second() -> None:
+    snap = build_simple(
+        [
+            offer("dated", 9, start="2026-11-24T12:00:00Z", end="2026-11-25T12:00:00.000+00:00"),
+            offer("from", 5, start="2026-11-24T12:00:00Z"),
+            offer("until", 3, end="2026-11-25T12:00:00Z"),
+            offer("always", 0),
+        ]
+    )
+    start = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    end = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    assert ids(run(snap, [("D1", "P1", 4)], now=start)) == ["dated", "from", "until", "always"]
+    assert ids(run(snap, [("D1", "P1", 4)], now=end)) == ["dated", "from", "until", "always"]
+    result = run(snap, [("D1", "P1", 4)], now=start - SECOND, trace=True)
+    assert ids(result) == ["until", "always"]
+    assert {o: [r for _, r, _ in d] for o, d in drops(result).items()} == {
+        "dated": ["dates"],
+        "from": ["dates"],
+    }
+    assert ids(run(snap, [("D1", "P1", 4)], now=end + SECOND)) == ["from", "always"]
+
+
+def test_offer_without_rank_has_priority_0() -> None:
+    snap = build(
+        [offer("none", None), offer("one", 1), offer("zero", 0)],
+        [
+            decision("D1", [criterion("C1")]),
+            decision("D2", [criterion("C1", formula="F")]),
+        ],
+        collections=[collection("C1", ["none", "one", "zero"])],
+        formulas=[formula("F", "offer.rank.priority + 1")],
+    )
+    firsts = set()
+    for seed in range(30):
+        got = ids(run(snap, [("D1", "P1", 3)], seed=seed))
+        assert got[0] == "one"
+        firsts.add(got[1])
+    assert firsts == {"none", "zero"}
+    scored = sorted(_scores(run(snap, [("D2", "P1", 3)])))
+    assert scored == [("none", 1), ("one", 2), ("zero", 1)]
+
+
+def _scores(result) -> list[tuple[str, float | None]]:  # type: ignore[no-untyped-def]
+    return [(o.id, o.score) for o in result.scopes[0].options]
+
+
+def test_chosen_options_carry_the_offer_and_its_representation() -> None:
+    body = offer("A", 1, placements=("P1", "P2"))
+    body["etag"] = "e-17"
+    snap = build_simple([body])
+    scope = run(snap, [("D1", "P2")]).scopes[0]
+    (chosen,) = scope.options
+    assert (chosen.id, chosen.etag, chosen.body) == ("A", "e-17", body)
+    assert chosen.representation == body["representations"][1]
+    assert chosen.score is None
+    assert (scope.activity.id, scope.activity.etag, scope.placement.id) == ("D1", 4, "P2")
+
+
 # -- criteria and groups -----------------------------------------------------------------------
+
+
+def test_criteria_apply_to_the_placements_they_list() -> None:
+    snap = build(
+        [offer(o, 1, placements=("P1", "P2")) for o in ("any", "p2", "both", "none")],
+        [
+            decision(
+                "D1",
+                [
+                    criterion("Cp2", placements=["P2"], priority=3),
+                    criterion("Cboth", placements=["P1", "P2"], priority=2),
+                    criterion("Cany", placements=[], priority=1),
+                    criterion("Cnone"),
+                ],
+            )
+        ],
+        collections=[
+            collection("Cp2", ["p2"]),
+            collection("Cboth", ["both"]),
+            collection("Cany", ["any"]),
+            collection("Cnone", ["none"]),
+        ],
+    )
+    assert ids(run(snap, [("D1", "P1", 4)])) == ["both", "any", "none"]
+    assert ids(run(snap, [("D1", "P2", 4)])) == ["p2", "both", "any", "none"]
+
+
+def test_direct_option_lists() -> None:
+    untyped = criterion(options=["B"])
+    del untyped["optionSelection"]["optionSelectionType"]  # optional: options alone suffice
+    snap = build(
+        [offer("A", 1), offer("B", 2), offer("C", 3)],
+        [
+            decision("D1", [criterion(options=["A", "B", "A"])]),
+            decision("D2", [criterion(options=["C"], priority=1), criterion(options=["A"])]),
+            decision("D3", [untyped]),
+        ],
+    )
+    assert ids(run(snap, [("D1", "P1", 3)])) == ["B", "A"]
+    assert ids(run(snap, [("D2", "P1", 3)])) == ["C", "A"]
+    assert ids(run(snap, [("D3", "P1", 3)])) == ["B"]
 
 
 def test_missing_criterion_priority_is_0_below_priority_1() -> None:
@@ -284,10 +401,9 @@ def test_group_after_a_filled_group_is_not_evaluated_each_is_traced() -> None:
     )
     result = run(snap, trace=True)
     assert ids(result) == ["A"]
-    assert [(e["group"], e["criteria"]) for e in events(result, "group_not_evaluated")] == [
-        (1, [1]),
-        (2, [2]),
-    ]
+    assert [
+        (e["group"], e["criteria"], e["reason"]) for e in events(result, "group_not_evaluated")
+    ] == [(1, [1], "itemCount already filled"), (2, [2], "itemCount already filled")]
 
 
 def test_offer_ranked_by_an_earlier_group_keeps_its_place_in_both_paths() -> None:
@@ -349,6 +465,13 @@ def test_a_tie_of_exactly_two_offers_is_shuffled() -> None:
     assert set(orders) == {("A", "B", "low"), ("B", "A", "low")}
     firsts = Counter(ids(run(snap, seed=s))[0] for s in range(60))
     assert set(firsts) == {"A", "B"}
+
+
+def test_a_tie_is_shuffled_uniformly() -> None:
+    snap = build_simple([offer("A", 5), offer("B", 5), offer("C", 5)])
+    orders = Counter(tuple(ids(run(snap, [("D1", "P1", 3)], seed=s))) for s in range(1200))
+    assert set(orders) == set(itertools.permutations("ABC"))
+    assert all(140 < n < 260 for n in orders.values())  # 200 each expected
 
 
 def test_a_tie_of_two_formula_scores_is_shuffled() -> None:
@@ -601,6 +724,23 @@ def test_tag_collections() -> None:
 
 
 # -- trace -----------------------------------------------------------------------------------
+
+
+def test_trace_of_offer_level_eligibility() -> None:
+    snap = build_simple(
+        [
+            offer("ruled", 3, constraint=eligible("R1")),
+            offer("seg", 2, constraint=segments("allSegments", "s1")),
+            offer("base", 0),
+        ],
+        rules=[rule("R1", 'tier = "gold"')],
+    )
+    result = run(snap, [("D1", "P1", 3)], trace=True)
+    assert ids(result) == ["base"]
+    assert drops(result) == {
+        "ruled": [(0, "offer_eligibility", "rule R1 false")],
+        "seg": [(0, "offer_eligibility", "allSegments [ups:s1] not satisfied")],
+    }
 
 
 def test_trace_of_a_skipped_criterion() -> None:

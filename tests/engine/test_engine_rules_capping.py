@@ -91,6 +91,26 @@ def test_cap_outside_its_placement_does_not_hide_the_next_cap() -> None:
     assert drops(result)["O1"] == [(0, "capped", "constraint #1 (cap|O1|fc1|global|-|offer|-|all)")]
 
 
+def test_capped_trace_names_the_constraint_and_its_key() -> None:
+    snap = _capped(_cap(limit=2))
+    key = "cap|O1|fc0|global|-|offer|-|all"
+    result = run(snap, counters={key: 2}, trace=True)
+    assert drops(result)["O1"] == [(0, "capped", f"constraint #0 ({key})")]
+
+
+def test_caps_with_different_periods_on_one_offer() -> None:
+    snap = _capped(
+        _cap(limit=5, repeat={"enabled": True, "unit": "day"}),
+        _cap(limit=9, repeat={"enabled": True, "unit": "week", "unitCount": 2}),
+        _cap(limit=7, repeat={"enabled": True, "unit": "day"}),
+    )
+    assert _consumed(run(snap)) == [
+        ("cap|O1|fc0|global|-|offer|-|2026-11-24/P1D", 5),
+        ("cap|O1|fc1|global|-|offer|-|2026-11-22/P2W", 9),
+        ("cap|O1|fc2|global|-|offer|-|2026-11-24/P1D", 7),
+    ]
+
+
 def test_disabled_cap_does_not_hide_the_next_cap() -> None:
     snap = _capped(_cap(enabled=False, limit=1), _cap(limit=1))
     assert ids(run(snap, counters={"cap|O1|fc0|global|-|offer|-|all": 1})) == ["O1"]
@@ -202,6 +222,15 @@ def test_per_profile_cap_without_profile_key() -> None:
     assert ids(run(snap, counters=stored, profile_key="u:1")) == ["O2"]
     assert ids(run(snap, counters=stored, profile_key="u:2")) == ["O1"]
     assert _keys(snap, [("D1", "P1")], "u:2") == ["cap|O1|fc0|profile|u:2|offer|-|all"]
+
+
+def test_capping_keys_without_profile_key_keep_the_global_caps() -> None:
+    snap = _capped(_cap(scope="profile"), _cap(limit=3))
+    assert _keys(snap, [("D1", "P1")]) == ["cap|O1|fc1|global|-|offer|-|all"]
+    assert _keys(snap, [("D1", "P1")], "u:1") == [
+        "cap|O1|fc0|profile|u:1|offer|-|all",
+        "cap|O1|fc1|global|-|offer|-|all",
+    ]
 
 
 def test_ids_are_escaped_in_counter_keys() -> None:

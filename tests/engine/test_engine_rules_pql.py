@@ -181,6 +181,31 @@ def test_formula_is_memoised_per_request_and_gives_every_scope_the_same_score() 
     assert sorted(f.offers) == ["A", "B"]
 
 
+def test_unknown_rule_excludes() -> None:
+    """A dangling rule id (the store forbids it, the engine must still be safe) is false."""
+    snap = build(
+        [offer("ruled", 5, constraint=eligible("gone")), offer("A", 1), offer("B", 0)],
+        [
+            decision(
+                "D1", [criterion("C1", priority=1, constraint=eligible("gone")), criterion("C2")]
+            )
+        ],
+        collections=[collection("C1", ["A"]), collection("C2", ["ruled", "B"])],
+    )
+    assert ids(run(snap, [("D1", "P1", 3)])) == ["B"]
+
+
+def test_rule_reads_the_request_context() -> None:
+    ctx = "_xdm.context.additionalParameters;version=1"
+    snap = build_simple(
+        [offer("mobile", 5, constraint=eligible("R")), offer("base", 0)],
+        rules=[rule("R", f'@{{{ctx}}}.channel = "mobile"')],
+    )
+    assert ids(run(snap, context={ctx: {"channel": "mobile"}})) == ["mobile"]
+    assert ids(run(snap, context={ctx: {"channel": "web"}})) == ["base"]
+    assert ids(run(snap)) == ["base"]
+
+
 # -- the injected clock ------------------------------------------------------------------------
 
 
