@@ -1,4 +1,5 @@
-"""Engine test helpers: entity builders, a run() shortcut and an evaluation spy.
+"""Engine test helpers, the one set for every engine test: entity builders, a run() shortcut,
+constraint/profile/trace helpers and an evaluation spy.
 
 The builders write stored DPS bodies (with id and etag); `catalog()` passes every one through
 the catalog's validation and loader, exactly as the server does, so no test feeds the engine a
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,36 +25,6 @@ from offerbase.engine import (
 )
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-class EvaluationSpy:
-    """Counts evaluations of a snapshot's compiled rules and formulas (and can make one raise),
-    by wrapping the compiled expressions after the snapshot is built."""
-
-    def __init__(self, snap: Snapshot, *, raising: frozenset[str] = frozenset()) -> None:
-        self.calls: dict[str, int] = {}
-        for table in (snap.rules, snap.formulas):
-            for rid, compiled in list(table.items()):
-                if compiled.expr is not None:
-                    table[rid] = dataclasses.replace(
-                        compiled, expr=self._wrap(rid, compiled.expr, rid in raising)
-                    )
-
-    def _wrap(self, rid: str, expr: Any, raises: bool) -> Any:
-        spy = self
-
-        class Counting:
-            def evaluate(self, profile: Any, **inputs: Any) -> Any:
-                spy.calls[rid] = spy.calls.get(rid, 0) + 1
-                if raises:
-                    raise RuntimeError(f"{rid} failed")
-                return expr.evaluate(profile, **inputs)
-
-        return Counting()
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
 
 
 # -- entity builders (stored DPS bodies, with id and etag) --------------------------------
@@ -297,3 +268,69 @@ def example_3_6(formula_source: Callable[[dict[str, int]], str]) -> Snapshot:
             for i, scores in enumerate(EXAMPLE_3_6_SCORES, start=1)
         ],
     )
+
+
+# -- constraints, profiles, traces and spies ---------------------------------------------
+
+
+def eligible(rule_id: str, kind: str = "eligibilityRule") -> dict[str, str]:
+    """A selectionConstraint / profileConstraint naming one decision rule."""
+    return {"profileConstraintType": kind, "eligibilityRule": rule_id}
+
+
+def segments(kind: str, *seg_ids: str, namespace: str = "ups") -> dict[str, Any]:
+    return {
+        "profileConstraintType": kind,
+        "segmentIdentities": [{"_id": s, "namespace": {"code": namespace}} for s in seg_ids],
+    }
+
+
+def member(namespace: str = "ups", **statuses: str) -> dict[str, Any]:
+    """A profile whose segmentMembership[namespace] has these segment statuses."""
+    return {"segmentMembership": {namespace: {k: {"status": v} for k, v in statuses.items()}}}
+
+
+def events(result: DecisionResult, kind: str, scope: int | None = None) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in result.trace or []
+        if e["event"] == kind and (scope is None or e["scope"] == scope)
+    ]
+
+
+def drops(result: DecisionResult, scope: int = 0) -> dict[str, list[tuple[Any, str, Any]]]:
+    """offer id -> [(criterion, reason, detail), ...] of the scope's `dropped` events."""
+    out: dict[str, list[tuple[Any, str, Any]]] = {}
+    for e in events(result, "dropped", scope):
+        out.setdefault(e["offer"], []).append((e["criterion"], e["reason"], e["detail"]))
+    return out
+
+
+class Spy:
+    """Stands in for one compiled PQL expression and records every evaluation's offer id
+    (and raises instead of evaluating when `raising`: a rule that fails at run time)."""
+
+    def __init__(self, expr: Any, raising: bool = False) -> None:
+        self.expr = expr
+        self.raising = raising
+        self.offers: list[str | None] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.offers)
+
+    def evaluate(self, profile: Any, **kw: Any) -> Any:
+        offer = kw.get("offer")
+        self.offers.append(offer.get("_id") if isinstance(offer, Mapping) else None)
+        if self.raising:
+            raise RuntimeError("evaluation failed")
+        return self.expr.evaluate(profile, **kw)
+
+
+def spy(snap: Snapshot, entity_id: str, *, raising: bool = False) -> Spy:
+    """Wrap the compiled rule (or formula) `entity_id` of `snap` in a counting Spy."""
+    table = snap.rules if entity_id in snap.rules else snap.formulas
+    compiled = table[entity_id]
+    wrapper = Spy(compiled.expr, raising)
+    table[entity_id] = dataclasses.replace(compiled, expr=wrapper)
+    return wrapper

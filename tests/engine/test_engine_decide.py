@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 from engine_helpers import (
     NOW,
-    EvaluationSpy,
     catalog,
     collection,
     criterion,
@@ -22,6 +21,7 @@ from engine_helpers import (
     rule,
     run,
     simple,
+    spy,
 )
 
 from offerbase.engine import DecisionError, DecisionRequest, ScopeRequest, decide
@@ -257,7 +257,7 @@ def test_rules_evaluated_once_per_request() -> None:
             rule("R2", 'offer._id.startsWith("X") and false'),  # per (rule, offer)
         ],
     )
-    spy = EvaluationSpy(snap)
+    r1, r2 = spy(snap, "R1"), spy(snap, "R2")
     result = run(
         snap,
         [("D1", "P1", 30), ("D1", "P1", 30)],
@@ -266,7 +266,7 @@ def test_rules_evaluated_once_per_request() -> None:
         allow_duplicates_across_placements=True,
     )
     assert result.scopes[0].fallback is not None
-    assert spy.calls == {"R1": 1, "R2": 5}
+    assert (r1.calls, r2.calls) == (1, 5)
 
 
 def test_criterion_constraint_removes_whole_criterion_when_offer_independent() -> None:
@@ -355,7 +355,7 @@ def test_failing_rule_excludes_and_is_traced() -> None:
         ],
         rules=[rule("R1", "a = 1")],
     )
-    EvaluationSpy(snap, raising=frozenset({"R1"}))
+    spy(snap, "R1", raising=True)
     result = run(snap, trace=True)
     assert ids(result) == ["O2"]
     assert any(e["event"] == "rule_error" and e["rule"] == "R1" for e in result.trace or [])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 
 from engine_helpers import (
-    EvaluationSpy,
     catalog,
     collection,
     criterion,
@@ -16,6 +15,7 @@ from engine_helpers import (
     offer,
     rule,
     run,
+    spy,
 )
 
 from offerbase.engine import DecisionError
@@ -48,7 +48,7 @@ def test_failing_formula_ranks_last() -> None:
         collections=[collection("C1", ["O1"]), collection("C2", ["O2"])],
         formulas=[formula("F1", "1"), formula("F2", "2")],
     )
-    EvaluationSpy(snap, raising=frozenset({"F2"}))
+    spy(snap, "F2", raising=True)
     assert ids(run(snap, [("D1", "P1", 2)])) == ["O1", "O2"]
 
 

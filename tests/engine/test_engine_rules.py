@@ -15,18 +15,24 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from engine_helpers import (
     NOW,
+    catalog,
     collection,
     criterion,
     decision,
+    drops,
+    eligible,
+    events,
     fallback,
     formula,
     ids,
+    load_stored,
     offer,
     placement,
     rule,
     run,
+    segments,
+    simple,
 )
-from rules_support import build, build_simple, drops, eligible, events, segments
 
 from offerbase.engine import DecisionError, DecisionRequest, ScopeRequest, build_snapshot, decide
 
@@ -34,7 +40,7 @@ SECOND = timedelta(seconds=1)
 
 
 def _one_decision(**kw: object):  # type: ignore[no-untyped-def]
-    return build(
+    return catalog(
         [offer("O1", placements=("P1", "P2"))],
         [
             decision("D0", [criterion("C1")]),
@@ -97,7 +103,7 @@ def test_unknown_decision_and_placement_name_the_id() -> None:
 
 
 def test_ai_ranking_error_points_at_the_scope() -> None:
-    snap = build(
+    snap = catalog(
         [offer("O1")],
         [
             decision("D0", [criterion("C1")]),
@@ -131,7 +137,7 @@ def test_exactly_30_scopes_pass_and_31_fail() -> None:
 
 def test_item_count_bounds_1_and_30() -> None:
     offers = [offer(f"O{i:02}", i) for i in range(31)]
-    snap = build_simple(offers)
+    snap = simple(offers)
     assert len(ids(run(snap, [("D1", "P1", 30)]))) == 30
     assert len(ids(run(snap, [("D1", "P1", 1)]))) == 1
     for bad in (31, 0):
@@ -143,24 +149,24 @@ def test_item_count_bounds_1_and_30() -> None:
 
 def test_placement_item_count_30_is_used() -> None:
     offers = [offer(f"O{i:02}", i) for i in range(31)]
-    snap = build_simple(offers, placements=[placement("P1", item_count=30)])
+    snap = simple(offers, placements=[placement("P1", item_count=30)])
     assert len(ids(run(snap))) == 30
 
 
 def test_empty_sandbox_answers_404() -> None:
-    snap = build_snapshot({})
+    snap = build_snapshot(load_stored({}))
     assert snap.version == 0
     with pytest.raises(DecisionError) as err:
         run(snap)
     assert err.value.status == 404
-    snap = build_snapshot({"placement": [placement("P1")]})
+    snap = build_snapshot(load_stored({"placement": [placement("P1")]}))
     with pytest.raises(DecisionError) as err:
         run(snap)
     assert err.value.status == 404
 
 
 def test_snapshot_pickles_as_its_entities() -> None:
-    snap = build_simple(
+    snap = simple(
         [offer("A", 2), offer("B", 3, constraint=eligible("R"))],
         rules=[rule("R", 'tier = "gold"')],
     )
@@ -175,7 +181,7 @@ def test_snapshot_pickles_as_its_entities() -> None:
 
 
 def test_offer_start_and_end_are_inclusive_to_the_second() -> None:
-    snap = build_simple(
+    snap = simple(
         [
             offer("dated", 9, start="2026-11-24T12:00:00Z", end="2026-11-25T12:00:00.000+00:00"),
             offer("from", 5, start="2026-11-24T12:00:00Z"),
@@ -197,7 +203,7 @@ def test_offer_start_and_end_are_inclusive_to_the_second() -> None:
 
 
 def test_offer_without_rank_has_priority_0() -> None:
-    snap = build(
+    snap = catalog(
         [offer("none", None), offer("one", 1), offer("zero", 0)],
         [
             decision("D1", [criterion("C1")]),
@@ -223,7 +229,7 @@ def _scores(result) -> list[tuple[str, float | None]]:  # type: ignore[no-untype
 def test_chosen_options_carry_the_offer_and_its_representation() -> None:
     body = offer("A", 1, placements=("P1", "P2"))
     body["etag"] = "e-17"
-    snap = build_simple([body])
+    snap = simple([body])
     scope = run(snap, [("D1", "P2")]).scopes[0]
     (chosen,) = scope.options
     assert (chosen.id, chosen.etag, chosen.body) == ("A", "e-17", body)
@@ -236,7 +242,7 @@ def test_chosen_options_carry_the_offer_and_its_representation() -> None:
 
 
 def test_criteria_apply_to_the_placements_they_list() -> None:
-    snap = build(
+    snap = catalog(
         [offer(o, 1, placements=("P1", "P2")) for o in ("any", "p2", "both", "none")],
         [
             decision(
@@ -263,7 +269,7 @@ def test_criteria_apply_to_the_placements_they_list() -> None:
 def test_direct_option_lists() -> None:
     untyped = criterion(options=["B"])
     del untyped["optionSelection"]["optionSelectionType"]  # optional: options alone suffice
-    snap = build(
+    snap = catalog(
         [offer("A", 1), offer("B", 2), offer("C", 3)],
         [
             decision("D1", [criterion(options=["A", "B", "A"])]),
@@ -277,7 +283,7 @@ def test_direct_option_lists() -> None:
 
 
 def test_missing_criterion_priority_is_0_below_priority_1() -> None:
-    snap = build(
+    snap = catalog(
         [offer("hi", 9), offer("lo", 1)],
         [decision("D1", [criterion("C1"), criterion("C2", priority=1)])],
         collections=[collection("C1", ["hi"]), collection("C2", ["lo"])],
@@ -288,7 +294,7 @@ def test_missing_criterion_priority_is_0_below_priority_1() -> None:
 
 
 def test_empty_rank_object_means_priority_0() -> None:
-    snap = build_simple([offer("empty", None, rank={}), offer("one", 1), offer("zero", 0)])
+    snap = simple([offer("empty", None, rank={}), offer("one", 1), offer("zero", 0)])
     firsts = Counter()
     for seed in range(40):
         got = ids(run(snap, [("D1", "P1", 3)], seed=seed))
@@ -300,7 +306,7 @@ def test_empty_rank_object_means_priority_0() -> None:
 def test_decision_without_criteria_falls_back() -> None:
     body = decision("D1", [])
     del body["criteria"]
-    snap = build([offer("O1")], [body])
+    snap = catalog([offer("O1")], [body])
     scope = run(snap).scopes[0]
     assert scope.options == []
     assert scope.fallback is not None
@@ -316,7 +322,7 @@ def test_best_score_kept_when_later_criterion_scores_higher() -> None:
 
 
 def _assert_best_score(first: int, second: int) -> None:
-    snap = build(
+    snap = catalog(
         [offer("X", 1), offer("Y", 2)],
         [decision("D1", [criterion("C1", formula="F1"), criterion("C2", formula="F2")])],
         collections=[collection("C1", ["X"]), collection("C2", ["X", "Y"])],
@@ -333,7 +339,7 @@ def _assert_best_score(first: int, second: int) -> None:
 
 def test_equal_score_keeps_the_earlier_criterion() -> None:
     # X reaches the group twice with the same value (priority 5, formula 5): the first stays
-    snap = build(
+    snap = catalog(
         [offer("X", 5)],
         [decision("D1", [criterion("C1", priority=1), criterion("C2", priority=1, formula="F")])],
         collections=[collection("C1", ["X"]), collection("C2", ["X"])],
@@ -343,7 +349,7 @@ def test_equal_score_keeps_the_earlier_criterion() -> None:
 
 
 def test_multi_criteria_group_skips_a_false_criterion_and_ranks_the_next() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 9), offer("B", 1)],
         [
             decision(
@@ -369,7 +375,7 @@ def test_formula_group_with_eligible_and_ineligible_offers(order: list[str]) -> 
         "good": offer("good", 1),
         "good2": offer("good2", 1),
     }
-    snap = build(
+    snap = catalog(
         [bodies[o] for o in order],
         [decision("D1", [criterion("C1", formula="F")])],
         collections=[collection("C1", order)],
@@ -385,7 +391,7 @@ def test_formula_group_with_eligible_and_ineligible_offers(order: list[str]) -> 
 
 
 def test_group_after_a_filled_group_is_not_evaluated_each_is_traced() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A"), offer("B"), offer("C")],
         [
             decision(
@@ -408,7 +414,7 @@ def test_group_after_a_filled_group_is_not_evaluated_each_is_traced() -> None:
 
 def test_offer_ranked_by_an_earlier_group_keeps_its_place_in_both_paths() -> None:
     for later in (criterion("C2", priority=1), criterion("C2", priority=1, formula="F")):
-        snap = build(
+        snap = catalog(
             [offer("X", 1), offer("Y", 1)],
             [decision("D1", [criterion("C1", priority=2), later])],
             collections=[collection("C1", ["X"]), collection("C2", ["X", "Y"])],
@@ -430,7 +436,7 @@ def test_offer_ranked_by_an_earlier_group_keeps_its_place_in_both_paths() -> Non
 def test_kebab_case_scoring_function_spelling() -> None:
     crit = criterion("C1", formula="F")
     crit["rank"]["order"]["orderEvaluationType"] = "scoring-function"
-    snap = build(
+    snap = catalog(
         [offer("A", 1), offer("B", 2)],
         [decision("D1", [crit])],
         collections=[collection("C1", ["A", "B"])],
@@ -443,7 +449,7 @@ def test_kebab_case_scoring_function_spelling() -> None:
 
 
 def test_formula_missing_is_traced_once_per_criterion() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 1)],
         [decision("D1", [criterion("C1", formula="F"), criterion("C2", formula="nope")])],
         collections=[collection("C1", ["A"]), collection("C2", ["A"])],
@@ -460,7 +466,7 @@ def test_formula_missing_is_traced_once_per_criterion() -> None:
 
 
 def test_a_tie_of_exactly_two_offers_is_shuffled() -> None:
-    snap = build_simple([offer("A", 5), offer("B", 5), offer("low", 1)])
+    snap = simple([offer("A", 5), offer("B", 5), offer("low", 1)])
     orders = Counter(tuple(ids(run(snap, [("D1", "P1", 3)], seed=s))) for s in range(60))
     assert set(orders) == {("A", "B", "low"), ("B", "A", "low")}
     firsts = Counter(ids(run(snap, seed=s))[0] for s in range(60))
@@ -468,14 +474,14 @@ def test_a_tie_of_exactly_two_offers_is_shuffled() -> None:
 
 
 def test_a_tie_is_shuffled_uniformly() -> None:
-    snap = build_simple([offer("A", 5), offer("B", 5), offer("C", 5)])
+    snap = simple([offer("A", 5), offer("B", 5), offer("C", 5)])
     orders = Counter(tuple(ids(run(snap, [("D1", "P1", 3)], seed=s))) for s in range(1200))
     assert set(orders) == set(itertools.permutations("ABC"))
     assert all(140 < n < 260 for n in orders.values())  # 200 each expected
 
 
 def test_a_tie_of_two_formula_scores_is_shuffled() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 1), offer("B", 2), offer("C", 3)],
         [decision("D1", [criterion("C1", formula="F")])],
         collections=[collection("C1", ["A", "B", "C"])],
@@ -486,11 +492,11 @@ def test_a_tie_of_two_formula_scores_is_shuffled() -> None:
 
 
 def test_no_tie_is_never_shuffled() -> None:
-    snap = build_simple([offer("c", 1), offer("a", 3), offer("b", 2)])
+    snap = simple([offer("c", 1), offer("a", 3), offer("b", 2)])
     assert {tuple(ids(run(snap, [("D1", "P1", 3)], seed=s))) for s in range(40)} == {
         ("a", "b", "c")
     }
-    scored = build(
+    scored = catalog(
         [offer("c", 1), offer("a", 3), offer("b", 2)],
         [decision("D1", [criterion("C1", formula="F")])],
         collections=[collection("C1", ["c", "a", "b"])],
@@ -511,7 +517,7 @@ class _ZeroRandom(random.Random):
 def test_ties_are_broken_by_the_rng_alone() -> None:
     """With a degenerate RNG tied offers stay in candidate order, in both ranking paths (the
     engine never falls back to comparing the offers themselves)."""
-    snap = build(
+    snap = catalog(
         [offer("b", 1), offer("c", 1), offer("a", 1)],
         [
             decision("Dstatic", [criterion("C1")]),
@@ -529,7 +535,7 @@ def test_ties_are_broken_by_the_rng_alone() -> None:
 def test_a_scope_without_ties_draws_no_randomness() -> None:
     """The fast path draws random numbers only for the ties it has to break: a scope whose
     top tier is one offer leaves the next scope's tie-break exactly as if it were alone."""
-    snap = build(
+    snap = catalog(
         [
             offer("top", 9, placements=("P1", "P2")),
             offer("t1", 1, placements=("P1", "P2")),
@@ -552,7 +558,7 @@ def test_a_scope_without_ties_draws_no_randomness() -> None:
 
 def _dup_catalog(p1: bool | None = None, p2: bool | None = None):  # type: ignore[no-untyped-def]
     offers = [offer(f"O{i}", 10 - i, placements=("P1", "P2")) for i in range(1, 4)]
-    return build(
+    return catalog(
         offers,
         [decision("D1", [criterion("C1")]), decision("D2", [criterion("C1")])],
         collections=[collection("C1", [o["id"] for o in offers])],
@@ -627,7 +633,7 @@ def test_dedup_is_checked_against_every_earlier_scope() -> None:
 
 
 def test_fallback_when_nothing_qualifies_with_its_entity_data() -> None:
-    snap = build_simple(
+    snap = simple(
         [offer("old", end="2020-01-01T00:00:00Z"), offer("draft", status="draft")],
         fallbacks=[fallback("F1")],
     )
@@ -647,7 +653,7 @@ def test_fallback_when_nothing_qualifies_with_its_entity_data() -> None:
 
 
 def test_no_fallback_is_traced_as_such() -> None:
-    snap = build(
+    snap = catalog(
         [offer("old", end="2020-01-01T00:00:00Z")],
         [decision("D1", [criterion("C1")], fallback_id=None)],
         collections=[collection("C1", ["old"])],
@@ -662,7 +668,7 @@ def test_no_fallback_is_traced_as_such() -> None:
 def test_collection_with_unknown_archived_draft_and_unrepresented_offers() -> None:
     norep = offer("norep")
     del norep["representations"]  # representations are optional in the API
-    snap = build(
+    snap = catalog(
         [
             offer("archived", 9, status="archived"),
             offer("draft", 9, status="draft"),
@@ -691,7 +697,7 @@ def test_collection_with_unknown_archived_draft_and_unrepresented_offers() -> No
 
 
 def test_criterion_over_an_unknown_collection_has_no_candidates() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 5), offer("B", 1)],
         [decision("D1", [criterion("gone", priority=1), criterion("C2")])],
         collections=[collection("C2", ["B"])],
@@ -700,7 +706,7 @@ def test_criterion_over_an_unknown_collection_has_no_candidates() -> None:
 
 
 def test_tag_collections() -> None:
-    snap = build(
+    snap = catalog(
         [
             offer("O1", 3, tags=("t1",)),
             offer("O2", 2, tags=("t1", "t2")),
@@ -727,7 +733,7 @@ def test_tag_collections() -> None:
 
 
 def test_trace_of_offer_level_eligibility() -> None:
-    snap = build_simple(
+    snap = simple(
         [
             offer("ruled", 3, constraint=eligible("R1")),
             offer("seg", 2, constraint=segments("allSegments", "s1")),
@@ -744,7 +750,7 @@ def test_trace_of_offer_level_eligibility() -> None:
 
 
 def test_trace_of_a_skipped_criterion() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 2), offer("B", 1), offer("C", 0)],
         [
             decision(
@@ -773,7 +779,7 @@ def test_trace_of_a_skipped_criterion() -> None:
 
 
 def test_trace_of_a_false_segment_criterion() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 2), offer("C", 0)],
         [
             decision(
@@ -795,7 +801,7 @@ def test_trace_of_a_false_segment_criterion() -> None:
 
 def test_trace_of_offer_dependent_criterion_constraint_past_the_cut_off() -> None:
     """Offers past the itemCount cut-off are still traced with their real reason."""
-    snap = build(
+    snap = catalog(
         [
             offer("top", 5, characteristics={"kind": "a"}),
             offer("A", 1, characteristics={"kind": "a"}),
@@ -817,7 +823,7 @@ def test_trace_of_offer_dependent_criterion_constraint_past_the_cut_off() -> Non
 
 
 def test_trace_accounts_for_every_candidate_exactly_once() -> None:
-    snap = build_simple([offer(f"T{i}", 5) for i in range(4)] + [offer("low", 1)])
+    snap = simple([offer(f"T{i}", 5) for i in range(4)] + [offer("low", 1)])
     for seed in range(10):
         result = run(snap, seed=seed, trace=True)
         (chosen,) = ids(result)
@@ -834,7 +840,7 @@ def test_trace_accounts_for_every_candidate_exactly_once() -> None:
 
 
 def test_ranked_event_has_score_and_priority() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 4), offer("B", 2)],
         [decision("D1", [criterion("C1", formula="F")])],
         collections=[collection("C1", ["A", "B"])],
@@ -848,7 +854,7 @@ def test_ranked_event_has_score_and_priority() -> None:
 
 
 def test_dropped_events_name_their_criterion() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 2), offer("old", 1, end="2020-01-01T00:00:00Z"), offer("B", 1)],
         [decision("D1", [criterion("C1", priority=1), criterion("C2")])],
         collections=[collection("C1", ["A"]), collection("C2", ["old", "B"])],

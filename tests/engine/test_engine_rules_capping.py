@@ -13,8 +13,18 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from engine_helpers import NOW, collection, criterion, decision, ids, offer, run
-from rules_support import build, build_simple, drops
+from engine_helpers import (
+    NOW,
+    catalog,
+    collection,
+    criterion,
+    decision,
+    drops,
+    ids,
+    offer,
+    run,
+    simple,
+)
 
 from offerbase.engine import DecisionRequest, ScopeRequest, capping_keys
 
@@ -26,7 +36,7 @@ def _cap(**kw: Any) -> dict[str, Any]:
 
 
 def _capped(*caps: dict[str, Any], oid: str = "O1", **kw: Any):  # type: ignore[no-untyped-def]
-    return build_simple(
+    return simple(
         [
             offer(oid, 9, placements=("P1", "P2"), caps=list(caps), **kw),
             offer("O2", 1, placements=("P1", "P2")),
@@ -320,7 +330,7 @@ def tokyo_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.mark.usefixtures("tokyo_local_time")
 def test_engine_time_is_utc_on_a_machine_in_another_zone() -> None:
-    snap = build_simple(
+    snap = simple(
         [
             offer(
                 "O1",
@@ -341,7 +351,7 @@ def test_engine_time_is_utc_on_a_machine_in_another_zone() -> None:
 
 
 def test_unknown_decision_in_capping_keys_request_is_skipped() -> None:
-    snap = build(
+    snap = catalog(
         [offer("O1", caps=[_cap()])],
         [decision("D1", [criterion("C1")])],
         collections=[collection("C1", ["O1"])],

@@ -10,8 +10,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from engine_helpers import collection, criterion, decision, formula, ids, offer, rule, run
-from rules_support import build, build_simple, eligible, events, member, segments, spy
+from engine_helpers import (
+    catalog,
+    collection,
+    criterion,
+    decision,
+    eligible,
+    events,
+    formula,
+    ids,
+    member,
+    offer,
+    rule,
+    run,
+    segments,
+    simple,
+    spy,
+)
 
 ALLOW = {"allow_duplicates_across_activities": True, "allow_duplicates_across_placements": True}
 Y2001 = datetime(2001, 6, 1, tzinfo=UTC)
@@ -36,7 +51,7 @@ RULES = [
 
 
 def test_memo_in_a_formula_ranked_criterion_with_mixed_eligibility() -> None:
-    snap = build(
+    snap = catalog(
         [
             _tiered("A", "gold", constraint=eligible("Roffer")),
             _tiered("B", "silver", constraint=eligible("Roffer")),
@@ -62,7 +77,7 @@ def test_memo_in_a_formula_ranked_criterion_with_mixed_eligibility() -> None:
 
 
 def test_memo_in_a_multi_criteria_group() -> None:
-    snap = build(
+    snap = catalog(
         [
             _tiered("A", "gold", 3, constraint=eligible("Roffer")),
             _tiered("B", "silver", 2, constraint=eligible("Roffer")),
@@ -92,7 +107,7 @@ def test_memo_in_a_multi_criteria_group() -> None:
 
 
 def test_memo_spans_the_scopes_of_one_request() -> None:
-    snap = build_simple(
+    snap = simple(
         [
             _tiered("A", "gold", 2, constraint=eligible("Roffer"), placements=("P1", "P2")),
             _tiered("B", "gold", 1, constraint=eligible("Rprof"), placements=("P1", "P2")),
@@ -106,7 +121,7 @@ def test_memo_spans_the_scopes_of_one_request() -> None:
 
 
 def test_offer_independent_rule_answers_every_offer() -> None:
-    snap = build_simple(
+    snap = simple(
         [offer(f"O{i}", i, constraint=eligible("Rprof")) for i in range(3)] + [offer("base", 0)],
         rules=RULES,
     )
@@ -118,7 +133,7 @@ def test_offer_independent_rule_answers_every_offer() -> None:
 
 def test_offer_is_read_only_through_the_offer_root() -> None:
     """`offerCount` is a profile field: the rule does not read the offer (compile-time test)."""
-    snap = build_simple(
+    snap = simple(
         [offer(f"O{i}", i, constraint=eligible("R")) for i in range(3)],
         rules=[rule("R", "person.offerCount > 2")],
     )
@@ -132,7 +147,7 @@ def test_offer_is_read_only_through_the_offer_root() -> None:
 
 
 def test_fast_path_evaluates_only_the_offers_it_needs() -> None:
-    snap = build_simple(
+    snap = simple(
         [_tiered(f"T{i}", "gold", 5, constraint=eligible("Roffer")) for i in range(5)],
         rules=RULES,
     )
@@ -147,7 +162,7 @@ def test_fast_path_evaluates_only_the_offers_it_needs() -> None:
 
 
 def test_offer_level_rule_reading_the_offer_is_per_offer() -> None:
-    snap = build_simple(
+    snap = simple(
         [
             _tiered("gold", "gold", 3, constraint=eligible("Roffer")),
             _tiered("silver", "silver", 2, constraint=eligible("Roffer")),
@@ -160,7 +175,7 @@ def test_offer_level_rule_reading_the_offer_is_per_offer() -> None:
 
 
 def test_rules_type_uses_its_eligibility_rule() -> None:
-    snap = build_simple(
+    snap = simple(
         [offer("O1", 5, constraint=eligible("Rprof", kind="rules")), offer("O2", 1)],
         rules=RULES,
     )
@@ -169,7 +184,7 @@ def test_rules_type_uses_its_eligibility_rule() -> None:
 
 
 def test_formula_is_memoised_per_request_and_gives_every_scope_the_same_score() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 2, placements=("P1", "P2")), offer("B", 1, placements=("P1", "P2"))],
         [decision("D1", [criterion("C1", formula="F")])],
         collections=[collection("C1", ["A", "B"])],
@@ -183,7 +198,7 @@ def test_formula_is_memoised_per_request_and_gives_every_scope_the_same_score() 
 
 def test_unknown_rule_excludes() -> None:
     """A dangling rule id (the store forbids it, the engine must still be safe) is false."""
-    snap = build(
+    snap = catalog(
         [offer("ruled", 5, constraint=eligible("gone")), offer("A", 1), offer("B", 0)],
         [
             decision(
@@ -197,7 +212,7 @@ def test_unknown_rule_excludes() -> None:
 
 def test_rule_reads_the_request_context() -> None:
     ctx = "_xdm.context.additionalParameters;version=1"
-    snap = build_simple(
+    snap = simple(
         [offer("mobile", 5, constraint=eligible("R")), offer("base", 0)],
         rules=[rule("R", f'@{{{ctx}}}.channel = "mobile"')],
     )
@@ -210,7 +225,7 @@ def test_rule_reads_the_request_context() -> None:
 
 
 def test_clock_reaches_rules() -> None:
-    snap = build(
+    snap = catalog(
         [offer("old", 5, constraint=eligible("Rold")), offer("base", 0)],
         [
             decision("D1", [criterion("C1")]),
@@ -228,7 +243,7 @@ def test_clock_reaches_rules() -> None:
 
 
 def test_clock_reaches_time_comparisons_on_profile_data() -> None:
-    snap = build_simple(
+    snap = simple(
         [offer("member", 5, constraint=eligible("R")), offer("base", 0)],
         rules=[rule("R", "membership.end occurs after now")],
     )
@@ -238,7 +253,7 @@ def test_clock_reaches_time_comparisons_on_profile_data() -> None:
 
 
 def test_clock_reaches_formulas() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 1)],
         [decision("D1", [criterion("C1", formula="F")])],
         collections=[collection("C1", ["A"])],
@@ -293,7 +308,7 @@ def test_defined_on_parameter_of_a_rule(
         "weather": {"schema": schema},
     }
     body = {**rule("R", "weather.temp > 20"), "definedOn": defined_on}
-    snap = build_simple([offer("hot", 5, constraint=eligible("R")), offer("base", 0)], rules=[body])
+    snap = simple([offer("hot", 5, constraint=eligible("R")), offer("base", 0)], rules=[body])
     assert ids(run(snap, context=context)) == (["hot"] if bound else ["base"])
 
 
@@ -307,9 +322,7 @@ def test_defined_on_profile_offer_and_xevent_are_not_parameters() -> None:
             "xEvent": {"schema": {"altId": events_type, "version": "1"}},
         },
     }
-    snap = build_simple(
-        [offer("gold", 5, constraint=eligible("R")), offer("base", 0)], rules=[body]
-    )
+    snap = simple([offer("gold", 5, constraint=eligible("R")), offer("base", 0)], rules=[body])
     context = {
         "_xdm.context.profile;version=1": {"tier": "silver"},
         "_experience.offer-management.personalized-offer": {"tier": "silver"},
@@ -321,7 +334,7 @@ def test_defined_on_profile_offer_and_xevent_are_not_parameters() -> None:
 def test_parameter_attributes_do_not_count_as_profile_attributes() -> None:
     """26 attributes of a definedOn parameter: fine (the limit is 25 *profile* attributes)."""
     source = " + ".join(f"w.a{i}" for i in range(26))
-    snap = build(
+    snap = catalog(
         [offer("A", 1)],
         [decision("D1", [criterion("C1", formula="F")])],
         collections=[collection("C1", ["A"])],
@@ -332,7 +345,7 @@ def test_parameter_attributes_do_not_count_as_profile_attributes() -> None:
 
 
 def test_defined_on_parameter_of_a_formula() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 1, tags=("t1",)), offer("B", 2)],
         [decision("D1", [criterion("C1", formula="F")])],
         collections=[collection("C1", ["A", "B"])],
@@ -351,7 +364,7 @@ def test_defined_on_parameter_of_a_formula() -> None:
 
 def test_formula_reads_the_request_context() -> None:
     ctx = "_xdm.context.additionalParameters;version=1"
-    snap = build(
+    snap = catalog(
         [offer("A", 1)],
         [decision("D1", [criterion("C1", formula="F")])],
         collections=[collection("C1", ["A"])],
@@ -364,7 +377,7 @@ def test_formula_reads_the_request_context() -> None:
 
 
 def test_segments_in_another_namespace() -> None:
-    snap = build_simple(
+    snap = simple(
         [
             offer("aam", 5, constraint=segments("anySegments", "s1", namespace="aam")),
             offer("base", 0),
@@ -387,7 +400,7 @@ def test_segments_in_another_namespace() -> None:
     ],
 )
 def test_any_and_all_segments(statuses: dict[str, str], any_ok: bool, all_ok: bool) -> None:
-    snap = build(
+    snap = catalog(
         [
             offer("any", constraint=segments("anySegments", "s1", "s2")),
             offer("all", constraint=segments("allSegments", "s1", "s2")),
@@ -401,7 +414,7 @@ def test_any_and_all_segments(statuses: dict[str, str], any_ok: bool, all_ok: bo
 
 
 def test_segment_criterion_constraint() -> None:
-    snap = build(
+    snap = catalog(
         [offer("vip", 5), offer("base", 0)],
         [
             decision(
@@ -441,7 +454,7 @@ class FailingProfile(Mapping[str, Any]):
 
 
 def test_a_rule_failing_at_run_time_excludes_and_is_traced() -> None:
-    snap = build_simple(
+    snap = simple(
         [
             offer("O1", 5, constraint=eligible("Rboom")),
             offer("O2", 4, constraint=eligible("Rboomoffer")),
@@ -464,7 +477,7 @@ def test_a_rule_failing_at_run_time_excludes_and_is_traced() -> None:
 
 
 def test_a_formula_failing_at_run_time_ranks_last_and_is_traced() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 9), offer("B", 1)],
         [decision("D1", [criterion("C1", formula="F")])],
         collections=[collection("C1", ["A", "B"])],
@@ -479,7 +492,7 @@ def test_a_formula_failing_at_run_time_ranks_last_and_is_traced() -> None:
 
 
 def test_a_null_score_is_not_an_error() -> None:
-    snap = build(
+    snap = catalog(
         [offer("A", 1), offer("B", 2, characteristics={"s": "3"})],
         [decision("D1", [criterion("C1", formula="F")])],
         collections=[collection("C1", ["A", "B"])],
