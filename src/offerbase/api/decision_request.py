@@ -1,4 +1,4 @@
-"""Parsing a Decisioning API request body (Adobe's Decisioning API) into engine terms: decoded
+"""Parsing a Decisioning API request body into engine terms: decoded
 with the typed model (decision_request_model.py, msgspec) on the decision hot path; a body that
 does not fit gets the problem of the first member to blame, as the API has always reported it.
 

@@ -1,4 +1,4 @@
-"""The typed model of a Decisioning API request body (Adobe's Decisioning API), and its limits.
+"""The typed model of a Decisioning API request body, and its limits.
 
 One model for two uses: decision_request.parse() decodes bodies with it (msgspec), and the
 served OpenAPI request schema is generated from it (decisioning_openapi.py). Each member also
@@ -109,7 +109,7 @@ Scopes = Annotated[
 
 
 class DecisionRequestBody(Struct, frozen=True):
-    """A Decisioning API request (Adobe's Decisioning API)."""
+    """A Decisioning API request."""
 
     scopes: Scopes = field(name="xdm:propositionRequests")
     profiles: (

@@ -1,4 +1,4 @@
-"""Rendering an engine result as a Decisioning API response (Adobe's Decisioning API)."""
+"""Rendering an engine result as a Decisioning API response."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sandbox-wide guardrails of Adobe's Decision Management (Adobe's guardrails) that need counts
+"""Sandbox-wide guardrails of Adobe's Decision Management that need counts
 from the store. Limits of a single entity are the catalog's job (offerbase.catalog)."""
 
 from __future__ import annotations
