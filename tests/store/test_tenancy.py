@@ -44,16 +44,7 @@ from offerbase.store.tenants import Sandbox
 SRC = Path(offerbase.store.__file__).parents[1]
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
 ACTOR = Actor("tenancy-test", "tenancy-client")
-ALL_KINDS = (
-    "tag",
-    "placement",
-    "decision-rule",
-    "ranking-formula",
-    "personalized-offer",
-    "fallback-offer",
-    "collection",
-    "decision",
-)
+ALL_KINDS = catalog_io.ORDER  # every kind, referenced ones first
 
 # Store modules that are not repositories, and why they need no case.
 NOT_REPOSITORIES = {
