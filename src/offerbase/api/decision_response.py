@@ -6,16 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from offerbase.api.decision_request import Metadata, ParsedRequest
-from offerbase.catalog import Placement
+from offerbase.catalog import Placement, enums
 from offerbase.engine import ChosenOption, DecisionResult, FallbackOption, ScopeResult
-
-_NS = "https://ns.adobe.com/experience/offer-management"
-COMPONENT_TYPE_URI = {
-    "html": f"{_NS}/content-component-html",
-    "imagelink": f"{_NS}/content-component-imagelink",
-    "component-text": f"{_NS}/content-component-text",
-    "json": f"{_NS}/content-component-json",
-}
 
 
 def _component(representation: Mapping[str, Any] | None, placement: Placement) -> Any:
@@ -34,7 +26,7 @@ def _content(option: dict[str, Any], component: Mapping[str, Any] | None) -> Non
     if component is None:
         return
     if "type" in component:
-        option["@type"] = COMPONENT_TYPE_URI.get(component["type"], component["type"])
+        option["@type"] = enums.COMPONENT_TYPE_URI.get(component["type"], component["type"])
     if "format" in component:
         option["dc:format"] = component["format"]
     if "language" in component:

@@ -71,6 +71,13 @@ COMPONENT_TYPE: Mapping[str, str] = {
     f"{OFFER_MGMT_NS}/content-component-json": "json",
 }
 
+# The URI spelling of each stored component type: what Decisioning responses put in `@type`.
+COMPONENT_TYPE_URI: Mapping[str, str] = {
+    stored: uri
+    for uri, stored in COMPONENT_TYPE.items()
+    if uri.startswith(f"{OFFER_MGMT_NS}/content-component-")
+}
+
 CAP_SCOPE: Mapping[str, str] = _identity("global", "profile")
 CAP_ENTITY: Mapping[str, str] = _identity("offer", "placement")
 REPEAT_UNIT: Mapping[str, str] = _identity("day", "week", "month")
