@@ -1,12 +1,16 @@
-"""Building small catalogs through the Offer Library API for decisioning tests."""
+"""Building small catalogs through the Offer Library API for decisioning tests, from the
+shared entity builders (tests/builders.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import builders
+
 DPS = "/data/core/dps"
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
 WIDE_DATES = {"startDate": "2020-01-01T00:00:00.000Z", "endDate": "2040-01-01T00:00:00.000Z"}
+WIDE_DATES_KW = {"start": WIDE_DATES["startDate"], "end": WIDE_DATES["endDate"]}
 
 
 class Catalog:
@@ -25,78 +29,44 @@ class Catalog:
         assert response.status_code == 201, response.text
         return entity_id
 
+    async def send(self, path: str, stored: dict[str, Any]) -> str:
+        """Create a builder's body (tests/builders.py) under its id."""
+        body = {k: v for k, v in stored.items() if k not in ("id", "etag")}
+        return await self.post(path, stored["id"], body)
+
     async def placement(self, pid: str, **fields: Any) -> str:
-        body = {"name": pid, "channel": WEB, "componentType": "html", **fields}
-        return await self.post("placements", pid, body)
+        return await self.send("placements", {**builders.placement(pid), "channel": WEB, **fields})
 
     async def offer(self, oid: str, placements: list[str], priority: int = 0, **fields: Any) -> str:
-        body: dict[str, Any] = {
-            "name": oid,
-            "status": "approved",
-            "representations": [
-                {
-                    "channel": WEB,
-                    "placement": p,
-                    "components": [
-                        {"type": "html", "format": "text/html", "content": f"<p>{oid}</p>"}
-                    ],
-                }
-                for p in placements
-            ],
-            "selectionConstraint": {**WIDE_DATES, "profileConstraintType": "none"},
-            "rank": {"priority": priority},
-        }
-        body.update(fields)
-        return await self.post("offers", oid, body)
+        body = builders.offer(
+            oid,
+            priority,
+            placements=tuple(placements),
+            constraint={"profileConstraintType": "none"},
+            start=WIDE_DATES["startDate"],
+            end=WIDE_DATES["endDate"],
+        )
+        return await self.send("offers", {**body, **fields})
 
     async def fallback(self, fid: str, placements: list[str]) -> str:
-        body = {
-            "_type": "fallback",
-            "name": fid,
-            "status": "approved",
-            "representations": [
-                {
-                    "channel": WEB,
-                    "placement": p,
-                    "components": [
-                        {"type": "html", "format": "text/html", "content": "<p>fallback</p>"}
-                    ],
-                }
-                for p in placements
-            ],
-        }
-        return await self.post("offers", fid, body)
+        body = builders.fallback(fid, tuple(placements))
+        return await self.send("offers", {**body, "_type": "fallback"})
 
     async def collection(self, cid: str, offer_ids: list[str]) -> str:
-        return await self.post(
-            "offer-collections", cid, {"name": cid, "filterType": "offers", "ids": offer_ids}
-        )
+        return await self.send("offer-collections", builders.collection(cid, offer_ids))
 
     async def rule(self, rid: str, pql: str) -> str:
-        body = {"name": rid, "condition": {"type": "PQL", "format": "pql/text", "value": pql}}
-        return await self.post("offer-rules", rid, body)
+        return await self.send("offer-rules", builders.rule(rid, pql))
 
     async def formula(self, fid: str, pql: str) -> str:
-        body = {
-            "name": fid,
-            "returnType": {"type": "integer"},
-            "expression": {"type": "PQL", "format": "pql/text", "value": pql},
-        }
-        return await self.post("ranking-formulas", fid, body)
+        body = builders.formula(fid, pql, returnType={"type": "integer"})
+        return await self.send("ranking-formulas", body)
 
     async def decision(
         self, did: str, criteria: list[dict[str, Any]], fallback: str | None = None, **fields: Any
     ) -> str:
-        body: dict[str, Any] = {
-            "name": did,
-            "status": "live",
-            **WIDE_DATES,
-            "criteria": criteria,
-            **fields,
-        }
-        if fallback:
-            body["fallback"] = fallback
-        return await self.post("offer-decisions", did, body)
+        body = builders.decision(did, criteria, fallback_id=fallback, **WIDE_DATES_KW)
+        return await self.send("offer-decisions", {**body, **fields})
 
 
 def criterion(
@@ -106,16 +76,9 @@ def criterion(
     formula: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "optionSelection": {"filter": collection},
-        "rank": {"priority": priority},
-    }
-    if placements is not None:
-        body["placements"] = placements
-    if formula is not None:
-        body["rank"]["order"] = {"orderEvaluationType": "scoringFunction", "function": formula}
-    body.update(fields)
-    return body
+    """builders.criterion with the API tests' positional placements and extra members."""
+    body = builders.criterion(collection, placements=placements, priority=priority, formula=formula)
+    return {**body, **fields}
 
 
 def decision_request(
