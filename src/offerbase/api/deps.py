@@ -72,9 +72,15 @@ def services_of(app: Starlette) -> Services:
 
 
 def services(request: Request) -> Services:
-    """The app's services; also a FastAPI dependency (see ServicesDep)."""
+    """The app's services, for code that has the request."""
     found: Services = request.app.state.services
     return found
 
 
-ServicesDep = Annotated[Services, Depends(services)]
+async def _services_dependency(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain-def dependency in its thread pool, a round trip
+    # that cut GET /health's throughput by a third (bench/load_decide.py).
+    return services(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services_dependency)]
