@@ -8,7 +8,7 @@ entity sees the same defaults.
 
 from __future__ import annotations
 
-from offerbase.catalog.specs import RETURN_METADATA_FLAGS
+from offerbase.catalog.enums import RETURN_METADATA_FLAGS
 
 # Offers (personalized and fallback).
 OFFER_STATUS = "draft"

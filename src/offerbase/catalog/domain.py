@@ -101,7 +101,7 @@ class Placement:
     item_count: int  # offers per decision when the request does not say
     allow_duplicates: bool  # allowDuplicatePlacements
     return_content: bool
-    return_metadata: Mapping[str, bool]  # every specs.RETURN_METADATA_FLAGS flag
+    return_metadata: Mapping[str, bool]  # every enums.RETURN_METADATA_FLAGS flag
 
 
 @dataclass(frozen=True, slots=True)

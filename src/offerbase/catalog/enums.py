@@ -92,6 +92,17 @@ RETURN_TYPE: Mapping[str, str] = {
     v.lower(): v for v in ("INTEGER", "LONG", "DECIMAL", "DOUBLE", "FLOAT", "NUMBER")
 }
 
+# A placement's returnMetaData flags.
+RETURN_METADATA_FLAGS = (
+    "decisionName",
+    "offerName",
+    "offerAttributes",
+    "offerPriority",
+    "placementName",
+    "channelType",
+    "contentType",
+)
+
 # Canonical values that readers of the domain model compare against (catalog.domain).
 OFFER_APPROVED = "approved"
 DECISION_LIVE = "live"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, TypeGuard
 
-from offerbase.catalog import enums
+from offerbase.catalog import defaults, enums
 from offerbase.catalog.errors import FieldError
 from offerbase.catalog.schema import (
     AnyValue,
@@ -83,7 +83,7 @@ def dates_in_order(start_key: str, end_key: str) -> Any:
 
 
 def _profile_constraint_rule(obj: dict[str, Any], pointer: str, errors: list[FieldError]) -> None:
-    kind = obj.get("profileConstraintType", "none")
+    kind = obj.get("profileConstraintType", defaults.PROFILE_CONSTRAINT_TYPE)
     if not _is_str(kind) or kind not in enums.PROFILE_CONSTRAINT_TYPE.values():
         return  # already reported by the enum
     needs_rule = kind in ("eligibilityRule", "rules")
@@ -313,17 +313,8 @@ FALLBACK_OFFER = Obj(
     name="a fallback offer",
 )
 
-RETURN_METADATA_FLAGS = (
-    "decisionName",
-    "offerName",
-    "offerAttributes",
-    "offerPriority",
-    "placementName",
-    "channelType",
-    "contentType",
-)
 RETURN_METADATA = Obj(
-    {k: Bool() for k in RETURN_METADATA_FLAGS},
+    {k: Bool() for k in enums.RETURN_METADATA_FLAGS},
     name="returnMetaData",
 )
 
