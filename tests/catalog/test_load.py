@@ -266,11 +266,13 @@ def test_defined_on_params() -> None:
         "boosted": {"schema": {"altId": "_xdm.context.foo", "version": "0"}},
         "weather": {"schema": {"ref": "_xdm.context.weather"}},
         "bare": {},
+        "odd": 3,  # definedOn values are free-form: one that is no object names no schema
     }
     assert defined_on_params(defined) == (
         ("boosted", "_xdm.context.foo;version=0"),
         ("weather", "_xdm.context.weather"),
         ("bare", None),
+        ("odd", None),
     )
     assert defined_on_params(None) == ()
     rule = load(
@@ -311,3 +313,88 @@ def test_collections_resolve_offers() -> None:
     resolved = {c.id: c.offer_ids(cat.offers) for c in cat.collections}
     assert resolved == {"any": ("A", "B"), "all": ("B",), "none": (), "list": ("C", "A")}
     assert load_catalog({}) == Catalog()
+
+
+def test_fields_read_from_the_body_not_left_at_their_defaults() -> None:
+    fallback = load("fallback-offer", stored("fallback-offer", {"name": "f", "status": "approved"}))
+    assert fallback.status == "approved"
+    assert load("fallback-offer", stored("fallback-offer", {"name": "f"})).status == "draft"
+
+    placement = load(
+        "placement",
+        stored(
+            "placement",
+            {"name": "p", "returnContent": False, "returnMetaData": {"offerName": False}},
+        ),
+    )
+    assert placement.return_content is False
+    assert placement.return_metadata["offerName"] is False
+    assert placement.return_metadata["decisionName"] is True
+
+    assert load("tag", stored("tag", {"name": "Black Friday"})).name == "Black Friday"
+    collection = load("collection", stored("collection", {"name": "c", "filterType": "offers"}))
+    assert collection.ids == ()
+
+    offer = load(
+        "personalized-offer",
+        stored(
+            "personalized-offer",
+            {
+                "name": "o",
+                "frequencyCappingConstraints": [
+                    {
+                        "limit": 1,
+                        "scope": "global",
+                        "entity": "offer",
+                        "events": ["custom"],
+                        "customQuery": 'type = "signup"',
+                    }
+                ],
+            },
+        ),
+    )
+    assert offer.caps[0].custom_query == 'type = "signup"'
+    assert offer.caps[0].events == frozenset({"custom"})
+
+
+def test_a_criterion_keeps_only_the_ranking_its_order_uses() -> None:
+    decision = load(
+        "decision",
+        stored(
+            "decision",
+            {
+                "name": "d",
+                "criteria": [
+                    {
+                        "rank": {
+                            "order": {
+                                "orderEvaluationType": "static",
+                                "function": "F1",
+                                "rankingStrategy": "ai1",
+                            }
+                        },
+                        "optionSelection": {"filter": "C"},
+                    }
+                ],
+            },
+        ),
+    )
+    (criterion,) = decision.criteria
+    assert (criterion.order, criterion.formula_id, criterion.strategy_id) == ("static", None, None)
+
+
+def test_load_catalog_reads_every_kind() -> None:
+    bodies = {kind: [stored(kind, body)] for kind, (body, _) in EXAMPLES.items()}
+    cat = load_catalog(bodies)
+    for field, cls in (
+        ("offers", Offer),
+        ("fallbacks", FallbackOffer),
+        ("placements", Placement),
+        ("collections", Collection),
+        ("tags", Tag),
+        ("rules", Rule),
+        ("formulas", RankingFormula),
+        ("decisions", Decision),
+    ):
+        (entity,) = getattr(cat, field)
+        assert isinstance(entity, cls)
