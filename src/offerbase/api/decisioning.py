@@ -98,7 +98,17 @@ async def _handle(request: Request, services: Services, sandbox: Sandbox) -> Res
     snapshot = await services.snapshots.get(sandbox)
     profile_key, profile = await _profile(services.db, sandbox, parsed)
     try:
-        result = await _decide(services, sandbox, snapshot, parsed, profile, profile_key)
+        try:
+            result = await _decide(services, sandbox, snapshot, parsed, profile, profile_key)
+        except DecisionError as exc:
+            if exc.status != 404:
+                raise
+            # An id this snapshot does not know may have been created through another worker
+            # since its last check: look once more before answering 404.
+            newer = await services.snapshots.get(sandbox, recheck=True)
+            if newer is snapshot:
+                raise
+            result = await _decide(services, sandbox, newer, parsed, profile, profile_key)
     except DecisionError as exc:
         errors = [field_error(exc.pointer, exc.detail)] if exc.pointer else []
         raise ApiProblem(exc.status, exc.title, exc.detail, errors=errors) from exc

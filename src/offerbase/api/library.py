@@ -7,7 +7,8 @@ registers them for every collection in `COLLECTIONS`. Each operation opens one t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -18,12 +19,13 @@ from offerbase import catalog
 from offerbase.api import schemas
 from offerbase.api.auth import Caller, CallerDep
 from offerbase.api.bodies import read_json
-from offerbase.api.deps import ServicesDep
+from offerbase.api.deps import Services, ServicesDep
 from offerbase.api.library_collections import COLLECTIONS, ROOT, kind_to_create, kinds_for
 from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, library_links
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.api.responses import json_response
 from offerbase.api.store_problems import transaction
+from offerbase.store.db import Connection
 from offerbase.store.library import Actor, Library
 from offerbase.store.listing import ListQueryError, parse_orderby, parse_properties
 
@@ -53,6 +55,15 @@ def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _actor(caller: Caller) -> Actor:
     return Actor(user=f"{caller.client_id}@{caller.org}", client_id=caller.client_id)
+
+
+@asynccontextmanager
+async def _catalog_write(services: Services, caller: Caller) -> AsyncIterator[Connection]:
+    """A write transaction on the caller's catalog; once it committed, this worker's next
+    decision in the sandbox re-checks the catalog version, so it uses the write."""
+    async with transaction(services.db, write=True) as conn:
+        yield conn
+    services.snapshots.invalidate(caller.sandbox.pk)
 
 
 def _etag(etag: int) -> dict[str, str]:
@@ -170,7 +181,7 @@ class CollectionRoutes:
     ) -> Response:
         kind = kind_to_create(self.path, offer_type)
         raw = await read_json(request)
-        async with transaction(services.db, write=True) as conn:
+        async with _catalog_write(services, caller) as conn:
             entity = await Library(conn, caller.sandbox).create(
                 kind, raw, _actor(caller), entity_id
             )
@@ -258,7 +269,7 @@ class CollectionRoutes:
         kinds = kinds_for(self.path, offer_type)
         raw = await read_json(request)
         if_match = request.headers.get("if-match")
-        async with transaction(services.db, write=True) as conn:
+        async with _catalog_write(services, caller) as conn:
             entity = await Library(conn, caller.sandbox).update(
                 kinds, entity_id, transform_for(raw), _actor(caller), if_match
             )
@@ -273,7 +284,7 @@ class CollectionRoutes:
         offer_type: OfferType = None,
     ) -> Response:
         kinds = kinds_for(self.path, offer_type)
-        async with transaction(services.db, write=True) as conn:
+        async with _catalog_write(services, caller) as conn:
             await Library(conn, caller.sandbox).delete(
                 kinds, entity_id, request.headers.get("if-match")
             )

@@ -1,10 +1,16 @@
 """Per-worker cache of compiled catalog snapshots, one per sandbox.
 
 The hot path never reads the catalog from the database: it reads the in-memory Snapshot.
-At most every `poll_seconds` a request checks the sandbox's catalog version (one primary-key
-read on the database's point-read path) and rebuilds the snapshot when it changed, so every
-worker uses a catalog change within `poll_seconds` plus one rebuild. Requests that arrive while
-one of them checks or rebuilds are served the snapshot in hand: they never queue behind it.
+How fresh it is:
+
+* At most every `poll_seconds` a request checks the sandbox's catalog version (one primary-key
+  read on the database's point-read path) and rebuilds the snapshot when it changed. Requests
+  that arrive meanwhile wait for that check (they never take the old snapshot, however long the
+  sandbox was idle), so no decision uses a catalog older than `poll_seconds` plus one rebuild.
+* A catalog write through this worker invalidates the sandbox's entry (`invalidate`): the next
+  decision here re-checks the version, and uses the write.
+* A decision that names an id the snapshot does not know re-checks once (`get(recheck=True)`)
+  before answering 404, so an entity just created through another worker is found.
 """
 
 from __future__ import annotations
@@ -36,19 +42,26 @@ class SnapshotCache:
         self._locks: dict[int, asyncio.Lock] = {}
         self.builds = 0
 
-    async def get(self, sandbox: Sandbox) -> Snapshot:
-        entry = self._entries.get(sandbox.pk)
-        if entry is not None and time.monotonic() - entry.checked_at < self.poll_seconds:
-            return entry.snapshot
+    def _fresh(self, pk: int, since: float) -> Snapshot | None:
+        """The snapshot if its version was checked within the poll interval and after `since`
+        (a recheck's start)."""
+        entry = self._entries.get(pk)
+        if entry is None or entry.checked_at < since:
+            return None
+        return entry.snapshot if time.monotonic() - entry.checked_at < self.poll_seconds else None
+
+    async def get(self, sandbox: Sandbox, *, recheck: bool = False) -> Snapshot:
+        """The sandbox's snapshot; `recheck` asks for a version check now, whatever its age."""
+        since = time.monotonic() if recheck else float("-inf")
+        fresh = self._fresh(sandbox.pk, since)
+        if fresh is not None:
+            return fresh
         lock = self._locks.setdefault(sandbox.pk, asyncio.Lock())
-        if entry is not None and lock.locked():
-            # Another request is checking or rebuilding: serve the snapshot we have rather
-            # than queue every concurrent decision behind that check.
-            return entry.snapshot
-        async with lock:
+        async with lock:  # one check at a time; the others wait for its answer, then share it
+            fresh = self._fresh(sandbox.pk, since)
+            if fresh is not None:
+                return fresh
             entry = self._entries.get(sandbox.pk)
-            if entry is not None and time.monotonic() - entry.checked_at < self.poll_seconds:
-                return entry.snapshot
             checked_at = time.monotonic()
             version = await catalog_version(self.db, sandbox)
             if entry is not None and entry.version == version:
@@ -62,3 +75,9 @@ class SnapshotCache:
             self.builds += 1
             self._entries[sandbox.pk] = _Entry(snapshot, version, checked_at)
             return snapshot
+
+    def invalidate(self, sandbox_pk: int) -> None:
+        """The sandbox's catalog changed through this worker: check the version on next use."""
+        entry = self._entries.get(sandbox_pk)
+        if entry is not None:
+            entry.checked_at = float("-inf")

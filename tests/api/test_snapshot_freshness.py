@@ -1,0 +1,92 @@
+"""How fresh the catalog behind a decision is (the snapshot cache, api/snapshots.py): a write
+is used by the next decision on the same worker; another worker's write within the poll
+interval plus one rebuild, even for a burst after an idle period; an id the snapshot does not
+know is looked up once before the 404."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from decisioning_catalog import Catalog, criterion, decision_request, option_ids
+
+ODS = "/data/core/ods/decisions"
+# Long enough that only the mechanisms under test can refresh a snapshot during a test.
+NEVER = 3600.0
+
+
+@pytest.fixture
+def app_options(request):  # type: ignore[no-untyped-def]
+    """This module's apps; a test parametrizes the poll interval (indirect)."""
+    return getattr(request, "param", {"snapshot_poll_seconds": NEVER})
+
+
+@pytest.fixture
+async def other_worker(make_app) -> AsyncIterator[httpx.AsyncClient]:
+    """A second app on the same database: another worker process, as far as caches go."""
+    app = make_app(snapshot_poll_seconds=NEVER)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://worker-2") as http:
+        yield http
+
+
+async def _catalog(client, tenant) -> None:  # type: ignore[no-untyped-def]
+    catalog = Catalog(client, tenant)
+    await catalog.placement("web")
+    await catalog.offer("gold", ["web"], priority=9)
+    await catalog.fallback("fb", ["web"])
+    await catalog.collection("all", ["gold"])
+    await catalog.decision("dec", [criterion("all")], fallback="fb")
+
+
+async def _decide(client, tenant, activity: str = "dec"):  # type: ignore[no-untyped-def]
+    response = await client.post(
+        ODS, json=decision_request([(activity, "web")]), headers=tenant.headers
+    )
+    return response
+
+
+async def _archive(client, tenant) -> None:  # type: ignore[no-untyped-def]
+    response = await client.patch(
+        "/data/core/dps/offers/gold?offer-type=personalized",
+        json=[{"op": "replace", "path": "/status", "value": "archived"}],
+        headers={**tenant.headers, "Content-Type": "application/json-patch+json"},
+    )
+    assert response.status_code == 200, response.text
+
+
+def _offered(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return option_ids(response.json()["xdm:propositions"][0])
+
+
+async def test_a_write_is_used_by_the_next_decision_on_the_same_worker(client, tenant) -> None:
+    await _catalog(client, tenant)
+    assert _offered(await _decide(client, tenant)) == ["gold"]
+    await _archive(client, tenant)
+    assert _offered(await _decide(client, tenant)) == ["fallback:fb"]  # at once
+
+
+async def test_an_unknown_decision_is_looked_up_once_before_the_404(
+    client, tenant, other_worker
+) -> None:
+    await _catalog(client, tenant)
+    assert _offered(await _decide(client, tenant)) == ["gold"]
+    # created through another worker: this one's snapshot does not know it yet
+    await Catalog(other_worker, tenant).decision("dec2", [criterion("all")], fallback="fb")
+    assert _offered(await _decide(client, tenant, "dec2")) == ["gold"]
+    assert (await _decide(client, tenant, "no-such-decision")).status_code == 404
+
+
+@pytest.mark.parametrize("app_options", [{"snapshot_poll_seconds": 0.2}], indirect=True)
+async def test_a_burst_after_idle_never_gets_a_snapshot_older_than_the_interval(
+    client, tenant, other_worker
+) -> None:
+    await _catalog(client, tenant)
+    assert _offered(await _decide(client, tenant)) == ["gold"]
+    await _archive(other_worker, tenant)
+    await asyncio.sleep(0.3)  # idle for longer than the poll interval
+    burst = await asyncio.gather(*(_decide(client, tenant) for _ in range(20)))
+    assert [_offered(r) for r in burst] == [["fallback:fb"]] * 20
