@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -40,8 +40,8 @@ class Services:
     counters: CounterStore
     events: EventWriter
     # Injected time and randomness, so decisions are reproducible (tests pass their own).
-    clock: Callable[[], datetime] = _now
-    rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], datetime]
+    rng: random.Random
 
     @classmethod
     def build(
