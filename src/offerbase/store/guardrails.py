@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase.store.errors import InvalidField, Unprocessable
 from offerbase.store.scope import Scope
-from offerbase.store.tables import entities
+from offerbase.store.tables import alive_entities, entities
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,6 @@ TOTALS: tuple[Total, ...] = (
 LIVE_DECISIONS = 1_000
 
 
-# The current version of each entity (older versions are kept for paging, see library.py).
-_CURRENT = entities.c.valid_to.is_(None)
-
-
 async def check_new(conn: AsyncConnection, scope: Scope, kind: str) -> None:
     """Refuse a create that would exceed the sandbox's total for its kind."""
     for total in TOTALS:
@@ -45,7 +41,7 @@ async def check_new(conn: AsyncConnection, scope: Scope, kind: str) -> None:
         query = (
             sa.select(sa.func.count())
             .select_from(entities)
-            .where(_CURRENT, entities.c.kind.in_(total.kinds))
+            .where(alive_entities(), entities.c.kind.in_(total.kinds))
         )
         count = await conn.scalar(scope.apply(query))
         if int(count or 0) >= total.limit:
@@ -62,7 +58,7 @@ async def check_live_decisions(
     if kind != "decision" or body.get("status") != "live":
         return
     query = sa.select(entities.c.entity_id, entities.c.body).where(
-        _CURRENT, entities.c.kind == "decision", entities.c.entity_id != entity_id
+        alive_entities(), entities.c.kind == "decision", entities.c.entity_id != entity_id
     )
     rows = await conn.execute(scope.apply(query))
     live = sum(1 for row in rows if row.body.get("status") == "live")

@@ -37,7 +37,7 @@ from offerbase.store.errors import (
 )
 from offerbase.store.listing import Dialect, OrderKey, Term
 from offerbase.store.scope import Scope, raw_sql
-from offerbase.store.tables import entities, references, sandboxes
+from offerbase.store.tables import alive_entities, entities, references, sandboxes
 from offerbase.store.tenants import Sandbox
 
 # Superseded entity versions are kept this long so that paging cursors stay exact.
@@ -108,16 +108,6 @@ class Page:
     self_cursor: str | None
 
 
-def _alive(as_of: int | None = None) -> sa.ColumnElement[bool]:
-    """Entity versions that are current, or that were alive at catalog version `as_of`."""
-    if as_of is None:
-        return entities.c.valid_to.is_(None)
-    return sa.and_(
-        entities.c.valid_from <= as_of,
-        sa.or_(entities.c.valid_to.is_(None), entities.c.valid_to > as_of),
-    )
-
-
 # The sandbox's catalog version: on the decision path (api/snapshots.py polls it), so plain SQL.
 _CATALOG_VERSION = raw_sql(sa.select(sandboxes.c.catalog_version))
 
@@ -177,7 +167,7 @@ class Library:
         # An id that could not have been stored is not looked up (PostgreSQL rejects U+0000).
         if _storable_id(entity_id):
             query = sa.select(entities).where(
-                _alive(), entities.c.entity_id == entity_id, entities.c.kind.in_(kinds)
+                alive_entities(), entities.c.entity_id == entity_id, entities.c.kind.in_(kinds)
             )
             row = (await self.conn.execute(self.scope.apply(query))).first()
         if row is None:
@@ -193,7 +183,7 @@ class Library:
         version = await self.version()
         query = sa.select(
             entities.c.kind, entities.c.entity_id, entities.c.etag, entities.c.body
-        ).where(_alive(version))
+        ).where(alive_entities(version))
         rows = await self.conn.execute(self.scope.apply(query))
         by_kind: dict[str, list[dict[str, Any]]] = {name: [] for name in catalog.KINDS}
         for row in rows:
@@ -215,7 +205,7 @@ class Library:
             as_of, offset = await self.version(), 0
         else:
             as_of, offset = self._decode_cursor(cursor)
-        where = [_alive(as_of), entities.c.kind.in_(kinds)]
+        where = [alive_entities(as_of), entities.c.kind.in_(kinds)]
         where += [self.dialect.condition(term) for term in terms]
         order_by: list[sa.UnaryExpression[Any] | sa.ColumnElement[Any]] = []
         for key in order:
@@ -335,7 +325,7 @@ class Library:
             return refs
         wanted = {ref.id for ref in refs}
         query = sa.select(entities.c.entity_id, entities.c.kind).where(
-            _alive(), entities.c.entity_id.in_(wanted)
+            alive_entities(), entities.c.entity_id.in_(wanted)
         )
         rows = await self.conn.execute(self.scope.apply(query))
         found = {row.entity_id: row.kind for row in rows}
@@ -367,7 +357,7 @@ class Library:
         if kind != "tag":
             return
         query = sa.select(entities.c.entity_id).where(
-            _alive(),
+            alive_entities(),
             entities.c.kind == "tag",
             entities.c.name == body.get("name"),
             entities.c.entity_id != entity_id,
@@ -422,7 +412,9 @@ class Library:
         if entity_id is None:
             entity_id = catalog.new_id(kind)
         version = await self._next_version()
-        query = sa.select(entities.c.kind).where(_alive(), entities.c.entity_id == entity_id)
+        query = sa.select(entities.c.kind).where(
+            alive_entities(), entities.c.entity_id == entity_id
+        )
         taken = await self.conn.scalar(self.scope.apply(query))
         if taken is not None:
             raise AlreadyExists(
@@ -501,7 +493,7 @@ class Library:
     async def _close(self, entity_id: str, version: int) -> None:
         close = (
             entities.update()
-            .where(_alive(), entities.c.entity_id == entity_id)
+            .where(alive_entities(), entities.c.entity_id == entity_id)
             .values(valid_to=version, closed_at=now_iso())
         )
         await self.conn.execute(self.scope.apply(close))

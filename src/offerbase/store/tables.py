@@ -94,6 +94,17 @@ entities = sa.Table(
     info={"tenant": "sandbox_pk"},
 )
 
+
+def alive_entities(as_of: int | None = None) -> sa.ColumnElement[bool]:
+    """Entity versions that are current, or that were alive at catalog version `as_of`."""
+    if as_of is None:
+        return entities.c.valid_to.is_(None)
+    return sa.and_(
+        entities.c.valid_from <= as_of,
+        sa.or_(entities.c.valid_to.is_(None), entities.c.valid_to > as_of),
+    )
+
+
 # Current references between entities, for referential integrity on delete.
 references = sa.Table(
     "entity_references",
