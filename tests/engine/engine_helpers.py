@@ -105,6 +105,24 @@ def ids(result: DecisionResult, scope: int = 0) -> list[str]:
     return [o.id for o in result.scopes[scope].options]
 
 
+def scores(result: DecisionResult, scope: int = 0) -> list[tuple[str, float | None]]:
+    """(offer id, score) of each option of the scope, in order."""
+    return [(o.id, o.score) for o in result.scopes[scope].options]
+
+
+def two_decisions(offers: int, p1_dup: bool | None = None, p2_dup: bool | None = None) -> Snapshot:
+    """Decisions D1 and D2 over one collection of `offers` offers O1, O2, ... (priorities
+    descending), each with a representation for P1 and P2; the placements'
+    allowDuplicatePlacements as given (de-duplication across scopes)."""
+    bodies = [offer(f"O{i}", 10 - i, placements=("P1", "P2")) for i in range(1, offers + 1)]
+    return catalog(
+        bodies,
+        [decision("D1", [criterion("C1")]), decision("D2", [criterion("C1")])],
+        collections=[collection("C1", [o["id"] for o in bodies])],
+        placements=[placement("P1", allow_dup=p1_dup), placement("P2", allow_dup=p2_dup)],
+    )
+
+
 # Adobe's worked example of ranking with several criteria: scores per criterion, by offer id.
 EXAMPLE_3_6_SCORES = (
     {"O1": 10, "O2": 20, "O3": 30},

@@ -16,12 +16,15 @@ from engine_helpers import (
     fallback,
     formula,
     ids,
+    member,
     offer,
     placement,
     rule,
     run,
+    segments,
     simple,
     spy,
+    two_decisions,
 )
 
 from offerbase.engine import DecisionError, DecisionRequest, ScopeRequest, decide
@@ -171,41 +174,28 @@ def test_offer_date_window_with_injected_now() -> None:
 # -- step 3: eligibility ----------------------------------------------------------------------
 
 
-def _seg(*seg_ids: str) -> list[dict[str, object]]:
-    return [{"_id": s, "namespace": {"code": "ups"}} for s in seg_ids]
-
-
 def test_segments_any_and_all() -> None:
     snap = simple(
         [
             offer(
                 "any",
                 3,
-                constraint={
-                    "profileConstraintType": "anySegments",
-                    "segmentIdentities": _seg("s1", "s2"),
-                },
+                constraint=segments("anySegments", "s1", "s2"),
             ),
             offer(
                 "all",
                 5,
-                constraint={
-                    "profileConstraintType": "allSegments",
-                    "segmentIdentities": _seg("s1", "s2"),
-                },
+                constraint=segments("allSegments", "s1", "s2"),
             ),
             offer("base", 1),
         ]
     )
 
-    def profile(**statuses: str) -> dict[str, object]:
-        return {"segmentMembership": {"ups": {k: {"status": v} for k, v in statuses.items()}}}
-
     assert ids(run(snap, profile={})) == ["base"]
-    assert ids(run(snap, profile=profile(s2="existing"))) == ["any"]
-    assert ids(run(snap, profile=profile(s1="realized", s2="existing"))) == ["all"]
-    assert ids(run(snap, profile=profile(s1="realized", s2="exited"))) == ["any"]
-    assert ids(run(snap, profile=profile(s1="exited", s2="exited"))) == ["base"]
+    assert ids(run(snap, profile=member(s2="existing"))) == ["any"]
+    assert ids(run(snap, profile=member(s1="realized", s2="existing"))) == ["all"]
+    assert ids(run(snap, profile=member(s1="realized", s2="exited"))) == ["any"]
+    assert ids(run(snap, profile=member(s1="exited", s2="exited"))) == ["base"]
 
 
 def test_offer_eligibility_rule_and_context() -> None:
@@ -455,21 +445,8 @@ def test_static_group_of_two_criteria_ranked_together() -> None:
 # -- step 7: itemCount, de-duplication, fallback ----------------------------------------------
 
 
-def _two_scope_catalog(p1_dup: bool | None = None, p2_dup: bool | None = None):  # type: ignore[no-untyped-def]
-    offers = [offer(f"O{i}", 10 - i, placements=("P1", "P2")) for i in range(1, 5)]
-    return catalog(
-        offers,
-        [
-            decision("D1", [criterion("C1")]),
-            decision("D2", [criterion("C1")]),
-        ],
-        collections=[collection("C1", [o["id"] for o in offers])],
-        placements=[placement("P1", allow_dup=p1_dup), placement("P2", allow_dup=p2_dup)],
-    )
-
-
 def test_worked_example_section_3_7() -> None:
-    snap = _two_scope_catalog()
+    snap = two_decisions(4)
     result = run(snap, [("D1", "P1", 2), ("D2", "P2", 2)])
     assert ids(result, 0) == ["O1", "O2"]
     assert ids(result, 1) == ["O3", "O4"]
@@ -512,24 +489,24 @@ def test_worked_example_section_3_7_capped_variant_falls_back() -> None:
 def test_dedup_flag_precedence() -> None:
     both = [("D1", "P1", 2), ("D2", "P2", 2)]
     # default placements (allowDuplicatePlacements absent = false) -> no duplicates
-    assert ids(run(_two_scope_catalog(), both), 1) == ["O3", "O4"]
+    assert ids(run(two_decisions(4), both), 1) == ["O3", "O4"]
     # every placement allows -> duplicates
-    assert ids(run(_two_scope_catalog(True, True), both), 1) == ["O1", "O2"]
+    assert ids(run(two_decisions(4, True, True), both), 1) == ["O1", "O2"]
     # one placement forbids -> the whole request forbids
-    assert ids(run(_two_scope_catalog(True, False), both), 1) == ["O3", "O4"]
+    assert ids(run(two_decisions(4, True, False), both), 1) == ["O3", "O4"]
     # the request wins over the placements, per dimension
-    snap = _two_scope_catalog(False, False)
+    snap = two_decisions(4, False, False)
     allow = {"allow_duplicates_across_activities": True, "allow_duplicates_across_placements": True}
     assert ids(run(snap, both, **allow), 1) == ["O1", "O2"]
     deny = {
         "allow_duplicates_across_activities": False,
         "allow_duplicates_across_placements": False,
     }
-    assert ids(run(_two_scope_catalog(True, True), both, **deny), 1) == ["O3", "O4"]
+    assert ids(run(two_decisions(4, True, True), both, **deny), 1) == ["O3", "O4"]
 
 
 def test_dedup_dimensions() -> None:
-    snap = _two_scope_catalog()
+    snap = two_decisions(4)
     same_activity = [("D1", "P1", 2), ("D1", "P2", 2)]
     same_placement = [("D1", "P1", 2), ("D2", "P1", 2)]
     only_acts = {
@@ -571,7 +548,7 @@ def test_result_shape() -> None:
 
 
 def test_scopes_in_request_order() -> None:
-    snap = _two_scope_catalog()
+    snap = two_decisions(4)
     result = run(snap, [("D2", "P2"), ("D1", "P1")])
     assert [(s.activity.id, s.placement.id) for s in result.scopes] == [("D2", "P2"), ("D1", "P1")]
     assert ids(result, 0) == ["O1"]

@@ -7,6 +7,7 @@ from engine_helpers import (
     collection,
     criterion,
     decision,
+    eligible,
     example_3_6,
     formula,
     ids,
@@ -18,16 +19,12 @@ from engine_helpers import (
 CTX = "_xdm.context.additionalParameters;version=1"
 
 
-def _eligible(rule_id: str) -> dict[str, str]:
-    return {"profileConstraintType": "eligibilityRule", "eligibilityRule": rule_id}
-
-
 def test_profile_and_context_rules() -> None:
     snap = catalog(
         [
-            offer("joe", 9, constraint=_eligible("R1")),
-            offer("mobile", 5, constraint=_eligible("R2")),
-            offer("seg", 3, constraint=_eligible("R3")),
+            offer("joe", 9, constraint=eligible("R1")),
+            offer("mobile", 5, constraint=eligible("R2")),
+            offer("seg", 3, constraint=eligible("R3")),
             offer("base", 0),
         ],
         [decision("D1", [criterion("C1")])],

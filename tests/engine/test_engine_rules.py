@@ -30,8 +30,10 @@ from engine_helpers import (
     placement,
     rule,
     run,
+    scores,
     segments,
     simple,
+    two_decisions,
 )
 
 from offerbase.engine import DecisionError, DecisionRequest, ScopeRequest, build_snapshot, decide
@@ -218,12 +220,8 @@ def test_offer_without_rank_has_priority_0() -> None:
         assert got[0] == "one"
         firsts.add(got[1])
     assert firsts == {"none", "zero"}
-    scored = sorted(_scores(run(snap, [("D2", "P1", 3)])))
+    scored = sorted(scores(run(snap, [("D2", "P1", 3)])))
     assert scored == [("none", 1), ("one", 2), ("zero", 1)]
-
-
-def _scores(result) -> list[tuple[str, float | None]]:  # type: ignore[no-untyped-def]
-    return [(o.id, o.score) for o in result.scopes[0].options]
 
 
 def test_chosen_options_carry_the_offer_and_its_representation() -> None:
@@ -556,16 +554,6 @@ def test_a_scope_without_ties_draws_no_randomness() -> None:
 # -- de-duplication ----------------------------------------------------------------------------
 
 
-def _dup_catalog(p1: bool | None = None, p2: bool | None = None):  # type: ignore[no-untyped-def]
-    offers = [offer(f"O{i}", 10 - i, placements=("P1", "P2")) for i in range(1, 4)]
-    return catalog(
-        offers,
-        [decision("D1", [criterion("C1")]), decision("D2", [criterion("C1")])],
-        collections=[collection("C1", [o["id"] for o in offers])],
-        placements=[placement("P1", allow_dup=p1), placement("P2", allow_dup=p2)],
-    )
-
-
 @pytest.mark.parametrize(
     ("act", "pl", "repeats"),
     [(None, None, False), (True, False, False), (False, True, False), (True, True, True)],
@@ -575,7 +563,7 @@ def test_same_activity_and_placement_twice(
 ) -> None:
     """The same (activity, placement) twice repeats an offer only when both flags allow it."""
     result = run(
-        _dup_catalog(),
+        two_decisions(3),
         [("D1", "P1"), ("D1", "P1")],
         allow_duplicates_across_activities=act,
         allow_duplicates_across_placements=pl,
@@ -607,7 +595,7 @@ def test_dedup_flags_per_dimension(
     other_activity: bool,
     other_placement: bool,
 ) -> None:
-    snap = _dup_catalog(p1, p2)
+    snap = two_decisions(3, p1, p2)
     flags = {"allow_duplicates_across_activities": act, "allow_duplicates_across_placements": pl}
     # another activity, same placement / same activity, another placement
     result = run(snap, [("D1", "P1"), ("D2", "P1")], **flags)
@@ -617,7 +605,7 @@ def test_dedup_flags_per_dimension(
 
 
 def test_dedup_is_checked_against_every_earlier_scope() -> None:
-    snap = _dup_catalog()
+    snap = two_decisions(3)
     flags = {
         "allow_duplicates_across_activities": False,
         "allow_duplicates_across_placements": True,

@@ -23,6 +23,7 @@ from engine_helpers import (
     offer,
     rule,
     run,
+    scores,
     segments,
     simple,
     spy,
@@ -31,10 +32,6 @@ from engine_helpers import (
 ALLOW = {"allow_duplicates_across_activities": True, "allow_duplicates_across_placements": True}
 Y2001 = datetime(2001, 6, 1, tzinfo=UTC)
 Y2031 = datetime(2031, 6, 1, tzinfo=UTC)
-
-
-def _scored(result, scope: int = 0) -> list[tuple[str, float | None]]:  # type: ignore[no-untyped-def]
-    return [(o.id, o.score) for o in result.scopes[scope].options]
 
 
 # -- the rule memo -----------------------------------------------------------------------------
@@ -192,7 +189,7 @@ def test_formula_is_memoised_per_request_and_gives_every_scope_the_same_score() 
     )
     f = spy(snap, "F")
     result = run(snap, [("D1", "P1", 2), ("D1", "P2", 2)], profile={"score": 1}, **ALLOW)
-    assert _scored(result, 0) == _scored(result, 1) == [("A", 21), ("B", 11)]
+    assert scores(result, 0) == scores(result, 1) == [("A", 21), ("B", 11)]
     assert sorted(f.offers) == ["A", "B"]
 
 
@@ -259,8 +256,8 @@ def test_clock_reaches_formulas() -> None:
         collections=[collection("C1", ["A"])],
         formulas=[formula("F", "currentYear() - 2000")],
     )
-    assert _scored(run(snap, now=Y2001)) == [("A", 1)]
-    assert _scored(run(snap, now=Y2031)) == [("A", 31)]
+    assert scores(run(snap, now=Y2001)) == [("A", 1)]
+    assert scores(run(snap, now=Y2031)) == [("A", 31)]
 
 
 # -- definedOn parameters from the request context -------------------------------------------
@@ -341,7 +338,7 @@ def test_parameter_attributes_do_not_count_as_profile_attributes() -> None:
         formulas=[formula("F", source, definedOn={"w": {"schema": {"altId": "_xdm.context.w"}}})],
     )
     context = {"_xdm.context.w;version=1": {f"a{i}": 1 for i in range(26)}}
-    assert _scored(run(snap, context=context)) == [("A", 26)]
+    assert scores(run(snap, context=context)) == [("A", 26)]
 
 
 def test_defined_on_parameter_of_a_formula() -> None:
@@ -358,8 +355,8 @@ def test_defined_on_parameter_of_a_formula() -> None:
         ],
     )
     promo = {"_xdm.context.promo;version=3": {"tags": ["t1"], "boost": 10}}
-    assert _scored(run(snap, [("D1", "P1", 2)], context=promo)) == [("A", 11), ("B", 2)]
-    assert _scored(run(snap, [("D1", "P1", 2)])) == [("B", 2), ("A", 1)]
+    assert scores(run(snap, [("D1", "P1", 2)], context=promo)) == [("A", 11), ("B", 2)]
+    assert scores(run(snap, [("D1", "P1", 2)])) == [("B", 2), ("A", 1)]
 
 
 def test_formula_reads_the_request_context() -> None:
@@ -370,7 +367,7 @@ def test_formula_reads_the_request_context() -> None:
         collections=[collection("C1", ["A"])],
         formulas=[formula("F", f"@{{{ctx}}}.boost * 2")],
     )
-    assert _scored(run(snap, context={ctx: {"boost": 4}})) == [("A", 8)]
+    assert scores(run(snap, context={ctx: {"boost": 4}})) == [("A", 8)]
 
 
 # -- audiences -------------------------------------------------------------------------------
@@ -484,7 +481,7 @@ def test_a_formula_failing_at_run_time_ranks_last_and_is_traced() -> None:
         formulas=[formula("F", 'if(offer._id = "A", boom * 2, offer.rank.priority)')],
     )
     profile = FailingProfile({"tier": "gold"})  # not empty: run() replaces a falsy profile
-    assert _scored(run(snap, [("D1", "P1", 2)], profile=profile)) == [("B", 1), ("A", None)]
+    assert scores(run(snap, [("D1", "P1", 2)], profile=profile)) == [("B", 1), ("A", None)]
     result = run(snap, [("D1", "P1", 2)], profile=profile, trace=True)
     (event,) = events(result, "rule_error")
     assert (event["rule"], event["offer"]) == ("F", "A")
@@ -499,5 +496,5 @@ def test_a_null_score_is_not_an_error() -> None:
         formulas=[formula("F", "offer.characteristics.s * 1")],
     )
     result = run(snap, [("D1", "P1", 2)], trace=True)
-    assert _scored(result) == [("B", 3), ("A", None)]
+    assert scores(result) == [("B", 3), ("A", None)]
     assert events(result, "rule_error") == []
