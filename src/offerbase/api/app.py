@@ -23,6 +23,7 @@ from offerbase.api import decisioning, events, observability, openapi, platform,
 from offerbase.api.deps import Services
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
+from offerbase.api.url_encoding import RejectInvalidUtf8
 from offerbase.config import Settings
 from offerbase.store.db import Database
 
@@ -49,7 +50,8 @@ class CompatibilityMiddleware:
             return
         if "//" in scope["path"]:
             path = re.sub("/{2,}", "/", scope["path"])
-            scope = {**scope, "path": path, "raw_path": path.encode()}
+            raw_path = re.sub(b"/{2,}", b"/", scope.get("raw_path") or path.encode())
+            scope = {**scope, "path": path, "raw_path": raw_path}
         request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         if request_id is None:
             await self.app(scope, receive, send)
@@ -86,9 +88,7 @@ def create_app(
     """The app. `clock` and `rng` replace the real time and randomness (reproducible tests)."""
     settings = settings or Settings()
     owns_db = db is None
-    services = Services.build(
-        settings, db or Database(settings.resolved_database_url), clock=clock, rng=rng
-    )
+    services = Services.build(settings, db or Database.for_settings(settings), clock=clock, rng=rng)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -121,6 +121,7 @@ def create_app(
     if settings.metrics:
         app.router.routes.extend(observability.routes)
     install_error_handlers(app)
+    app.add_middleware(RejectInvalidUtf8)
     if settings.metrics or settings.access_log:
         # Inside CompatibilityMiddleware, so that it sees the scope the router fills in.
         app.add_middleware(
@@ -165,7 +166,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error(
             "unhandled exception",
             method=request.method,
-            path=request.url.path,
+            route=observability.route_template(request.scope, request.app.router.routes),
             request_id=request.headers.get("x-request-id"),
             exception=type(exc).__name__,
         )
