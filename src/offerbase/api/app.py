@@ -19,7 +19,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import offerbase
 from offerbase import logs
-from offerbase.api import decisioning, events, observability, openapi, platform, profiles
+from offerbase.api import (
+    decisioning,
+    events,
+    observability,
+    ode,
+    openapi,
+    platform,
+    profiles,
+)
 from offerbase.api.deps import Services
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
@@ -118,6 +126,7 @@ def create_app(
     app.include_router(events.router)
     # First in the route table: the hot path should not be matched against every other route.
     app.router.routes[0:0] = decisioning.routes
+    app.router.routes.extend(ode.routes)
     if settings.metrics:
         app.router.routes.extend(observability.routes)
     install_error_handlers(app)
