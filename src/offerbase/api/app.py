@@ -13,6 +13,7 @@ from datetime import datetime
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -113,7 +114,8 @@ def create_app(
         if owns_db:
             await services.db.dispose()
 
-    app = FastAPI(
+    # Like FastAPI, with the Swagger UI and ReDoc assets served from the package, not a CDN.
+    app = FastAPIOffline(
         title="Offerbase",
         version=offerbase.__version__,
         description=DESCRIPTION,
