@@ -3,11 +3,13 @@ PostgreSQL: the promise is read-your-writes on the worker that took the write, a
 worker within a second (docs/operations.md, "What Offerbase promises").
 
 Each test warms both workers, leaves the sandbox idle for longer than the poll interval (the
-case where a snapshot is oldest), writes through one connection (one worker), then sends a
-burst of concurrent decisions on new connections (so both workers answer) at once, and
-another burst a second after the write was acknowledged. The second burst must see the write
-everywhere; the first is measured, not asserted (on SQLite the other worker may still be
-within its poll interval), and reported in the run's summary.
+case where a snapshot is oldest; or, under traffic, decides on both workers just before the
+write, the case where the other worker has just checked and will not check again for a poll
+interval), writes through one connection (one worker), then sends a burst of concurrent
+decisions on new connections (so both workers answer) at once, and another burst a second
+after the write was acknowledged. The second burst must see the write everywhere; the first
+is measured, not asserted (on SQLite the other worker may still be within its poll
+interval), and reported in the run's summary.
 """
 
 from __future__ import annotations
@@ -79,16 +81,19 @@ async def _started(make_server) -> Server:  # type: ignore[no-untyped-def]
     return server
 
 
-async def _idle_write_and_bursts(
-    server: Server, write: Any, *, dry_run: bool
+async def _write_and_bursts(
+    server: Server, write: Any, *, dry_run: bool, idle: bool = True, **gold: Any
 ) -> tuple[list[list[str]], list[list[str]], list[str]]:
-    """Warm both workers, idle, `write(api)` through one connection, decide on that same
-    connection, burst at once, burst again a second after the write's 2xx. /health is probed
-    all along, and must answer 200 throughout."""
+    """Warm both workers, idle (or not), `write(api)` through one connection, decide on that
+    same connection, burst at once, burst again a second after the write's 2xx. /health is
+    probed all along, and must answer 200 throughout."""
     async with server.client(connections=1) as api, server.client(connections=0) as spread:
-        await _catalog(api, **getattr(write, "gold", {}))
+        await _catalog(api, **gold)
         await _burst(spread)  # both workers have a snapshot now (dry runs consume nothing)
-        await asyncio.sleep(2 * POLL_SECONDS)  # idle: every snapshot is past its interval
+        if idle:
+            await asyncio.sleep(2 * POLL_SECONDS)  # every snapshot is past its interval
+        else:
+            await _burst(spread)  # under traffic: each worker checked its version just now
         async with concurrent_health_probe(server.base_url) as probe:
             await write(api)
             acknowledged = time.monotonic()
@@ -100,8 +105,9 @@ async def _idle_write_and_bursts(
     return first, after_a_second, same_worker
 
 
+@pytest.mark.parametrize("idle", [True, False], ids=["after-idle", "under-traffic"])
 async def test_an_archived_offer_is_never_served_a_second_after_the_write(
-    make_server, record_property: pytest.RecordProperty
+    make_server, idle: bool, record_property: pytest.RecordProperty
 ) -> None:  # type: ignore[no-untyped-def]
     server = await _started(make_server)
 
@@ -113,7 +119,9 @@ async def test_an_archived_offer_is_never_served_a_second_after_the_write(
         )
         assert response.status_code == 200, response.text
 
-    first, after_a_second, same_worker = await _idle_write_and_bursts(server, archive, dry_run=True)
+    first, after_a_second, same_worker = await _write_and_bursts(
+        server, archive, dry_run=True, idle=idle
+    )
     assert same_worker == ["fallback:fb"]  # read-your-writes on the worker that wrote
     assert after_a_second == [["fallback:fb"]] * BURST
     record_property(
@@ -140,9 +148,8 @@ async def test_a_lowered_cap_holds_exactly_across_workers_a_second_after_the_wri
         )
         assert response.status_code == 200, response.text
 
-    lower_cap.gold = {"cappingConstraint": {"globalCap": 1000}}  # type: ignore[attr-defined]
-    first, after_a_second, same_worker = await _idle_write_and_bursts(
-        server, lower_cap, dry_run=False
+    first, after_a_second, same_worker = await _write_and_bursts(
+        server, lower_cap, dry_run=False, cappingConstraint={"globalCap": 1000}
     )
     assert same_worker == ["gold"]  # a dry run: the 11th of 15
     served_first = first.count(["gold"])
