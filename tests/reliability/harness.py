@@ -97,11 +97,13 @@ class Server:
         return self.data_dir.parent / f"serve-{self.port}.log"
 
     def _environment(self) -> dict[str, str]:
-        env = {**os.environ, "OFFERBASE_DATA_DIR": str(self.data_dir)}
         # Nothing of the caller's configuration leaks in: the test says what differs.
-        for name in ("OFFERBASE_DATABASE_URL", "OFFERBASE_SECRET_KEY", "OFFERBASE_REDIS_URL"):
-            env.pop(name, None)
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith("OFFERBASE_") and name != "PROMETHEUS_MULTIPROC_DIR"
+        }
+        env["OFFERBASE_DATA_DIR"] = str(self.data_dir)
         if self.database_url is not None:
             env["OFFERBASE_DATABASE_URL"] = self.database_url
         env.update(self.env)
