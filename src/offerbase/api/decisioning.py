@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from offerbase.api import deps
-from offerbase.api.auth import authenticate_headers, current_caller
+from offerbase.api.auth import authenticate_headers, current_caller, require_sandbox
 from offerbase.api.bodies import read_json
 from offerbase.api.decision_request import ParsedRequest, parse
 from offerbase.api.decision_response import event_body, render
@@ -141,9 +141,10 @@ async def ods_decisions(request: Request) -> Response:
 
 async def ode_decisions(request: Request) -> Response:
     services = deps.services(request)
-    claims = authenticate_headers(request, services.settings.resolved_secret_key)
+    credential = await authenticate_headers(request, services)
     container_id = request.path_params["container_id"]
-    sandbox = await _sandbox_for_container(services.db, claims.org, container_id)
+    sandbox = await _sandbox_for_container(services.db, credential.org, container_id)
+    require_sandbox(credential, sandbox.name)
     return await _handle(request, services, sandbox)
 
 

@@ -65,5 +65,6 @@ async def containers(caller: CallerDep, services: ServicesDep) -> Response:
     results = [
         {"containerId": s.container_id, "sandboxName": s.name, "sandboxId": s.sandbox_id}
         for s in sandboxes
+        if caller.credential.may_use(s.name)  # a sandbox credential sees its sandbox only
     ]
     return json_response({"results": results, "count": len(results)})
