@@ -144,6 +144,8 @@ def _build_app(
     # would soon refuse the token requests of tests that follow a few failed ones. Tests of
     # the throttle set their own limits and addresses (tests/api/test_token_endpoint.py).
     settings.setdefault("token_failures_per_address", 1_000_000)
+    # And wrong secrets are answered at once, not after the tarpit's pause.
+    settings.setdefault("token_failure_delay_seconds", 0)
     config = Settings(
         data_dir=data_dir, secret_key=SIGNING_KEY, database_url=database.url, **settings
     )

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # client address; past them 429 (api/client_auth.py). Shared through Redis when set.
     token_failures_per_client: int = Field(default=10, ge=1)
     token_failures_per_address: int = Field(default=30, ge=1)
+    # A failed or throttled token request is answered after this pause (a tarpit): a client
+    # retrying at once makes one attempt per second per connection; a sleeping request costs
+    # the server nothing.
+    token_failure_delay_seconds: float = Field(default=1.0, ge=0)
     # `GET /metrics` (Prometheus, unauthenticated): turn it off where the port is public and
     # traffic volumes should not be.
     metrics: bool = True

@@ -101,7 +101,8 @@ async def test_rotation_ends_the_old_secret_and_its_tokens(make_app):
         old = await tenant_of(worker_a, a, await create(worker_a, all_sandboxes=True))
         async with _services(worker_a).db.write() as conn:
             rotated = await tenants.rotate_credential(conn, old.client_id)
-        assert rotated is not None and rotated.client_secret != old.client_secret
+        assert rotated is not None
+        assert rotated.client_secret != old.client_secret
         invalid_token(await b.get(TAGS, headers=old.headers))
         refused = await login(b, old.client_id, old.client_secret)
         assert refused.status_code == 401, refused.text
@@ -169,7 +170,8 @@ async def test_an_admin_manages_its_organizations_credentials(make_app):
     app = make_app(credential_poll_seconds=0)
     async with http(app) as client:
         admin_credential = await create(app, admin=True)
-        assert admin_credential.admin and admin_credential.sandbox is None
+        assert admin_credential.admin
+        assert admin_credential.sandbox is None
         admin = await tenant_of(app, client, admin_credential)
         member = await create(app, admin_credential.org, sandbox="dev", name="web")
         stranger = await create(app)  # another organization
@@ -188,7 +190,8 @@ async def test_an_admin_manages_its_organizations_credentials(make_app):
             "created": shown["created"],
             "revoked": None,
         }
-        assert "hash" not in listed.text and "secret" not in listed.text
+        assert "hash" not in listed.text
+        assert "secret" not in listed.text
 
         # Another organization's credential is not there to revoke or rotate.
         for action in ("revoke", "rotate"):

@@ -19,6 +19,7 @@ from offerbase.store import tenants
 from offerbase.store.db import Database
 from offerbase.store.tenants import Credential
 
+
 class CredentialCache:
     def __init__(self, db: Database, poll_seconds: float) -> None:
         self.db = db

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -97,6 +98,7 @@ async def issue_token(request: Request, services: ServicesDep) -> Response:
     address = request.client.host if request.client else ""
     wait = await checker.throttle.retry_after(client_id, address)
     if wait is not None:
+        await anyio.sleep(services.settings.token_failure_delay_seconds)
         response = _oauth_error(
             429,
             "slow_down",
@@ -107,6 +109,7 @@ async def issue_token(request: Request, services: ServicesDep) -> Response:
     credential = await checker.check(services.db, client_id, secret)
     if credential is None:
         await checker.throttle.failed(client_id, address)
+        await anyio.sleep(services.settings.token_failure_delay_seconds)
         return _oauth_error(401, "invalid_client", "Unknown client_id or wrong client_secret.")
     settings = services.settings
     ttl = settings.token_ttl_seconds

@@ -55,7 +55,8 @@ def test_create_limits_a_credential_to_its_sandbox_unless_told(data_dir: str) ->
     }
     assert len(rows) == 3
     output = run(data_dir, "list")
-    assert "secret" not in output and "scrypt" not in output
+    assert "secret" not in output
+    assert "scrypt" not in output
 
 
 def test_revoke_and_rotate(data_dir: str) -> None:
