@@ -166,8 +166,21 @@ async def test_admin_endpoints_need_an_admin_credential(app, client, tenant):
     invalid_token(await client.get(ADMIN, headers=headers))
 
 
+async def test_a_token_naming_another_org_than_its_credentials_is_refused(app, client, tenant):
+    """Only we can sign tokens, but the credential's org is what counts, not the token's."""
+    from conftest import SIGNING_KEY
+    from offerbase.api import tokens
+
+    other = "ELSEWHERE@AdobeOrg"
+    token = tokens.issue(tenant.client_id, other, SIGNING_KEY, 3600)
+    headers = {**tenant.headers, "Authorization": f"Bearer {token}", "x-gw-ims-org-id": other}
+    invalid_token(await client.get(TAGS, headers=headers))
+
+
 async def test_an_admin_manages_its_organizations_credentials(make_app):
-    app = make_app(credential_poll_seconds=0)
+    # A long poll interval: what the admin changes through this worker is in force at once
+    # all the same (it invalidates the worker's cache).
+    app = make_app(credential_poll_seconds=3600)
     async with http(app) as client:
         admin_credential = await create(app, admin=True)
         assert admin_credential.admin
@@ -209,11 +222,19 @@ async def test_an_admin_manages_its_organizations_credentials(make_app):
         assert secret != member.client_secret
         invalid_token(await client.get(TAGS, headers=member_tenant.headers))
         assert (await login(client, member.client_id, secret)).status_code == 200
+        member_tenant = await tenant_of(
+            app,
+            client,
+            tenants.NewCredential(member.client_id, secret, member.org, "dev", False),
+            "dev",
+        )
+        assert (await client.get(TAGS, headers=member_tenant.headers)).status_code == 200
 
         revoked = await client.post(f"{ADMIN}/{member.client_id}/revoke", headers=admin.headers)
         assert revoked.status_code == 200, revoked.text
         assert revoked.json()["revoked"] is not None
         assert (await login(client, member.client_id, secret)).status_code == 401
+        invalid_token(await client.get(TAGS, headers=member_tenant.headers))
         again = await client.post(f"{ADMIN}/{member.client_id}/revoke", headers=admin.headers)
         assert again.json()["revoked"] == revoked.json()["revoked"]
         conflict = await client.post(f"{ADMIN}/{member.client_id}/rotate", headers=admin.headers)
