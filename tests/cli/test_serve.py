@@ -110,7 +110,7 @@ def token_headers(base: str, credential: dict[str, str]) -> dict[str, str]:
         "Authorization": f"Bearer {response.json()['access_token']}",
         "x-api-key": credential["client_id"],
         "x-gw-ims-org-id": credential["org"],
-        "x-sandbox-name": credential["sandbox"],
+        "x-sandbox-name": credential["sandbox"] or "prod",
     }
 
 
@@ -123,7 +123,9 @@ def test_serve_bootstrap_credentials_and_seed_walkthrough(server, database) -> N
         assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
         first = json.loads(credentials_file.read_text())
         assert first["org"] == "default"
-        assert first["sandbox"] == "prod"
+        # The first credential is an admin one, so it may use every sandbox of its org.
+        assert first["sandbox"] is None
+        assert first["admin"] is True
         token_headers(base, first)
 
     # A credential created while the server runs works at once, in a new org and sandbox.
@@ -131,7 +133,9 @@ def test_serve_bootstrap_credentials_and_seed_walkthrough(server, database) -> N
         "credentials", "create", "--org", "ACME@AdobeOrg", "--sandbox", "stage", "--json", env=env
     )
     credential = json.loads(created.stdout)
-    assert set(credential) == {"client_id", "client_secret", "org", "sandbox"}
+    assert set(credential) == {"client_id", "client_secret", "org", "sandbox", "admin"}
+    assert credential["sandbox"] == "stage"
+    assert credential["admin"] is False
     assert credential["org"] == "ACME@AdobeOrg"
     headers = token_headers(base, credential)
     headers["Content-Type"] = "application/json"

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import offerbase
 from offerbase import logs
 from offerbase.api import (
+    admin,
     decisioning,
     events,
     observability,
@@ -128,6 +129,7 @@ def create_app(
     app.include_router(build_router())
     app.include_router(profiles.router)
     app.include_router(events.router)
+    app.include_router(admin.router)
     # First in the route table: the hot path should not be matched against every other route.
     app.router.routes[0:0] = decisioning.routes
     app.router.routes.extend(ode.routes)
