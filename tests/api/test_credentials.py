@@ -141,6 +141,15 @@ async def test_a_sandbox_credential_is_limited_to_its_sandbox(app, client):
         f"/data/core/ode/{prod.container_id}/decisions", headers=tenant.headers, json={}
     )
     assert response.status_code == 403, response.text
+    for legacy_read in ("offers?activityId=x", "diagnostics"):
+        response = await client.get(
+            f"/data/core/ode/{prod.container_id}/{legacy_read}", headers=tenant.headers
+        )
+        assert response.status_code == 403, response.text
+    # So does the xcore container discovery.
+    home = await client.get("/data/core/xcore/?product=acp", headers=tenant.headers)
+    containers = home.json()["_embedded"]["https://ns.adobe.com/experience/xcore/container"]
+    assert [c["_instance"]["parentName"] for c in containers] == ["dev"]
 
 
 async def test_an_org_wide_credential_uses_every_sandbox(app, client):
