@@ -35,7 +35,7 @@ from offerbase.store.errors import (
     StoreError,
     Unprocessable,
 )
-from offerbase.store.listing import Dialect, OrderKey, Term
+from offerbase.store.listing import Dialect, OrderKey, RegexTerm, Term, split_regex_terms
 from offerbase.store.scope import Scope, raw_sql
 from offerbase.store.tables import alive_entities, entities, references, sandboxes
 from offerbase.store.tenants import Sandbox
@@ -205,8 +205,9 @@ class Library:
             as_of, offset = await self.version(), 0
         else:
             as_of, offset = self._decode_cursor(cursor)
+        sql_terms, regex_terms = split_regex_terms(terms)
         where = [alive_entities(as_of), entities.c.kind.in_(kinds)]
-        where += [self.dialect.condition(term) for term in terms]
+        where += [self.dialect.condition(term) for term in sql_terms]
         order_by: list[sa.UnaryExpression[Any] | sa.ColumnElement[Any]] = []
         for key in order:
             expr = self.dialect.order_expr(key.field)
@@ -214,20 +215,12 @@ class Library:
                 expr.desc().nulls_last() if key.descending else expr.asc().nulls_first()
             )
         order_by.append(entities.c.entity_id.asc())
-        try:
-            if self.dialect.is_sqlite:
-                rows, total = await self._page_sqlite(where, order_by, limit, offset)
-            else:
-                rows, total = await self._page_windowed(where, order_by, limit, offset)
-        except sa.exc.DBAPIError as exc:
-            # Python accepted the `~` pattern (listing.parse_term) but PostgreSQL's regex
-            # dialect does not (e.g. `(?P<name>...)`): the client's fault, not a 500.
-            if "regular expression" not in str(exc.orig):
-                raise
-            raise StoreError(
-                "The 'property' parameter has a regular expression this server cannot run: "
-                f"{exc.orig}."
-            ) from exc
+        if regex_terms:
+            rows, total = await self._page_regex(where, order_by, regex_terms, limit, offset)
+        elif self.dialect.is_sqlite:
+            rows, total = await self._page_sqlite(where, order_by, limit, offset)
+        else:
+            rows, total = await self._page_windowed(where, order_by, limit, offset)
         items = [_entity(row) for row in rows]
         next_cursor = (
             self._encode_cursor(as_of, offset + limit) if offset + len(items) < total else None
@@ -256,6 +249,22 @@ class Library:
         count = sa.select(sa.func.count()).select_from(entities).where(*where)
         total = await self.conn.scalar(self.scope.apply(count))
         return rows, int(total or 0)
+
+    async def _page_regex(
+        self,
+        where: _Where,
+        order_by: _OrderBy,
+        regex_terms: Sequence[RegexTerm],
+        limit: int,
+        offset: int,
+    ) -> tuple[Sequence[sa.Row[Any]], int]:
+        """Either backend, with `~` terms: the other terms select the candidates in SQL, in
+        order; RE2 keeps those every pattern accepts. A sandbox's guardrails bound the
+        candidates (10,000 offers at most), and RE2 is linear in each value."""
+        query = sa.select(entities).where(*where).order_by(*order_by)
+        rows = (await self.conn.execute(self.scope.apply(query))).all()
+        kept = [row for row in rows if all(term.accepts(row) for term in regex_terms)]
+        return kept[offset : offset + limit], len(kept)
 
     async def _page_sqlite(
         self, where: _Where, order_by: _OrderBy, limit: int, offset: int
