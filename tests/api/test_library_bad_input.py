@@ -306,3 +306,26 @@ async def test_integers_beyond_64_bits_are_422_and_do_not_poison_reads(api, raw)
     ok = await api.post("personalized-offer", body("personalized-offer", rank={"priority": 2.0}))
     assert ok.status_code == 201, ok.text
     assert (await api.read("personalized-offer", ok.json()["id"]))["rank"] == {"priority": 2}
+
+
+async def test_patch_with_too_many_operations_is_413_and_changes_nothing(api):
+    from offerbase.catalog.patch import MAX_PATCH_OPERATIONS
+
+    tag = await api.create("tag")
+    before = await api.read("tag", tag)
+    ops = [{"op": "test", "path": "/name", "value": before["name"]}] * (MAX_PATCH_OPERATIONS + 1)
+    payload = problem(await api.patch("tag", tag, ops), 413)
+    assert f"at most {MAX_PATCH_OPERATIONS} operations" in payload["detail"]
+    assert await api.read("tag", tag) == before
+
+
+async def test_copy_amplification_is_413_before_memory_grows(services, api):
+    # 60 doublings of a 1 KB description would need 2**60 KB: refused when the copies would
+    # write more than the body limit, with nothing written.
+    tag = await api.create("tag", description="x" * 1000)
+    before = await api.read("tag", tag)
+    ops = [{"op": "add", "path": "/characteristics", "value": {"a": [[]]}}]
+    ops += [{"op": "copy", "from": "/characteristics/a", "path": "/characteristics/a/-"}] * 60
+    payload = problem(await api.patch("tag", tag, ops), 413)
+    assert f"more than {services.settings.max_body_bytes} bytes" in payload["detail"]
+    assert await api.read("tag", tag) == before

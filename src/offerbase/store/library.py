@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase import catalog
+from offerbase.catalog.patch import json_equal
 from offerbase.store import guardrails
 from offerbase.store.clock import iso, now_iso
 from offerbase.store.db import Database
@@ -92,6 +93,19 @@ class Entity:
             "createdByClientId": self.created_client,
             "lastModifiedByClientId": self.modified_client,
         }
+
+
+# What an update does to the current body (a JSON Patch, a merge patch, or a replacement).
+Transform = Callable[[dict[str, Any]], object]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An update's validated new body and the body it was computed from (`Library.draft`)."""
+
+    kind: str
+    source: dict[str, Any]
+    body: dict[str, Any]
 
 
 # `list` is also a method name below: these aliases keep the annotations unambiguous.
@@ -450,20 +464,33 @@ class Library:
         await self._save_references(kind, entity_id, refs)
         return entity
 
+    async def draft(
+        self, kinds: Sequence[str], entity_id: str, transform: Transform, if_match: str | None
+    ) -> Draft:
+        """The validated new body of an update, computed in a read transaction, so applying a
+        patch and validating (PQL compiled) is not done under the sandbox's write lock."""
+        old = await self._current_row(kinds, entity_id, if_match)
+        return Draft(old.kind, old.body, catalog.validate(old.kind, transform(dict(old.body))))
+
     async def update(
         self,
         kinds: Sequence[str],
         entity_id: str,
-        transform: Callable[[dict[str, Any]], object],
+        transform: Transform,
         actor: Actor,
         if_match: str | None,
+        draft: Draft | None = None,
     ) -> Entity:
         """Replace or patch: `transform` maps the current body to the new raw body, which is
         validated like a create. It runs under the sandbox's write lock, so concurrent
-        patches apply one after the other and none is lost."""
+        patches apply one after the other and none is lost; a `draft` computed from the body
+        still current is used as it is (the transform depends on the old body alone)."""
         version = await self._next_version()
         old = await self._current_row(kinds, entity_id, if_match)
-        body = catalog.validate(old.kind, transform(dict(old.body)))
+        if draft is not None and draft.kind == old.kind and json_equal(draft.source, old.body):
+            body = draft.body
+        else:  # changed since the draft: the (bounded) transform runs again, under the lock
+            body = catalog.validate(old.kind, transform(dict(old.body)))
         refs = await self._check_references(old.kind, entity_id, body)
         await self._check_unique_name(old.kind, entity_id, body)
         await guardrails.check_live_decisions(self.conn, self.scope, old.kind, entity_id, body)

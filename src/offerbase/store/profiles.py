@@ -17,17 +17,16 @@ tenancy is applied.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import jsonpatch
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from offerbase import catalog
 from offerbase.catalog import merge_patch
 from offerbase.store.clock import now_iso
 from offerbase.store.db import Database
@@ -243,22 +242,19 @@ def prepare_body(namespace: str, identity: str, body: Any) -> tuple[dict[str, An
 
 
 def apply_patch(body: dict[str, Any], patch: Any) -> Any:
-    """A merge patch (object) or a JSON Patch (array of operations)."""
+    """A merge patch (object) or a JSON Patch (array of operations), the catalog's bounded
+    implementation: what a JSON Patch writes adds up to at most MAX_PROFILE_BYTES, so `copy`
+    cannot amplify a profile in memory before its size is checked."""
     if isinstance(patch, dict):
         return merge_patch(body, patch)
-    if not isinstance(patch, list):
-        raise _invalid("", "A patch is a merge-patch object or a JSON Patch array.")
-    for index, operation in enumerate(patch):
-        if not isinstance(operation, dict):
-            raise _invalid(f"/{index}", "A JSON Patch operation must be an object.")
     try:
-        return jsonpatch.apply_patch(copy.deepcopy(body), patch)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise PatchTestFailed(f"A 'test' operation failed: {exc}") from exc
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        raise _invalid("", f"The JSON Patch cannot be applied: {exc}") from exc
-    except (TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise _invalid("", f"The JSON Patch is malformed: {exc}") from exc
+        return catalog.apply_patch(body, patch, max_written=MAX_PROFILE_BYTES)
+    except catalog.PatchTestFailed as exc:
+        raise PatchTestFailed(f"A 'test' operation failed: {exc.message}") from exc
+    except catalog.PatchTooLarge as exc:
+        raise ProfileTooLarge(exc.message) from exc
+    except catalog.PatchError as exc:
+        raise _invalid(exc.pointer, f"The JSON Patch cannot be applied: {exc.message}") from exc
 
 
 def request_identities(identity_map: Any) -> list[Identity]:
