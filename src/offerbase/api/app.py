@@ -19,7 +19,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import offerbase
 from offerbase import logs
-from offerbase.api import decisioning, events, observability, openapi, platform, profiles
+from offerbase.api import (
+    decisioning,
+    events,
+    http_limits,
+    observability,
+    openapi,
+    platform,
+    profiles,
+)
 from offerbase.api.deps import Services
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
@@ -50,7 +58,7 @@ class CompatibilityMiddleware:
         if "//" in scope["path"]:
             path = re.sub("/{2,}", "/", scope["path"])
             scope = {**scope, "path": path, "raw_path": path.encode()}
-        request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = http_limits.request_id(scope["headers"])
         if request_id is None:
             await self.app(scope, receive, send)
             return
@@ -121,6 +129,8 @@ def create_app(
     if settings.metrics:
         app.router.routes.extend(observability.routes)
     install_error_handlers(app)
+    # Inside RequestObserver, so that refused heads are counted (route `unmatched`).
+    app.add_middleware(http_limits.HeadLimits)
     if settings.metrics or settings.access_log:
         # Inside CompatibilityMiddleware, so that it sees the scope the router fills in.
         app.add_middleware(
@@ -138,6 +148,11 @@ def create_served_app() -> FastAPI:
     settings = Settings()
     logs.configure(settings.log_level)
     return create_app(settings)
+
+
+def _logged_request_id(request: Request) -> str | None:
+    value = http_limits.request_id(request.headers.raw)
+    return None if value is None else value.decode("ascii")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -166,7 +181,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "unhandled exception",
             method=request.method,
             path=request.url.path,
-            request_id=request.headers.get("x-request-id"),
+            request_id=_logged_request_id(request),
             exception=type(exc).__name__,
         )
         return ApiProblem(
