@@ -21,7 +21,7 @@ from offerbase.api.auth import Caller, CallerDep
 from offerbase.api.bodies import read_json
 from offerbase.api.deps import Services, ServicesDep
 from offerbase.api.library_collections import COLLECTIONS, ROOT, kind_to_create, kinds_for
-from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, library_links
+from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CursorSigner, library_links
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.api.responses import json_response
 from offerbase.api.store_problems import transaction
@@ -224,15 +224,17 @@ class CollectionRoutes:
             raise ApiProblem(
                 400, "Bad Request", exc.message, errors=[field_error(exc.parameter, exc.message)]
             ) from exc
+        signer = CursorSigner(services.settings.resolved_secret_key, caller.sandbox.pk)
+        position = signer.open(start)
         async with transaction(services.db, write=False) as conn:
-            page = await Library(conn, caller.sandbox).list(kinds, terms, order, limit, start)
+            page = await Library(conn, caller.sandbox).list(kinds, terms, order, limit, position)
         query = request.query_params.multi_items()
         return json_response(
             {
                 "results": [entity.read_form() for entity in page.items],
                 "count": len(page.items),
                 "total": page.total,
-                "_links": library_links(self.path, query, orderby, limit, page),
+                "_links": library_links(self.path, query, orderby, limit, page, signer),
             }
         )
 

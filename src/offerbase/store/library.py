@@ -45,6 +45,7 @@ from offerbase.store.tenants import Sandbox
 CURSOR_TTL = timedelta(hours=1)
 _PRUNE_EVERY = 100
 MAX_ID_LENGTH = 255  # entities.entity_id is String(255)
+MAX_CURSOR_OFFSET = 2**31  # far past any sandbox's guardrails (10,000 entities of a kind)
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,9 @@ class Library:
                 base64.urlsafe_b64decode(padded).decode().split(".")
             )
             as_of, offset, stamp = int(as_of_text), int(offset_text), int(stamp_text)
-            if as_of < 0 or offset < 0:
+            # Range-checked although the API signs cursors: a value past a 64-bit column would
+            # fail in the database (a 500), not here.
+            if not (0 <= as_of < 2**63 and 0 <= offset < MAX_CURSOR_OFFSET and 0 <= stamp < 2**40):
                 raise ValueError(cursor)
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
             raise BadCursor("The 'start' cursor is not one this server issued.") from exc
