@@ -188,6 +188,15 @@ async def test_regex_syntax_is_the_same_on_every_backend(offers):
     assert await matching(offers, "etag~1") == ["o1", "o2", "o3", "o4", "o5"]
 
 
+async def test_regex_reads_booleans_as_their_json_text(api):
+    # SQLite stores booleans as 1 and 0: `~` still sees `true` and `false`, as on PostgreSQL.
+    await api.create("ranking-formula", entity_id="exd", exdFunction=True)
+    await api.create("ranking-formula", entity_id="od", exdFunction=False)
+    assert await api.ids("ranking-formula", ("property", "exdFunction~TR.E")) == ["exd"]
+    assert await api.ids("ranking-formula", ("property", "exdFunction~f.*")) == ["od"]
+    assert await api.ids("ranking-formula", ("property", "exdFunction~[01]")) == []
+
+
 async def test_negated_regex_holds_for_a_missing_field_on_every_backend(offers):
     assert await matching(offers, "description~.*o.*") == ["o1", "o3"]
     assert await matching(offers, "!description~.*o.*") == ["o2", "o4", "o5"]

@@ -274,12 +274,34 @@ class Library:
         offset: int,
     ) -> tuple[Sequence[sa.Row[Any]], int]:
         """Either backend, with `~` terms: the other terms select the candidates in SQL, in
-        order; RE2 keeps those every pattern accepts. A sandbox's guardrails bound the
-        candidates (10,000 offers at most), and RE2 is linear in each value."""
-        query = sa.select(entities).where(*where).order_by(*order_by)
-        rows = (await self.conn.execute(self.scope.apply(query))).all()
-        kept = [row for row in rows if all(term.accepts(row) for term in regex_terms)]
-        return kept[offset : offset + limit], len(kept)
+        order, with the text of each `~` field; RE2 keeps those every pattern accepts, then the
+        page's rows are read by id. A sandbox's guardrails bound the candidates (10,000 offers
+        at most), and RE2 is linear in each value."""
+        columns: list[sa.ColumnElement[Any]] = []
+        for term in regex_terms:
+            columns.extend(term.columns(self.dialect))
+        query = sa.select(entities.c.row_id, *columns).where(*where).order_by(*order_by)
+        candidates = (await self.conn.execute(self.scope.apply(query))).all()
+        kept = [
+            row[0]
+            for row in candidates
+            if all(
+                term.accepts(row[1 + 2 * index], row[2 + 2 * index])
+                for index, term in enumerate(regex_terms)
+            )
+        ]
+        return await self._rows_by_id(kept[offset : offset + limit]), len(kept)
+
+    async def _rows_by_id(self, chosen: Sequence[int]) -> Sequence[sa.Row[Any]]:
+        """The rows of `chosen` (row ids), in that order."""
+        if not chosen:
+            return []
+        by_id = sa.select(entities).where(entities.c.row_id.in_(chosen))
+        found = await self.conn.execute(
+            self.scope.apply(by_id, sqlite_likely=self.dialect.is_sqlite)
+        )
+        position = {row_id: index for index, row_id in enumerate(chosen)}
+        return sorted(found.all(), key=lambda row: position[row.row_id])
 
     async def _page_sqlite(
         self, where: _Where, order_by: _OrderBy, limit: int, offset: int
@@ -288,13 +310,7 @@ class Library:
         second query), then the page's rows by id. A sandbox's guardrails bound the matches."""
         query = sa.select(entities.c.row_id).where(*where).order_by(*order_by)
         keys = (await self.conn.execute(self.scope.apply(query))).scalars().all()
-        chosen = list(keys[offset : offset + limit])
-        if not chosen:
-            return [], len(keys)
-        by_id = sa.select(entities).where(entities.c.row_id.in_(chosen))
-        found = (await self.conn.execute(self.scope.apply(by_id, sqlite_likely=True))).all()
-        position = {row_id: index for index, row_id in enumerate(chosen)}
-        return sorted(found, key=lambda row: position[row.row_id]), len(keys)
+        return await self._rows_by_id(keys[offset : offset + limit]), len(keys)
 
     # Paging reads one immutable version of the catalog, so an offset into it is exact:
     # concurrent writes create new versions and never move rows of the version being paged.

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -121,24 +120,13 @@ def parse_term(text: str) -> Term:
     return Term(field, op, value, negate)
 
 
-# The read-form metadata fields a `~` term may test, by the row attribute holding them.
-_ROW_ATTRIBUTES = {
-    "id": "entity_id",
-    "etag": "etag",
-    "created": "created",
-    "modified": "modified",
-    "createdBy": "created_by",
-    "lastModifiedBy": "modified_by",
-}
-
-
 @dataclass(frozen=True)
 class RegexTerm:
     """A `~` term, run in Python on RE2 over the candidate rows (see the module docstring).
 
-    `field~p` holds when the field is a string, number or boolean whose JSON text (`true`,
-    `1.5`) matches `p` whole, ignoring case; `!field~p` is its negation, so it also holds
-    for a missing field, null, an object or an array."""
+    `field~p` holds when the field is a string, number or boolean whose text (`true`, `1.5`,
+    numbers as the database stores them) matches `p` whole, ignoring case; `!field~p` is its
+    negation, so it also holds for a missing field, null, an object or an array."""
 
     term: Term
     pattern: Pattern
@@ -147,25 +135,22 @@ class RegexTerm:
     def of(cls, term: Term) -> RegexTerm:
         return cls(term, compile_regex(term.value, ignore_case=True))
 
-    def accepts(self, row: Any) -> bool:
-        text = self._text(row)
-        found = text is not None and fullmatch(self.pattern, text) is not None
-        return found is not self.term.negate
-
-    def _text(self, row: Any) -> str | None:
+    def columns(self, dialect: Dialect) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+        """(JSON type, text) of the field: what the candidates' query selects for `accepts`."""
         field = self.term.field
-        if field in _ROW_ATTRIBUTES:
-            return str(getattr(row, _ROW_ATTRIBUTES[field]))
-        value: Any = row.body
-        for part in field.split("."):
-            if not isinstance(value, dict) or part not in value:
-                return None
-            value = value[part]
-        if isinstance(value, str):
-            return value
-        if value is None or isinstance(value, dict | list):
-            return None
-        return orjson.dumps(value).decode()
+        if field in _COLUMNS:
+            return sa.literal("string"), sa.cast(_COLUMNS[field], sa.Text)
+        return dialect.json_type(field), dialect.json_text(field)
+
+    def accepts(self, json_type: str | None, text: str | None) -> bool:
+        if json_type in ("true", "false"):  # SQLite types booleans so; their text is 1 or 0
+            text = json_type
+        found = (
+            text is not None
+            and json_type not in ("object", "array", "null")
+            and fullmatch(self.pattern, text) is not None
+        )
+        return found is not self.term.negate
 
 
 def split_regex_terms(terms: Sequence[Term]) -> tuple[list[Term], list[RegexTerm]]:
