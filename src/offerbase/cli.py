@@ -176,6 +176,9 @@ def serve(
         log_level=level,
         log_config=None,
         access_log=False,
+        # httptools counting the request head (api/http_limits.py): 431/414 before a worker
+        # buffers more than the limits.
+        http="offerbase.api.http_limits:LimitedHttpToolsProtocol",
     )
 
 

@@ -24,6 +24,7 @@ from offerbase.api import (
     admin,
     decisioning,
     events,
+    http_limits,
     observability,
     ode,
     openapi,
@@ -62,7 +63,7 @@ class CompatibilityMiddleware:
             path = re.sub("/{2,}", "/", scope["path"])
             raw_path = re.sub(b"/{2,}", b"/", scope.get("raw_path") or path.encode())
             scope = {**scope, "path": path, "raw_path": raw_path}
-        request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = http_limits.request_id(scope["headers"])
         if request_id is None:
             await self.app(scope, receive, send)
             return
@@ -136,7 +137,9 @@ def create_app(
     if settings.metrics:
         app.router.routes.extend(observability.routes)
     install_error_handlers(app)
+    # Both inside RequestObserver, so that what they refuse is counted (route `unmatched`).
     app.add_middleware(RejectInvalidUtf8)
+    app.add_middleware(http_limits.HeadLimits)
     if settings.metrics or settings.access_log:
         # Inside CompatibilityMiddleware, so that it sees the scope the router fills in.
         app.add_middleware(
@@ -154,6 +157,11 @@ def create_served_app() -> FastAPI:
     settings = Settings()
     logs.configure(settings.log_level)
     return create_app(settings)
+
+
+def _logged_request_id(request: Request) -> str | None:
+    value = http_limits.request_id(request.headers.raw)
+    return None if value is None else value.decode("ascii")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -182,7 +190,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "unhandled exception",
             method=request.method,
             route=observability.route_template(request.scope, request.app.router.routes),
-            request_id=request.headers.get("x-request-id"),
+            request_id=_logged_request_id(request),
             exception=type(exc).__name__,
         )
         return ApiProblem(

@@ -16,6 +16,7 @@ from msgspec import UNSET, Struct
 from offerbase.api.body_problems import Failure, failures
 from offerbase.api.decision_request_model import (
     INLINE_PROFILE,
+    MAX_IDENTITIES,
     MAX_OPTIONS_PER_RESPONSE,
     TRACE,
     Body,
@@ -69,6 +70,9 @@ def parse(body: Any, *, trace_param: bool = False) -> ParsedRequest:
     if too_many is not None:
         raise _problem(too_many)
     profile = typed.profiles[0] if typed.profiles else _NO_PROFILE
+    too_many = _too_many_identities(profile)
+    if too_many is not None:
+        raise _problem(too_many)
     response_format = typed.response_format or _NO_RESPONSE_FORMAT
     duplicates = typed.duplicates or _NO_DUPLICATES
     metadata = response_format.include_metadata or _NO_METADATA
@@ -155,6 +159,17 @@ def _too_many_options(scopes: list[DecisionScope]) -> Failure | None:
     return Failure(
         "/xdm:propositionRequests",
         f"at most {MAX_OPTIONS_PER_RESPONSE} offers per response; {requested} were requested",
+        422,
+    )
+
+
+def _too_many_identities(profile: DecisionProfile) -> Failure | None:
+    sent = sum(len(entries) for entries in (profile.identity_map or {}).values())
+    if sent <= MAX_IDENTITIES:
+        return None
+    return Failure(
+        "/xdm:profiles/0/xdm:identityMap",
+        f"at most {MAX_IDENTITIES} identities per request; {sent} were sent",
         422,
     )
 

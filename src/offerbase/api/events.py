@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from offerbase.api.auth import CallerDep, CredentialDep
 from offerbase.api.deps import ServicesDep
-from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, event_links
+from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CursorSigner, event_links
 from offerbase.api.responses import json_response
 from offerbase.api.store_problems import store_problem, transaction
 from offerbase.store import errors as store_errors
@@ -34,11 +34,12 @@ async def list_events(
     since: Since = None,
 ) -> Response:
     events = DecisionEvents(services.db, caller.sandbox)
+    signer = CursorSigner(services.settings.resolved_secret_key, caller.sandbox.pk)
     try:
-        items, total, cursor = await events.page(limit, start, since)
+        items, total, position = await events.page(limit, signer.open(start), since)
     except store_errors.BadCursor as exc:
         raise store_problem(exc) from exc
-    links = event_links(limit, since, cursor)
+    links = event_links(limit, since, position, signer)
     return json_response({"results": items, "count": len(items), "total": total, "_links": links})
 
 
