@@ -23,7 +23,7 @@ import typer
 from offerbase import logs, metrics
 from offerbase.config import Settings
 from offerbase.store import migrate, tenants
-from offerbase.store.db import Database
+from offerbase.store.db import Database, printable_url
 from offerbase.store.migrate import upgrade
 from offerbase.store.tenants import Sandbox
 
@@ -120,13 +120,6 @@ async def _prepare(settings: Settings) -> tenants.NewCredential | None:
         return await tenants.create_credential(conn, "default", tenants.DEFAULT_SANDBOX, admin=True)
 
 
-def _shown_url(url: str) -> str:
-    """A database URL as it may be printed: without its password."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def _store_credentials_file(settings: Settings, credential: tenants.NewCredential) -> Path:
     path = settings.data_dir / "credentials.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -202,7 +195,7 @@ def serve(
     settings = _settings(data_dir, database_url)
     settings.resolved_secret_key  # noqa: B018 - create the signing key before workers race for it
     typer.echo(f"Data directory: {settings.data_dir.resolve()}")
-    typer.echo(f"Database: {_shown_url(settings.resolved_database_url)}")
+    typer.echo(f"Database: {printable_url(settings.resolved_database_url)}")
     credential = asyncio.run(_prepare(settings))
     if credential is not None:
         path = _store_credentials_file(settings, credential)
