@@ -17,7 +17,7 @@ ALLOWED = {
     "pql": set(),
     "catalog": {"pql"},
     "engine": {"pql", "catalog"},
-    "store": {"catalog", "config", "metrics"},
+    "store": {"catalog", "config", "metrics", "logs"},
     "config": set(),
     "metrics": set(),
     "logs": set(),

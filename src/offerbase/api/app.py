@@ -6,7 +6,7 @@ import asyncio
 import gc
 import random
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import offerbase
@@ -23,8 +24,10 @@ from offerbase.api import decisioning, events, observability, openapi, platform,
 from offerbase.api.deps import Services
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
+from offerbase.api.store_problems import outage_problem
 from offerbase.config import Settings
 from offerbase.store.db import Database
+from offerbase.store.outages import unavailable
 
 DESCRIPTION = """Offer decisioning, wire-compatible with Adobe Journey Optimizer's Offer
 Library API (`/data/core/dps`) and Decisioning API. Every `/data/core` call takes
@@ -33,6 +36,62 @@ client id), `x-gw-ims-org-id` and `x-sandbox-name` (default `prod`)."""
 
 
 log = structlog.get_logger("offerbase.api")
+
+
+class UnhandledErrors:
+    """The last stop of an exception under a route, before Starlette's own (which would log a
+    traceback per request): a dependency outage answers 503 with Retry-After, anything else
+    500, both problem bodies without internals, both logged rate-limited: one record per
+    kind of failure (type, message, route) and interval, with the count of those suppressed
+    meanwhile, since an outage fails every request the same way."""
+
+    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.failures = logs.RateLimitedErrors(log)
+        self.route_template = observability.RouteTemplates(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # a streamed response already began: nothing else can be answered
+                raise
+            response = self.failure_response(scope, exc)
+            await response(scope, receive, send)
+
+    def failure_response(self, scope: Scope, exc: Exception) -> Response:
+        template = self.route_template(scope)
+        outage = unavailable(exc)
+        key = (type(exc).__name__, str(exc)[:200], template)
+        headers = dict(scope.get("headers") or ())
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or None
+        event = "dependency unavailable" if outage else "unhandled exception"
+        self.failures.error(
+            key,
+            event,
+            exc,
+            method=scope.get("method"),
+            path=scope.get("path"),
+            route=template,
+            request_id=request_id,
+            exception=type(exc).__name__,
+        )
+        if outage:
+            return outage_problem().response()
+        return ApiProblem(
+            500, "Internal Server Error", "The server failed to answer; it has been logged."
+        ).response()
 
 
 class CompatibilityMiddleware:
@@ -121,6 +180,9 @@ def create_app(
     if settings.metrics:
         app.router.routes.extend(observability.routes)
     install_error_handlers(app)
+    # The last middleware added is the outermost. UnhandledErrors is the innermost, so the
+    # observer counts the 500s and 503s it answers.
+    app.add_middleware(UnhandledErrors, routes=app.router.routes)
     if settings.metrics or settings.access_log:
         # Inside CompatibilityMiddleware, so that it sees the scope the router fills in.
         app.add_middleware(

@@ -57,8 +57,8 @@ class Services:
             db=db,
             sandboxes=SandboxCache(db),
             snapshots=SnapshotCache(db, settings.snapshot_poll_seconds),
-            counters=counter_store(db, settings.redis_url),
-            events=EventWriter(db),
+            counters=counter_store(db, settings.redis_url, settings.redis_prefix),
+            events=EventWriter(db, durable=settings.events_durable),
             clock=clock or _now,
             rng=rng or random.Random(),
         )

@@ -23,6 +23,32 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 access_log = structlog.get_logger("offerbase.access")
 
 
+class RouteTemplates:
+    """The matched route's template of a request (`unmatched` when none matched), for metrics
+    and logs. FastAPI puts its own routes in `scope["route"]`, but not plain Starlette routes
+    such as the decisioning hot path: those are found by the endpoint the router chose."""
+
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        self.routes = routes
+        self._paths: dict[object, str] = {}
+
+    def __call__(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is not None:
+            return str(route.path)
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return UNMATCHED
+        path = self._paths.get(endpoint)
+        if path is None:
+            path = next(
+                (r.path for r in self.routes if isinstance(r, Route) and r.endpoint is endpoint),
+                UNMATCHED,
+            )
+            self._paths[endpoint] = path
+        return path
+
+
 class RequestObserver:
     """Counts and times every HTTP request by route template (`/data/core/dps/{...}`), never by
     raw path, so ids in paths cannot multiply the series; with `access_log` it also writes one
@@ -34,7 +60,7 @@ class RequestObserver:
         self.app = app
         self.routes = routes
         self.log_requests = log_requests
-        self._paths: dict[object, str] = {}
+        self._route_path = RouteTemplates(routes)
         # `.labels()` costs microseconds; the decisioning hot path pays a dict lookup instead.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._timers: dict[tuple[str, str], Any] = {}
@@ -70,25 +96,6 @@ class RequestObserver:
                     request_id=_header(scope, b"x-request-id"),
                     client=scope["client"][0] if scope.get("client") else None,
                 )
-
-    def _route_path(self, scope: Scope) -> str:
-        """The matched route's template. FastAPI puts its own routes in `scope["route"]`, but
-        not plain Starlette routes such as the decisioning hot path: those are found by the
-        endpoint the router chose."""
-        route = scope.get("route")
-        if route is not None:
-            return str(route.path)
-        endpoint = scope.get("endpoint")
-        if endpoint is None:
-            return UNMATCHED
-        path = self._paths.get(endpoint)
-        if path is None:
-            path = next(
-                (r.path for r in self.routes if isinstance(r, Route) and r.endpoint is endpoint),
-                UNMATCHED,
-            )
-            self._paths[endpoint] = path
-        return path
 
     def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
         counter = self._counters.get((method, route, status))
