@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -143,17 +144,34 @@ async def test_repeated_failures_are_logged_once_per_interval(
 
 @pytest.fixture
 async def redis_outage(database: Database, tmp_path: Any) -> AsyncIterator[Outage]:
+    from redis.asyncio import Redis
+
+    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        await probe.ping()
+    except Exception:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but Redis does not answer at {REDIS_URL}")
+        pytest.skip(f"Redis does not answer at {REDIS_URL}")
+    finally:
+        await probe.aclose()
     redis_url = make_url(REDIS_URL.replace("redis://", "redis+x://", 1))
     host, port = redis_url.host or "127.0.0.1", redis_url.port or 6379
     async with tcp_proxy(host, port) as proxy:
         proxied = f"redis://127.0.0.1:{proxy.port}/{redis_url.database or 0}"
-        outage = await serving(database, tmp_path, proxy, redis_url=proxied)
+        prefix = f"test-outage-{uuid.uuid4().hex}:"
+        outage = await serving(database, tmp_path, proxy, redis_url=proxied, redis_prefix=prefix)
         yield outage
         await outage.client.aclose()
         proxy.restore()
         from offerbase.api.deps import services_of
 
         await services_of(outage.app).counters.close()
+        client = Redis.from_url(REDIS_URL)
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,11 @@ class Deployment:
 @pytest.fixture
 async def deployments(tmp_path: Path, redis_keys: list[str]) -> AsyncIterator[Callable[..., Any]]:
     opened: list[Deployment] = []
+    test_id = uuid.uuid4().hex[:12]
 
-    async def open_deployment(name: str, *, prefix: str = "test-keys:", new: bool = True) -> Any:
+    async def open_deployment(name: str, *, prefix: str = "", new: bool = True) -> Any:
+        # A prefix of this test's own: the cleanup deletes it, and only it.
+        prefix = f"test-keys-{test_id}-{prefix}:"
         path = tmp_path / name / "offerbase.db"
         path.parent.mkdir(exist_ok=True)
         deployment = Deployment(path, prefix)
@@ -134,12 +138,12 @@ async def test_two_deployments_on_one_redis_count_apart(deployments: Any) -> Non
 
 
 async def test_the_prefix_separates_deployments_too(deployments: Any, tmp_path: Path) -> None:
-    a = await deployments("a", prefix="test-keys-blue:")
+    a = await deployments("a", prefix="blue")
     tenant = await capped_catalog(a)
     assert await a.served(tenant) == "capped"
     await a.close()
     # The same database under another prefix (e.g. a second environment on the same Redis).
-    green = await deployments("a", prefix="test-keys-green:", new=False)
+    green = await deployments("a", prefix="green", new=False)
     assert await green.served(tenant) == "capped"
     assert await green.served(tenant) == "plain"
 

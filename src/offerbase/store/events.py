@@ -64,6 +64,12 @@ class BadEvent(ValueError):
     """An event that no database would store."""
 
 
+def _has_nul(json_text: str) -> bool:
+    r"""PostgreSQL's text and jsonb refuse the NUL character, even escaped in JSON: `\u0000`
+    after an even number of backslashes (`\\u0000` is a backslash and text)."""
+    return "\\u0000" in json_text and _JSON_NUL.search(json_text) is not None
+
+
 def event_row(event: PendingEvent) -> Row:
     """The row to insert, serialised and checked now, so that a bad event fails on its own and
     at once instead of failing a whole batch later. Raises BadEvent."""
@@ -71,11 +77,7 @@ def event_row(event: PendingEvent) -> Row:
         body = orjson.dumps(event.body).decode()
     except orjson.JSONEncodeError as exc:
         raise BadEvent(f"The event body is not serialisable: {exc}") from exc
-    # PostgreSQL's text and jsonb refuse the NUL character, even escaped in JSON (`\u0000`
-    # after an even number of backslashes; `\\u0000` is a backslash and text).
-    if (
-        "\\u0000" in body and _JSON_NUL.search(body)
-    ) or "\x00" in event.proposition_id + event.timestamp:
+    if _has_nul(body) or "\x00" in event.proposition_id + event.timestamp:
         raise BadEvent("The event contains a NUL character.")
     if len(event.proposition_id) > 64 or len(event.timestamp) > 32:  # the columns' sizes
         raise BadEvent("The event's proposition id or timestamp is too long.")
