@@ -72,6 +72,15 @@ async def test_identity_entries_are_validated(client, tenant, identity_map, poin
     assert [e["pointer"] for e in response.json()["errors"]] == [pointer]
 
 
+async def test_identities_at_the_limits_are_accepted(client, tenant, services) -> None:  # type: ignore[no-untyped-def]
+    await one_offer(client, tenant)
+    identity_map = {"n" * 255: [{"xdm:id": "x" * 1024}]}
+    body = decision_request([("dec", "web")], profile={"xdm:identityMap": identity_map})
+    await decide(client, tenant, body)
+    await services.events.flush()
+    assert await stored_events(services, tenant) == 1
+
+
 async def test_a_bad_event_is_rejected_alone(client, tenant, services) -> None:  # type: ignore[no-untyped-def]
     """An event that cannot be serialised used to fail when its batch was written, and the
     batch (other tenants' events queued beside it) was lost with it. Now it is refused when it

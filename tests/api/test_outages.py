@@ -15,8 +15,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+import redis.exceptions
+import sqlalchemy.exc as sa_exc
 import structlog
 from decisioning_catalog import Catalog, criterion, decision_request
 from sqlalchemy import event
@@ -26,6 +29,7 @@ from conftest import SIGNING_KEY, Tenant, make_tenant
 from offerbase.api.app import create_app
 from offerbase.config import Settings
 from offerbase.store.db import Database
+from offerbase.store.outages import unavailable
 from tcp_proxy import TcpProxy, tcp_proxy
 
 ODS = "/data/core/ods/decisions"
@@ -284,3 +288,72 @@ def test_rate_limited_errors_count_what_they_suppress() -> None:
         assert errors.error(("a",), "failed", boom)
     assert written == [True, False, False, False, False]
     assert [r["suppressed"] for r in records] == [0, 0, 4]
+
+
+async def flush_error(writer: Any) -> BaseException | None:
+    try:
+        await writer.flush()
+    except Exception as exc:  # what the writer raises is what the test looks at
+        return exc
+    return None
+
+
+@PROXIED_PG
+async def test_events_queued_during_an_outage_are_written_after_it(pg_outage: Outage) -> None:
+    from offerbase.api.deps import services_of
+
+    writer = services_of(pg_outage.app).events
+    for _ in range(3):
+        assert (await pg_outage.decide()).status_code == 200
+    written = writer.written
+    pg_outage.proxy.cut()
+    failure = await flush_error(writer)  # as the background task's round: logged, events kept
+    assert failure is not None
+    assert unavailable(failure)
+    pg_outage.proxy.restore()
+    # A pooled connection that died with the outage may fail one more round.
+    failures = [await flush_error(writer) for _ in range(3)]
+    assert all(f is None or unavailable(f) for f in failures), failures
+    assert writer.written == written + 3
+    assert writer.rejected == 0
+
+
+def _wrapped(orig: BaseException) -> BaseException:
+    """As SQLAlchemy raises a driver's error."""
+    return sa_exc.OperationalError("SELECT 1", {}, orig)
+
+
+@pytest.mark.parametrize(
+    ("exc", "is_outage"),
+    [
+        (ConnectionRefusedError(111, "refused"), True),
+        (TimeoutError(), True),
+        (_wrapped(sqlite3.OperationalError("database is locked")), True),
+        (_wrapped(sqlite3.OperationalError("database or disk is full")), True),
+        (_wrapped(sqlite3.OperationalError("no such table: offers")), False),  # a bug
+        (sqlite3.IntegrityError("FOREIGN KEY constraint failed"), False),  # a bad row
+        (asyncpg.exceptions.CannotConnectNowError("starting up"), True),
+        (asyncpg.exceptions.AdminShutdownError("terminating"), True),
+        (asyncpg.exceptions.TooManyConnectionsError("too many"), True),
+        (asyncpg.exceptions.ForeignKeyViolationError("fk"), False),
+        (asyncpg.exceptions.UndefinedTableError("no table"), False),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("closed"), True),
+        (redis.exceptions.ConnectionError("down"), True),
+        (redis.exceptions.TimeoutError("slow"), True),
+        (redis.exceptions.ResponseError("WRONGTYPE"), False),
+        (ValueError("a bug"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
+)
+def test_which_errors_are_outages(exc: BaseException, is_outage: bool) -> None:
+    assert unavailable(exc) is is_outage
+
+
+def test_only_the_cause_counts_not_the_context() -> None:
+    """A bug raised while handling a timeout is a bug; one raised *from* an outage is one."""
+    bug = ValueError("a bug in the handler")
+    bug.__context__ = TimeoutError()
+    assert not unavailable(bug)
+    caused = RuntimeError("wrapped")
+    caused.__cause__ = ConnectionResetError()
+    assert unavailable(caused)
