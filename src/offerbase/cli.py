@@ -75,7 +75,7 @@ async def _database(settings: Settings, *, writes: bool) -> AsyncIterator[Databa
         if problem is not None:
             typer.echo(problem, err=True)
             raise typer.Exit(2)
-    db = Database(url)
+    db = Database.for_settings(settings)
     try:
         if writes:
             await upgrade(db)
@@ -150,9 +150,13 @@ def serve(
     credential = asyncio.run(_prepare(settings))
     if credential is not None:
         path = _store_credentials_file(settings, credential)
-        typer.echo("Created organization 'default', sandbox 'prod' and this credential:")
-        typer.echo(json.dumps(credential.__dict__, indent=2))
-        typer.echo(f"(also stored in {path}; the secret is not shown again)")
+        # The banner goes wherever the service manager sends stdout (a log stream, kept and
+        # shipped): it names the file that holds the secret rather than printing it.
+        typer.echo(
+            f"Created organization 'default', sandbox 'prod' and credential "
+            f"{credential.client_id}; its client_secret is in {path.resolve()} "
+            "(mode 0600, readable by this user only)."
+        )
     # Workers rebuild Settings from the environment (see _settings).
     level = log_level or settings.log_level
     os.environ["OFFERBASE_LOG_LEVEL"] = level

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # decisions per second it is a stream to ship and store; errors are always logged.
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    # What an acknowledged SQLite write survives (docs/operations.md): `full` also a power
+    # loss or an OS crash (one fsync per commit), `normal` a crash of Offerbase (kill -9) but
+    # maybe not the last commits before a power loss. PostgreSQL follows its own settings.
+    sqlite_synchronous: Literal["full", "normal"] = "full"
 
     @cached_property
     def resolved_database_url(self) -> str:
@@ -51,11 +55,14 @@ class Settings(BaseSettings):
             return self.secret_key
         path = self.data_dir / "secret.key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.ensure_data_dir()
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
 
     def ensure_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Create the data dir for its owner only (0700): it holds the signing key, the first
+        credential and, with SQLite, every tenant's data. An existing directory is left as the
+        operator made it."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -21,6 +21,9 @@ _SHARED: list[structlog.types.Processor] = [
 ]
 
 
+_DATA_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg")
+
+
 def configure(level: str = "info", *, as_json: bool | None = None) -> None:
     """Route every log record of this process through structlog (called once per worker)."""
     if as_json is None:
@@ -49,6 +52,10 @@ def configure(level: str = "info", *, as_json: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    # At debug, SQLAlchemy logs result rows and aiosqlite every call with its arguments: profile
+    # bodies and offer content, which a log stream must not carry. They log warnings and up.
+    for name in _DATA_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     # uvicorn's own handlers would print a second, differently formatted copy.
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []

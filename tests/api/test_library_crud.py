@@ -267,24 +267,30 @@ async def test_offer_type_is_case_insensitive_and_optional_on_read(api):
     assert {item["id"] for item in both.json()["results"]} == {offer_id, fallback_id}
 
 
-async def test_spelling_variants_answered_in_current_spelling(api):
+async def test_spelling_variants_are_read_back_as_written(api):
+    """Every accepted spelling is stored and answered as sent (Adobe's lookups echo
+    `ranking-strategy`); decisioning reads them canonically (tests/api/test_enum_spellings.py)."""
     tag = await api.create("tag")
     collection = await api.create("collection", filterType="anyTags", ids=[tag])
-    assert (await api.read("collection", collection))["filterType"] == "any-tags"
+    assert (await api.read("collection", collection))["filterType"] == "anyTags"
     collection_all = await api.create("collection", filterType="allTags", ids=[tag])
-    assert (await api.read("collection", collection_all))["filterType"] == "all-tags"
+    assert (await api.read("collection", collection_all))["filterType"] == "allTags"
 
     placement = await api.create("placement", componentType=f"{NS}/content-component-imagelink")
-    assert (await api.read("placement", placement))["componentType"] == "imagelink"
+    assert (await api.read("placement", placement))["componentType"] == (
+        f"{NS}/content-component-imagelink"
+    )
 
     representation = html_representation(placement)
     representation["components"][0]["type"] = f"{NS}/content-component-html"
     offer = await api.create("personalized-offer", representations=[representation])
     form = await api.read("personalized-offer", offer)
-    assert form["representations"][0]["components"][0]["type"] == "html"
+    assert form["representations"][0]["components"][0]["type"] == f"{NS}/content-component-html"
 
     text_placement = await api.create("placement", componentType=f"{NS}/content-component-text")
-    assert (await api.read("placement", text_placement))["componentType"] == "component-text"
+    assert (await api.read("placement", text_placement))["componentType"] == (
+        f"{NS}/content-component-text"
+    )
 
     fallback = await api.create("fallback-offer")
     decision = await api.create(
@@ -305,13 +311,13 @@ async def test_spelling_variants_answered_in_current_spelling(api):
         ],
     )
     form = await api.read("decision", decision)
-    assert form["criteria"][0]["rank"]["order"]["orderEvaluationType"] == "rankingStrategy"
+    assert form["criteria"][0]["rank"]["order"]["orderEvaluationType"] == "ranking-strategy"
 
     formula = await api.create("ranking-formula", returnType={"type": "integer"})
-    assert (await api.read("ranking-formula", formula))["returnType"] == {"type": "INTEGER"}
+    assert (await api.read("ranking-formula", formula))["returnType"] == {"type": "integer"}
 
 
-async def test_spelling_variants_in_patch_are_normalized_too(api):
+async def test_spelling_variants_in_patch_are_kept_too(api):
     tag = await api.create("tag")
     collection = await api.create("collection", filterType="offers", ids=[])
     response = await api.patch(
@@ -322,8 +328,9 @@ async def test_spelling_variants_in_patch_are_normalized_too(api):
             {"op": "add", "path": "/ids/-", "value": tag},
         ],
     )
+    # A tag id is accepted in `ids`: `anyTags` means any-tags.
     assert response.status_code == 200, response.text
-    assert (await api.read("collection", collection))["filterType"] == "any-tags"
+    assert (await api.read("collection", collection))["filterType"] == "anyTags"
 
 
 async def test_ranking_formula_patched_with_a_whole_object_merges(api):
@@ -348,7 +355,7 @@ async def test_ranking_formula_patched_with_a_whole_object_merges(api):
     assert form["name"] == "Updated formula"
     assert form["isPure"] is True
     assert form["expression"]["value"] == "offer.rank.priority * 3"
-    assert form["returnType"] == {"type": "INTEGER"}
+    assert form["returnType"] == {"type": "integer"}
     assert form["labels"] == ["core/C1"]  # kept: a merge, not a replace
 
     # A merge that breaks the formula is refused like any other invalid update.

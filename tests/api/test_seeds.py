@@ -6,11 +6,10 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from factories import RECEIPT_KEYS
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "seeds"
-SEEDS = Path(__file__).parents[3] / "shared" / "seeds"
+PAGES = FIXTURES / "pages"
 CREATE_BODY = (FIXTURES / "fallback-offer-create.json").read_text()
 PATCH_BODY = (FIXTURES / "fallback-offer-patch.json").read_text()
 ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -36,9 +35,10 @@ async def create_placement(client, tenant, placement_id="offerPlacement1234"):
     assert response.status_code == 201, response.text
 
 
-@pytest.mark.skipif(not SEEDS.exists(), reason="shared/seeds is not beside this checkout")
 def test_fixtures_are_the_seed_bodies():
-    for seed in sorted(SEEDS.glob("*.txt")):
+    pages = sorted(PAGES.glob("*.md"))
+    assert len(pages) == 5
+    for seed in pages:
         text = seed.read_text()
         bodies = re.findall(r"-d '(.*?)'\n```", text, flags=re.S)
         assert bodies, seed.name

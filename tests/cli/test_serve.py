@@ -263,16 +263,25 @@ def test_metrics_add_up_over_workers(server) -> None:  # type: ignore[no-untyped
 
 
 def test_structured_logs_and_access_log(tmp_path: Path) -> None:
-    env = {**os.environ, "OFFERBASE_DATA_DIR": str(tmp_path / "data")}
+    """Logs go to stderr as JSON, one access line per request by route template; at debug
+    level no log line and no banner carries a secret, an identity or profile data; the data
+    dir and the SQLite files are readable by their owner only."""
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "OFFERBASE_DATA_DIR": str(data_dir)}
     for name in ("OFFERBASE_DATABASE_URL", "OFFERBASE_SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(name, None)
     port = free_port()
-    stderr_path = tmp_path / "stderr.log"
-    with stderr_path.open("w") as stderr:
+    stderr_path, stdout_path = tmp_path / "stderr.log", tmp_path / "stdout.log"
+    identity, marker = "person-7f3e9a@example.com", "private-profile-value-51b2"
+    with stderr_path.open("w") as stderr, stdout_path.open("w") as stdout:
         process = subprocess.Popen(
-            [sys.executable, "-m", "offerbase", "serve", "--port", str(port), "--access-log"],
+            [
+                sys.executable,
+                *("-m", "offerbase", "serve", "--port", str(port)),
+                *("--access-log", "--log-level", "debug"),
+            ],
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=stderr,
         )
         try:
@@ -280,10 +289,36 @@ def test_structured_logs_and_access_log(tmp_path: Path) -> None:
             wait_until_healthy(base, process)
             response = httpx.get(f"{base}/no/such/page", headers={"x-request-id": "rid-log-1"})
             assert response.status_code == 404
+            credential = json.loads((data_dir / "credentials.json").read_text())
+            headers = token_headers(base, credential)
+            profile = f"{base}/data/core/ups/profiles/email/{identity}"
+            written = httpx.put(profile, json={"note": marker}, headers=headers)
+            assert written.status_code == 201, written.text
+            assert httpx.get(profile, headers=headers).json()["note"] == marker
+            modes = {
+                path.name: stat.S_IMODE(path.stat().st_mode)
+                for path in (data_dir, *data_dir.iterdir())
+                if path.name != "prometheus"
+            }
         finally:
             stop(process)
+    assert modes == {
+        "data": 0o700,
+        "offerbase.db": 0o600,
+        "offerbase.db-wal": 0o600,
+        "offerbase.db-shm": 0o600,
+        "secret.key": 0o600,
+        "credentials.json": 0o600,
+    }
+    # The first-start banner names the credential and the file with its secret, not the secret.
+    banner = stdout_path.read_text()
+    assert credential["client_id"] in banner
+    assert str((data_dir / "credentials.json").resolve()) in banner
+    logged = stderr_path.read_text()
+    for private in (credential["client_secret"], identity, marker):
+        assert private not in banner + logged
     # Every line is one JSON object (stderr is not a terminal), uvicorn's included.
-    records = [json.loads(line) for line in stderr_path.read_text().splitlines() if line]
+    records = [json.loads(line) for line in logged.splitlines() if line]
     assert any(
         r.get("logger") == "uvicorn.error" and "startup complete" in r["event"] for r in records
     )
@@ -294,8 +329,13 @@ def test_structured_logs_and_access_log(tmp_path: Path) -> None:
     assert request["logger"] == "offerbase.access"
     assert request["level"] == "info"
     assert request["method"] == "GET"
-    assert request["path"] == "/no/such/page"
+    assert "path" not in request
     assert request["route"] == "unmatched"
     assert request["status"] == 404
     assert request["duration_ms"] >= 0
     assert request["timestamp"].endswith("Z")
+    profile_requests = [r for r in records if r.get("route", "").startswith("/data/core/ups")]
+    assert [(r["method"], r["route"]) for r in profile_requests] == [
+        ("PUT", "/data/core/ups/profiles/{namespace}/{identity:path}"),
+        ("GET", "/data/core/ups/profiles/{namespace}/{identity:path}"),
+    ]

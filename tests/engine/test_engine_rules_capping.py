@@ -1,7 +1,7 @@
 """Frequency capping rules through decide(): placement restrictions, entity offer/placement,
 within-request pending counts, legacy caps, repeat periods, events, profile identity.
 
-Counter keys (docs/decisioning.md "Capping semantics") are observed through
+Counter keys (docs/development.md "Capping counter keys") are observed through
 `result.consumption` and `capping_keys`, the engine's public capping protocol.
 """
 

@@ -34,7 +34,7 @@ from offerbase.store.counters import SqlCounterStore
 from offerbase.store.db import Database
 from offerbase.store.errors import NotFound, Unprocessable
 from offerbase.store.events import DecisionEvents, EventWriter, PendingEvent
-from offerbase.store.library import Actor, Library, catalog_version
+from offerbase.store.library import Actor, Library, catalog_version, last_changes
 from offerbase.store.listing import OrderKey, parse_properties
 from offerbase.store.profiles import Profiles, find_profile, import_lines
 from offerbase.store.scope import Scope, UnscopedTable
@@ -186,6 +186,13 @@ def case(name: str) -> Callable[[Case], Case]:
 async def _catalog_version(t: Ctx) -> None:
     assert await catalog_version(t.db, t.a) > 0
     assert await catalog_version(t.db, t.b) == 0
+
+
+@case("library.last_changes")
+async def _last_changes(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert await last_changes(conn, t.a) != {}
+        assert await last_changes(conn, t.b) == {}
 
 
 @case("library.Library.version")

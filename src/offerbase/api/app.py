@@ -13,6 +13,7 @@ from datetime import datetime
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -20,11 +21,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import offerbase
 from offerbase import logs
-from offerbase.api import decisioning, events, observability, openapi, platform, profiles
+from offerbase.api import (
+    decisioning,
+    events,
+    observability,
+    ode,
+    openapi,
+    platform,
+    profiles,
+)
 from offerbase.api.deps import Services
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
 from offerbase.api.store_problems import outage_problem
+from offerbase.api.url_encoding import RejectInvalidUtf8
 from offerbase.config import Settings
 from offerbase.store.db import Database
 from offerbase.store.outages import unavailable
@@ -47,8 +57,8 @@ class UnhandledErrors:
 
     def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute]) -> None:
         self.app = app
+        self.routes = routes
         self.failures = logs.RateLimitedErrors(log)
-        self.route_template = observability.RouteTemplates(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,7 +81,7 @@ class UnhandledErrors:
             await response(scope, receive, send)
 
     def failure_response(self, scope: Scope, exc: Exception) -> Response:
-        template = self.route_template(scope)
+        template = observability.route_template(scope, self.routes)
         outage = unavailable(exc)
         key = (type(exc).__name__, str(exc)[:200], template)
         headers = dict(scope.get("headers") or ())
@@ -82,8 +92,7 @@ class UnhandledErrors:
             event,
             exc,
             method=scope.get("method"),
-            path=scope.get("path"),
-            route=template,
+            route=template,  # not the path: paths carry ids and identities
             request_id=request_id,
             exception=type(exc).__name__,
         )
@@ -108,7 +117,8 @@ class CompatibilityMiddleware:
             return
         if "//" in scope["path"]:
             path = re.sub("/{2,}", "/", scope["path"])
-            scope = {**scope, "path": path, "raw_path": path.encode()}
+            raw_path = re.sub(b"/{2,}", b"/", scope.get("raw_path") or path.encode())
+            scope = {**scope, "path": path, "raw_path": raw_path}
         request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         if request_id is None:
             await self.app(scope, receive, send)
@@ -145,9 +155,7 @@ def create_app(
     """The app. `clock` and `rng` replace the real time and randomness (reproducible tests)."""
     settings = settings or Settings()
     owns_db = db is None
-    services = Services.build(
-        settings, db or Database(settings.resolved_database_url), clock=clock, rng=rng
-    )
+    services = Services.build(settings, db or Database.for_settings(settings), clock=clock, rng=rng)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -164,7 +172,8 @@ def create_app(
         if owns_db:
             await services.db.dispose()
 
-    app = FastAPI(
+    # Like FastAPI, with the Swagger UI and ReDoc assets served from the package, not a CDN.
+    app = FastAPIOffline(
         title="Offerbase",
         version=offerbase.__version__,
         description=DESCRIPTION,
@@ -177,12 +186,14 @@ def create_app(
     app.include_router(events.router)
     # First in the route table: the hot path should not be matched against every other route.
     app.router.routes[0:0] = decisioning.routes
+    app.router.routes.extend(ode.routes)
     if settings.metrics:
         app.router.routes.extend(observability.routes)
     install_error_handlers(app)
     # The last middleware added is the outermost. UnhandledErrors is the innermost, so the
     # observer counts the 500s and 503s it answers.
     app.add_middleware(UnhandledErrors, routes=app.router.routes)
+    app.add_middleware(RejectInvalidUtf8)
     if settings.metrics or settings.access_log:
         # Inside CompatibilityMiddleware, so that it sees the scope the router fills in.
         app.add_middleware(
@@ -227,7 +238,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error(
             "unhandled exception",
             method=request.method,
-            path=request.url.path,
+            route=observability.route_template(request.scope, request.app.router.routes),
             request_id=request.headers.get("x-request-id"),
             exception=type(exc).__name__,
         )

@@ -68,3 +68,12 @@ async def current_caller(request: Request) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+async def current_org(request: Request) -> str:
+    """FastAPI dependency for organization-wide routes (a container list): the credential's
+    organization; no `x-sandbox-name` is needed."""
+    return authenticate_headers(request, services(request).settings.resolved_secret_key).org
+
+
+OrgDep = Annotated[str, Depends(current_org)]

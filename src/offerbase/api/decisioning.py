@@ -1,5 +1,5 @@
 """The Decisioning API: `POST /data/core/ods/decisions` and the legacy
-`POST /data/core/ode/{containerId}/decisions`.
+`POST /data/core/ode/{containerId}/decisions` (its other legacy routes are in ode.py).
 
 This is the hot path, kept lean on purpose: a plain Starlette endpoint (no dependency
 injection), orjson, the in-memory catalog snapshot, one profile read, capping counters only
@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from offerbase.api import deps
-from offerbase.api.auth import authenticate_headers, current_caller
+from offerbase.api import deps, ode
+from offerbase.api.auth import current_caller
 from offerbase.api.bodies import read_json
 from offerbase.api.decision_request import ParsedRequest, parse
 from offerbase.api.decision_response import event_body, render
@@ -28,7 +28,6 @@ from offerbase.api.deps import Services
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.engine import DecisionError, DecisionResult, Snapshot, capping_keys, decide
 from offerbase.metrics import CAPPING_RETRIES, DECISION_ITEMS
-from offerbase.store import tenants
 from offerbase.store.clock import iso
 from offerbase.store.db import Database
 from offerbase.store.events import PendingEvent
@@ -39,19 +38,12 @@ MEDIA_TYPE = (
     'application/vnd.adobe.xdm+json; schema="https://ns.adobe.com/experience/offer-management/'
     'decision-response;version=1.0"'
 )
+XED_MEDIA_TYPE = "application/vnd.adobe.xed+json"
 # Optimistic capping: decide with the counters read, then consume atomically; a concurrent
 # request that took the last unit makes the consume fail, and we decide again with fresh counts.
 MAX_CAPPING_ATTEMPTS = 8
 _PERSONALIZED_ITEMS = DECISION_ITEMS.labels("personalized")
 _FALLBACK_ITEMS = DECISION_ITEMS.labels("fallback")
-
-
-async def _sandbox_for_container(db: Database, org: str, container_id: str) -> Sandbox:
-    async with db.read() as conn:
-        sandbox = await tenants.get_sandbox_by_container(conn, container_id)
-    if sandbox is None or sandbox.org_id != org:
-        raise ApiProblem(404, "Not Found", f"No container '{container_id}' in this organization.")
-    return sandbox
 
 
 async def _profile(db: Database, sandbox: Sandbox, parsed: ParsedRequest) -> tuple[str | None, Any]:
@@ -93,10 +85,29 @@ async def _decide(
     )
 
 
-async def _handle(request: Request, services: Services, sandbox: Sandbox) -> Response:
+def response_media_type(accept: str | None) -> str:
+    """The response's Content-Type from the request's Accept: plain JSON when the client asks
+    for `application/json` (Adobe's Postman collection does) or the XED media type, else the
+    documented XDM decision-response type."""
+    for media_range in (accept or "").split(","):
+        media = media_range.split(";", 1)[0].strip().lower()
+        if media == "application/json":
+            return "application/json"
+        if media == XED_MEDIA_TYPE:
+            return XED_MEDIA_TYPE + MEDIA_TYPE[MEDIA_TYPE.index(";") :]
+        if media in ("application/vnd.adobe.xdm+json", "*/*", "application/*"):
+            return MEDIA_TYPE
+    return MEDIA_TYPE
+
+
+async def _handle(
+    request: Request, services: Services, sandbox: Sandbox, *, legacy: bool = False
+) -> Response:
     body = await read_json(request)
-    parsed = parse(body, trace_param=request.query_params.get("trace") in ("1", "true"))
     snapshot = await services.snapshots.get(sandbox)
+    if legacy and ode.is_v09(body):
+        body = ode.translate_v09(body, snapshot)
+    parsed = parse(body, trace_param=request.query_params.get("trace") in ("1", "true"))
     profile_key, profile = await _profile(services.db, sandbox, parsed)
     try:
         try:
@@ -133,7 +144,9 @@ async def _handle(request: Request, services: Services, sandbox: Sandbox) -> Res
             elif scope.fallback is not None:
                 _FALLBACK_ITEMS.inc()
     return Response(
-        orjson.dumps(render(result, parsed, proposition_id, created_ms)), 200, media_type=MEDIA_TYPE
+        orjson.dumps(render(result, parsed, proposition_id, created_ms)),
+        200,
+        media_type=response_media_type(request.headers.get("accept")),
     )
 
 
@@ -143,11 +156,9 @@ async def ods_decisions(request: Request) -> Response:
 
 
 async def ode_decisions(request: Request) -> Response:
-    services = deps.services(request)
-    claims = authenticate_headers(request, services.settings.resolved_secret_key)
-    container_id = request.path_params["container_id"]
-    sandbox = await _sandbox_for_container(services.db, claims.org, container_id)
-    return await _handle(request, services, sandbox)
+    """The legacy path: the container id selects the sandbox; 0.9 bodies are accepted too."""
+    sandbox = await ode.container_sandbox(request)
+    return await _handle(request, deps.services(request), sandbox, legacy=True)
 
 
 routes = [

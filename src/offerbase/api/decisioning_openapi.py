@@ -71,8 +71,44 @@ _RESPONSE = {
 }
 
 
+# The 2019 request format the legacy path also takes (ode.py translates it).
+_REQUEST_V09 = {
+    "type": "object",
+    "required": ["xdm:offerActivities"],
+    "properties": {
+        "xdm:offerActivities": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["xdm:offerActivity"],
+                "properties": {
+                    "xdm:offerActivity": {"type": "string", "minLength": 1},
+                    "xdm:offerPlacement": {"type": "string", "minLength": 1},
+                },
+            },
+        },
+        "xdm:identityMap": {"type": "object"},
+        "xdm:contextData": {"type": "array", "items": {"type": "object"}},
+        "xdm:dryRun": {"type": "boolean"},
+        "xdm:validateContextData": {"type": "boolean"},
+        "xdm:profileModel": {"type": "string"},
+        "xdm:allowDuplicatePropositions": {"type": "object"},
+    },
+}
+_CONTAINER_ID = {
+    "name": "container_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
+
+
 def _operation(
-    summary: str, operation_id: str, extra_params: list[dict[str, Any]]
+    summary: str,
+    operation_id: str,
+    extra_params: list[dict[str, Any]],
+    request: dict[str, Any] = _REQUEST_REF,
 ) -> dict[str, Any]:
     return {
         "tags": ["Decisioning"],
@@ -92,14 +128,17 @@ def _operation(
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": _REQUEST_REF},
-                "application/vnd.adobe.xdm+json": {"schema": _REQUEST_REF},
+                "application/json": {"schema": request},
+                "application/vnd.adobe.xdm+json": {"schema": request},
             },
         },
         "responses": {
             "200": {
-                "description": "One proposition per requested scope.",
-                "content": {"application/vnd.adobe.xdm+json": {"schema": _RESPONSE}},
+                "description": "One proposition per requested scope (Content-Type follows Accept).",
+                "content": {
+                    "application/vnd.adobe.xdm+json": {"schema": _RESPONSE},
+                    "application/json": {"schema": _RESPONSE},
+                },
             },
             "400": {
                 "description": "Malformed body (problem), or the missing org header (400003).",
@@ -126,21 +165,66 @@ def _operation(
     }
 
 
+def _legacy_read(summary: str, operation_id: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "tags": ["Decisioning"],
+        "summary": summary,
+        "operationId": operation_id,
+        "security": [{"bearer": [], "apiKey": [], "org": []}],
+        "parameters": params,
+        "responses": {
+            "200": {"description": "The answer, as JSON.", "content": {"application/json": {}}},
+            "400": schemas.problem_response("A missing or malformed query parameter."),
+            "401": schemas.gateway_response("Invalid or expired token (401013)."),
+            "403": schemas.gateway_response("Missing token or API key, or wrong API key."),
+            "404": schemas.problem_response("Unknown container or decision."),
+        },
+    }
+
+
 OPENAPI_PATHS: dict[str, Any] = {
     "/data/core/ods/decisions": {
         "post": _operation("Decide: the best offers for a profile", "decisions-decide", [])
     },
     "/data/core/ode/{container_id}/decisions": {
         "post": _operation(
-            "Decide (legacy path with the sandbox's container id)",
+            "Decide (legacy path with the sandbox's container id; 0.9 bodies too)",
             "decisions-decide-legacy",
+            [_CONTAINER_ID],
+            {"anyOf": [_REQUEST_REF, _REQUEST_V09]},
+        )
+    },
+    "/data/core/ode/{container_id}/offers": {
+        "get": _legacy_read(
+            "A decision's candidate offers and fallback (legacy)",
+            "decisions-activity-offers",
             [
+                _CONTAINER_ID,
                 {
-                    "name": "container_id",
-                    "in": "path",
+                    "name": "activityId",
+                    "in": "query",
                     "required": True,
-                    "schema": {"type": "string"},
-                }
+                    "schema": {"type": "array", "items": {"type": "string"}, "maxItems": 30},
+                    "style": "form",
+                    "explode": True,
+                },
+            ],
+        )
+    },
+    "/data/core/ode/{container_id}/diagnostics": {
+        "get": _legacy_read(
+            "When the container's offers and activities last changed (legacy)",
+            "decisions-diagnostics",
+            [_CONTAINER_ID],
+        )
+    },
+    "/data/core/xcore/": {
+        "get": _legacy_read(
+            "The organization's containers (the xcore repository root)",
+            "containers-home",
+            [
+                {"name": "product", "in": "query", "schema": {"type": "string"}},
+                {"name": "property", "in": "query", "schema": {"type": "string"}},
             ],
         )
     },

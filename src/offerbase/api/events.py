@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Query
 from starlette.responses import Response, StreamingResponse
 
-from offerbase.api.auth import CallerDep
+from offerbase.api.auth import CallerDep, OrgDep
 from offerbase.api.deps import ServicesDep
 from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, event_links
 from offerbase.api.responses import json_response
@@ -58,10 +58,11 @@ async def export_events(caller: CallerDep, services: ServicesDep, since: Since =
 
 
 @router.get("/containers", summary="The organization's sandboxes and their container ids")
-async def containers(caller: CallerDep, services: ServicesDep) -> Response:
-    """The legacy `/data/core/ode/{containerId}/decisions` endpoint takes a container id."""
+async def containers(org: OrgDep, services: ServicesDep) -> Response:
+    """The legacy `/data/core/ode/{containerId}/decisions` endpoint takes a container id.
+    Organization-wide: no `x-sandbox-name` is needed."""
     async with transaction(services.db, write=False) as conn:
-        sandboxes = await tenants.list_sandboxes(conn, caller.org)
+        sandboxes = await tenants.list_sandboxes(conn, org)
     results = [
         {"containerId": s.container_id, "sandboxName": s.name, "sandboxId": s.sandbox_id}
         for s in sandboxes

@@ -23,36 +23,10 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 access_log = structlog.get_logger("offerbase.access")
 
 
-class RouteTemplates:
-    """The matched route's template of a request (`unmatched` when none matched), for metrics
-    and logs. FastAPI puts its own routes in `scope["route"]`, but not plain Starlette routes
-    such as the decisioning hot path: those are found by the endpoint the router chose."""
-
-    def __init__(self, routes: Sequence[BaseRoute]) -> None:
-        self.routes = routes
-        self._paths: dict[object, str] = {}
-
-    def __call__(self, scope: Scope) -> str:
-        route = scope.get("route")
-        if route is not None:
-            return str(route.path)
-        endpoint = scope.get("endpoint")
-        if endpoint is None:
-            return UNMATCHED
-        path = self._paths.get(endpoint)
-        if path is None:
-            path = next(
-                (r.path for r in self.routes if isinstance(r, Route) and r.endpoint is endpoint),
-                UNMATCHED,
-            )
-            self._paths[endpoint] = path
-        return path
-
-
 class RequestObserver:
     """Counts and times every HTTP request by route template (`/data/core/dps/{...}`), never by
     raw path, so ids in paths cannot multiply the series; with `access_log` it also writes one
-    log line per request."""
+    log line per request, by route template too."""
 
     def __init__(
         self, app: ASGIApp, *, routes: Sequence[BaseRoute], log_requests: bool = False
@@ -60,7 +34,6 @@ class RequestObserver:
         self.app = app
         self.routes = routes
         self.log_requests = log_requests
-        self._route_path = RouteTemplates(routes)
         # `.labels()` costs microseconds; the decisioning hot path pays a dict lookup instead.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._timers: dict[tuple[str, str], Any] = {}
@@ -83,13 +56,12 @@ class RequestObserver:
         finally:
             seconds = time.perf_counter() - started
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            route = self._route_path(scope)
+            route = route_template(scope, self.routes)
             self._observe(method, route, status, seconds)
             if self.log_requests:
                 access_log.info(
                     "request",
                     method=scope["method"],
-                    path=scope["path"],
                     route=route,
                     status=status,
                     duration_ms=round(seconds * 1000, 3),
@@ -108,6 +80,30 @@ class RequestObserver:
             timer = HTTP_LATENCY.labels(method, route)
             self._timers[method, route] = timer
         timer.observe(seconds)
+
+
+_ENDPOINT_PATHS: dict[object, str] = {}
+
+
+def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+    """The matched route's template, never the raw path: paths carry ids and identities, which
+    belong neither in a metric label nor in a log line. FastAPI puts its own routes in
+    `scope["route"]`, but not plain Starlette routes such as the decisioning hot path: those
+    are found by the endpoint the router chose."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    endpoint = scope.get("endpoint")
+    if endpoint is None:
+        return UNMATCHED
+    path = _ENDPOINT_PATHS.get(endpoint)
+    if path is None:
+        path = next(
+            (r.path for r in routes if isinstance(r, Route) and r.endpoint is endpoint),
+            UNMATCHED,
+        )
+        _ENDPOINT_PATHS[endpoint] = path
+    return path
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

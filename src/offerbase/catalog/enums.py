@@ -1,23 +1,25 @@
-"""Enumerations with every accepted spelling and the one we store.
+"""Enumerations with every accepted spelling and the canonical one the engine reads. Bodies
+store the spelling the client wrote (reads echo it, as Adobe's do); `canonical` gives its
+meaning, and `catalog/load.py` applies it.
 
 Spelling decisions (where Adobe's pages and the XDM schemas differ):
 
-* collection ``filterType``: stored ``offers | any-tags | all-tags`` (DPS kebab case);
+* collection ``filterType``: canonical ``offers | any-tags | all-tags`` (DPS kebab case);
   xcore's ``anyTags`` / ``allTags`` are accepted.
-* ``orderEvaluationType``: stored ``static | scoringFunction | rankingStrategy`` (the XDM /
+* ``orderEvaluationType``: canonical ``static | scoringFunction | rankingStrategy`` (the XDM /
   dataset enum, which the engine reads); the DPS example's ``ranking-strategy`` and the
   symmetric ``scoring-function`` are accepted.
-* component ``type`` and placement ``componentType``: stored as the DPS short names
-  ``html | imagelink | component-text | json``. Text is stored as ``component-text`` because
-  that is what DPS returns for text components (FO-list); ``text`` is accepted. For symmetry
+* component ``type`` and placement ``componentType``: canonical as the DPS short names
+  ``html | imagelink | component-text | json``. Text is canonical as ``component-text`` because
+  that is what DPS returns for text components; ``text`` is accepted. For symmetry
   ``component-html`` / ``component-imagelink`` / ``component-json`` are accepted too, as are
   the xcore/XDM URIs ``https://ns.adobe.com/experience/offer-management/content-component-*``.
   Placements use the same table so an offer component and its placement always compare equal.
 * offer ``status``: ``draft | approved | archived``. XDM's ``pending`` / ``rejected`` are *not*
   accepted: DPS has no approval workflow and the engine would have no meaning for them.
 * decision ``status``: ``draft | live | complete | archived``; XDM lifecycle's ``completed`` is
-  accepted and stored as ``complete`` (the offer-activity enum).
-* ranking formula ``returnType.type``: case-insensitive, stored upper-case like reads show
+  accepted and means ``complete`` (the offer-activity enum).
+* ranking formula ``returnType.type``: case-insensitive, canonical upper-case
   (``integer`` -> ``INTEGER``). Only numeric types are allowed because the engine compares
   scores: INTEGER, LONG, DECIMAL, DOUBLE, FLOAT, NUMBER.
 """

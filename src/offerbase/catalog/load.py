@@ -61,8 +61,21 @@ def _instant(value: str | None) -> float | None:
 
 
 def _representations(body: Body) -> dict[str, Body]:
-    # validate allows one representation per placement
-    return {rep["placement"]: rep for rep in body.get("representations", ())}
+    # validate allows one representation per placement. Component types are stored as the
+    # client wrote them; the model carries the canonical one (the engine and the responses
+    # compare it with the placement's).
+    return {
+        rep["placement"]: {**rep, "components": [_component(c) for c in rep["components"]]}
+        if rep.get("components")
+        else rep
+        for rep in body.get("representations", ())
+    }
+
+
+def _component(component: Body) -> Body:
+    if "type" not in component:
+        return component
+    return {**component, "type": enums.canonical(enums.COMPONENT_TYPE, component["type"])}
 
 
 def _constraint(raw: Mapping[str, Any] | None) -> ProfileConstraint:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from offerbase.catalog import enums
 from offerbase.catalog.schema import child
 
 
@@ -46,7 +47,10 @@ def references(kind: str, body: dict[str, Any]) -> list[Reference]:
         _refs(out, body, "tags", "", ("tag",))
     elif kind == "collection":
         filter_type = body.get("filterType")
-        target = ("personalized-offer",) if filter_type == "offers" else ("tag",)
+        is_offers = isinstance(filter_type, str) and (
+            enums.canonical(enums.FILTER_TYPE, filter_type) == enums.FILTER_OFFERS
+        )
+        target = ("personalized-offer",) if is_offers else ("tag",)
         _refs(out, body, "ids", "", target)
     elif kind == "decision":
         _ref(out, body, "fallback", "", ("fallback-offer",))

@@ -120,7 +120,9 @@ class Bool(Node):
 
 @dataclass
 class Enum(Node):
-    """A string enum. ``spellings`` maps every accepted spelling to the stored spelling."""
+    """A string enum. ``spellings`` maps every accepted spelling to the canonical one. The value
+    is stored as written: reads echo it, as Adobe's do; whoever needs its meaning (the loader,
+    cross-field checks) takes ``enums.canonical`` of it."""
 
     spellings: Mapping[str, str]
     case_insensitive: bool = False
@@ -133,7 +135,7 @@ class Enum(Node):
         if isinstance(value, str):
             key = value.lower() if self.case_insensitive else value
             if key in self.spellings:
-                return self.spellings[key]
+                return value
         allowed = ", ".join(self.allowed)
         if isinstance(value, str):
             message = f"Unknown value {value!r}; allowed values are: {allowed}."

@@ -17,6 +17,7 @@ Decisions on profile constraints (``selectionConstraint`` / ``profileConstraint`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeGuard
 
 from offerbase.catalog import defaults, enums
@@ -82,8 +83,16 @@ def dates_in_order(start_key: str, end_key: str) -> Any:
     return rule
 
 
+def _canonical(spellings: Mapping[str, str], value: Any) -> Any:
+    """The canonical spelling of an enum member as written (stored values keep the client's)."""
+    return enums.canonical(spellings, value) if isinstance(value, str) else value
+
+
 def _profile_constraint_rule(obj: dict[str, Any], pointer: str, errors: list[FieldError]) -> None:
-    kind = obj.get("profileConstraintType", defaults.PROFILE_CONSTRAINT_TYPE)
+    kind = _canonical(
+        enums.PROFILE_CONSTRAINT_TYPE,
+        obj.get("profileConstraintType", defaults.PROFILE_CONSTRAINT_TYPE),
+    )
     if not _is_str(kind) or kind not in enums.PROFILE_CONSTRAINT_TYPE.values():
         return  # already reported by the enum
     needs_rule = kind in ("eligibilityRule", "rules")
@@ -154,7 +163,7 @@ SELECTION_CONSTRAINT = Obj(
 
 
 def _component_content_rule(obj: dict[str, Any], pointer: str, errors: list[FieldError]) -> None:
-    ctype = obj.get("type")
+    ctype = _canonical(enums.COMPONENT_TYPE, obj.get("type"))
     if ctype == "imagelink":
         if "deliveryURL" not in obj:
             errors.append(
@@ -344,10 +353,10 @@ PLACEMENT = Obj(
 
 
 def _collection_ids_limit(obj: dict[str, Any], pointer: str, errors: list[FieldError]) -> None:
-    ids, filter_type = obj.get("ids"), obj.get("filterType")
+    ids, filter_type = obj.get("ids"), _canonical(enums.FILTER_TYPE, obj.get("filterType"))
     if not isinstance(ids, list) or filter_type not in enums.FILTER_TYPE.values():
         return
-    if filter_type == "offers":
+    if filter_type == enums.FILTER_OFFERS:
         limit, what = MAX_OFFERS_PER_COLLECTION, "offers per collection"
     else:
         limit, what = MAX_QUALIFIERS, "collection qualifiers per collection"
@@ -424,7 +433,7 @@ RANKING_FORMULA = Obj(
 
 
 def _order_rule(obj: dict[str, Any], pointer: str, errors: list[FieldError]) -> None:
-    evaluation = obj.get("orderEvaluationType")
+    evaluation = _canonical(enums.ORDER_EVALUATION_TYPE, obj.get("orderEvaluationType"))
     for needed, key, what in (
         ("scoringFunction", "function", "a ranking formula id"),
         ("rankingStrategy", "rankingStrategy", "an AI ranking model id"),

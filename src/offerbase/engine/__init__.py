@@ -1,4 +1,5 @@
-"""Offerbase decisioning engine: pure, picklable, no I/O (see docs/decisioning.md).
+"""Offerbase decisioning engine: pure, picklable, no I/O (docs/decisioning.md says what it decides,
+docs/development.md "The engine's interface" how to call it).
 
 The HTTP layer calls exactly this API::
 

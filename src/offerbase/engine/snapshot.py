@@ -90,6 +90,30 @@ class Snapshot:
             return criterion.option_ids
         return self._collections.get(criterion.collection_id, ())
 
+    def placements_of(self, decision: Decision) -> tuple[Placement, ...]:
+        """The placements a decision can be asked for: those its criteria name, or every
+        placement of the catalog when a criterion names none."""
+        named: set[str] = set()
+        for criterion in decision.criteria:
+            if criterion.placements is None:
+                return tuple(self.catalog.placements)
+            named |= criterion.placements
+        return tuple(p for p in self.catalog.placements if p.id in named)
+
+    def candidate_offers(self, decision: Decision) -> tuple[Offer, ...]:
+        """The offers a decision can propose before any rule or cap is evaluated: approved, among
+        its criteria's candidates and with a representation for one of its placements, each
+        once, in the order of the first placement that has it (the legacy API's
+        activity-to-offers view)."""
+        found: dict[str, Offer] = {}
+        for placement in self.placements_of(decision):
+            for group in self.plan(decision, placement).groups:
+                for criterion_plan in group:
+                    for _priority, offers in criterion_plan.tiers:
+                        for offer in offers:
+                            found.setdefault(offer.id, offer)
+        return tuple(found.values())
+
     def plan(self, decision: Decision, placement: Placement) -> ScopePlan:
         key = (decision.id, placement.id)
         got = self._plans.get(key)

@@ -12,7 +12,7 @@ engine lists a counter once per proposal that consumes it). A limit of 0 or less
 capped. Counters expire `COUNTER_TTL_SECONDS` after their creation (Adobe resets counters at the
 latest 2 years after the offer start); an expired counter reads as absent and restarts at 0.
 
-Semantics and the atomicity argument per backend: docs/decisioning.md, "Capping counters storage".
+Semantics and the atomicity argument per backend: docs/development.md, "Capping counters storage".
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -12,8 +13,10 @@ from typing import Any
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from offerbase.config import Settings
 from offerbase.store.scope import UnscopedTable, tenant_column
 
 # What repositories take: the API passes connections through without knowing SQLAlchemy.
@@ -62,32 +65,52 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _create_private_file(url: str) -> None:
+    """Create a SQLite database file readable by its owner only (0600) before SQLite does with
+    the umask's mode; SQLite gives its -wal and -shm files the database file's mode."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 class Database:
     """Owns the engine. Reads use `read()`, writes `write()`; both are one transaction."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "full") -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        # SQL parameters and rows are profile bodies and offer content: never in a log line,
+        # whatever the log level (SQLAlchemy logs them at debug).
+        kwargs: dict[str, Any] = {"hide_parameters": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
+            _create_private_file(self.url)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self._reader: sqlite3.Connection | None = None
         self._pg_pool: asyncpg.Pool | None = None
         self._writer: sqlite3.Connection | None = None
+        self.sqlite_synchronous = sqlite_synchronous
         if self.is_sqlite:
-            self._configure_sqlite()
+            self._configure_sqlite(sqlite_synchronous)
 
-    def _configure_sqlite(self) -> None:
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Database:
+        return cls(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+
+    def _configure_sqlite(self, synchronous: str) -> None:
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"sqlite synchronous must be full or normal, not {synchronous!r}")
+
         @event.listens_for(self.engine.sync_engine, "connect")
         def on_connect(dbapi_connection: Any, _record: Any) -> None:
             # Let SQLAlchemy's "begin" hook below emit BEGIN itself (pysqlite's own is too lazy).
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA busy_timeout=30000")
             # Checkpoints run off the request path (`checkpoint()`, every second while the app
             # runs): an automatic one runs inside the commit that crosses the threshold and set
@@ -178,6 +201,7 @@ class Database:
         if self._writer is None:
             path = self.url.split("///", 1)[1]
             self._writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+            self._writer.execute(f"PRAGMA synchronous={self.sqlite_synchronous}")
             # As on every other connection: an event of a sandbox that is gone is refused
             # (and rejected on its own, store/events.py), on SQLite as on PostgreSQL.
             self._writer.execute("PRAGMA foreign_keys=ON")

@@ -118,6 +118,15 @@ async def catalog_version(db: Database, sandbox: Sandbox) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+async def last_changes(conn: AsyncConnection, sandbox: Sandbox) -> dict[str, str]:
+    """Per entity kind, when the sandbox's catalog last changed (a write, or a delete)."""
+    # A version's closed_at is when a write or a delete replaced it; a current one has none.
+    changed = sa.func.max(sa.func.coalesce(entities.c.closed_at, entities.c.modified))
+    query = sa.select(entities.c.kind, changed).group_by(entities.c.kind)
+    rows = (await conn.execute(Scope.of(sandbox).apply(query))).all()
+    return {str(kind): str(when) for kind, when in rows}
+
+
 def _entity(row: sa.Row[Any]) -> Entity:
     return Entity(
         kind=row.kind,
