@@ -48,6 +48,8 @@ async def test_unparseable_or_wrong_shape_bodies(api, kind, content, content_typ
     payload = problem(response, status)
     if content_type in ("text/plain", None, "application/x-www-form-urlencoded"):
         assert payload["detail"].startswith("A valid content-type must be specified")
+        assert payload["type"].endswith("/bad-request")
+        assert payload["errors"][0]["pointer"] == "content-type"
     await assert_nothing_stored(api, kind)
 
 
@@ -241,7 +243,10 @@ async def test_put_with_a_non_object_is_422(api):
 async def test_body_over_the_limit_is_413(services, api):
     limit = services.settings.max_body_bytes
     big = body("tag", description="x" * (limit + 10))
-    problem(await api.post("tag", big), 413)
+    # The message names the limit and the setting that changes it.
+    detail = problem(await api.post("tag", big), 413)["detail"]
+    assert str(limit) in detail
+    assert "OFFERBASE_MAX_BODY_BYTES" in detail
 
     async def stream():  # no Content-Length: the limit is enforced while reading
         yield b'{"name": "big", "description": "'

@@ -17,6 +17,14 @@ and 5 invalid examples per operation, no deadline, derandomized (a fixed seed), 
 failure is reported as it was found, with a curl command), and the `too_slow`/`filter_too_much`/
 `data_too_large` health checks are off because a bounded run over a large request schema trips
 them without saying anything about the API.
+
+The stateful phase (`test_schemathesis_stateful_phase`) then runs schemathesis' state machine
+over the links it infers from the document (a write receipt's `id` feeds the `entity_id` of the
+item operations, and so on): sequences of calls, each response checked as above. Bounded to 30
+scenarios of at most 8 steps. Most generated create bodies are refused (422: the published
+request schemas allow members and characters that validation refuses), so chains reach a
+created entity in a minority of scenarios; the test asserts that links were found and that
+scenarios had more than one step.
 """
 
 from __future__ import annotations
@@ -181,3 +189,71 @@ async def test_schemathesis_against_served_openapi(app, client, tenant):
     failures = await asyncio.to_thread(_run, schema, loop, client, tenant.headers, seeded)
     if failures:
         pytest.fail(f"{len(failures)} schemathesis failure(s):\n\n" + "\n\n".join(failures))
+
+
+# -- the stateful phase ----------------------------------------------------------------------
+# Scenarios chain calls along the links schemathesis infers from the served document (an
+# entity's id in a write receipt feeds `entity_id` of the item operations). Bounds: 30
+# scenarios of at most 8 steps, derandomized, no shrinking.
+STATEFUL_SETTINGS = hypothesis.settings(
+    max_examples=30,
+    stateful_step_count=8,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def _run_stateful(
+    schema: Any,
+    loop: asyncio.AbstractEventLoop,
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+) -> tuple[list[str], int, int]:
+    """Run the state machine; returns (failures, steps taken, transitions in the document)."""
+    from schemathesis.core.transport import Response
+
+    failures: dict[str, str] = {}
+    steps = 0
+
+    class Machine(schema.as_state_machine()):  # type: ignore[misc]
+        def call(self, case: Any, **kwargs: Any) -> Any:
+            nonlocal steps
+            steps += 1
+            transport = case.as_transport_kwargs(base_url="http://offerbase.test")
+            transport["headers"] = {**(transport.get("headers") or {}), **headers}
+            future = asyncio.run_coroutine_threadsafe(client.request(**_to_httpx(transport)), loop)
+            return Response.from_httpx(future.result(timeout=60), verify=True)
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            try:
+                case.validate_response(response, checks=CHECKS, headers=headers)
+            except (AssertionError, BaseExceptionGroup) as exc:
+                key = f"{case.operation.label}: {type(exc).__name__} {str(exc).splitlines()[0]}"
+                failures.setdefault(
+                    key,
+                    f"{case.operation.label} -> {response.status_code}\n{exc}\n"
+                    f"body: {response.content[:500]!r}\n{case.as_curl_command(headers=headers)}",
+                )
+
+    Machine.run(settings=STATEFUL_SETTINGS)
+    return list(failures.values()), steps, schema.statistic.transitions.total
+
+
+async def test_schemathesis_stateful_phase(app, client, tenant):
+    response = await client.get("/openapi.json")
+    schema = schemathesis.openapi.from_dict(response.json())
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    failures, steps, transitions = await asyncio.to_thread(
+        _run_stateful, schema, loop, client, tenant.headers
+    )
+    if TIMINGS:
+        elapsed = time.perf_counter() - started
+        print(f"stateful: {steps} steps over {transitions} links in {elapsed:.1f}s")
+    assert transitions > 0  # links were found: the phase ran scenarios, not single calls
+    assert steps > STATEFUL_SETTINGS.max_examples  # scenarios of more than one step
+    if failures:
+        pytest.fail(f"{len(failures)} stateful failure(s):\n\n" + "\n\n".join(failures))

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from decisioning_catalog import Catalog, criterion, decision_request, option_ids
 
 ODS = "/data/core/ods/decisions"
@@ -90,3 +91,89 @@ async def test_a_burst_after_idle_never_gets_a_snapshot_older_than_the_interval(
     await asyncio.sleep(0.3)  # idle for longer than the poll interval
     burst = await asyncio.gather(*(_decide(client, tenant) for _ in range(20)))
     assert [_offered(r) for r in burst] == [["fallback:fb"]] * 20
+
+
+@pytest.fixture
+async def listening_worker(make_app, database):  # type: ignore[no-untyped-def]
+    """Another worker that listens for catalog notifications, as `offerbase serve` starts it
+    (ASGITransport runs no lifespan, so the fixture starts and stops the listener)."""
+    app = make_app(snapshot_poll_seconds=NEVER)
+    snapshots = app.state.services.snapshots
+    await snapshots.start()
+    if snapshots.listener is not None:
+        await asyncio.wait_for(snapshots.listener.connected.wait(), 10)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://worker-2") as http:
+        yield http, snapshots
+    await snapshots.stop()
+
+
+async def _offered_soon(client, tenant, expected: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """What the worker offers once it shows `expected`, or after 40 tries 50 ms apart: a
+    notification arrives in milliseconds, the poll interval here is an hour."""
+    offered: list[str] = []
+    for _ in range(40):
+        offered = _offered(await _decide(client, tenant))
+        if offered == expected:
+            break
+        await asyncio.sleep(0.05)
+    return offered
+
+
+async def test_postgresql_notifies_every_worker_of_a_write_at_once(
+    client, tenant, listening_worker, database
+) -> None:
+    worker, snapshots = listening_worker
+    if database.is_sqlite:  # no notifications: SQLite workers poll
+        assert snapshots.listener is None
+        return
+    await _catalog(client, tenant)
+    assert _offered(await _decide(worker, tenant)) == ["gold"]
+    await _archive(client, tenant)  # through the first worker
+    assert await _offered_soon(worker, tenant, ["fallback:fb"]) == ["fallback:fb"]
+
+
+async def test_the_listener_reconnects_and_rechecks_what_it_missed(
+    client, tenant, listening_worker, database
+) -> None:
+    worker, snapshots = listening_worker
+    if database.is_sqlite:
+        return
+    await _catalog(client, tenant)
+    assert _offered(await _decide(worker, tenant)) == ["gold"]
+    listener = snapshots.listener
+    # The LISTEN session ends, as when PostgreSQL restarts or a proxy cuts it.
+    async with database.engine.connect() as conn:
+        await conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            )
+        )
+        await conn.commit()
+    for _ in range(100):
+        if not listener.connected.is_set():
+            break
+        await asyncio.sleep(0.01)
+    await _archive(client, tenant)  # while no LISTEN is active: this notification is lost
+    await asyncio.wait_for(listener.connected.wait(), 10)
+    assert listener.connections == 2
+    assert await _offered_soon(worker, tenant, ["fallback:fb"]) == ["fallback:fb"]
+
+
+async def test_an_invalidation_voids_the_version_check_in_flight(services, tenant) -> None:
+    """A write that commits while a version check awaits the database (which may have read
+    the version just before the commit) must not leave that check's answer marked fresh."""
+    from offerbase.store import tenants
+
+    async with services.db.read() as conn:
+        sandbox = await tenants.get_sandbox(conn, tenant.org, tenant.sandbox)
+    cache = services.snapshots
+    await cache.get(sandbox)
+    in_flight = asyncio.create_task(cache.get(sandbox, recheck=True))
+    await asyncio.sleep(0)  # PostgreSQL: the check now awaits the version (SQLite: it is done)
+    cache.invalidate(sandbox.pk)  # what a committed write does
+    await in_flight
+    checks = cache.checks
+    await cache.get(sandbox)
+    assert cache.checks == checks + 1

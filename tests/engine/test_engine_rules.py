@@ -640,6 +640,21 @@ def test_fallback_when_nothing_qualifies_with_its_entity_data() -> None:
     assert (scope.activity.body["name"], scope.placement.body["name"]) == ("D1", "P1")
 
 
+def test_a_placement_no_criterion_covers_falls_back_and_the_trace_says_why() -> None:
+    snap = catalog(
+        [offer("O1", placements=("P1", "P2"))],
+        [decision("D1", [criterion("C1", placements=["P1"])])],
+        collections=[collection("C1", ["O1"])],
+    )
+    result = run(snap, [("D1", "P2")], trace=True)
+    assert result.scopes[0].options == []
+    assert result.scopes[0].fallback is not None
+    (event,) = events(result, "fallback")
+    assert event["detail"] == "no criterion of the decision covers placement P2"
+    # Covered, the same offer is proposed.
+    assert ids(run(snap, [("D1", "P1")])) == ["O1"]
+
+
 def test_no_fallback_is_traced_as_such() -> None:
     snap = catalog(
         [offer("old", end="2020-01-01T00:00:00Z")],

@@ -50,6 +50,7 @@ ALL_KINDS = catalog_io.ORDER  # every kind, referenced ones first
 NOT_REPOSITORIES = {
     "db": "the engine and the raw read and batch-insert paths that repositories call",
     "scope": "the tenancy helper itself (tested at the end of this file)",
+    "notify": "LISTEN/NOTIFY of catalog changes: no tenant rows, a sandbox pk as payload",
     "tenants": "the tenant directory: it finds the tenant, so it spans tenants (tested below)",
     "tables": "table definitions",
     "listing": "builds list filter expressions; runs none",

@@ -22,18 +22,19 @@ async def read_json(request: Request) -> Any:
     if not is_json_media_type(request.headers.get("content-type")):
         raise ApiProblem(
             400,
-            "BadRequestError",
+            "Bad Request",
             "A valid content-type must be specified: application/json (or a +json media type).",
+            errors=[field_error("content-type", "must be application/json or a +json type")],
         )
     limit = services(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiProblem(413, "Payload Too Large", f"The body is larger than {limit} bytes.")
+        raise _too_large(limit)
     raw = bytearray()
     async for chunk in request.stream():
         raw.extend(chunk)
         if len(raw) > limit:
-            raise ApiProblem(413, "Payload Too Large", f"The body is larger than {limit} bytes.")
+            raise _too_large(limit)
     if not raw.strip():
         raise ApiProblem(
             400, "Malformed JSON", "The request body is empty; a JSON document is required."
@@ -55,6 +56,14 @@ async def read_json(request: Request) -> Any:
             errors=[field_error(pointer, message)],
         )
     return value
+
+
+def _too_large(limit: int) -> ApiProblem:
+    return ApiProblem(
+        413,
+        "Payload Too Large",
+        f"The body is larger than {limit} bytes, the server's limit (OFFERBASE_MAX_BODY_BYTES).",
+    )
 
 
 def _nul_pointer(value: Any, pointer: str) -> str | None:

@@ -11,6 +11,13 @@ How fresh it is:
   decision here re-checks the version, and uses the write.
 * A decision that names an id the snapshot does not know re-checks once (`get(recheck=True)`)
   before answering 404, so an entity just created through another worker is found.
+* On PostgreSQL a write through any worker (or the CLI) also invalidates the entry in every
+  worker at once: `start()` runs a LISTEN connection (store/notify.py) that calls `invalidate`
+  for each committed write. Polling stays as the safety net while that connection is down.
+
+An invalidation also voids a version check that was in flight when it came (the check may have
+read the version just before the write committed), so it is recorded as a time and compared
+with the start of the check that produced the entry.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from offerbase.engine import Snapshot, build_snapshot
 from offerbase.metrics import SNAPSHOT_BUILDS
 from offerbase.store.db import Database
 from offerbase.store.library import Library, catalog_version
+from offerbase.store.notify import CatalogListener
 from offerbase.store.tenants import Sandbox
 
 
@@ -40,13 +48,31 @@ class SnapshotCache:
         self.poll_seconds = poll_seconds
         self._entries: dict[int, _Entry] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        # When each sandbox (and every sandbox) was last invalidated: an entry whose check
+        # started before that is not fresh.
+        self._invalidated: dict[int, float] = {}
+        self._all_invalidated = float("-inf")
+        self.listener: CatalogListener | None = None
+        self.checks = 0  # version checks done, and snapshots built: for tests and benchmarks
         self.builds = 0
 
+    async def start(self) -> None:
+        """Listen for other workers' catalog writes (PostgreSQL; SQLite only polls)."""
+        if not self.db.is_sqlite and self.listener is None:
+            self.listener = CatalogListener(self.db.url, self.invalidate, self.invalidate_all)
+            self.listener.start()
+
+    async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
+
     def _fresh(self, pk: int, since: float) -> Snapshot | None:
-        """The snapshot if its version was checked within the poll interval and after `since`
-        (a recheck's start)."""
+        """The snapshot if its version was checked within the poll interval, after `since`
+        (a recheck's start) and after the sandbox was last invalidated."""
         entry = self._entries.get(pk)
-        if entry is None or entry.checked_at < since:
+        since = max(since, self._invalidated.get(pk, float("-inf")), self._all_invalidated)
+        if entry is None or entry.checked_at <= since:
             return None
         return entry.snapshot if time.monotonic() - entry.checked_at < self.poll_seconds else None
 
@@ -63,6 +89,7 @@ class SnapshotCache:
                 return fresh
             entry = self._entries.get(sandbox.pk)
             checked_at = time.monotonic()
+            self.checks += 1
             version = await catalog_version(self.db, sandbox)
             if entry is not None and entry.version == version:
                 entry.checked_at = checked_at
@@ -77,7 +104,10 @@ class SnapshotCache:
             return snapshot
 
     def invalidate(self, sandbox_pk: int) -> None:
-        """The sandbox's catalog changed through this worker: check the version on next use."""
-        entry = self._entries.get(sandbox_pk)
-        if entry is not None:
-            entry.checked_at = float("-inf")
+        """The sandbox's catalog changed (a write committed through this worker, or another
+        worker's notification): check the version on next use."""
+        self._invalidated[sandbox_pk] = time.monotonic()
+
+    def invalidate_all(self) -> None:
+        """Notifications may have been missed (the listener reconnected): check every sandbox."""
+        self._all_invalidated = time.monotonic()

@@ -2,9 +2,9 @@
 
 Generating them from the same nodes ``validate`` uses keeps the published schema and the real
 validation from drifting apart. Enums are ``Literal`` unions of every accepted spelling, so the
-models accept everything ``validate`` accepts. Top-level models allow extra members because
-clients may echo read-only metadata (``METADATA_FIELDS``), which ``validate`` drops; nested
-models forbid unknown members, like ``validate``.
+models accept everything ``validate`` accepts. Like ``validate``, every model forbids unknown
+members (`additionalProperties: false`); a top-level model also lists the read-only metadata
+clients may echo on PUT (``METADATA_FIELDS``), which ``validate`` drops.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from offerbase.catalog.schema import (
     Str,
 )
 from offerbase.catalog.specs import SPECS
+from offerbase.catalog.validate import METADATA_FIELDS
 
 
 def _camel(text: str) -> str:
@@ -71,7 +72,12 @@ def _model(node: Obj, name: str, *, top: bool) -> type[BaseModel]:
         # validate defaults.
         default = ... if key in node.required else None
         fields[python_name] = (annotation, Field(default, alias=key))
-    config = ConfigDict(extra="allow" if top else "forbid")
+    if top:
+        for key in sorted(METADATA_FIELDS - set(node.fields)):
+            python_name = f"{key.lstrip('_')}_" if key.startswith("_") else key
+            described = Field(None, alias=key, description="Read-only metadata: ignored if sent.")
+            fields[python_name] = (Any, described)
+    config = ConfigDict(extra="forbid")
     model: type[BaseModel] = create_model(name, __config__=config, **fields)
     return model
 

@@ -1,9 +1,10 @@
 """``validate(kind, body)``: check a request body and return the normalized body to store.
 
-Normalization only rewrites enum spellings to the stored spelling (see ``enums``), turns
-integral floats into ints, and drops read-only metadata (``METADATA_FIELDS``) echoed back by
-clients on PUT. Defaults are *not* injected: reads echo what the client sent, like Adobe; the
-loader (``catalog.load``) applies ``catalog.defaults`` when it builds the domain model.
+Normalization only turns integral floats into ints and drops read-only metadata
+(``METADATA_FIELDS``) echoed back by clients on PUT; enum values are kept as the client spelled
+them (``enums.canonical`` gives their meaning). Defaults are *not* injected: reads echo what
+the client sent, like Adobe; the loader (``catalog.load``) applies ``catalog.defaults`` when it
+builds the domain model.
 
 PQL (``condition.value`` of rules, ``expression.value`` of formulas) is compiled with
 ``offerbase.pql.compile(value, "rule"|"formula", params=...)`` where params are the

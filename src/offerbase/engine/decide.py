@@ -398,12 +398,19 @@ class _Run:
             fb = self.snapshot.fallbacks.get(plan.decision.fallback_id or "")
             if fb is not None:
                 fallback = FallbackOption(fb.id, fb.etag, fb.body, fb.representations.get(pid))
-            self.event(
-                "fallback",
-                fallback=fallback.id if fallback else None,
-                detail="no option qualified"
-                + ("" if fallback else "; the decision has no (known) fallback offer"),
-            )
+            if self.trace is not None:
+                why = (
+                    "no option qualified"
+                    if plan.groups
+                    # A criterion covers the placements it lists (or every one, listing none).
+                    else f"no criterion of the decision covers placement {pid}"
+                )
+                self.event(
+                    "fallback",
+                    fallback=fallback.id if fallback else None,
+                    detail=why
+                    + ("" if fallback else "; the decision has no (known) fallback offer"),
+                )
         return ScopeResult(plan.decision, plan.placement, options, fallback)
 
 

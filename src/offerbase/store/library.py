@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase import catalog
-from offerbase.store import guardrails
+from offerbase.store import guardrails, notify
 from offerbase.store.clock import iso, now_iso
 from offerbase.store.db import Database
 from offerbase.store.errors import (
@@ -315,6 +315,8 @@ class Library:
         )
         version = await self.conn.scalar(self.scope.apply(bump))
         assert version is not None
+        if not self.dialect.is_sqlite:  # other workers hear of it when this commits
+            await self.conn.execute(notify.catalog_changed(self.sandbox.pk))
         if version % _PRUNE_EVERY == 0:
             await self._prune_history()
         return int(version)

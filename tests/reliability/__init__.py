@@ -1,0 +1,1 @@
+"""The standing reliability suite (issue 9): real servers, killed, cut off and raced."""
