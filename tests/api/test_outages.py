@@ -2,13 +2,15 @@
 Retry-After and a problem body, not 500; /health says which dependency is down while
 /health/live stays up; the same failure repeated is logged once per interval, not per request.
 
-The outage is real as the app sees it: a TCP proxy (tests/tcp_proxy.py) in front of the shared
-PostgreSQL or Redis, which the test cuts and restores. SQLite's outage is its write lock held
-past the busy timeout ("database is locked").
+The outage is real as the app sees it: the reliability suite's TCP proxy
+(tests/reliability/harness.py) in front of the shared PostgreSQL or Redis, which the test cuts
+and restores. SQLite's outage is its write lock held past the busy timeout ("database is
+locked").
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import uuid
@@ -30,7 +32,7 @@ from offerbase.api.app import create_app
 from offerbase.config import Settings
 from offerbase.store.db import Database
 from offerbase.store.outages import unavailable
-from tcp_proxy import TcpProxy, tcp_proxy
+from reliability.harness import TcpProxy
 
 ODS = "/data/core/ods/decisions"
 REDIS_URL = os.environ.get("OFFERBASE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -102,10 +104,20 @@ async def recovers(outage: Outage) -> None:
     assert set(statuses) <= {200, 503}, statuses
 
 
+@contextlib.asynccontextmanager
+async def proxying(host: str, port: int) -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy(host, port)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
+
+
 @pytest.fixture
 async def pg_outage(database: Database, tmp_path: Any) -> AsyncIterator[Outage]:
     url = make_url(database.url)
-    async with tcp_proxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+    async with proxying(url.host or "127.0.0.1", url.port or 5432) as proxy:
         proxied = Database(url.set(port=proxy.port).render_as_string(hide_password=False))
         outage = await serving(proxied, tmp_path, proxy)
         yield outage
@@ -161,7 +173,7 @@ async def redis_outage(database: Database, tmp_path: Any) -> AsyncIterator[Outag
         await probe.aclose()
     redis_url = make_url(REDIS_URL.replace("redis://", "redis+x://", 1))
     host, port = redis_url.host or "127.0.0.1", redis_url.port or 6379
-    async with tcp_proxy(host, port) as proxy:
+    async with proxying(host, port) as proxy:
         proxied = f"redis://127.0.0.1:{proxy.port}/{redis_url.database or 0}"
         prefix = f"test-outage-{uuid.uuid4().hex}:"
         outage = await serving(database, tmp_path, proxy, redis_url=proxied, redis_prefix=prefix)
