@@ -140,6 +140,12 @@ def _build_app(
     from offerbase.api.app import create_app
     from offerbase.config import Settings
 
+    # Every test calls from one client address: a limit per address made for the real world
+    # would soon refuse the token requests of tests that follow a few failed ones. Tests of
+    # the throttle set their own limits and addresses (tests/api/test_token_endpoint.py).
+    settings.setdefault("token_failures_per_address", 1_000_000)
+    # And wrong secrets are answered at once, not after the tarpit's pause.
+    settings.setdefault("token_failure_delay_seconds", 0)
     config = Settings(
         data_dir=data_dir, secret_key=SIGNING_KEY, database_url=database.url, **settings
     )
@@ -232,7 +238,7 @@ async def make_tenant(
 
     org = f"{uuid.uuid4().hex[:24].upper()}@AdobeOrg"
     async with _services(app).db.write() as conn:
-        credential = await tenants.create_credential(conn, org, sandboxes[0])
+        credential = await tenants.create_credential(conn, org, sandboxes[0], all_sandboxes=True)
         for name in sandboxes[1:]:
             await tenants.ensure_sandbox(conn, org, name)
     response = await client.post(

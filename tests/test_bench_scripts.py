@@ -45,3 +45,15 @@ def test_catalog_bench_runs(tmp_path: Path) -> None:
     )
     assert "sqlite median of 1 runs (ms):" in out
     assert "list-next  p50" in out
+
+
+def test_token_flood_bench_runs(tmp_path: Path) -> None:
+    out = run(
+        "token_flood.py",
+        *("--runs", "1", "--seconds", "0.5", "--offers", "5", "--flood-clients", "2"),
+        *("--load", "httpx"),
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert "alone   (decisions/s):" in out
+    assert "median: alone" in out
+    assert "target <= 20%" in out

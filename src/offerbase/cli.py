@@ -1,9 +1,10 @@
 """The `offerbase` command: serve the API, manage credentials.
 
-Commands that write (`serve`, `credentials create`, `profiles import`, `catalog import`) apply
-the database migrations first, creating the database when it is missing. Read-only commands
-(`sandboxes list`, `events export`, `catalog export`) never create nor change a database: on a
-missing one or one not at the latest migration they exit 2 and say which command migrates it.
+Commands that write (`serve`, `credentials create|revoke|rotate`, `profiles import`,
+`catalog import`) apply the database migrations first, creating the database when it is
+missing. Read-only commands (`credentials list`, `sandboxes list`, `events export`, `catalog
+export`) never create nor change a database: on a missing one or one not at the latest
+migration they exit 2 and say which command migrates it.
 """
 
 from __future__ import annotations
@@ -85,11 +86,12 @@ async def _database(settings: Settings, *, writes: bool) -> AsyncIterator[Databa
 
 
 async def _prepare(settings: Settings) -> tenants.NewCredential | None:
-    """Migrate; on an empty database create org `default`, sandbox `prod` and a credential."""
+    """Migrate; on an empty database create org `default`, sandbox `prod` and a credential,
+    an admin one (it can create no others, but manages them: api/admin.py)."""
     async with _database(settings, writes=True) as db, db.write() as conn:
         if await tenants.count_credentials(conn) > 0:
             return None
-        return await tenants.create_credential(conn, "default", tenants.DEFAULT_SANDBOX)
+        return await tenants.create_credential(conn, "default", tenants.DEFAULT_SANDBOX, admin=True)
 
 
 def _store_credentials_file(settings: Settings, credential: tenants.NewCredential) -> Path:
@@ -174,13 +176,28 @@ def serve(
         log_level=level,
         log_config=None,
         access_log=False,
+        # httptools counting the request head (api/http_limits.py): 431/414 before a worker
+        # buffers more than the limits.
+        http="offerbase.api.http_limits:LimitedHttpToolsProtocol",
     )
 
 
 @credentials_app.command("create")
 def create_credentials(
     org: Annotated[str, typer.Option(help="Organization id (x-gw-ims-org-id).")],
-    sandbox: Annotated[str, typer.Option(help="Sandbox to create if missing.")] = "prod",
+    sandbox: Annotated[
+        str, typer.Option(help="The sandbox the credential may use (created if missing).")
+    ] = "prod",
+    all_sandboxes: Annotated[
+        bool, typer.Option("--all-sandboxes", help="May use every sandbox of the org.")
+    ] = False,
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin", help="May manage the org's credentials over HTTP (implies all sandboxes)."
+        ),
+    ] = False,
+    name: Annotated[str, typer.Option(help="A label shown by `credentials list`.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -190,16 +207,90 @@ def create_credentials(
 
     async def run() -> tenants.NewCredential:
         async with _database(settings, writes=True) as db, db.write() as conn:
-            return await tenants.create_credential(conn, org, sandbox)
+            return await tenants.create_credential(
+                conn, org, sandbox, name, all_sandboxes=all_sandboxes, admin=admin
+            )
 
-    credential = asyncio.run(run())
+    _print_secret(asyncio.run(run()), as_json)
+
+
+def _print_secret(credential: tenants.NewCredential, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(credential.__dict__))
-    else:
-        typer.echo(f"client_id:     {credential.client_id}")
-        typer.echo(f"client_secret: {credential.client_secret}")
-        typer.echo(f"org:           {credential.org}")
-        typer.echo(f"sandbox:       {credential.sandbox}")
+        return
+    typer.echo(f"client_id:     {credential.client_id}")
+    typer.echo(f"client_secret: {credential.client_secret}")
+    typer.echo(f"org:           {credential.org}")
+    typer.echo(f"sandbox:       {credential.sandbox or '(every sandbox of the org)'}")
+    typer.echo(f"admin:         {str(credential.admin).lower()}")
+
+
+@credentials_app.command("list")
+def list_credentials(
+    org: Annotated[str | None, typer.Option(help="Only this organization.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print one JSON line per credential: client_id, org, name, sandbox (null: every
+    sandbox), admin, created, revoked (null or when). Never a secret. Read-only: exits 2 when
+    the database is missing or not migrated."""
+    settings = _settings(data_dir, database_url, writes=False)
+
+    async def run() -> list[tenants.Credential]:
+        async with _database(settings, writes=False) as db, db.read() as conn:
+            return await tenants.list_credentials(conn, org)
+
+    for credential in asyncio.run(run()):
+        typer.echo(json.dumps(credential.shown()))
+
+
+ClientId = Annotated[str, typer.Argument(help="The credential's client id.")]
+
+
+@credentials_app.command("revoke")
+def revoke_credentials(
+    client_id: ClientId, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Revoke a credential: its secret stops working at once, its tokens within a second on
+    every worker. Final. Prints the credential as JSON; exits 2 when there is no such one."""
+    settings = _settings(data_dir, database_url)
+
+    async def run() -> tenants.Credential | None:
+        async with _database(settings, writes=True) as db, db.write() as conn:
+            return await tenants.revoke_credential(conn, client_id)
+
+    revoked = asyncio.run(run())
+    if revoked is None:
+        typer.echo(f"No credential '{client_id}'.", err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps(revoked.shown()))
+
+
+@credentials_app.command("rotate")
+def rotate_credentials(
+    client_id: ClientId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give a credential a new secret, printed once. The old secret stops working at once and
+    the tokens issued with it within a second. Exits 2 when there is no such credential, 1
+    when it is revoked."""
+    settings = _settings(data_dir, database_url)
+
+    async def run() -> tenants.NewCredential | None:
+        async with _database(settings, writes=True) as db, db.write() as conn:
+            return await tenants.rotate_credential(conn, client_id)
+
+    try:
+        rotated = asyncio.run(run())
+    except tenants.CredentialRevoked as exc:
+        typer.echo(f"Credential '{client_id}' is revoked; create a new one.", err=True)
+        raise typer.Exit(1) from exc
+    if rotated is None:
+        typer.echo(f"No credential '{client_id}'.", err=True)
+        raise typer.Exit(2)
+    _print_secret(rotated, as_json)
 
 
 def main() -> None:

@@ -30,6 +30,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     # How often each worker checks whether its sandboxes' catalogs changed (decisioning freshness).
     snapshot_poll_seconds: float = 0.5
+    # How often each worker checks whether credentials were revoked or rotated: a revoked
+    # credential's tokens stop working on every worker within this (plus one query).
+    credential_poll_seconds: float = 0.5
+    # Failed client-secret checks at POST /ims/token/v3 per minute, per client id and per
+    # client address; past them 429 (api/client_auth.py). Shared through Redis when set.
+    token_failures_per_client: int = Field(default=10, ge=1)
+    token_failures_per_address: int = Field(default=30, ge=1)
+    # A failed or throttled token request is answered after this pause (a tarpit): a client
+    # retrying at once makes one attempt per second per connection; a sleeping request costs
+    # the server nothing.
+    token_failure_delay_seconds: float = Field(default=1.0, ge=0)
     # `GET /metrics` (Prometheus, unauthenticated): turn it off where the port is public and
     # traffic volumes should not be.
     metrics: bool = True

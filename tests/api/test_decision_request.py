@@ -12,12 +12,26 @@ import pytest
 
 from offerbase.api import decisioning_openapi
 from offerbase.api.decision_request import parse
-from offerbase.api.decision_request_model import MAX_OPTIONS_PER_RESPONSE
+from offerbase.api.decision_request_model import MAX_IDENTITIES, MAX_OPTIONS_PER_RESPONSE
 from offerbase.api.problems import ApiProblem
 from offerbase.engine import MAX_ITEM_COUNT, MAX_SCOPES, ScopeRequest
 
 SCOPE = {"xdm:activityId": "dec", "xdm:placementId": "web"}
 EMAIL = {"Email": [{"xdm:id": "a@b.c", "primary": True}]}
+
+
+def _identities(count: int) -> dict[str, list[dict[str, str]]]:
+    """`count` identities over three namespaces (the limit counts all namespaces together)."""
+    spread: dict[str, list[dict[str, str]]] = {"Email": [], "ECID": [], "Phone": []}
+    for index in range(count):
+        spread[list(spread)[index % 3]].append({"xdm:id": f"id-{index}"})
+    return spread
+
+
+def test_identities_up_to_the_limit_are_accepted() -> None:
+    identities = _identities(MAX_IDENTITIES)
+    parsed = parse(request(**{"xdm:profiles": [{"xdm:identityMap": identities}]}))
+    assert parsed.identity_map == identities
 
 
 def request(**fields: Any) -> dict[str, Any]:
@@ -193,6 +207,12 @@ def test_null_and_empty_optional_members_read_as_absent() -> None:
         ),
         (request(**{"xdm:responseFormat": True}), 400, "/xdm:responseFormat", "must be an object"),
         (request(**{"offerbase:trace": 1}), 400, "/offerbase:trace", "must be true or false"),
+        (
+            request(**{"xdm:profiles": [{"xdm:identityMap": _identities(MAX_IDENTITIES + 1)}]}),
+            422,
+            "/xdm:profiles/0/xdm:identityMap",
+            f"at most {MAX_IDENTITIES} identities per request; {MAX_IDENTITIES + 1} were sent",
+        ),
     ],
 )
 def test_each_member_reports_its_own_problem(

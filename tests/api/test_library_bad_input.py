@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from factories import ALL_KINDS, Api, body, criterion, pointers, problem, url
+from factories import ALL_KINDS, Api, body, criterion, html_representation, pointers, problem, url
 
 
 @pytest.fixture
@@ -311,3 +311,88 @@ async def test_integers_beyond_64_bits_are_422_and_do_not_poison_reads(api, raw)
     ok = await api.post("personalized-offer", body("personalized-offer", rank={"priority": 2.0}))
     assert ok.status_code == 201, ok.text
     assert (await api.read("personalized-offer", ok.json()["id"]))["rank"] == {"priority": 2}
+
+
+async def test_patch_with_too_many_operations_is_413_and_changes_nothing(api):
+    from offerbase.catalog.patch import MAX_PATCH_OPERATIONS
+
+    tag = await api.create("tag")
+    before = await api.read("tag", tag)
+    ops = [{"op": "test", "path": "/name", "value": before["name"]}] * (MAX_PATCH_OPERATIONS + 1)
+    payload = problem(await api.patch("tag", tag, ops), 413)
+    assert f"at most {MAX_PATCH_OPERATIONS} operations" in payload["detail"]
+    assert await api.read("tag", tag) == before
+
+
+async def test_copy_amplification_is_413_before_memory_grows(services, api):
+    # 60 doublings of a 1 KB description would need 2**60 KB: refused when the copies would
+    # write more than the body limit, with nothing written.
+    tag = await api.create("tag", description="x" * 1000)
+    before = await api.read("tag", tag)
+    ops = [{"op": "add", "path": "/characteristics", "value": {"a": [[]]}}]
+    ops += [{"op": "copy", "from": "/characteristics/a", "path": "/characteristics/a/-"}] * 60
+    payload = problem(await api.patch("tag", tag, ops), 413)
+    assert f"more than {services.settings.max_body_bytes} bytes" in payload["detail"]
+    assert await api.read("tag", tag) == before
+
+
+def _nested(depth: int) -> object:
+    value: object = "leaf"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+async def _json_offer(api: Api, content: object) -> dict:
+    placement = await api.create("placement")
+    representation = html_representation(placement)
+    representation["components"] = [
+        {"type": "json", "format": "application/json", "content": content}
+    ]
+    return body("personalized-offer", representations=[representation])
+
+
+@pytest.mark.parametrize(
+    ("depth", "pointer", "message"),
+    [
+        (65, "/representations/0/components/0/content", "Nested deeper than 64 levels"),
+        (250, "", "The body is nested deeper than 128 levels"),
+        (300, "", "The body is nested deeper than 128 levels"),
+    ],
+)
+async def test_json_nested_deeper_than_can_be_served_is_422_at_write(api, depth, pointer, message):
+    # A json component nested 250+ levels used to be stored, and then every list and every
+    # decision with content in the sandbox answered 500 (orjson serializes 254 levels).
+    response = await api.post("personalized-offer", await _json_offer(api, _nested(depth)))
+    payload = problem(response, 422)
+    assert pointers(payload) == [pointer]
+    assert message in payload["detail"]
+    await assert_nothing_stored(api, "personalized-offer")
+
+
+async def test_json_at_the_depth_limit_is_stored_and_served(api):
+    offer = await api.create("personalized-offer", await _json_offer(api, _nested(64)))
+    assert (await api.list("personalized-offer")).status_code == 200
+    read = await api.read("personalized-offer", offer)
+    assert read["representations"][0]["components"][0]["content"] == _nested(64)
+
+
+async def test_a_patch_cannot_nest_deeper_than_the_limit(api):
+    offer = await api.create("personalized-offer", await _json_offer(api, _nested(40)))
+    before = await api.read("personalized-offer", offer)
+    deep = "/representations/0/components/0/content" + "/a" * 40
+    ops = [{"op": "replace", "path": deep, "value": _nested(40)}]
+    payload = problem(await api.patch("personalized-offer", offer, ops), 422)
+    assert pointers(payload) == ["/representations/0/components/0/content"]
+    assert "Nested deeper than 64 levels" in payload["detail"]
+    assert await api.read("personalized-offer", offer) == before
+
+
+@pytest.mark.parametrize("kind", ["tag", "personalized-offer"])
+async def test_a_body_nested_past_the_request_limit_is_422_not_500(api, kind):
+    # orjson parses 1000 levels; walking them recursively (the U+0000 check) overflowed.
+    content = b'{"name": "deep", "characteristics": {"a": ' + b"[" * 1000 + b"]" * 1000 + b"}}"
+    headers = {**api.headers, "Content-Type": "application/json"}
+    response = await api.client.post(url(kind), content=content, headers=headers)
+    assert "nested deeper than 128 levels" in problem(response, 422)["detail"]
+    await assert_nothing_stored(api, kind)

@@ -198,3 +198,18 @@ async def test_import_media_type_and_long_line(client, tenant: Tenant) -> None:
     assert response.status_code == 200
     assert response.json()["imported"] == 1
     assert response.json()["errors"][0]["line"] == 1
+
+
+async def test_json_patch_copy_amplification_is_413_and_changes_nothing(client, tenant) -> None:
+    url = f"{ROOT}/Email/joe@example.com"
+    await client.put(url, json={**JOE, "a": [[]]}, headers=tenant.headers)
+    before = (await client.get(url, headers=tenant.headers)).json()
+    doubling = [{"op": "copy", "from": "/a", "path": "/a/-"}] * 60  # 2**60 times the start
+    response = await client.patch(url, json=doubling, headers=tenant.headers)
+    assert response.status_code == 413, response.text
+    assert "more than 262144 bytes" in response.json()["detail"]
+    too_many = [{"op": "test", "path": "/a", "value": [[]]}] * 1001
+    assert (await client.patch(url, json=too_many, headers=tenant.headers)).status_code == 413
+    failing = [{"op": "test", "path": "/a", "value": [1]}]
+    assert (await client.patch(url, json=failing, headers=tenant.headers)).status_code == 409
+    assert (await client.get(url, headers=tenant.headers)).json() == before

@@ -6,9 +6,12 @@ import base64
 import time
 
 import orjson
+import pytest
 
 from offerbase import catalog
+from offerbase.api.paging import CursorSigner
 from offerbase.api.store_problems import catalog_problem, store_problem
+from offerbase.store import tenants
 from offerbase.store.errors import (
     InvalidField,
     NotFound,
@@ -25,6 +28,25 @@ BAD_CURSOR = {
     "status": 400,
     "detail": "The 'start' cursor is not one this server issued.",
 }
+FORGED_CURSOR = {
+    "type": "https://offerbase.dev/problems/bad-request",
+    "title": "Bad Request",
+    "status": 400,
+    "detail": "The 'start' cursor is not one this server issued for this sandbox.",
+    "errors": [
+        {
+            "pointer": "start",
+            "detail": "The 'start' cursor is not one this server issued for this sandbox.",
+        }
+    ],
+}
+
+
+async def signer_for(services, tenant) -> CursorSigner:  # type: ignore[no-untyped-def]
+    """Signs like the server: for tests that need a cursor the store itself must refuse."""
+    async with services.db.read() as conn:
+        sandbox = await tenants.get_sandbox(conn, tenant.org, tenant.sandbox)
+    return CursorSigner(services.settings.resolved_secret_key, sandbox.pk)
 
 
 def body(exc: StoreError) -> dict[str, object]:
@@ -88,9 +110,15 @@ def test_catalog_errors_keep_their_status_and_pointer() -> None:
     assert (unappliable["status"], unappliable["title"]) == (422, "Unprocessable Patch")
 
 
-async def test_negative_offset_cursor_is_one_this_server_did_not_issue(client, tenant):
-    raw = f"0.-1.{int(time.time())}".encode()
-    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+@pytest.mark.parametrize(
+    "position",
+    ["0.-1.{now}", "-1.0.{now}", f"{2**63}.0.{{now}}", f"0.{2**31}.{{now}}", "0.0.9" + "9" * 15],
+)
+async def test_a_signed_cursor_out_of_range_is_400_not_500(services, client, tenant, position):
+    raw = position.format(now=int(time.time())).encode()
+    cursor = (await signer_for(services, tenant)).sign(
+        base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    )
     response = await client.get(
         "/data/core/dps/tags", params={"start": cursor}, headers=tenant.headers
     )
@@ -98,10 +126,22 @@ async def test_negative_offset_cursor_is_one_this_server_did_not_issue(client, t
     assert response.json() == BAD_CURSOR
 
 
-async def test_bad_decision_event_cursor_is_a_400_problem(client, tenant):
+@pytest.mark.parametrize("row_id", ["-1", str(2**63), "x"])
+async def test_a_signed_event_cursor_out_of_range_is_400_not_500(services, client, tenant, row_id):
+    position = base64.urlsafe_b64encode(row_id.encode()).decode().rstrip("=")
+    cursor = (await signer_for(services, tenant)).sign(position)
     response = await client.get(
-        "/data/core/ods/decision-events", params={"start": "x"}, headers=tenant.headers
+        "/data/core/ods/decision-events", params={"start": cursor}, headers=tenant.headers
     )
     assert response.status_code == 400
-    assert response.headers["content-type"] == "application/problem+json"
     assert response.json() == BAD_CURSOR
+
+
+@pytest.mark.parametrize("path", ["/data/core/dps/tags", "/data/core/ods/decision-events"])
+async def test_unsigned_or_forged_cursors_are_400(client, tenant, path):
+    raw = base64.urlsafe_b64encode(f"0.{2**70}.{int(time.time())}".encode()).decode()
+    for cursor in ["x", raw, f"{raw}.AAAAAAAAAAAAAAAAAAAAAA", "." * 300, "a" * 300]:
+        response = await client.get(path, params={"start": cursor}, headers=tenant.headers)
+        assert response.status_code == 400, cursor
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json() == FORGED_CURSOR

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from offerbase.catalog import PatchError, PatchTestFailed, apply_patch
+from offerbase.catalog import PatchError, PatchTestFailed, PatchTooLarge, apply_patch
+from offerbase.catalog.patch import MAX_PATCH_OPERATIONS, json_size
 
 DOC: dict[str, Any] = {
     "name": "n",
@@ -187,3 +188,56 @@ def test_empty_patch_returns_an_equal_copy() -> None:
     result = run([])
     assert result == DOC
     assert result is not DOC
+
+
+# -- bounded work ------------------------------------------------------------------------------
+
+
+def test_at_most_max_operations() -> None:
+    test_op = {"op": "test", "path": "/name", "value": "n"}
+    assert run([test_op] * MAX_PATCH_OPERATIONS)["name"] == "n"
+    error = fails([test_op] * (MAX_PATCH_OPERATIONS + 1))
+    assert isinstance(error, PatchTooLarge)
+    assert f"at most {MAX_PATCH_OPERATIONS} operations" in error.message
+
+
+def test_copy_amplification_is_refused_before_it_grows() -> None:
+    # Each copy doubles /a: 60 of them would need 2**60 times the start (exabytes), so the
+    # test only returns because the size of each copy is measured before it is applied.
+    doc = {"name": "n", "a": ["x" * 100]}
+    doubling = [{"op": "add", "path": "/b", "value": []}]
+    for _ in range(60):
+        doubling += [
+            {"op": "copy", "from": "/a", "path": "/b/-"},
+            {"op": "copy", "from": "/b", "path": "/a/-"},
+        ]
+    with pytest.raises(PatchTooLarge) as info:
+        apply_patch(doc, doubling, max_written=100_000)
+    # 2**k * ~100 bytes pass 100,000 after about ten doublings, long before op 120.
+    index = int(info.value.pointer.strip("/"))
+    assert 10 < index < 30
+    assert "more than 100000 bytes" in info.value.message
+
+
+def test_writes_add_up_to_the_limit_exactly() -> None:
+    value = "x" * 98  # 100 bytes as JSON
+    assert json_size(value) == 100
+    ops = [{"op": "add", "path": f"/k{i}", "value": value} for i in range(10)]
+    assert len(apply_patch(DOC, ops, max_written=1000)) == len(DOC) + 10
+    with pytest.raises(PatchTooLarge) as info:
+        apply_patch(DOC, ops, max_written=999)
+    assert info.value.pointer == "/9"
+    replace = [{"op": "replace", "path": "/name", "value": value}] * 3
+    with pytest.raises(PatchTooLarge):
+        apply_patch(DOC, replace, max_written=299)
+    # remove, move and test write nothing
+    free = [
+        {"op": "test", "path": "/name", "value": "n"},
+        {"op": "move", "from": "/tags", "path": "/labels"},
+        {"op": "remove", "path": "/labels"},
+    ]
+    assert "labels" not in apply_patch(DOC, free, max_written=0)
+
+
+def test_json_size_of_integers_past_64_bits() -> None:
+    assert json_size(10**30) == 31

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
 import socket
 import stat
 import subprocess
@@ -110,7 +112,7 @@ def token_headers(base: str, credential: dict[str, str]) -> dict[str, str]:
         "Authorization": f"Bearer {response.json()['access_token']}",
         "x-api-key": credential["client_id"],
         "x-gw-ims-org-id": credential["org"],
-        "x-sandbox-name": credential["sandbox"],
+        "x-sandbox-name": credential["sandbox"] or "prod",
     }
 
 
@@ -123,7 +125,9 @@ def test_serve_bootstrap_credentials_and_seed_walkthrough(server, database) -> N
         assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
         first = json.loads(credentials_file.read_text())
         assert first["org"] == "default"
-        assert first["sandbox"] == "prod"
+        # The first credential is an admin one, so it may use every sandbox of its org.
+        assert first["sandbox"] is None
+        assert first["admin"] is True
         token_headers(base, first)
 
     # A credential created while the server runs works at once, in a new org and sandbox.
@@ -131,7 +135,9 @@ def test_serve_bootstrap_credentials_and_seed_walkthrough(server, database) -> N
         "credentials", "create", "--org", "ACME@AdobeOrg", "--sandbox", "stage", "--json", env=env
     )
     credential = json.loads(created.stdout)
-    assert set(credential) == {"client_id", "client_secret", "org", "sandbox"}
+    assert set(credential) == {"client_id", "client_secret", "org", "sandbox", "admin"}
+    assert credential["sandbox"] == "stage"
+    assert credential["admin"] is False
     assert credential["org"] == "ACME@AdobeOrg"
     headers = token_headers(base, credential)
     headers["Content-Type"] = "application/json"
@@ -339,3 +345,52 @@ def test_structured_logs_and_access_log(tmp_path: Path) -> None:
         ("PUT", "/data/core/ups/profiles/{namespace}/{identity:path}"),
         ("GET", "/data/core/ups/profiles/{namespace}/{identity:path}"),
     ]
+
+
+def _refused(base: str, request_line: bytes, header_line: bytes, repeat: int) -> tuple[bytes, int]:
+    """Send a request line and up to `repeat` copies of a header line over a socket, reading as
+    it goes: the answer of a server that refuses the head, and how many copies were sent."""
+    host, port = base.removeprefix("http://").split(":")
+    answer, sent = b"", 0
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        try:
+            sock.sendall(request_line + b"Host: x\r\n")
+            for sent in range(repeat):  # noqa: B007 - `sent` is the result
+                if select.select([sock], [], [], 0)[0]:
+                    break  # answered already: stop sending
+                sock.sendall(header_line)
+            else:
+                sent = repeat
+                sock.sendall(b"\r\n")
+            while not _complete(answer) and (chunk := sock.recv(65536)):
+                answer += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    return answer, sent
+
+
+def _complete(answer: bytes) -> bool:
+    head, found, body = answer.partition(b"\r\n\r\n")
+    length = re.search(rb"content-length: (\d+)", head)
+    return bool(found and length and len(body) >= int(length.group(1)))
+
+
+def test_the_server_refuses_an_oversized_head_while_parsing_it(server) -> None:  # type: ignore[no-untyped-def]
+    from offerbase.api.http_limits import MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_TARGET_BYTES
+
+    base, _env, _data_dir = server
+    get = b"GET /health HTTP/1.1\r\n"
+    # 64 MB of headers: httptools alone would buffer them all before the app could refuse
+    # them; the server answers 431 while the client is still sending, then closes.
+    answer, sent = _refused(base, get, b"X-Fill: " + b"a" * 65_000 + b"\r\n", 1000)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert sent < 1000
+    assert b"content-type: application/problem+json" in answer
+    assert f"larger than {MAX_HEADER_BYTES} bytes".encode() in answer
+    answer, _ = _refused(base, get, b"X-H: 1\r\n", MAX_HEADER_COUNT + 10)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    target = b"GET /health?x=" + b"a" * MAX_TARGET_BYTES + b" HTTP/1.1\r\n"
+    answer, _ = _refused(base, target, b"", 0)
+    assert answer.startswith(b"HTTP/1.1 414 "), answer[:200]
+    # The workers still answer, and an ordinary head passes.
+    assert httpx.get(f"{base}/health", headers={"x-fill": "a" * 8000}).status_code == 200

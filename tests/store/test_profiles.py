@@ -16,6 +16,8 @@ from offerbase.store import tenants
 from offerbase.store.db import Database
 from offerbase.store.errors import NotFound
 from offerbase.store.profiles import (
+    IDENTITY_CHUNK,
+    MAX_PROFILE_IDENTITIES,
     IdentityConflict,
     InvalidProfile,
     PatchTestFailed,
@@ -191,6 +193,43 @@ async def test_find(database: Database, sandbox: Sandbox) -> None:
     assert await find({"Email": [{"xdm:id": "a@b.c"}]}) == ("email:a@b.c", {})
     assert await find({}) == (None, {})
     assert await find({"Email": "junk", "x": [1, {"id": 2}]}) == (None, {})
+
+
+async def test_find_reads_candidates_chunk_by_chunk_in_priority_order(
+    database: Database, sandbox: Sandbox
+) -> None:
+    async with database.write() as conn:
+        repo = Profiles(conn, sandbox)
+        await repo.put("ECID", "late", {"who": "late"})
+        await repo.put("ECID", "later", {"who": "later"})
+    unknown = [{"xdm:id": f"nobody-{i}"} for i in range(2 * IDENTITY_CHUNK + 3)]
+    # Only the 44th candidate (third chunk) is known: it is found.
+    key, body = await find_profile(
+        database, sandbox, {"ECID": [*unknown[: 2 * IDENTITY_CHUNK + 3], {"xdm:id": "late"}]}
+    )
+    assert (key, body["who"]) == ("ecid:late", "late")
+    # Known candidates in the second and third chunks: the earlier one wins.
+    sent = [*unknown[: IDENTITY_CHUNK + 1], {"xdm:id": "later"}, *unknown, {"xdm:id": "late"}]
+    assert (await find_profile(database, sandbox, {"ECID": sent}))[0] == "ecid:later"
+    # None known: the first candidate's key, as before.
+    assert await find_profile(database, sandbox, {"ECID": unknown}) == ("ecid:nobody-0", {})
+
+
+async def test_a_profile_holds_at_most_max_identities(database: Database, sandbox: Sandbox) -> None:
+    many = [{"id": f"id-{i}"} for i in range(MAX_PROFILE_IDENTITIES)]
+    async with database.write() as conn:
+        repo = Profiles(conn, sandbox)
+        # Linked chunk by chunk; then all of them find the profile.
+        await repo.put("ECID", "id-0", {"identityMap": {"ECID": many}})
+        with pytest.raises(InvalidProfile) as info:
+            await repo.put("ECID", "x", {"identityMap": {"ECID": [*many, {"id": "one-more"}]}})
+        assert info.value.errors[0].pointer == "/identityMap"
+    found = await find_profile(database, sandbox, {"ECID": [{"xdm:id": "id-999"}]})
+    assert found[0] == "ecid:id-0"
+    async with database.write() as conn:
+        # A second profile claiming one of them, in the last chunk, is a conflict.
+        with pytest.raises(IdentityConflict):
+            await Profiles(conn, sandbox).put("ECID", "y", {"identityMap": {"ECID": many[-1:]}})
 
 
 def test_request_identities_order() -> None:

@@ -270,6 +270,14 @@ async def _update(t: Ctx) -> None:
                 await Library(conn, t.b).update(ALL_KINDS, entity_id, dict, ACTOR, None)
 
 
+@case("library.Library.draft")
+async def _draft(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        for entity_id in A_IDS:
+            with pytest.raises(NotFound):
+                await Library(conn, t.b).draft(ALL_KINDS, entity_id, dict, None)
+
+
 @case("library.Library.delete")
 async def _delete(t: Ctx) -> None:
     async with t.db.write() as conn:

@@ -22,8 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import offerbase
 from offerbase import logs
 from offerbase.api import (
+    admin,
     decisioning,
     events,
+    http_limits,
     observability,
     ode,
     openapi,
@@ -119,7 +121,7 @@ class CompatibilityMiddleware:
             path = re.sub("/{2,}", "/", scope["path"])
             raw_path = re.sub(b"/{2,}", b"/", scope.get("raw_path") or path.encode())
             scope = {**scope, "path": path, "raw_path": raw_path}
-        request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = http_limits.request_id(scope["headers"])
         if request_id is None:
             await self.app(scope, receive, send)
             return
@@ -186,6 +188,7 @@ def create_app(
     app.include_router(build_router())
     app.include_router(profiles.router)
     app.include_router(events.router)
+    app.include_router(admin.router)
     # First in the route table: the hot path should not be matched against every other route.
     app.router.routes[0:0] = decisioning.routes
     app.router.routes.extend(ode.routes)
@@ -195,7 +198,9 @@ def create_app(
     # The last middleware added is the outermost. UnhandledErrors is the innermost, so the
     # observer counts the 500s and 503s it answers.
     app.add_middleware(UnhandledErrors, routes=app.router.routes)
+    # Both inside RequestObserver, so that what they refuse is counted (route `unmatched`).
     app.add_middleware(RejectInvalidUtf8)
+    app.add_middleware(http_limits.HeadLimits)
     if settings.metrics or settings.access_log:
         # Inside CompatibilityMiddleware, so that it sees the scope the router fills in.
         app.add_middleware(
@@ -213,6 +218,11 @@ def create_served_app() -> FastAPI:
     settings = Settings()
     logs.configure(settings.log_level)
     return create_app(settings)
+
+
+def _logged_request_id(request: Request) -> str | None:
+    value = http_limits.request_id(request.headers.raw)
+    return None if value is None else value.decode("ascii")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -241,7 +251,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "unhandled exception",
             method=request.method,
             route=observability.route_template(request.scope, request.app.router.routes),
-            request_id=request.headers.get("x-request-id"),
+            request_id=_logged_request_id(request),
             exception=type(exc).__name__,
         )
         return ApiProblem(

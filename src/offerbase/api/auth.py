@@ -9,10 +9,10 @@ from fastapi import Depends
 from starlette.requests import Request
 
 from offerbase.api import tokens
-from offerbase.api.deps import services
+from offerbase.api.deps import Services, services
 from offerbase.api.problems import ApiProblem, GatewayError
 from offerbase.store import tenants
-from offerbase.store.tenants import Sandbox
+from offerbase.store.tenants import Credential, Sandbox
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Caller:
     client_id: str
     org: str
     sandbox: Sandbox
+    credential: Credential
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -32,7 +33,12 @@ def bearer_token(header: str | None) -> str | None:
     return parts[1]
 
 
-def authenticate_headers(request: Request, signing_key: str) -> tokens.Claims:
+_INVALID_TOKEN = GatewayError(401, "401013", "Oauth token is not valid")
+
+
+async def authenticate_headers(request: Request, found: Services) -> Credential:
+    """The calling credential: a valid token of its current generation, not revoked, whose
+    client id and organization match the headers."""
     headers = request.headers
     if not headers.get("authorization"):
         raise GatewayError(403, "403010", "Oauth token is missing.")
@@ -42,38 +48,59 @@ def authenticate_headers(request: Request, signing_key: str) -> tokens.Claims:
     if not org:
         raise GatewayError(400, "400003", "Missing header")
     token = bearer_token(headers.get("authorization"))
-    claims = tokens.verify(token, signing_key) if token else None
+    claims = tokens.verify(token, found.settings.resolved_secret_key) if token else None
     if claims is None:
-        raise GatewayError(401, "401013", "Oauth token is not valid")
+        raise _INVALID_TOKEN
+    # Not cached beyond credential_poll_seconds: a revocation or a rotation ends the token.
+    credential = await found.credentials.get(claims.client_id)
+    if (
+        credential is None
+        or credential.revoked is not None
+        or credential.generation != claims.generation
+        or credential.org != claims.org
+    ):
+        raise _INVALID_TOKEN
     if headers["x-api-key"] != claims.client_id:
         raise GatewayError(403, "403003", "Api Key is invalid")
     if org != claims.org:
         raise GatewayError(403, "403025", "Profile is not valid")
-    return claims
+    return credential
+
+
+def require_sandbox(credential: Credential, name: str) -> None:
+    """A credential created for one sandbox may use that sandbox only (403 otherwise, whether
+    the other sandbox exists or not: the answer tells nothing about other sandboxes)."""
+    if not credential.may_use(name):
+        raise ApiProblem(
+            403,
+            "Forbidden",
+            f"This credential may only be used in sandbox '{credential.sandbox}', not in '{name}'.",
+        )
 
 
 async def current_caller(request: Request) -> Caller:
     """FastAPI dependency for every /data/core route."""
     found = services(request)
-    claims = authenticate_headers(request, found.settings.resolved_secret_key)
+    credential = await authenticate_headers(request, found)
     name = request.headers.get("x-sandbox-name") or tenants.DEFAULT_SANDBOX
-    sandbox = await found.sandboxes.get(claims.org, name)
+    require_sandbox(credential, name)
+    sandbox = await found.sandboxes.get(credential.org, name)
     if sandbox is None:
         raise ApiProblem(
             404,
             "Sandbox Not Found",
-            f"Organization '{claims.org}' has no sandbox named '{name}'.",
+            f"Organization '{credential.org}' has no sandbox named '{name}'.",
         )
-    return Caller(claims.client_id, claims.org, sandbox)
+    return Caller(credential.client_id, credential.org, sandbox, credential)
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
-async def current_org(request: Request) -> str:
-    """FastAPI dependency for organization-wide routes (a container list): the credential's
-    organization; no `x-sandbox-name` is needed."""
-    return authenticate_headers(request, services(request).settings.resolved_secret_key).org
+async def current_credential(request: Request) -> Credential:
+    """FastAPI dependency for organization-wide routes (a container list): the calling
+    credential; no `x-sandbox-name` is needed."""
+    return await authenticate_headers(request, services(request))
 
 
-OrgDep = Annotated[str, Depends(current_org)]
+CredentialDep = Annotated[Credential, Depends(current_credential)]

@@ -9,6 +9,12 @@ from starlette.requests import Request
 
 from offerbase.api.deps import services
 from offerbase.api.problems import ApiProblem, field_error
+from offerbase.catalog.schema import too_deep
+
+# Levels of arrays and objects in any request body (an entity's own structure, a profile, a
+# decision request, plus catalog.schema.MAX_JSON_DEPTH for an opaque value inside an entity).
+# orjson parses up to 1024 levels; past this the body is refused before anything walks it.
+MAX_BODY_DEPTH = 128
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -45,6 +51,9 @@ async def read_json(request: Request) -> Any:
         raise ApiProblem(
             400, "Malformed JSON", f"The request body is not valid JSON: {exc}."
         ) from exc
+    if too_deep(value, MAX_BODY_DEPTH):
+        message = f"The body is nested deeper than {MAX_BODY_DEPTH} levels of arrays and objects."
+        raise ApiProblem(422, "Unprocessable Entity", message, errors=[field_error("", message)])
     pointer = _nul_pointer(value, "")
     if pointer is not None:
         # PostgreSQL cannot store U+0000 in text or jsonb; refuse it on every backend alike.

@@ -16,6 +16,7 @@ from msgspec import UNSET, Struct
 from offerbase.api.body_problems import Failure, failures
 from offerbase.api.decision_request_model import (
     INLINE_PROFILE,
+    MAX_IDENTITIES,
     MAX_OPTIONS_PER_RESPONSE,
     TRACE,
     Body,
@@ -70,7 +71,10 @@ def parse(body: Any, *, trace_param: bool = False) -> ParsedRequest:
     if too_many is not None:
         raise _problem(too_many)
     profile = typed.profiles[0] if typed.profiles else _NO_PROFILE
-    bad_identity = _bad_identity(profile)
+    too_many = _too_many_identities(profile)
+    if too_many is not None:
+        raise _problem(too_many)
+    bad_identity = _bad_identity(profile)  # each of at most MAX_IDENTITIES
     if bad_identity is not None:
         raise _problem(bad_identity)
     response_format = typed.response_format or _NO_RESPONSE_FORMAT
@@ -183,6 +187,17 @@ def _too_many_options(scopes: list[DecisionScope]) -> Failure | None:
     return Failure(
         "/xdm:propositionRequests",
         f"at most {MAX_OPTIONS_PER_RESPONSE} offers per response; {requested} were requested",
+        422,
+    )
+
+
+def _too_many_identities(profile: DecisionProfile) -> Failure | None:
+    sent = sum(len(entries) for entries in (profile.identity_map or {}).values())
+    if sent <= MAX_IDENTITIES:
+        return None
+    return Failure(
+        "/xdm:profiles/0/xdm:identityMap",
+        f"at most {MAX_IDENTITIES} identities per request; {sent} were sent",
         422,
     )
 

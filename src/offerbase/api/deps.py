@@ -17,6 +17,8 @@ from fastapi import Depends
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from offerbase.api.client_auth import FailureThrottle, SecretChecker
+from offerbase.api.credential_cache import CredentialCache
 from offerbase.api.sandboxes import SandboxCache
 from offerbase.api.snapshots import SnapshotCache
 from offerbase.config import Settings
@@ -36,6 +38,8 @@ class Services:
     settings: Settings
     db: Database
     sandboxes: SandboxCache
+    credentials: CredentialCache
+    secrets: SecretChecker
     snapshots: SnapshotCache
     counters: CounterStore
     events: EventWriter
@@ -56,6 +60,15 @@ class Services:
             settings=settings,
             db=db,
             sandboxes=SandboxCache(db),
+            credentials=CredentialCache(db, settings.credential_poll_seconds),
+            secrets=SecretChecker(
+                FailureThrottle(
+                    settings.redis_url,
+                    per_client=settings.token_failures_per_client,
+                    per_address=settings.token_failures_per_address,
+                    key_prefix=f"{settings.redis_prefix}throttle",  # OFFERBASE_REDIS_PREFIX
+                )
+            ),
             snapshots=SnapshotCache(db, settings.snapshot_poll_seconds),
             counters=counter_store(db, settings.redis_url, settings.redis_prefix),
             events=EventWriter(db, durable=settings.events_durable),

@@ -9,9 +9,9 @@ import orjson
 from fastapi import APIRouter, Query
 from starlette.responses import Response, StreamingResponse
 
-from offerbase.api.auth import CallerDep, OrgDep
+from offerbase.api.auth import CallerDep, CredentialDep
 from offerbase.api.deps import ServicesDep
-from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, event_links
+from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CursorSigner, event_links
 from offerbase.api.responses import json_response
 from offerbase.api.store_problems import store_problem, transaction
 from offerbase.store import errors as store_errors
@@ -34,11 +34,12 @@ async def list_events(
     since: Since = None,
 ) -> Response:
     events = DecisionEvents(services.db, caller.sandbox)
+    signer = CursorSigner(services.settings.resolved_secret_key, caller.sandbox.pk)
     try:
-        items, total, cursor = await events.page(limit, start, since)
+        items, total, position = await events.page(limit, signer.open(start), since)
     except store_errors.BadCursor as exc:
         raise store_problem(exc) from exc
-    links = event_links(limit, since, cursor)
+    links = event_links(limit, since, position, signer)
     return json_response({"results": items, "count": len(items), "total": total, "_links": links})
 
 
@@ -58,13 +59,14 @@ async def export_events(caller: CallerDep, services: ServicesDep, since: Since =
 
 
 @router.get("/containers", summary="The organization's sandboxes and their container ids")
-async def containers(org: OrgDep, services: ServicesDep) -> Response:
+async def containers(credential: CredentialDep, services: ServicesDep) -> Response:
     """The legacy `/data/core/ode/{containerId}/decisions` endpoint takes a container id.
     Organization-wide: no `x-sandbox-name` is needed."""
     async with transaction(services.db, write=False) as conn:
-        sandboxes = await tenants.list_sandboxes(conn, org)
+        sandboxes = await tenants.list_sandboxes(conn, credential.org)
     results = [
         {"containerId": s.container_id, "sandboxName": s.name, "sandboxId": s.sandbox_id}
         for s in sandboxes
+        if credential.may_use(s.name)  # a sandbox credential sees its sandbox only
     ]
     return json_response({"results": results, "count": len(results)})

@@ -21,12 +21,12 @@ from offerbase.api.auth import Caller, CallerDep
 from offerbase.api.bodies import read_json
 from offerbase.api.deps import Services, ServicesDep
 from offerbase.api.library_collections import COLLECTIONS, ROOT, kind_to_create, kinds_for
-from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, library_links
+from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CursorSigner, library_links
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.api.responses import json_response
 from offerbase.api.store_problems import transaction
 from offerbase.store.db import Connection
-from offerbase.store.library import Actor, Library
+from offerbase.store.library import Actor, Library, Transform
 from offerbase.store.listing import ListQueryError, parse_orderby, parse_properties
 
 OfferType = Annotated[
@@ -46,7 +46,7 @@ Limit = Annotated[
 Start = Annotated[str | None, Query(description="Opaque cursor from `_links.next` or `.prev`.")]
 
 # PATCH and PUT share one update path: what differs is how the new body comes from the old one.
-Transform = Callable[[dict[str, Any]], object]
+TransformFor = Callable[[Any, Services], Transform]
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -70,14 +70,17 @@ def _etag(etag: int) -> dict[str, str]:
     return {"ETag": f'"{etag}"'}
 
 
-def _patch_transform(raw: Any) -> Transform:
-    # An object is a merge patch: Adobe's ranking-formula example PATCHes a whole object.
+def _patch_transform(raw: Any, services: Services) -> Transform:
+    # An object is a merge patch: Adobe's ranking-formula example PATCHes a whole object. Its
+    # result is at most the old body plus the request body; a JSON Patch's is bounded in
+    # catalog.patch (copy can amplify), by the same limit as a request body.
     if isinstance(raw, dict):
         return lambda old: catalog.merge_patch(old, raw)
-    return lambda old: catalog.apply_patch(old, raw)
+    limit = services.settings.max_body_bytes
+    return lambda old: catalog.apply_patch(old, raw, max_written=limit)
 
 
-def _replace_transform(raw: Any) -> Transform:
+def _replace_transform(raw: Any, _services: Services) -> Transform:
     return lambda _old: raw
 
 
@@ -221,15 +224,17 @@ class CollectionRoutes:
             raise ApiProblem(
                 400, "Bad Request", exc.message, errors=[field_error(exc.parameter, exc.message)]
             ) from exc
+        signer = CursorSigner(services.settings.resolved_secret_key, caller.sandbox.pk)
+        position = signer.open(start)
         async with transaction(services.db, write=False) as conn:
-            page = await Library(conn, caller.sandbox).list(kinds, terms, order, limit, start)
+            page = await Library(conn, caller.sandbox).list(kinds, terms, order, limit, position)
         query = request.query_params.multi_items()
         return json_response(
             {
                 "results": [entity.read_form() for entity in page.items],
                 "count": len(page.items),
                 "total": page.total,
-                "_links": library_links(self.path, query, orderby, limit, page),
+                "_links": library_links(self.path, query, orderby, limit, page, signer),
             }
         )
 
@@ -264,14 +269,19 @@ class CollectionRoutes:
         services: ServicesDep,
         entity_id: str,
         offer_type: str | None,
-        transform_for: Callable[[Any], Transform],
+        transform_for: TransformFor,
     ) -> Response:
         kinds = kinds_for(self.path, offer_type)
         raw = await read_json(request)
         if_match = request.headers.get("if-match")
+        transform = transform_for(raw, services)
+        # The patch is applied and the result validated before the write lock is taken; under
+        # it, the draft is used unless another write changed the entity meanwhile.
+        async with transaction(services.db, write=False) as conn:
+            draft = await Library(conn, caller.sandbox).draft(kinds, entity_id, transform, if_match)
         async with _catalog_write(services, caller) as conn:
             entity = await Library(conn, caller.sandbox).update(
-                kinds, entity_id, transform_for(raw), _actor(caller), if_match
+                kinds, entity_id, transform, _actor(caller), if_match, draft
             )
         return json_response(entity.receipt(caller.sandbox), headers=_etag(entity.etag))
 

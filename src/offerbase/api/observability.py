@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from offerbase.api import http_limits
 from offerbase.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 
 UNMATCHED = "unmatched"
@@ -65,7 +66,7 @@ class RequestObserver:
                     route=route,
                     status=status,
                     duration_ms=round(seconds * 1000, 3),
-                    request_id=_header(scope, b"x-request-id"),
+                    request_id=_request_id(scope),
                     client=scope["client"][0] if scope.get("client") else None,
                 )
 
@@ -106,9 +107,9 @@ def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
     return path
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    value = next((v for k, v in scope["headers"] if k == name), None)
-    return value.decode("latin-1") if value is not None else None
+def _request_id(scope: Scope) -> str | None:
+    value = http_limits.request_id(scope["headers"])
+    return value.decode("ascii") if value is not None else None
 
 
 async def metrics(_request: Request) -> Response:

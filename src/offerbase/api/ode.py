@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from offerbase.api import deps
-from offerbase.api.auth import authenticate_headers
+from offerbase.api.auth import authenticate_headers, require_sandbox
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.engine import MAX_SCOPES, Snapshot
 from offerbase.store import tenants
@@ -40,14 +40,16 @@ _ACTIVITY_KINDS = ("decision", "placement", "decision-rule", "ranking-formula")
 
 async def container_sandbox(request: Request) -> Sandbox:
     """The sandbox of the path's container id, which must belong to the caller's organization
-    (the container id selects the sandbox: `x-sandbox-name` is not needed)."""
+    and be one the credential may use (the container id selects the sandbox: `x-sandbox-name`
+    is not needed)."""
     services = deps.services(request)
-    claims = authenticate_headers(request, services.settings.resolved_secret_key)
+    credential = await authenticate_headers(request, services)
     container_id = request.path_params["container_id"]
     async with services.db.read() as conn:
         sandbox = await tenants.get_sandbox_by_container(conn, container_id)
-    if sandbox is None or sandbox.org_id != claims.org:
+    if sandbox is None or sandbox.org_id != credential.org:
         raise ApiProblem(404, "Not Found", f"No container '{container_id}' in this organization.")
+    require_sandbox(credential, sandbox.name)
     return sandbox
 
 
@@ -212,7 +214,7 @@ async def containers_home(request: Request) -> Response:
     containers, filtered by `product` and `property=NAME==VALUE` (sandbox name, container type
     or id). Organization-wide, like every container list: no `x-sandbox-name` needed."""
     services = deps.services(request)
-    claims = authenticate_headers(request, services.settings.resolved_secret_key)
+    credential = await authenticate_headers(request, services)
     filters: list[tuple[str, str]] = []
     for expression in request.query_params.getlist("property"):
         name, sep, value = expression.partition("==")
@@ -228,11 +230,14 @@ async def containers_home(request: Request) -> Response:
         raise _bad(sorted(unknown)[0], "is not a parameter of this endpoint (product, property)")
     products = request.query_params.getlist("product")
     async with services.db.read() as conn:
-        sandboxes = await tenants.list_sandboxes(conn, claims.org)
+        sandboxes = await tenants.list_sandboxes(conn, credential.org)
     found = [
         _container(s)
         for s in sandboxes
-        if all(p == "acp" for p in products) and all(_matches(s, n, v) for n, v in filters)
+        # A credential limited to one sandbox sees its container only.
+        if credential.may_use(s.name)
+        and all(p == "acp" for p in products)
+        and all(_matches(s, n, v) for n, v in filters)
     ]
     query = request.url.query
     body = {

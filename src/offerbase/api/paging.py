@@ -1,13 +1,57 @@
-"""Page sizes and `_links` of the API's list endpoints (Offer Library lists, decision events)."""
+"""Page sizes, signed cursors and `_links` of the API's list endpoints (Offer Library lists,
+decision events).
+
+A `start` cursor is the store's position (a catalog version and offset, an event row id) with
+an HMAC of it and of the sandbox, keyed by the server's secret (shared by every worker): a
+cursor that was not issued by this server for this sandbox (forged, edited, truncated, or
+another tenant's) is a 400 before the store reads it. The store range-checks the position too.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from urllib.parse import urlencode
 
+from offerbase.api.problems import ApiProblem, field_error
 from offerbase.store.library import Page
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_CURSOR_CHARS = 256  # what this server issues is far shorter
+_MAC_BYTES = 16
+
+
+class CursorSigner:
+    """Signs the store's cursors for one sandbox, and opens what a client sends back."""
+
+    def __init__(self, secret: str, sandbox_pk: int) -> None:
+        # A key of its own, derived from the token-signing secret: a cursor is never a token.
+        self._key = hmac.digest(secret.encode(), b"offerbase list cursor", hashlib.sha256)
+        self._sandbox = str(sandbox_pk).encode()
+
+    def _mac(self, position: str) -> str:
+        digest = hmac.digest(self._key, self._sandbox + b"|" + position.encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest[:_MAC_BYTES]).decode().rstrip("=")
+
+    def sign(self, position: str | None) -> str | None:
+        return None if position is None else f"{position}.{self._mac(position)}"
+
+    def open(self, cursor: str | None) -> str | None:
+        """The store's position in ``cursor``; a 400 naming `start` if it was not issued here."""
+        if cursor is None:
+            return None
+        position, _, mac = cursor.rpartition(".")
+        if (
+            len(cursor) > MAX_CURSOR_CHARS
+            or not position
+            or not hmac.compare_digest(mac.encode(), self._mac(position).encode())
+        ):
+            message = "The 'start' cursor is not one this server issued for this sandbox."
+            raise ApiProblem(400, "Bad Request", message, errors=[field_error("start", message)])
+        return position
+
 
 Links = dict[str, dict[str, str]]
 
@@ -17,13 +61,19 @@ def _link(path: str, query: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def library_links(
-    path: str, query: list[tuple[str, str]], orderby: str | None, limit: int, page: Page
+    path: str,
+    query: list[tuple[str, str]],
+    orderby: str | None,
+    limit: int,
+    page: Page,
+    signer: CursorSigner,
 ) -> Links:
     """Links relative to the API root; the cursor is opaque and carries the snapshot."""
     kept = [(k, v) for k, v in query if k not in ("start", "orderby", "limit")]
     base = [("orderby", orderby or "-modified"), ("limit", str(limit)), *kept]
 
-    def link(cursor: str | None) -> dict[str, str]:
+    def link(position: str | None) -> dict[str, str]:
+        cursor = signer.sign(position)
         return _link(path, base if cursor is None else [*base, ("start", cursor)])
 
     links = {"self": link(page.self_cursor)}
@@ -34,10 +84,13 @@ def library_links(
     return links
 
 
-def event_links(limit: int, since: str | None, next_cursor: str | None) -> Links:
+def event_links(
+    limit: int, since: str | None, next_position: str | None, signer: CursorSigner
+) -> Links:
     """Decision events page forward only: `self`, and `next` while more events follow."""
     base = [("limit", str(limit))] + ([("since", since)] if since else [])
     links = {"self": _link("decision-events", base)}
-    if next_cursor:
-        links["next"] = _link("decision-events", [*base, ("start", next_cursor)])
+    cursor = signer.sign(next_position)
+    if cursor:
+        links["next"] = _link("decision-events", [*base, ("start", cursor)])
     return links

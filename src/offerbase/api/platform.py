@@ -6,14 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from offerbase.api import tokens
 from offerbase.api.deps import ServicesDep, services
 from offerbase.api.responses import json_response
-from offerbase.api.store_problems import transaction
-from offerbase.store import tenants
 
 router = APIRouter(tags=["Platform"])
 
@@ -36,8 +35,14 @@ _TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": _OAUTH_ERROR,
     },
     401: {
-        "description": "OAuth2 error: invalid_client.",
+        "description": "OAuth2 error: invalid_client (unknown, revoked or wrong secret).",
         "content": _OAUTH_ERROR,
+    },
+    429: {
+        "description": "OAuth2 error slow_down: too many failed attempts for the client id or "
+        "from the address; Retry-After says when to try again.",
+        "content": _OAUTH_ERROR,
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
     },
 }
 
@@ -70,6 +75,13 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
     },
 )
 async def issue_token(request: Request, services: ServicesDep) -> Response:
+    if "client_secret" in request.query_params:
+        # RFC 6749 §2.3.1: a secret in the URL ends up in access logs, proxies and history.
+        return _oauth_error(
+            400,
+            "invalid_request",
+            "client_secret must be sent in the form body, not in the query string.",
+        )
     fields: dict[str, str] = dict(request.query_params)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
@@ -84,13 +96,32 @@ async def issue_token(request: Request, services: ServicesDep) -> Response:
     client_id, secret = fields.get("client_id"), fields.get("client_secret")
     if not client_id or not secret:
         return _oauth_error(400, "invalid_request", "client_id and client_secret are required.")
-    async with transaction(services.db, write=False) as conn:
-        org = await tenants.authenticate(conn, client_id, secret)
-    if org is None:
+    checker = services.secrets
+    address = request.client.host if request.client else ""
+    wait = await checker.throttle.retry_after(client_id, address)
+    if wait is not None:
+        await anyio.sleep(services.settings.token_failure_delay_seconds)
+        response = _oauth_error(
+            429,
+            "slow_down",
+            f"Too many failed attempts for this client_id or from this address; retry in {wait} s.",
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    credential = await checker.check(services.db, client_id, secret)
+    if credential is None:
+        await checker.throttle.failed(client_id, address)
+        await anyio.sleep(services.settings.token_failure_delay_seconds)
         return _oauth_error(401, "invalid_client", "Unknown client_id or wrong client_secret.")
     settings = services.settings
     ttl = settings.token_ttl_seconds
-    token = tokens.issue(client_id, org, settings.resolved_secret_key, ttl)
+    token = tokens.issue(
+        client_id,
+        credential.org,
+        settings.resolved_secret_key,
+        ttl,
+        generation=credential.generation,
+    )
     return json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl})
 
 

@@ -111,10 +111,15 @@ def gateway_response(description: str) -> dict[str, Any]:
 
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: gateway_response("Invalid or expired token (401013)."),
-    403: gateway_response(
-        "Missing token (403010), missing or invalid API key (403000/403003), "
-        "token of another organization (403025)."
-    ),
+    403: {
+        "description": "Missing token (403010), missing or invalid API key (403000/403003), "
+        "token of another organization (403025); a problem body when the credential may not "
+        "use the sandbox (or, on admin routes, is not an admin).",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/GatewayErrorBody"}},
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
+        },
+    },
 }
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_AUTH_RESPONSES,

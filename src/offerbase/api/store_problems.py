@@ -56,6 +56,8 @@ def catalog_problem(
             errors=[field_error(e.pointer, e.message) for e in exc.errors],
         )
     errors = [field_error(exc.pointer, exc.message)]
+    if isinstance(exc, catalog.PatchTooLarge):
+        return ApiProblem(413, "Payload Too Large", exc.message, errors=errors)
     if isinstance(exc, catalog.PatchTestFailed):
         return ApiProblem(
             409, "Conflict", f"A 'test' operation failed: {exc.message}", errors=errors

@@ -17,6 +17,9 @@ class Claims:
     client_id: str
     org: str
     expires_at: int
+    # The credential's generation at issue (store/tenants.py): a rotation moves it on, and
+    # the tokens of older generations are refused. Tokens from before generations read as 0.
+    generation: int = 0
 
 
 def _b64(data: bytes) -> str:
@@ -30,11 +33,20 @@ def _unb64(text: str) -> bytes:
 _HEADER = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
 
 
-def issue(client_id: str, org: str, key: str, ttl_seconds: int, now: float | None = None) -> str:
+def issue(
+    client_id: str,
+    org: str,
+    key: str,
+    ttl_seconds: int,
+    now: float | None = None,
+    *,
+    generation: int = 0,
+) -> str:
     issued = int(time.time() if now is None else now)
     payload = {
         "client_id": client_id,
         "org": org,
+        "gen": generation,
         "iat": issued,
         "exp": issued + ttl_seconds,
         "jti": secrets.token_hex(8),
@@ -54,7 +66,8 @@ def verify(token: str, key: str, now: float | None = None) -> Claims | None:
 
 
 # A client sends the same token for hours: checking its signature once per worker is enough.
-# Expiry is still checked on every call (above), so caching never extends a token's life.
+# Expiry is still checked on every call (above), so caching never extends a token's life, and
+# so is revocation (api/auth.py asks api/credential_cache.py, which is at most a second old).
 @lru_cache(maxsize=4096)
 def _signed_claims(token: str, key: str) -> Claims | None:
     parts = token.split(".")
@@ -65,6 +78,11 @@ def _signed_claims(token: str, key: str) -> Claims | None:
         if not hmac.compare_digest(expected, _unb64(parts[2])):
             return None
         payload = json.loads(_unb64(parts[1]))
-        return Claims(str(payload["client_id"]), str(payload["org"]), int(payload["exp"]))
+        return Claims(
+            str(payload["client_id"]),
+            str(payload["org"]),
+            int(payload["exp"]),
+            int(payload.get("gen", 0)),
+        )
     except (ValueError, KeyError, TypeError):
         return None

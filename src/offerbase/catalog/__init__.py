@@ -25,6 +25,7 @@ from offerbase.catalog.errors import (
     FieldError,
     PatchError,
     PatchTestFailed,
+    PatchTooLarge,
 )
 from offerbase.catalog.ids import new_id, snowflake_millis
 from offerbase.catalog.kinds import KIND_BY_PATH, KINDS, OFFER_TYPES, Kind
@@ -51,6 +52,7 @@ __all__ = [
     "Offer",
     "PatchError",
     "PatchTestFailed",
+    "PatchTooLarge",
     "Placement",
     "ProfileConstraint",
     "RankingFormula",

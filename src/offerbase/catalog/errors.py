@@ -1,7 +1,8 @@
 """Error types of the catalog domain.
 
 The HTTP layer maps them to status codes: ``CatalogValidationError`` -> 422,
-``PatchError`` -> 400 (malformed document) or 422 (cannot apply), ``PatchTestFailed`` -> 409.
+``PatchError`` -> 400 (malformed document) or 422 (cannot apply), ``PatchTestFailed`` -> 409,
+``PatchTooLarge`` -> 413.
 """
 
 from __future__ import annotations
@@ -42,3 +43,7 @@ class PatchError(Exception):
 
 class PatchTestFailed(PatchError):
     """A ``test`` operation did not match the current document (HTTP 409)."""
+
+
+class PatchTooLarge(PatchError):
+    """A patch with too many operations, or writing too much (HTTP 413); see catalog.patch."""

@@ -13,17 +13,28 @@ Built on the ``jsonpatch`` library, with three deliberate additions:
   ``/2/op``, ``/2/path``, ``/2/from`` or ``/2/value``. ``PatchError.malformed`` is true when the
   document itself is broken (HTTP 400) and false when an operation cannot apply (HTTP 422);
   a failing ``test`` raises ``PatchTestFailed`` (HTTP 409).
+* **bounded work.** At most ``MAX_PATCH_OPERATIONS`` operations, and the values that ``add``,
+  ``replace`` and ``copy`` write add up to at most ``max_written`` bytes of JSON (the API passes
+  its body limit): each write is measured *before* it is applied, so ``copy`` doubling a member
+  thirty times is refused (``PatchTooLarge``, HTTP 413) before memory grows. This also bounds
+  the result (the old body plus what was written) and the time spent (every operation costs at
+  most the size of what it writes, a ``test`` the size of its value).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import jsonpatch
 import jsonpointer
+import orjson
 
-from offerbase.catalog.errors import PatchError, PatchTestFailed
+from offerbase.catalog.errors import PatchError, PatchTestFailed, PatchTooLarge
+
+MAX_PATCH_OPERATIONS = 1000
+MAX_PATCH_WRITTEN_BYTES = 1_048_576  # the default; the API passes OFFERBASE_MAX_BODY_BYTES
 
 _OPS = ("add", "remove", "replace", "move", "copy", "test")
 _NEEDS_VALUE = frozenset({"add", "replace", "test"})
@@ -58,6 +69,11 @@ def _check_document(patch: object) -> list[dict[str, Any]]:
     if not isinstance(patch, list):
         raise PatchError(
             "", "A PATCH body must be a JSON array of operations (RFC 6902).", malformed=True
+        )
+    if len(patch) > MAX_PATCH_OPERATIONS:
+        raise PatchTooLarge(
+            f"/{MAX_PATCH_OPERATIONS}",
+            f"A patch has at most {MAX_PATCH_OPERATIONS} operations; this one has {len(patch)}.",
         )
     for i, op in enumerate(patch):
         where = f"/{i}"
@@ -127,6 +143,24 @@ def json_equal(a: Any, b: Any) -> bool:
     return False
 
 
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact JSON (integers past 64 bits through the stdlib)."""
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:
+        return len(json.dumps(value, separators=(",", ":")))
+
+
+def _written(doc: Any, op: dict[str, Any]) -> int:
+    """Bytes of JSON the operation writes into the document (before it is applied)."""
+    if op["op"] in ("add", "replace"):
+        return json_size(op["value"])
+    if op["op"] == "copy":
+        source = _resolve(doc, jsonpointer.JsonPointer(op["from"]))
+        return 0 if source is _MISSING else json_size(source)
+    return 0  # remove, move and test write nothing new
+
+
 def _apply_one(doc: Any, op: dict[str, Any], where: str) -> Any:
     name = op["op"]
     path = jsonpointer.JsonPointer(op["path"])
@@ -161,14 +195,25 @@ def _apply_one(doc: Any, op: dict[str, Any], where: str) -> Any:
         raise PatchError(f"{where}/path", f"Cannot {name} at {op['path']!r}: {exc!r}.") from None
 
 
-def apply_patch(doc: dict[str, Any], patch: object) -> dict[str, Any]:
+def apply_patch(
+    doc: dict[str, Any], patch: object, *, max_written: int = MAX_PATCH_WRITTEN_BYTES
+) -> dict[str, Any]:
     """Apply a JSON Patch to a copy of ``doc``; return the new document.
 
-    Raises ``PatchError`` / ``PatchTestFailed``; on any error nothing is applied.
+    Raises ``PatchError`` / ``PatchTestFailed`` / ``PatchTooLarge``; on any error nothing is
+    applied.
     """
     ops = _check_document(patch)
     result: Any = copy.deepcopy(doc)
+    written = 0
     for i, op in enumerate(ops):
+        written += _written(result, op)
+        if written > max_written:
+            raise PatchTooLarge(
+                f"/{i}",
+                f"The patch writes more than {max_written} bytes of JSON (operation /{i} "
+                "brings it past the limit); nothing was applied.",
+            )
         result = _apply_one(result, op, f"/{i}")
     if not isinstance(result, dict):
         raise PatchError("", "The patched entity must still be a JSON object.")

@@ -51,11 +51,38 @@ class Node:
         raise NotImplementedError
 
 
+# Levels of arrays and objects an opaque value (a json component's content, a segment model)
+# may nest. Bodies are served back with orjson, which refuses more than 254 levels in all: a
+# deeper value was once stored, and then every list and decision of its sandbox answered 500.
+MAX_JSON_DEPTH = 64
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests arrays and objects more than ``limit`` levels (a scalar is 0,
+    ``{"a": 1}`` is 1). Iterative, so any depth the JSON parser accepted can be measured."""
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = current.values() if isinstance(current, dict) else current
+        stack.extend((item, depth + 1) for item in children if isinstance(item, dict | list))
+    return False
+
+
 @dataclass
 class AnyValue(Node):
-    """Opaque JSON (e.g. ``segmentModel``): stored as sent."""
+    """Opaque JSON (e.g. ``segmentModel``): stored as sent, nested at most MAX_JSON_DEPTH."""
 
     def check(self, value: Any, pointer: str, errors: list[FieldError]) -> Any:
+        if too_deep(value, MAX_JSON_DEPTH):
+            errors.append(
+                FieldError(
+                    pointer, f"Nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects."
+                )
+            )
         return value
 
 

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from offerbase.regex import RegexError, compile_like, compile_regex, fullmatch
+
 from . import ast as A
 from . import functions as F
 from .errors import PqlError
@@ -552,20 +554,28 @@ class Compiler:
         if not isinstance(pattern.value, str):
             return _const(False)
         if op == "like":
-            rx = F.like_regex(pattern.value)
+            try:
+                rx = compile_like(pattern.value)
+            except RegexError as exc:
+                raise self.fail(f"invalid like pattern: {exc}", pattern.pos) from None
             scalar = F.scalar
 
             def like(p: Any, e: Any) -> bool:
                 s = scalar(left(p, e))
-                return s.__class__ is str and rx.fullmatch(s) is not None
+                return s.__class__ is str and fullmatch(rx, s) is not None
 
             return like
         found = self.pattern(pattern)
         return lambda p, e: F.matches(left(p, e), found)
 
     def pattern(self, node: A.Lit) -> str:
-        if F.find_regex(node.value) is None:
-            raise self.fail("invalid regular expression", node.pos)
+        """A literal regular expression, refused now if RE2 would not run it."""
+        if not isinstance(node.value, str):
+            raise self.fail("a regular expression must be a string", node.pos)
+        try:
+            compile_regex(node.value)
+        except RegexError as exc:
+            raise self.fail(f"invalid regular expression: {exc}", node.pos) from None
         return str(node.value)
 
     # ---- functions ---------------------------------------------------------------------

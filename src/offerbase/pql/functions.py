@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import calendar
 import math
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import Any, NamedTuple
+
+from offerbase.regex import Pattern, RegexError, compile_like, compile_regex, fullmatch, search
 
 # ---- truthiness and shapes ---------------------------------------------------------------
 
@@ -268,20 +268,20 @@ def not_member(v: Any, coll: Any) -> bool:
 # ---- strings -----------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=512)
-def like_regex(pattern: str) -> re.Pattern[str]:
-    """SQL LIKE: `%` any run, `_` one character, anchored at both ends."""
-    out = []
-    for c in pattern:
-        out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
-    return re.compile("".join(out), re.DOTALL)
-
-
-@lru_cache(maxsize=512)
-def find_regex(pattern: str) -> re.Pattern[str] | None:
+# Regular expressions run on RE2 (offerbase.regex): linear in the text whatever the pattern,
+# so neither a rule's pattern nor a pattern read from profile data can stall a decision.
+def like_regex(pattern: str) -> Pattern | None:
+    """SQL LIKE: `%` any run, `_` one character, anchored at both ends; None if too long."""
     try:
-        return re.compile(pattern)
-    except (re.error, OverflowError, RecursionError):
+        return compile_like(pattern)
+    except RegexError:
+        return None
+
+
+def find_regex(pattern: str) -> Pattern | None:
+    try:
+        return compile_regex(pattern)
+    except RegexError:
         return None
 
 
@@ -289,7 +289,8 @@ def like(s: Any, pattern: Any) -> bool:
     s = scalar(s)
     if not isinstance(s, str) or not isinstance(pattern, str):
         return False
-    return like_regex(pattern).fullmatch(s) is not None
+    rx = like_regex(pattern)
+    return rx is not None and fullmatch(rx, s) is not None
 
 
 def matches(s: Any, pattern: Any) -> bool:
@@ -298,7 +299,7 @@ def matches(s: Any, pattern: Any) -> bool:
     if not isinstance(s, str) or not isinstance(pattern, str):
         return False
     rx = find_regex(pattern)
-    return rx is not None and rx.search(s) is not None
+    return rx is not None and search(rx, s) is not None
 
 
 def regex_group(s: Any, pattern: Any, index: Any = 0) -> str | None:
@@ -306,7 +307,7 @@ def regex_group(s: Any, pattern: Any, index: Any = 0) -> str | None:
     if not isinstance(s, str) or not isinstance(pattern, str) or index.__class__ is not int:
         return None
     rx = find_regex(pattern)
-    m = rx.search(s) if rx is not None else None
+    m = search(rx, s) if rx is not None else None
     if m is None or not 0 <= index <= rx.groups:  # type: ignore[union-attr]
         return None
     return m.group(index)

@@ -23,16 +23,6 @@ from offerbase.store.scope import UnscopedTable, tenant_column
 Connection = AsyncConnection
 
 
-def _regexp(pattern: str | None, value: Any) -> bool:
-    # The `~` list filter matches the whole value, case-insensitively (xcore semantics).
-    if pattern is None or value is None:
-        return False
-    try:
-        return re.fullmatch(pattern, str(value), re.IGNORECASE) is not None
-    except re.error:
-        return False
-
-
 _NAMED = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -118,7 +108,6 @@ class Database:
             cursor.execute("PRAGMA wal_autocheckpoint=10000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
-            dbapi_connection.create_function("regexp", 2, _regexp, deterministic=True)
 
         @event.listens_for(self.engine.sync_engine, "begin")
         def on_begin(conn: sa.Connection) -> None:

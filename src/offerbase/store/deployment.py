@@ -1,7 +1,7 @@
 """This database's deployment id: what the keys it owns outside the database (capping counters
 in Redis) are named after, so that two deployments sharing a Redis never share a key.
 
-The id is random, generated once when the database is created (migration 0006), and lives in
+The id is random, generated once when the database is created (migration 0007), and lives in
 the database: every worker and host of a deployment reads the same one, and a database
 restored in place keeps its id and so finds its counters again. A copy of a database started
 as a second deployment beside the first is the one thing an id in the database cannot tell
@@ -23,7 +23,7 @@ from offerbase.store.tables import deployment
 async def deployment_id(db: Database) -> str:
     async with db.read() as conn:
         found = await conn.scalar(sa.select(deployment.c.id))
-    if found is None:  # migration 0006 writes it; a database without it is not migrated
+    if found is None:  # migration 0007 writes it; a database without it is not migrated
         raise LookupError("This database has no deployment id: it is not migrated.")
     return str(found)
 

@@ -269,7 +269,10 @@ def _encode(row_id: int) -> str:
 
 def _decode(cursor: str) -> int:
     try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+        row_id = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+        if not 0 <= row_id < 2**63:  # a row id is a 64-bit column: past it, the SQL would fail
+            raise ValueError(cursor)
+        return row_id
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise BadCursor("The 'start' cursor is not one this server issued.") from exc
 

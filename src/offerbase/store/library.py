@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase import catalog
+from offerbase.catalog.patch import json_equal
 from offerbase.store import guardrails, notify
 from offerbase.store.clock import iso, now_iso
 from offerbase.store.db import Database
@@ -35,7 +36,7 @@ from offerbase.store.errors import (
     StoreError,
     Unprocessable,
 )
-from offerbase.store.listing import Dialect, OrderKey, Term
+from offerbase.store.listing import Dialect, OrderKey, RegexTerm, Term, split_regex_terms
 from offerbase.store.scope import Scope, raw_sql
 from offerbase.store.tables import alive_entities, entities, references, sandboxes
 from offerbase.store.tenants import Sandbox
@@ -44,6 +45,7 @@ from offerbase.store.tenants import Sandbox
 CURSOR_TTL = timedelta(hours=1)
 _PRUNE_EVERY = 100
 MAX_ID_LENGTH = 255  # entities.entity_id is String(255)
+MAX_CURSOR_OFFSET = 2**31  # far past any sandbox's guardrails (10,000 entities of a kind)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,19 @@ class Entity:
             "createdByClientId": self.created_client,
             "lastModifiedByClientId": self.modified_client,
         }
+
+
+# What an update does to the current body (a JSON Patch, a merge patch, or a replacement).
+Transform = Callable[[dict[str, Any]], object]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An update's validated new body and the body it was computed from (`Library.draft`)."""
+
+    kind: str
+    source: dict[str, Any]
+    body: dict[str, Any]
 
 
 # `list` is also a method name below: these aliases keep the annotations unambiguous.
@@ -214,8 +229,9 @@ class Library:
             as_of, offset = await self.version(), 0
         else:
             as_of, offset = self._decode_cursor(cursor)
+        sql_terms, regex_terms = split_regex_terms(terms)
         where = [alive_entities(as_of), entities.c.kind.in_(kinds)]
-        where += [self.dialect.condition(term) for term in terms]
+        where += [self.dialect.condition(term) for term in sql_terms]
         order_by: list[sa.UnaryExpression[Any] | sa.ColumnElement[Any]] = []
         for key in order:
             expr = self.dialect.order_expr(key.field)
@@ -223,20 +239,12 @@ class Library:
                 expr.desc().nulls_last() if key.descending else expr.asc().nulls_first()
             )
         order_by.append(entities.c.entity_id.asc())
-        try:
-            if self.dialect.is_sqlite:
-                rows, total = await self._page_sqlite(where, order_by, limit, offset)
-            else:
-                rows, total = await self._page_windowed(where, order_by, limit, offset)
-        except sa.exc.DBAPIError as exc:
-            # Python accepted the `~` pattern (listing.parse_term) but PostgreSQL's regex
-            # dialect does not (e.g. `(?P<name>...)`): the client's fault, not a 500.
-            if "regular expression" not in str(exc.orig):
-                raise
-            raise StoreError(
-                "The 'property' parameter has a regular expression this server cannot run: "
-                f"{exc.orig}."
-            ) from exc
+        if regex_terms:
+            rows, total = await self._page_regex(where, order_by, regex_terms, limit, offset)
+        elif self.dialect.is_sqlite:
+            rows, total = await self._page_sqlite(where, order_by, limit, offset)
+        else:
+            rows, total = await self._page_windowed(where, order_by, limit, offset)
         items = [_entity(row) for row in rows]
         next_cursor = (
             self._encode_cursor(as_of, offset + limit) if offset + len(items) < total else None
@@ -266,6 +274,44 @@ class Library:
         total = await self.conn.scalar(self.scope.apply(count))
         return rows, int(total or 0)
 
+    async def _page_regex(
+        self,
+        where: _Where,
+        order_by: _OrderBy,
+        regex_terms: Sequence[RegexTerm],
+        limit: int,
+        offset: int,
+    ) -> tuple[Sequence[sa.Row[Any]], int]:
+        """Either backend, with `~` terms: the other terms select the candidates in SQL, in
+        order, with the text of each `~` field; RE2 keeps those every pattern accepts, then the
+        page's rows are read by id. A sandbox's guardrails bound the candidates (10,000 offers
+        at most), and RE2 is linear in each value."""
+        columns: list[sa.ColumnElement[Any]] = []
+        for term in regex_terms:
+            columns.extend(term.columns(self.dialect))
+        query = sa.select(entities.c.row_id, *columns).where(*where).order_by(*order_by)
+        candidates = (await self.conn.execute(self.scope.apply(query))).all()
+        kept = [
+            row[0]
+            for row in candidates
+            if all(
+                term.accepts(row[1 + 2 * index], row[2 + 2 * index])
+                for index, term in enumerate(regex_terms)
+            )
+        ]
+        return await self._rows_by_id(kept[offset : offset + limit]), len(kept)
+
+    async def _rows_by_id(self, chosen: Sequence[int]) -> Sequence[sa.Row[Any]]:
+        """The rows of `chosen` (row ids), in that order."""
+        if not chosen:
+            return []
+        by_id = sa.select(entities).where(entities.c.row_id.in_(chosen))
+        found = await self.conn.execute(
+            self.scope.apply(by_id, sqlite_likely=self.dialect.is_sqlite)
+        )
+        position = {row_id: index for index, row_id in enumerate(chosen)}
+        return sorted(found.all(), key=lambda row: position[row.row_id])
+
     async def _page_sqlite(
         self, where: _Where, order_by: _OrderBy, limit: int, offset: int
     ) -> tuple[Sequence[sa.Row[Any]], int]:
@@ -273,13 +319,7 @@ class Library:
         second query), then the page's rows by id. A sandbox's guardrails bound the matches."""
         query = sa.select(entities.c.row_id).where(*where).order_by(*order_by)
         keys = (await self.conn.execute(self.scope.apply(query))).scalars().all()
-        chosen = list(keys[offset : offset + limit])
-        if not chosen:
-            return [], len(keys)
-        by_id = sa.select(entities).where(entities.c.row_id.in_(chosen))
-        found = (await self.conn.execute(self.scope.apply(by_id, sqlite_likely=True))).all()
-        position = {row_id: index for index, row_id in enumerate(chosen)}
-        return sorted(found, key=lambda row: position[row.row_id]), len(keys)
+        return await self._rows_by_id(keys[offset : offset + limit]), len(keys)
 
     # Paging reads one immutable version of the catalog, so an offset into it is exact:
     # concurrent writes create new versions and never move rows of the version being paged.
@@ -296,7 +336,9 @@ class Library:
                 base64.urlsafe_b64decode(padded).decode().split(".")
             )
             as_of, offset, stamp = int(as_of_text), int(offset_text), int(stamp_text)
-            if as_of < 0 or offset < 0:
+            # Range-checked although the API signs cursors: a value past a 64-bit column would
+            # fail in the database (a 500), not here.
+            if not (0 <= as_of < 2**63 and 0 <= offset < MAX_CURSOR_OFFSET and 0 <= stamp < 2**40):
                 raise ValueError(cursor)
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
             raise BadCursor("The 'start' cursor is not one this server issued.") from exc
@@ -452,20 +494,33 @@ class Library:
         await self._save_references(kind, entity_id, refs)
         return entity
 
+    async def draft(
+        self, kinds: Sequence[str], entity_id: str, transform: Transform, if_match: str | None
+    ) -> Draft:
+        """The validated new body of an update, computed in a read transaction, so applying a
+        patch and validating (PQL compiled) is not done under the sandbox's write lock."""
+        old = await self._current_row(kinds, entity_id, if_match)
+        return Draft(old.kind, old.body, catalog.validate(old.kind, transform(dict(old.body))))
+
     async def update(
         self,
         kinds: Sequence[str],
         entity_id: str,
-        transform: Callable[[dict[str, Any]], object],
+        transform: Transform,
         actor: Actor,
         if_match: str | None,
+        draft: Draft | None = None,
     ) -> Entity:
         """Replace or patch: `transform` maps the current body to the new raw body, which is
         validated like a create. It runs under the sandbox's write lock, so concurrent
-        patches apply one after the other and none is lost."""
+        patches apply one after the other and none is lost; a `draft` computed from the body
+        still current is used as it is (the transform depends on the old body alone)."""
         version = await self._next_version()
         old = await self._current_row(kinds, entity_id, if_match)
-        body = catalog.validate(old.kind, transform(dict(old.body)))
+        if draft is not None and draft.kind == old.kind and json_equal(draft.source, old.body):
+            body = draft.body
+        else:  # changed since the draft: the (bounded) transform runs again, under the lock
+            body = catalog.validate(old.kind, transform(dict(old.body)))
         refs = await self._check_references(old.kind, entity_id, body)
         await self._check_unique_name(old.kind, entity_id, body)
         await guardrails.check_live_decisions(self.conn, self.scope, old.kind, entity_id, body)

@@ -4,17 +4,24 @@ The grammar is Adobe's (Adobe's list pages): `[!]field[op]value` with op one of 
 a bare field tests presence, terms are ANDed. Fields are dot paths into the entity body, or
 the read-form metadata fields (`id`, `etag`, `created`, `modified`, `createdBy`,
 `lastModifiedBy`).
+
+`~` (a whole-value, case-insensitive regular expression) is not run by the database: SQLite
+has no regex of its own and PostgreSQL's is another dialect with backtracking. Every other term
+selects the candidate rows in SQL, then `RegexTerm.accepts` runs the pattern on RE2
+(offerbase.regex) in Python, on either backend: one dialect, linear time whatever the pattern.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from offerbase.regex import Pattern, RegexError, compile_regex, fullmatch
 from offerbase.store.tables import entities
 
 _OPS = ("==", "!=", "<=", ">=", "<", ">", "~")
@@ -105,12 +112,52 @@ def parse_term(text: str) -> Term:
         raise ListQueryError("property", f"'{text}' does not start with a field name.")
     if op == "~":
         try:
-            re.compile(value)
-        except re.error as exc:
+            compile_regex(value, ignore_case=True)
+        except RegexError as exc:
             raise ListQueryError(
                 "property", f"'{value}' is not a valid regular expression: {exc}."
             ) from exc
     return Term(field, op, value, negate)
+
+
+@dataclass(frozen=True)
+class RegexTerm:
+    """A `~` term, run in Python on RE2 over the candidate rows (see the module docstring).
+
+    `field~p` holds when the field is a string, number or boolean whose text (`true`, `1.5`,
+    numbers as the database stores them) matches `p` whole, ignoring case; `!field~p` is its
+    negation, so it also holds for a missing field, null, an object or an array."""
+
+    term: Term
+    pattern: Pattern
+
+    @classmethod
+    def of(cls, term: Term) -> RegexTerm:
+        return cls(term, compile_regex(term.value, ignore_case=True))
+
+    def columns(self, dialect: Dialect) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+        """(JSON type, text) of the field: what the candidates' query selects for `accepts`."""
+        field = self.term.field
+        if field in _COLUMNS:
+            return sa.literal("string"), sa.cast(_COLUMNS[field], sa.Text)
+        return dialect.json_type(field), dialect.json_text(field)
+
+    def accepts(self, json_type: str | None, text: str | None) -> bool:
+        if json_type in ("true", "false"):  # SQLite types booleans so; their text is 1 or 0
+            text = json_type
+        found = (
+            text is not None
+            and json_type not in ("object", "array", "null")
+            and fullmatch(self.pattern, text) is not None
+        )
+        return found is not self.term.negate
+
+
+def split_regex_terms(terms: Sequence[Term]) -> tuple[list[Term], list[RegexTerm]]:
+    """The terms SQL evaluates, and the `~` terms run afterwards on RE2."""
+    sql = [term for term in terms if term.op != "~"]
+    regex = [RegexTerm.of(term) for term in terms if term.op == "~"]
+    return sql, regex
 
 
 def parse_properties(values: list[str]) -> list[Term]:
@@ -187,11 +234,6 @@ class Dialect:
         # Byte order on both backends, so results do not depend on the server's locale.
         return expr if self.is_sqlite else expr.collate("C")
 
-    def regex(self, expr: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
-        if self.is_sqlite:
-            return sa.func.regexp(pattern, expr) == 1
-        return expr.op("~*")(f"^(?:{pattern})$")
-
     def order_expr(self, field: str) -> ColumnElement[Any]:
         if field in _COLUMNS:
             column = _COLUMNS[field]
@@ -201,6 +243,8 @@ class Dialect:
     # -- filters ---------------------------------------------------------------------------
 
     def condition(self, term: Term) -> ColumnElement[bool]:
+        """A term other than `~` (see `split_regex_terms`) as SQL."""
+        assert term.op != "~", "`~` terms run on RE2, not in SQL"
         expr = (
             self._column_condition(term) if term.field in _COLUMNS else self._body_condition(term)
         )
@@ -210,8 +254,6 @@ class Dialect:
         column = _COLUMNS[term.field]
         if term.op is None:
             return sa.true()
-        if term.op == "~":
-            return self.regex(sa.cast(column, sa.Text), term.value)
         if term.field == "etag":
             if not _NUMBER.match(term.value):
                 raise ListQueryError("property", f"etag is an integer; '{term.value}' is not.")
@@ -223,10 +265,6 @@ class Dialect:
         if op is None:
             return self.json_type(field).is_not(None)
         text = self.json_text(field)
-        if op == "~":
-            return sa.and_(
-                self.json_type(field).not_in(["object", "array"]), self.regex(text, value)
-            )
         if op in ("==", "!="):
             equal = sa.and_(text.is_not(None), self._equals(field, text, value))
             return equal if op == "==" else sa.not_(equal)

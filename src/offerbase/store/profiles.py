@@ -17,17 +17,16 @@ tenancy is applied.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import jsonpatch
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from offerbase import catalog
 from offerbase.catalog import merge_patch
 from offerbase.store.clock import now_iso
 from offerbase.store.db import Database
@@ -40,6 +39,11 @@ MAX_PROFILE_BYTES = 256 * 1024
 MAX_NAMESPACE_CHARS = 255
 MAX_IDENTITY_CHARS = 1024
 IMPORT_BATCH = 500
+# Identities a profile may hold (a write with more is a 400 at /identityMap), and how many are
+# looked up per statement (a decision's candidates, a write's links): statements stay small and
+# their SQL is compiled once per size, whatever a client sends.
+MAX_PROFILE_IDENTITIES = 1000
+IDENTITY_CHUNK = 20
 MAX_IMPORT_ERRORS = 20
 SEGMENT_STATUSES = frozenset({"realized", "existing", "exited"})
 
@@ -182,6 +186,11 @@ def body_identities(body: Mapping[str, Any]) -> list[tuple[Identity, bool]]:
             if not isinstance(primary, bool):
                 raise _invalid(entry_pointer + "/primary", "Must be a boolean.")
             found.append((check_identity(namespace, _entry_id(entry), entry_pointer), primary))
+            if len(found) > MAX_PROFILE_IDENTITIES:
+                raise _invalid(
+                    "/identityMap",
+                    f"A profile has at most {MAX_PROFILE_IDENTITIES} identities.",
+                )
     return found
 
 
@@ -235,30 +244,25 @@ def prepare_body(namespace: str, identity: str, body: Any) -> tuple[dict[str, An
         )
     if b"\\u0000" in encoded:
         raise _invalid("", "The profile contains a NUL character (\\u0000).")
-    identities = [path_identity]
-    for ident, _primary in listed:
-        if ident not in identities:
-            identities.append(ident)
+    # dict.fromkeys: de-duplicated in order, in linear time
+    identities = list(dict.fromkeys([path_identity, *(ident for ident, _primary in listed)]))
     return stored, identities
 
 
 def apply_patch(body: dict[str, Any], patch: Any) -> Any:
-    """A merge patch (object) or a JSON Patch (array of operations)."""
+    """A merge patch (object) or a JSON Patch (array of operations), the catalog's bounded
+    implementation: what a JSON Patch writes adds up to at most MAX_PROFILE_BYTES, so `copy`
+    cannot amplify a profile in memory before its size is checked."""
     if isinstance(patch, dict):
         return merge_patch(body, patch)
-    if not isinstance(patch, list):
-        raise _invalid("", "A patch is a merge-patch object or a JSON Patch array.")
-    for index, operation in enumerate(patch):
-        if not isinstance(operation, dict):
-            raise _invalid(f"/{index}", "A JSON Patch operation must be an object.")
     try:
-        return jsonpatch.apply_patch(copy.deepcopy(body), patch)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise PatchTestFailed(f"A 'test' operation failed: {exc}") from exc
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        raise _invalid("", f"The JSON Patch cannot be applied: {exc}") from exc
-    except (TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise _invalid("", f"The JSON Patch is malformed: {exc}") from exc
+        return catalog.apply_patch(body, patch, max_written=MAX_PROFILE_BYTES)
+    except catalog.PatchTestFailed as exc:
+        raise PatchTestFailed(f"A 'test' operation failed: {exc.message}") from exc
+    except catalog.PatchTooLarge as exc:
+        raise ProfileTooLarge(exc.message) from exc
+    except catalog.PatchError as exc:
+        raise _invalid(exc.pointer, f"The JSON Patch cannot be applied: {exc.message}") from exc
 
 
 def request_identities(identity_map: Any) -> list[Identity]:
@@ -287,11 +291,7 @@ def request_identities(identity_map: Any) -> list[Identity]:
             ident = (normalize_namespace(namespace), value)
             is_primary = entry.get("primary", entry.get("xdm:primary")) is True
             (primary if is_primary else others).append(ident)
-    ordered: list[Identity] = []
-    for ident in primary + others:
-        if ident not in ordered:
-            ordered.append(ident)
-    return ordered
+    return list(dict.fromkeys(primary + others))  # de-duplicated in order, in linear time
 
 
 # Profile identities joined to their profile: the lookups of a decision and of the repository.
@@ -304,7 +304,7 @@ def _identity_is(namespace: Any, identity: Any) -> sa.ColumnElement[bool]:
     )
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=IDENTITY_CHUNK)
 def _find_sql(count: int) -> str:
     """The lookup of `count` candidate identities (`:ns<i>`, `:id<i>`), compiled once per count."""
     query = (
@@ -343,16 +343,20 @@ async def find_profile(
     candidates = request_identities(identity_map)
     if not candidates:
         return None, {}
-    params = Scope.of(sandbox).params()
-    for index, (namespace, value) in enumerate(candidates):
-        params[f"ns{index}"], params[f"id{index}"] = namespace, value
-    found = {}
-    for namespace, identity, key, body in await db.point_read(_find_sql(len(candidates)), params):
-        found[(namespace, identity)] = (key, body)
-    for candidate in candidates:
-        if candidate in found:
-            key, body = found[candidate]
-            return key, orjson.loads(body) if isinstance(body, str | bytes) else dict(body)
+    # In chunks, in priority order: the first chunk that finds anything holds the answer (the
+    # earliest candidate found), so a usual request takes one round trip however many it sends.
+    for start in range(0, len(candidates), IDENTITY_CHUNK):
+        chunk = candidates[start : start + IDENTITY_CHUNK]
+        params = Scope.of(sandbox).params()
+        for index, (namespace, value) in enumerate(chunk):
+            params[f"ns{index}"], params[f"id{index}"] = namespace, value
+        found = {}
+        for namespace, identity, key, body in await db.point_read(_find_sql(len(chunk)), params):
+            found[(namespace, identity)] = (key, body)
+        for candidate in chunk:
+            if candidate in found:
+                key, body = found[candidate]
+                return key, orjson.loads(body) if isinstance(body, str | bytes) else dict(body)
     ns, value = candidates[0]
     return f"{ns}:{value}", {}
 
@@ -421,22 +425,28 @@ class Profiles:
     ) -> PutResult:
         """Write `stored` into `owner` (or a new profile); link exactly `identities` to it."""
         own_pk = None if owner is None else owner.pk
-        query = sa.select(
+        columns = (
             profile_identities.c.namespace,
             profile_identities.c.identity,
             profile_identities.c.profile_pk,
-        ).where(
-            sa.or_(
-                profile_identities.c.profile_pk == (own_pk if own_pk is not None else -1),
-                *(_identity_is(ns, value) for ns, value in identities),
-            )
         )
-        linked = await self.conn.execute(self.scope.apply(query))
+        owned = profile_identities.c.profile_pk == (own_pk if own_pk is not None else -1)
         current: set[Identity] = set()
-        for row in linked:
-            if row.profile_pk != own_pk:
-                raise IdentityConflict(row.namespace, row.identity)
-            current.add((row.namespace, row.identity))
+        # The profile's own links and the wanted identities, chunk by chunk (a wanted identity
+        # linked to another profile is a conflict); one statement for up to IDENTITY_CHUNK.
+        wheres = [
+            sa.or_(
+                owned if i == 0 else sa.false(),
+                *(_identity_is(ns, value) for ns, value in identities[i : i + IDENTITY_CHUNK]),
+            )
+            for i in range(0, len(identities), IDENTITY_CHUNK)
+        ]
+        for where in wheres:
+            linked = await self.conn.execute(self.scope.apply(sa.select(*columns).where(where)))
+            for row in linked:
+                if row.profile_pk != own_pk:
+                    raise IdentityConflict(row.namespace, row.identity)
+                current.add((row.namespace, row.identity))
         now = now_iso()
         path_key = f"{identities[0][0]}:{identities[0][1]}"
         if owner is None:

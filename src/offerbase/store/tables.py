@@ -48,6 +48,25 @@ credentials = sa.Table(
     sa.Column("org_id", sa.String(255), sa.ForeignKey("organizations.id"), nullable=False),
     sa.Column("name", sa.String(255), nullable=False, server_default=""),
     sa.Column("created", sa.String(32), nullable=False),
+    # The one sandbox (by name) the credential may use; NULL: every sandbox of its org.
+    sa.Column("sandbox", sa.String(255), nullable=True),
+    # May manage the org's credentials over HTTP (api/admin.py); always org-wide.
+    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Bumped by a rotation: tokens carry the generation they were issued under, and a token
+    # of an older generation is refused.
+    sa.Column("generation", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("revoked", sa.String(32), nullable=True),  # when; NULL while valid
+    info={"directory": True},
+)
+
+# One row (id 1). `credentials_version` is bumped by every change to the credentials table, in
+# the same transaction, so that each worker learns of a revocation or a rotation by reading one
+# number (api/credential_cache.py) instead of the whole table.
+directory_state = sa.Table(
+    "directory_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("credentials_version", sa.BigInteger, nullable=False, server_default="0"),
     info={"directory": True},
 )
 
@@ -180,7 +199,7 @@ profile_identities = sa.Table(
 )
 
 # One row: this database's deployment id, generated when the database is created (migration
-# 0006). Redis keys carry it, so deployments sharing a Redis never share counters
+# 0007). Redis keys carry it, so deployments sharing a Redis never share counters
 # (store/deployment.py). It belongs to no tenant.
 deployment = sa.Table(
     "deployment",

@@ -12,6 +12,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase.store.clock import now_iso
 from offerbase.store.scope import across_tenants
-from offerbase.store.tables import credentials, organizations, sandboxes
+from offerbase.store.tables import credentials, directory_state, organizations, sandboxes
 
 DEFAULT_SANDBOX = "prod"
 
@@ -39,10 +40,45 @@ class Sandbox:
 
 @dataclass(frozen=True)
 class NewCredential:
+    """A credential's secret, shown once: at creation and at each rotation."""
+
     client_id: str
     client_secret: str
     org: str
-    sandbox: str
+    sandbox: str | None  # the only sandbox it may use; None: every sandbox of the org
+    admin: bool
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A stored credential as it may be shown: never its secret hash."""
+
+    client_id: str
+    org: str
+    name: str
+    sandbox: str | None  # the only sandbox it may use; None: every sandbox of the org
+    admin: bool
+    generation: int  # bumped by each rotation; a token of an older generation is refused
+    created: str
+    revoked: str | None
+
+    def shown(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "org": self.org,
+            "name": self.name,
+            "sandbox": self.sandbox,
+            "admin": self.admin,
+            "created": self.created,
+            "revoked": self.revoked,
+        }
+
+    def may_use(self, sandbox: str) -> bool:
+        return self.sandbox is None or self.sandbox == sandbox
+
+
+class CredentialRevoked(Exception):
+    """A revoked credential cannot be rotated (revocation is final)."""
 
 
 def hash_secret(secret: str) -> str:
@@ -60,6 +96,13 @@ def verify_secret(secret: str, stored: str) -> bool:
         return False
     digest = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt_hex), dklen=32, **_SCRYPT)
     return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+@cache
+def dummy_hash() -> str:
+    """A hash no secret matches in practice, verified for an unknown client id so that it
+    costs the same scrypt run as a known one (the answer's timing tells nothing)."""
+    return hash_secret(secrets.token_urlsafe(32))
 
 
 def _sandbox(row: sa.Row[Any]) -> Sandbox:
@@ -112,13 +155,66 @@ async def list_sandboxes(conn: AsyncConnection, org_id: str | None = None) -> li
     return [_sandbox(row) for row in (await conn.execute(across_tenants(query))).all()]
 
 
+_CREDENTIAL_COLUMNS = [
+    credentials.c.client_id,
+    credentials.c.org_id,
+    credentials.c.name,
+    credentials.c.sandbox,
+    credentials.c.admin,
+    credentials.c.generation,
+    credentials.c.created,
+    credentials.c.revoked,
+]
+
+
+def _credential(row: Any) -> Credential:  # a row with _CREDENTIAL_COLUMNS (and maybe more)
+    return Credential(
+        row.client_id,
+        row.org_id,
+        row.name,
+        row.sandbox,
+        bool(row.admin),
+        int(row.generation),
+        row.created,
+        row.revoked,
+    )
+
+
+async def _changed(conn: AsyncConnection) -> None:
+    """Every worker polls this number to learn of a change (api/credential_cache.py)."""
+    state = directory_state
+    await conn.execute(
+        state.update()
+        .where(state.c.id == 1)
+        .values(credentials_version=state.c.credentials_version + 1)
+    )
+
+
+async def credentials_version(conn: AsyncConnection) -> int:
+    state = directory_state
+    return int(await conn.scalar(sa.select(state.c.credentials_version)) or 0)
+
+
+def _new_secret() -> str:
+    return "p8e-" + secrets.token_urlsafe(32)
+
+
 async def create_credential(
-    conn: AsyncConnection, org_id: str, sandbox: str = DEFAULT_SANDBOX, name: str = ""
+    conn: AsyncConnection,
+    org_id: str,
+    sandbox: str = DEFAULT_SANDBOX,
+    name: str = "",
+    *,
+    all_sandboxes: bool = False,
+    admin: bool = False,
 ) -> NewCredential:
-    """Create the org and sandbox when missing, then a credential; the secret is shown once."""
+    """Create the org and sandbox when missing, then a credential limited to that sandbox
+    (every sandbox of the org with `all_sandboxes`, and always for an admin, who can rotate
+    any credential of the org and so reach every sandbox anyway). The secret is shown once."""
     await ensure_sandbox(conn, org_id, sandbox)
+    limited_to = None if all_sandboxes or admin else sandbox
     client_id = secrets.token_hex(16)
-    client_secret = "p8e-" + secrets.token_urlsafe(32)
+    client_secret = _new_secret()
     await conn.execute(
         credentials.insert().values(
             client_id=client_id,
@@ -126,23 +222,80 @@ async def create_credential(
             org_id=org_id,
             name=name,
             created=now_iso(),
+            sandbox=limited_to,
+            admin=admin,
         )
     )
-    return NewCredential(client_id, client_secret, org_id, sandbox)
+    await _changed(conn)
+    return NewCredential(client_id, client_secret, org_id, limited_to, admin)
 
 
-async def authenticate(conn: AsyncConnection, client_id: str, client_secret: str) -> str | None:
-    """Return the credential's org when the secret matches, else None."""
-    row = (
-        await conn.execute(
-            sa.select(credentials.c.secret_hash, credentials.c.org_id).where(
-                credentials.c.client_id == client_id
-            )
-        )
-    ).first()
-    if row is None or not verify_secret(client_secret, row.secret_hash):
+async def find_credential(conn: AsyncConnection, client_id: str) -> tuple[Credential, str] | None:
+    """The credential and its secret hash, for the token endpoint; revoked ones included."""
+    query = sa.select(*_CREDENTIAL_COLUMNS, credentials.c.secret_hash).where(
+        credentials.c.client_id == client_id
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else (_credential(row), str(row.secret_hash))
+
+
+async def get_credential(
+    conn: AsyncConnection, client_id: str, org_id: str | None = None
+) -> Credential | None:
+    """The credential, when it exists (and belongs to `org_id` when given)."""
+    query = sa.select(*_CREDENTIAL_COLUMNS).where(credentials.c.client_id == client_id)
+    if org_id is not None:
+        query = query.where(credentials.c.org_id == org_id)
+    row = (await conn.execute(query)).first()
+    return None if row is None else _credential(row)
+
+
+async def list_credentials(conn: AsyncConnection, org_id: str | None = None) -> list[Credential]:
+    query = sa.select(*_CREDENTIAL_COLUMNS).order_by(
+        credentials.c.org_id, credentials.c.created, credentials.c.client_id
+    )
+    if org_id is not None:
+        query = query.where(credentials.c.org_id == org_id)
+    return [_credential(row) for row in (await conn.execute(query)).all()]
+
+
+async def revoke_credential(
+    conn: AsyncConnection, client_id: str, org_id: str | None = None
+) -> Credential | None:
+    """Revoke the credential: its secret and every token issued for it stop working. Revoking
+    again changes nothing (the first time is kept). None when there is no such credential."""
+    found = await get_credential(conn, client_id, org_id)
+    if found is None or found.revoked is not None:
+        return found
+    await conn.execute(
+        credentials.update().where(credentials.c.client_id == client_id).values(revoked=now_iso())
+    )
+    await _changed(conn)
+    return await get_credential(conn, client_id)
+
+
+async def rotate_credential(
+    conn: AsyncConnection, client_id: str, org_id: str | None = None
+) -> NewCredential | None:
+    """A new secret; the old one stops working at once and the tokens issued under it within
+    a second (the generation moves on). None when there is no such credential; raises
+    CredentialRevoked for a revoked one."""
+    found = await get_credential(conn, client_id, org_id)
+    if found is None:
         return None
-    return str(row.org_id)
+    if found.revoked is not None:
+        raise CredentialRevoked(client_id)
+    client_secret = _new_secret()
+    await conn.execute(
+        credentials.update()
+        .where(credentials.c.client_id == client_id)
+        .values(
+            secret_hash=hash_secret(client_secret),
+            generation=credentials.c.generation + 1,
+        )
+    )
+    await _changed(conn)
+    return NewCredential(client_id, client_secret, found.org, found.sandbox, found.admin)
 
 
 async def count_credentials(conn: AsyncConnection) -> int:
