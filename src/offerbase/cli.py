@@ -23,24 +23,50 @@ import typer
 from offerbase import logs, metrics
 from offerbase.config import Settings
 from offerbase.store import migrate, tenants
-from offerbase.store.db import Database
+from offerbase.store.db import Database, printable_url
 from offerbase.store.migrate import upgrade
 from offerbase.store.tenants import Sandbox
 
-app = typer.Typer(
-    help="Offerbase: offer decisioning, wire-compatible with Adobe Offer Decisioning."
+
+def _group(help_text: str) -> typer.Typer:
+    # Plain help (click's): rich help prints a type column (`<bool>`, `<str>`) beside every
+    # flag, which says nothing a person needs.
+    return typer.Typer(
+        help=help_text, rich_markup_mode=None, no_args_is_help=True, add_completion=False
+    )
+
+
+app = _group(
+    "Offerbase: offer decisioning, wire-compatible with Adobe Offer Decisioning.\n\n"
+    "Start with `offerbase serve`; docs/tutorial.md walks from an empty data directory to "
+    "decisions."
 )
-credentials_app = typer.Typer(help="Manage API credentials (client id + secret).")
+credentials_app = _group("Manage API credentials (a client id and a secret).")
 app.add_typer(credentials_app, name="credentials")
 
 T = TypeVar("T")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data directory (env OFFERBASE_DATA_DIR).")
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        metavar="DIR",
+        help="The data directory: SQLite database, signing key, first credential "
+        "(env OFFERBASE_DATA_DIR; default ./.offerbase).",
+    ),
 ]
 DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", help="Database URL (env OFFERBASE_DATABASE_URL).")
+    str | None,
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        help="The database, e.g. postgresql://user:password@host/db "
+        "(env OFFERBASE_DATABASE_URL; default SQLite in the data directory).",
+    ),
 ]
+Org = Annotated[str, typer.Option(metavar="ORG", help="The organization id (x-gw-ims-org-id).")]
+SandboxName = Annotated[str, typer.Option(metavar="NAME", help="The sandbox name.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
 def _settings(data_dir: Path | None, database_url: str | None, *, writes: bool = True) -> Settings:
@@ -124,23 +150,42 @@ async def _in_sandbox(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="The interface to listen on (0.0.0.0: all).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(metavar="PORT", min=1, max=65535, help="The TCP port (1-65535).")
+    ] = 8080,
+    workers: Annotated[
+        int, typer.Option(metavar="N", min=1, help="How many worker processes to run.")
+    ] = 1,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     log_level: Annotated[
         str | None,
         typer.Option(
-            help="debug, info, warning, error or critical (env OFFERBASE_LOG_LEVEL; info)."
+            metavar="LEVEL",
+            help="Log debug, info, warning, error or critical and up "
+            "(env OFFERBASE_LOG_LEVEL; default info).",
         ),
     ] = None,
     access_log: Annotated[
         bool | None,
-        typer.Option(help="One log line per request (env OFFERBASE_ACCESS_LOG; off)."),
+        typer.Option(
+            help="Write one log line per request (env OFFERBASE_ACCESS_LOG; default off)."
+        ),
     ] = None,
 ) -> None:
-    """Run the HTTP API. Applies database migrations first."""
+    """Run the HTTP API, after applying the database migrations.
+
+    On an empty database it creates organization `default`, sandbox `prod` and an admin
+    credential, whose secret it writes to <data dir>/credentials.json.
+
+    \b
+    Examples:
+      offerbase serve
+      offerbase serve --host 0.0.0.0 --workers 4 --database-url postgresql://db/offerbase
+    """
     import uvicorn
 
     if log_level is not None and log_level not in LOG_LEVELS:
@@ -149,6 +194,8 @@ def serve(
         )
     settings = _settings(data_dir, database_url)
     settings.resolved_secret_key  # noqa: B018 - create the signing key before workers race for it
+    typer.echo(f"Data directory: {settings.data_dir.resolve()}")
+    typer.echo(f"Database: {printable_url(settings.resolved_database_url)}")
     credential = asyncio.run(_prepare(settings))
     if credential is not None:
         path = _store_credentials_file(settings, credential)
@@ -184,25 +231,38 @@ def serve(
 
 @credentials_app.command("create")
 def create_credentials(
-    org: Annotated[str, typer.Option(help="Organization id (x-gw-ims-org-id).")],
+    org: Org,
     sandbox: Annotated[
-        str, typer.Option(help="The sandbox the credential may use (created if missing).")
+        str,
+        typer.Option(
+            metavar="NAME", help="The sandbox the credential may use (created when missing)."
+        ),
     ] = "prod",
     all_sandboxes: Annotated[
-        bool, typer.Option("--all-sandboxes", help="May use every sandbox of the org.")
+        bool,
+        typer.Option("--all-sandboxes", help="Let the credential use every sandbox of the org."),
     ] = False,
     admin: Annotated[
         bool,
         typer.Option(
-            "--admin", help="May manage the org's credentials over HTTP (implies all sandboxes)."
+            "--admin",
+            help="Let it manage the org's credentials over HTTP (it then uses every sandbox).",
         ),
     ] = False,
-    name: Annotated[str, typer.Option(help="A label shown by `credentials list`.")] = "",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    name: Annotated[
+        str, typer.Option(metavar="LABEL", help="A label that `credentials list` shows.")
+    ] = "",
+    as_json: AsJson = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Create a credential (and the org and sandbox when missing); prints the secret once."""
+    """Create a credential, and its organization and sandbox when they are missing. The
+    secret is printed once.
+
+    \b
+    Example:
+      offerbase credentials create --org ACME@AdobeOrg --sandbox dev --json
+    """
     settings = _settings(data_dir, database_url)
 
     async def run() -> tenants.NewCredential:
@@ -227,13 +287,20 @@ def _print_secret(credential: tenants.NewCredential, as_json: bool) -> None:
 
 @credentials_app.command("list")
 def list_credentials(
-    org: Annotated[str | None, typer.Option(help="Only this organization.")] = None,
+    org: Annotated[
+        str | None, typer.Option(metavar="ORG", help="List this organization's only.")
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Print one JSON line per credential: client_id, org, name, sandbox (null: every
     sandbox), admin, created, revoked (null or when). Never a secret. Read-only: exits 2 when
-    the database is missing or not migrated."""
+    the database is missing or not migrated.
+
+    \b
+    Example:
+      offerbase credentials list --org ACME@AdobeOrg
+    """
     settings = _settings(data_dir, database_url, writes=False)
 
     async def run() -> list[tenants.Credential]:
@@ -244,15 +311,23 @@ def list_credentials(
         typer.echo(json.dumps(credential.shown()))
 
 
-ClientId = Annotated[str, typer.Argument(help="The credential's client id.")]
+# Arguments are described in their command's text: typer would print a type (`<str>`) beside
+# them in an Arguments section.
+ClientId = Annotated[str, typer.Argument(metavar="CLIENT_ID", hidden=True)]
 
 
 @credentials_app.command("revoke")
 def revoke_credentials(
     client_id: ClientId, data_dir: DataDir = None, database_url: DatabaseUrl = None
 ) -> None:
-    """Revoke a credential: its secret stops working at once, its tokens within a second on
-    every worker. Final. Prints the credential as JSON; exits 2 when there is no such one."""
+    """Revoke the credential CLIENT_ID: its secret stops working at once, its tokens within a
+    second on every worker. Final. Prints the credential as JSON; exits 2 when there is no
+    such one.
+
+    \b
+    Example:
+      offerbase credentials revoke 3f9c0e1d2b4a5968778695a4b3c2d1e0
+    """
     settings = _settings(data_dir, database_url)
 
     async def run() -> tenants.Credential | None:
@@ -269,13 +344,18 @@ def revoke_credentials(
 @credentials_app.command("rotate")
 def rotate_credentials(
     client_id: ClientId,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Give a credential a new secret, printed once. The old secret stops working at once and
-    the tokens issued with it within a second. Exits 2 when there is no such credential, 1
-    when it is revoked."""
+    """Give the credential CLIENT_ID a new secret, printed once. The old secret stops working
+    at once and the tokens issued with it within a second. Exits 2 when there is no such
+    credential, 1 when it is revoked.
+
+    \b
+    Example:
+      offerbase credentials rotate 3f9c0e1d2b4a5968778695a4b3c2d1e0 --json
+    """
     settings = _settings(data_dir, database_url)
 
     async def run() -> tenants.NewCredential | None:
@@ -299,24 +379,27 @@ def main() -> None:
 
 # -- profiles ----------------------------------------------------------------------------------
 
-profiles_app = typer.Typer(help="Manage stored profiles (used by decisioning).")
+profiles_app = _group("Manage the stored profiles that decisions read.")
 app.add_typer(profiles_app, name="profiles")
 
 
 @profiles_app.command("import")
 def import_profiles(
-    file: Annotated[
-        Path, typer.Argument(help="NDJSON file, one profile per line ('-' reads stdin).")
-    ],
-    org: Annotated[str, typer.Option(help="Organization id (x-gw-ims-org-id).")],
-    sandbox: Annotated[str, typer.Option(help="Sandbox name.")] = "prod",
+    file: Annotated[Path, typer.Argument(metavar="FILE", hidden=True)],
+    org: Org,
+    sandbox: SandboxName = "prod",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Create or replace profiles from NDJSON; prints {"imported", "failed", "errors"}.
+    """Create or replace profiles from FILE, one JSON profile per line ('-' reads stdin);
+    prints {"imported", "failed", "errors"}.
 
     Exits 0 when every line was imported, 1 when some failed (the others are imported), 2 when
     the file or the sandbox does not exist.
+
+    \b
+    Example:
+      offerbase profiles import profiles.ndjson --org ACME@AdobeOrg --sandbox prod
     """
     from offerbase.store.profiles import import_lines
 
@@ -341,28 +424,40 @@ def import_profiles(
 
 # -- sandboxes and decision events -------------------------------------------------------------
 
-sandboxes_app = typer.Typer(help="Organizations' sandboxes.")
+sandboxes_app = _group("The organizations' sandboxes and their container ids.")
 app.add_typer(sandboxes_app, name="sandboxes")
-events_app = typer.Typer(help="Decision events recorded by the Decisioning API.")
+events_app = _group("The decision events that the Decisioning API recorded.")
 app.add_typer(events_app, name="events")
 
 
 @sandboxes_app.command("list")
 def list_sandboxes(
-    org: Annotated[str | None, typer.Option(help="Only this organization.")] = None,
+    org: Annotated[
+        str | None, typer.Option(metavar="ORG", help="List this organization's only.")
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Print one JSON line per sandbox: org, name, sandboxId and containerId (the id the legacy
     /data/core/ode/{containerId}/decisions endpoint takes). Read-only: exits 2 when the
-    database is missing or not migrated."""
+    database is missing or not migrated, or when --org names an organization that has no
+    sandbox.
+
+    \b
+    Example:
+      offerbase sandboxes list --org ACME@AdobeOrg
+    """
     settings = _settings(data_dir, database_url, writes=False)
 
     async def run() -> list[tenants.Sandbox]:
         async with _database(settings, writes=False) as db, db.read() as conn:
             return await tenants.list_sandboxes(conn, org)
 
-    for sandbox in asyncio.run(run()):
+    found = asyncio.run(run())
+    if org is not None and not found:
+        typer.echo(f"Organization '{org}' has no sandbox (is the id right?).", err=True)
+        raise typer.Exit(2)
+    for sandbox in found:
         typer.echo(
             json.dumps(
                 {
@@ -377,16 +472,24 @@ def list_sandboxes(
 
 @events_app.command("export")
 def export_events(
-    org: Annotated[str, typer.Option(help="Organization id.")],
-    sandbox: Annotated[str, typer.Option(help="Sandbox name.")] = "prod",
+    org: Org,
+    sandbox: SandboxName = "prod",
     since: Annotated[
-        str | None, typer.Option(help="Only events at or after this time (…Z).")
+        str | None,
+        typer.Option(
+            metavar="TIME", help="Export the events at or after this time only (ISO-8601, Z)."
+        ),
     ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write every decision event of a sandbox to stdout as NDJSON, oldest first. Read-only:
-    exits 2 when the database is missing or not migrated, or the sandbox does not exist."""
+    exits 2 when the database is missing or not migrated, or the sandbox does not exist.
+
+    \b
+    Example:
+      offerbase events export --org ACME@AdobeOrg --since 2026-12-01T00:00:00.000Z > events.ndjson
+    """
     from offerbase.store.events import DecisionEvents
 
     settings = _settings(data_dir, database_url, writes=False)
@@ -400,19 +503,24 @@ def export_events(
 
 # -- catalog -----------------------------------------------------------------------------------
 
-catalog_app = typer.Typer(help="A sandbox's whole Offer Library as one JSON document.")
+catalog_app = _group("A sandbox's whole Offer Library as one JSON document.")
 app.add_typer(catalog_app, name="catalog")
 
 
 @catalog_app.command("export")
 def export_catalog(
-    org: Annotated[str, typer.Option(help="Organization id.")],
-    sandbox: Annotated[str, typer.Option(help="Sandbox name.")] = "prod",
+    org: Org,
+    sandbox: SandboxName = "prod",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write the sandbox's current catalog to stdout (format offerbase-catalog/1). Read-only:
-    exits 2 when the database is missing or not migrated, or the sandbox does not exist."""
+    exits 2 when the database is missing or not migrated, or the sandbox does not exist.
+
+    \b
+    Example:
+      offerbase catalog export --org ACME@AdobeOrg --sandbox dev > catalog.json
+    """
     from offerbase.store.catalog_io import export_catalog as export
 
     settings = _settings(data_dir, database_url, writes=False)
@@ -427,17 +535,22 @@ def export_catalog(
 
 @catalog_app.command("import")
 def import_catalog(
-    file: Annotated[Path, typer.Argument(help="A document from `catalog export` ('-': stdin).")],
-    org: Annotated[str, typer.Option(help="Organization id.")],
-    sandbox: Annotated[str, typer.Option(help="Sandbox name.")] = "prod",
+    file: Annotated[Path, typer.Argument(metavar="FILE", hidden=True)],
+    org: Org,
+    sandbox: SandboxName = "prod",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Create every entity of the document in the sandbox, with its id, all or nothing.
+    """Create every entity of FILE, a document from `catalog export` ('-' reads stdin), in the
+    sandbox, each with its id, all or nothing.
 
     Prints how many entities of each kind were created. Exits 1 when the document or one of
     its entities is refused (an id already in use, a failed validation, a guardrail), writing
     nothing, and 2 when the file or the sandbox does not exist.
+
+    \b
+    Example:
+      offerbase catalog import catalog.json --org ACME@AdobeOrg --sandbox prod
     """
     from offerbase.store.catalog_io import CatalogImportError
     from offerbase.store.catalog_io import import_catalog as load

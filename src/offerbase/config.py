@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # retrying at once makes one attempt per second per connection; a sleeping request costs
     # the server nothing.
     token_failure_delay_seconds: float = Field(default=1.0, ge=0)
+    # RFC 6749 §2.3.1 keeps client_secret out of URLs (they end up in logs and proxies), so
+    # it is refused in the query string. Adobe's own Postman collections and samples put it
+    # there for /ims/token/v2: `true` accepts that, for a migration.
+    token_secret_in_query: bool = False
     # `GET /metrics` (Prometheus, unauthenticated): turn it off where the port is public and
     # traffic volumes should not be.
     metrics: bool = True

@@ -41,9 +41,10 @@ async def create(app: Any, org: str | None = None, **options: Any) -> tenants.Ne
         return await tenants.create_credential(conn, org, options.pop("sandbox", "prod"), **options)
 
 
-def invalid_token(response: httpx.Response) -> None:
+def invalid_token(response: httpx.Response, why: str = "") -> None:
     assert response.status_code == 401, response.text
     assert response.json()["error_code"] == "401013"
+    assert why in response.json()["detail"]
 
 
 # -- revocation and rotation, on every worker --------------------------------------------------
@@ -57,7 +58,7 @@ async def test_a_revocation_ends_tokens_on_another_worker(make_app):
         assert (await b.get(TAGS, headers=tenant.headers)).status_code == 200
         async with _services(worker_a).db.write() as conn:  # as the CLI does
             await tenants.revoke_credential(conn, tenant.client_id)
-        invalid_token(await b.get(TAGS, headers=tenant.headers))
+        invalid_token(await b.get(TAGS, headers=tenant.headers), "was revoked")
         invalid_token(await a.get(TAGS, headers=tenant.headers))  # its own: invalidated
 
 
@@ -103,7 +104,7 @@ async def test_rotation_ends_the_old_secret_and_its_tokens(make_app):
             rotated = await tenants.rotate_credential(conn, old.client_id)
         assert rotated is not None
         assert rotated.client_secret != old.client_secret
-        invalid_token(await b.get(TAGS, headers=old.headers))
+        invalid_token(await b.get(TAGS, headers=old.headers), "was rotated")
         refused = await login(b, old.client_id, old.client_secret)
         assert refused.status_code == 401, refused.text
         new = await tenant_of(worker_b, b, rotated)

@@ -13,13 +13,17 @@ from offerbase.api import tokens
 TAGS = "/data/core/dps/tags"
 
 
-def gateway(response, status: int, code: str) -> None:
+def gateway(response, status: int, code: str, header: str, detail: str) -> None:
+    """Adobe's gateway body (`error_code`, `message`), plus what a person needs: `detail`
+    (containing `detail`) and the `header` at fault."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     payload = response.json()
     assert payload["error_code"] == code
     assert isinstance(payload["message"], str)
     assert payload["message"]
+    assert payload["header"] == header
+    assert detail in payload["detail"], payload["detail"]
 
 
 def without(headers: dict[str, str], name: str) -> dict[str, str]:
@@ -36,25 +40,29 @@ async def test_missing_authorization_is_403010(client, tenant):
     response = await client.post(
         TAGS, json=body("tag"), headers=without(tenant.headers, "Authorization")
     )
-    gateway(response, 403, "403010")
+    gateway(response, 403, "403010", "Authorization", "The Authorization header is missing.")
     assert response.json()["message"] == "Oauth token is missing."
     await assert_no_tags(client, tenant)
 
 
+NOT_OURS = "not issued by this server"
+NOT_BEARER = "must be `Bearer <access token>`"
+
+
 @pytest.mark.parametrize(
-    "authorization",
+    ("authorization", "detail"),
     [
-        "Bearer not-a-token",
-        "Bearer a.b.c",
-        "Basic dXNlcjpwYXNz",
-        "Bearer",
-        "token-without-scheme",
+        ("Bearer not-a-token", NOT_OURS),
+        ("Bearer a.b.c", NOT_OURS),
+        ("Basic dXNlcjpwYXNz", NOT_BEARER),
+        ("Bearer", NOT_BEARER),
+        ("token-without-scheme", NOT_BEARER),
     ],
 )
-async def test_bad_token_is_401013(client, tenant, authorization):
+async def test_bad_token_is_401013(client, tenant, authorization, detail):
     headers = {**tenant.headers, "Authorization": authorization}
     response = await client.post(TAGS, json=body("tag"), headers=headers)
-    gateway(response, 401, "401013")
+    gateway(response, 401, "401013", "Authorization", detail)
     assert response.json()["message"] == "Oauth token is not valid"
     await assert_no_tags(client, tenant)
 
@@ -64,7 +72,8 @@ async def test_expired_token_is_401013(client, tenant):
         tenant.client_id, tenant.org, SIGNING_KEY, ttl_seconds=60, now=time.time() - 3600
     )
     headers = {**tenant.headers, "Authorization": f"Bearer {expired}"}
-    gateway(await client.get(TAGS, headers=headers), 401, "401013")
+    # Told apart from an invalid token: it expired, and when.
+    gateway(await client.get(TAGS, headers=headers), 401, "401013", "Authorization", "expired at")
     # The same claims, not expired, pass: only the expiry made the difference.
     fresh = tokens.issue(tenant.client_id, tenant.org, SIGNING_KEY, ttl_seconds=60)
     ok = await client.get(TAGS, headers={**tenant.headers, "Authorization": f"Bearer {fresh}"})
@@ -74,13 +83,14 @@ async def test_expired_token_is_401013(client, tenant):
 async def test_forged_token_is_401013(client, tenant):
     forged = tokens.issue(tenant.client_id, tenant.org, "someone-elses-key-" + "y" * 32, 3600)
     headers = {**tenant.headers, "Authorization": f"Bearer {forged}"}
-    gateway(await client.post(TAGS, json=body("tag"), headers=headers), 401, "401013")
+    response = await client.post(TAGS, json=body("tag"), headers=headers)
+    gateway(response, 401, "401013", "Authorization", NOT_OURS)
     # A tampered payload with the original signature fails too.
     head, _payload, signature = tenant.token.split(".")
     other = tokens.issue(tenant.client_id, "OTHER@AdobeOrg", SIGNING_KEY, 3600).split(".")[1]
     tampered = f"{head}.{other}.{signature}"
     headers = {**tenant.headers, "Authorization": f"Bearer {tampered}"}
-    gateway(await client.get(TAGS, headers=headers), 401, "401013")
+    gateway(await client.get(TAGS, headers=headers), 401, "401013", "Authorization", NOT_OURS)
     await assert_no_tags(client, tenant)
 
 
@@ -88,7 +98,7 @@ async def test_missing_api_key_is_403000(client, tenant):
     response = await client.post(
         TAGS, json=body("tag"), headers=without(tenant.headers, "x-api-key")
     )
-    gateway(response, 403, "403000")
+    gateway(response, 403, "403000", "x-api-key", "The x-api-key header is missing.")
     assert response.json()["message"] == "Api Key is required"
     await assert_no_tags(client, tenant)
 
@@ -96,7 +106,7 @@ async def test_missing_api_key_is_403000(client, tenant):
 async def test_api_key_not_the_tokens_client_is_403003(client, tenant):
     headers = {**tenant.headers, "x-api-key": "some-other-client"}
     response = await client.post(TAGS, json=body("tag"), headers=headers)
-    gateway(response, 403, "403003")
+    gateway(response, 403, "403003", "x-api-key", "the client id the token was issued to")
     assert response.json()["message"] == "Api Key is invalid"
     await assert_no_tags(client, tenant)
 
@@ -105,7 +115,7 @@ async def test_missing_org_header_is_400003(client, tenant):
     response = await client.post(
         TAGS, json=body("tag"), headers=without(tenant.headers, "x-gw-ims-org-id")
     )
-    gateway(response, 400, "400003")
+    gateway(response, 400, "400003", "x-gw-ims-org-id", "The x-gw-ims-org-id header is missing.")
     await assert_no_tags(client, tenant)
 
 
@@ -115,8 +125,7 @@ async def test_token_used_with_another_orgs_header_is_refused(app, client, tenan
     # tenant's token, other org in the header (and the matching api key of the token).
     headers = {**tenant.headers, "x-gw-ims-org-id": other.org}
     response = await client.get(url("tag", other_entity), headers=headers)
-    assert response.status_code == 403, response.text
-    assert "error_code" in response.json()
+    gateway(response, 403, "403025", "x-gw-ims-org-id", "the organization of the token's")
     response = await client.post(TAGS, json=body("tag"), headers=headers)
     assert response.status_code == 403
     assert await Api(client, other).ids("tag") == [other_entity]

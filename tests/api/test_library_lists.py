@@ -339,3 +339,55 @@ async def test_body_filter_on_booleans_and_nested(api):
         "od",
     ]
     assert body("tag")["name"]  # factories stay importable
+
+
+async def test_orderBy_is_orderby(offers):
+    # Adobe's parameter tables spell it orderBy; its examples orderby.
+    response = await offers.list("personalized-offer", ("orderBy", "-rank.priority"))
+    assert response.status_code == 200, response.text
+    assert [item["id"] for item in response.json()["results"]] == ["o4", "o3", "o2", "o1", "o5"]
+    links = response.json()["_links"]["self"]["href"]
+    assert parse_qs(urlsplit(links).query)["orderby"] == ["-rank.priority"]
+    assert "orderBy" not in parse_qs(urlsplit(links).query)
+
+
+@pytest.mark.parametrize("param", ["orderbyy", "filter", "sort", "href"])
+async def test_an_unknown_list_parameter_is_400_naming_it(offers, param):
+    payload = problem(await offers.list("personalized-offer", (param, "name")), 400)
+    assert payload["errors"][0]["pointer"] == param
+    assert "property" in payload["detail"]
+
+
+async def test_a_client_built_start_in_adobes_form_pages_after_that_value(offers):
+    first = await offers.list("personalized-offer", ("orderby", "-modified"), ("limit", "2"))
+    page = first.json()["results"]
+    assert [item["id"] for item in page] == ["o5", "o4"]
+    # As Adobe's next links show it: the sort key's value at the page boundary.
+    after = page[-1]["modified"]
+    second = await offers.list(
+        "personalized-offer", ("orderby", "-modified"), ("limit", "2"), ("start", after)
+    )
+    assert second.status_code == 200, second.text
+    assert [item["id"] for item in second.json()["results"]] == ["o3", "o2"]
+    # Its next link goes on from there, and the whole list is visited once.
+    rest = (await offers.follow(second.json()["_links"]["next"]["href"])).json()
+    assert [item["id"] for item in rest["results"]] == ["o1"]
+    # The same instant written with an offset means the same boundary.
+    offset = after.replace("Z", "+00:00")
+    same = await offers.list(
+        "personalized-offer", ("orderby", "-modified"), ("limit", "2"), ("start", offset)
+    )
+    assert same.json()["results"] == second.json()["results"]
+    # Ascending order starts after the value the other way; other fields take their value.
+    by_name = await offers.list("personalized-offer", ("orderby", "name"), ("start", "SALE"))
+    assert [item["name"] for item in by_name.json()["results"]] == [
+        "Spring",
+        "Summer Sale",
+        "Winter sale extra",
+    ]
+
+
+@pytest.mark.parametrize("start", ["yesterday", "2026-13-01T00:00:00Z"])
+async def test_a_start_that_is_neither_a_cursor_nor_a_time_is_400(offers, start):
+    payload = problem(await offers.list("personalized-offer", ("start", start)), 400)
+    assert payload["errors"][0]["pointer"] == "start"

@@ -172,3 +172,43 @@ async def test_redis_shares_the_limit_between_workers(make_app, clients):
     for app in (first, second):  # four failures in all: both workers refuse now
         response = await clients(app, here).post(TOKEN, data=form(victim.client_id, "guess"))
         oauth_error(response, 429, "slow_down")
+
+
+# -- IMS v2 and the shapes Adobe's own clients send -----------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/ims/token/v2", "/ims/token/v3"])
+async def test_v2_and_v3_take_a_form_body_and_query_fields_but_the_secret(path, client, tenant):
+    # Form body (curl -d, aio-lib's multipart form) on both versions.
+    response = await client.post(path, data=form(tenant.client_id, tenant.client_secret))
+    assert response.status_code == 200, response.text
+    multipart = await client.post(
+        path, files={k: (None, v) for k, v in form(tenant.client_id, tenant.client_secret).items()}
+    )
+    assert multipart.status_code == 200, multipart.text
+    # Adobe's v2 samples: client_id (and grant_type, scope) in the query, the secret in the body.
+    query = {"client_id": tenant.client_id, "grant_type": "client_credentials", "scope": "openid"}
+    split = await client.post(path, params=query, data={"client_secret": tenant.client_secret})
+    assert split.status_code == 200, split.text
+    # The secret in the query string is refused by default, and the message says how to allow it.
+    everything = await client.post(path, params={**query, "client_secret": tenant.client_secret})
+    oauth_error(everything, 400, "invalid_request")
+    assert "OFFERBASE_TOKEN_SECRET_IN_QUERY" in everything.json()["error_description"]
+
+
+@pytest.mark.parametrize("app_options", [{"token_secret_in_query": True}], indirect=True)
+async def test_the_secret_in_the_query_string_can_be_allowed_for_a_migration(client, tenant):
+    # Adobe's Identity Management Service Postman collection: every field in the query.
+    query = {**form(tenant.client_id, tenant.client_secret), "scope": "openid,AdobeID"}
+    response = await client.post("/ims/token/v2", params=query)
+    assert response.status_code == 200, response.text
+    assert response.json()["token_type"] == "bearer"
+
+
+@pytest.mark.parametrize("path", ["/ims/token/v2", "/ims/token/v3"])
+async def test_a_json_body_is_told_to_be_form_encoded(path, client, tenant):
+    response = await client.post(path, json=form(tenant.client_id, tenant.client_secret))
+    oauth_error(response, 400, "invalid_request")
+    description = response.json()["error_description"]
+    assert "form-encoded" in description
+    assert "application/json" in description

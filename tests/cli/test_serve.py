@@ -318,6 +318,10 @@ def test_structured_logs_and_access_log(tmp_path: Path) -> None:
     }
     # The first-start banner names the credential and the file with its secret, not the secret.
     banner = stdout_path.read_text()
+    # It says where the data is, and that it created the organization.
+    assert f"Data directory: {data_dir.resolve()}\n" in banner
+    assert f"Database: sqlite+aiosqlite:///{(data_dir / 'offerbase.db').resolve()}\n" in banner
+    assert "Created organization 'default'" in banner
     assert credential["client_id"] in banner
     assert str((data_dir / "credentials.json").resolve()) in banner
     logged = stderr_path.read_text()

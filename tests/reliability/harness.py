@@ -204,7 +204,8 @@ class Server:
             "Authorization": f"Bearer {response.json()['access_token']}",
             "x-api-key": credential["client_id"],
             "x-gw-ims-org-id": credential["org"],
-            "x-sandbox-name": credential["sandbox"],
+            # An org-wide credential (the one `serve` creates) has no sandbox: use prod.
+            "x-sandbox-name": credential["sandbox"] or "prod",
         }
 
     @contextlib.asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends
@@ -33,7 +34,23 @@ def bearer_token(header: str | None) -> str | None:
     return parts[1]
 
 
-_INVALID_TOKEN = GatewayError(401, "401013", "Oauth token is not valid")
+def _invalid_token(detail: str) -> GatewayError:
+    return GatewayError(401, "401013", "Oauth token is not valid", detail, header="Authorization")
+
+
+def _unusable_token(token: str | None, key: str) -> GatewayError:
+    """Why a token did not verify: malformed, not ours, or expired."""
+    if token is None:
+        return _invalid_token("The Authorization header must be `Bearer <access token>`.")
+    expired = tokens.expired_at(token, key)
+    if expired is None:
+        return _invalid_token("The token was not issued by this server, or is malformed.")
+    when = datetime.fromtimestamp(expired, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _invalid_token(f"The token expired at {when}; get a new one from POST /ims/token/v3.")
+
+
+def _missing(status: int, code: str, message: str, header: str) -> GatewayError:
+    return GatewayError(status, code, message, f"The {header} header is missing.", header=header)
 
 
 async def authenticate_headers(request: Request, found: Services) -> Credential:
@@ -41,29 +58,43 @@ async def authenticate_headers(request: Request, found: Services) -> Credential:
     client id and organization match the headers."""
     headers = request.headers
     if not headers.get("authorization"):
-        raise GatewayError(403, "403010", "Oauth token is missing.")
+        raise _missing(403, "403010", "Oauth token is missing.", "Authorization")
     if not headers.get("x-api-key"):
-        raise GatewayError(403, "403000", "Api Key is required")
+        raise _missing(403, "403000", "Api Key is required", "x-api-key")
     org = headers.get("x-gw-ims-org-id")
     if not org:
-        raise GatewayError(400, "400003", "Missing header")
+        raise _missing(400, "400003", "Missing header", "x-gw-ims-org-id")
+    key = found.settings.resolved_secret_key
     token = bearer_token(headers.get("authorization"))
-    claims = tokens.verify(token, found.settings.resolved_secret_key) if token else None
+    claims = tokens.verify(token, key) if token else None
     if claims is None:
-        raise _INVALID_TOKEN
+        raise _unusable_token(token, key)
     # Not cached beyond credential_poll_seconds: a revocation or a rotation ends the token.
     credential = await found.credentials.get(claims.client_id)
-    if (
-        credential is None
-        or credential.revoked is not None
-        or credential.generation != claims.generation
-        or credential.org != claims.org
-    ):
-        raise _INVALID_TOKEN
+    if credential is None or credential.org != claims.org:
+        raise _invalid_token("The token's credential does not exist.")
+    if credential.revoked is not None:
+        raise _invalid_token("The token's credential was revoked.")
+    if credential.generation != claims.generation:
+        raise _invalid_token(
+            "The credential's secret was rotated since this token was issued; get a new token."
+        )
     if headers["x-api-key"] != claims.client_id:
-        raise GatewayError(403, "403003", "Api Key is invalid")
+        raise GatewayError(
+            403,
+            "403003",
+            "Api Key is invalid",
+            "x-api-key must be the client id the token was issued to.",
+            header="x-api-key",
+        )
     if org != claims.org:
-        raise GatewayError(403, "403025", "Profile is not valid")
+        raise GatewayError(
+            403,
+            "403025",
+            "Profile is not valid",
+            "x-gw-ims-org-id must be the organization of the token's credential.",
+            header="x-gw-ims-org-id",
+        )
     return credential
 
 

@@ -21,7 +21,15 @@ from offerbase.api.auth import Caller, CallerDep
 from offerbase.api.bodies import read_json
 from offerbase.api.deps import Services, ServicesDep
 from offerbase.api.library_collections import COLLECTIONS, ROOT, kind_to_create, kinds_for
-from offerbase.api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CursorSigner, library_links
+from offerbase.api.paging import (
+    DEFAULT_PAGE_SIZE,
+    LIST_PARAMETERS,
+    MAX_PAGE_SIZE,
+    CursorSigner,
+    boundary,
+    is_issued_cursor,
+    library_links,
+)
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.api.responses import json_response
 from offerbase.api.store_problems import transaction
@@ -216,6 +224,16 @@ class CollectionRoutes:
         limit: Limit = DEFAULT_PAGE_SIZE,
         start: Start = None,
     ) -> Response:
+        unknown = sorted(set(request.query_params) - LIST_PARAMETERS)
+        if unknown:
+            message = (
+                f"'{unknown[0]}' is not a parameter of this list; it takes "
+                + ", ".join(sorted(LIST_PARAMETERS - {"orderBy"}))
+                + "."
+            )
+            raise ApiProblem(400, "Bad Request", message, errors=[field_error(unknown[0], message)])
+        # Adobe's parameter tables spell it orderBy, their examples orderby.
+        orderby = orderby or request.query_params.get("orderBy")
         kinds = kinds_for(self.path, offer_type)
         try:
             terms = parse_properties(property or [])
@@ -225,10 +243,18 @@ class CollectionRoutes:
                 400, "Bad Request", exc.message, errors=[field_error(exc.parameter, exc.message)]
             ) from exc
         signer = CursorSigner(services.settings.resolved_secret_key, caller.sandbox.pk)
-        position = signer.open(start)
+        position = None
+        query = request.query_params.multi_items()
+        if start is not None and not is_issued_cursor(start):
+            # Adobe's form of `start`: a filter on the first sort key, which the next links
+            # carry on as a property term.
+            after = boundary(start, order)
+            terms = [*terms, after]
+            query = [*query, ("property", f"{after.field}{after.op}{after.value}")]
+        else:
+            position = signer.open(start)
         async with transaction(services.db, write=False) as conn:
             page = await Library(conn, caller.sandbox).list(kinds, terms, order, limit, position)
-        query = request.query_params.multi_items()
         return json_response(
             {
                 "results": [entity.read_form() for entity in page.items],

@@ -12,15 +12,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from urllib.parse import urlencode
 
 from offerbase.api.problems import ApiProblem, field_error
+from offerbase.catalog.schema import parse_datetime
+from offerbase.store.clock import iso
 from offerbase.store.library import Page
+from offerbase.store.listing import OrderKey, Term
 
 DEFAULT_PAGE_SIZE = 50
+# The query parameters of an Offer Library list (orderBy is the parameter tables' spelling).
+LIST_PARAMETERS = frozenset({"offer-type", "property", "orderby", "orderBy", "limit", "start"})
 MAX_PAGE_SIZE = 1000
 MAX_CURSOR_CHARS = 256  # what this server issues is far shorter
 _MAC_BYTES = 16
+# What this server issues: a base64url position, a dot, a 16-byte base64url MAC.
+_ISSUED = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}")
+_TIMESTAMPS = frozenset({"created", "modified"})
 
 
 class CursorSigner:
@@ -53,6 +62,29 @@ class CursorSigner:
         return position
 
 
+def boundary(start: str, order: list[OrderKey]) -> Term:
+    """A `start` that is not a cursor of this server, in the form Adobe's next links show: the
+    first sort key's value at the page boundary (`start=2024-10-18T22:22:35.048Z` with
+    `orderby=-modified`). The page holds what comes strictly after it in the list's order."""
+    key = order[0]
+    value = start
+    if key.field in _TIMESTAMPS:
+        moment = parse_datetime(start)
+        if moment is None:
+            message = (
+                f"'start' is neither a cursor from _links nor a {key.field} time "
+                "(ISO-8601 with an offset or Z) to start after."
+            )
+            raise ApiProblem(400, "Bad Request", message, errors=[field_error("start", message)])
+        value = iso(moment)  # the stored form compares as text
+    return Term(key.field, "<" if key.descending else ">", value)
+
+
+def is_issued_cursor(start: str) -> bool:
+    """Whether `start` has the form of a cursor this server issues (then it must verify)."""
+    return _ISSUED.fullmatch(start) is not None
+
+
 Links = dict[str, dict[str, str]]
 
 
@@ -69,7 +101,7 @@ def library_links(
     signer: CursorSigner,
 ) -> Links:
     """Links relative to the API root; the cursor is opaque and carries the snapshot."""
-    kept = [(k, v) for k, v in query if k not in ("start", "orderby", "limit")]
+    kept = [(k, v) for k, v in query if k not in ("start", "orderby", "orderBy", "limit")]
     base = [("orderby", orderby or "-modified"), ("limit", str(limit)), *kept]
 
     def link(position: str | None) -> dict[str, str]:

@@ -51,45 +51,67 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
     return json_response({"error": error, "error_description": description}, status)
 
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_TOKEN_REQUEST: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type", "client_id", "client_secret"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"},
+                        "scope": {"type": "string"},
+                    },
+                }
+            }
+        }
+    }
+}
+
+
+@router.post(
+    "/ims/token/v2",
+    summary="Exchange client credentials for an access token (IMS v2, same as v3)",
+    responses=_TOKEN_RESPONSES,
+    operation_id="issue_token_v2",
+    openapi_extra=_TOKEN_REQUEST,
+)
 @router.post(
     "/ims/token/v3",
     summary="Exchange client credentials for an access token (OAuth2 client_credentials)",
     responses=_TOKEN_RESPONSES,
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["grant_type", "client_id", "client_secret"],
-                        "properties": {
-                            "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                            "client_id": {"type": "string"},
-                            "client_secret": {"type": "string"},
-                            "scope": {"type": "string"},
-                        },
-                    }
-                }
-            }
-        }
-    },
+    openapi_extra=_TOKEN_REQUEST,
 )
 async def issue_token(request: Request, services: ServicesDep) -> Response:
-    if "client_secret" in request.query_params:
+    """IMS v3 and v2 alike: the fields come from a form body, and all but the secret may come
+    from the query string too (as Adobe's v2 samples send them)."""
+    if "client_secret" in request.query_params and not services.settings.token_secret_in_query:
         # RFC 6749 §2.3.1: a secret in the URL ends up in access logs, proxies and history.
         return _oauth_error(
             400,
             "invalid_request",
-            "client_secret must be sent in the form body, not in the query string.",
+            "client_secret must be sent in the form body, not in the query string "
+            "(OFFERBASE_TOKEN_SECRET_IN_QUERY=true accepts it there).",
         )
     fields: dict[str, str] = dict(request.query_params)
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    if content_type.lower().startswith(_FORM_TYPES):
         try:
             form = await request.form()
         except Exception:
             return _oauth_error(400, "invalid_request", "The form body could not be parsed.")
         fields.update({key: value for key, value in form.items() if isinstance(value, str)})
+    elif await request.body():
+        media = content_type.split(";", 1)[0].strip() or "no Content-Type"
+        return _oauth_error(
+            400,
+            "invalid_request",
+            f"The body must be form-encoded (application/x-www-form-urlencoded), as OAuth 2.0 "
+            f"token requests are; got {media}.",
+        )
     grant_type = fields.get("grant_type")
     if grant_type != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "grant_type must be client_credentials.")

@@ -52,14 +52,22 @@ class ApiProblem(Exception):
 class GatewayError(Exception):
     """Authentication failures answer like Adobe's API gateway does (Adobe's Offer Library API)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, detail: str, *, header: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.detail = detail
+        self.header = header
 
     def response(self) -> Response:
-        body = {"error_code": self.code, "message": self.message}
+        # Adobe's `error_code` and `message`, which clients match on, then what a person needs:
+        # `detail`, and the `header` at fault when there is one.
+        body = {"error_code": self.code, "message": self.message, "detail": self.detail}
+        if self.header is not None:
+            body["header"] = self.header
         return Response(orjson.dumps(body), self.status, media_type="application/json")
 
 

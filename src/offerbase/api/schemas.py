@@ -73,6 +73,8 @@ class GatewayErrorBody(BaseModel):
 
     error_code: str
     message: str
+    detail: str = Field(description="What is wrong, for a person (an Offerbase addition).")
+    header: str | None = Field(default=None, description="The request header at fault.")
 
 
 class TokenResponse(BaseModel):

@@ -65,6 +65,13 @@ def verify(token: str, key: str, now: float | None = None) -> Claims | None:
     return claims
 
 
+def expired_at(token: str, key: str) -> int | None:
+    """When a token that this server signed expired (POSIX seconds); None for a token that is
+    not ours or is malformed. Only to tell a client why its token was refused."""
+    claims = _signed_claims(token, key)
+    return None if claims is None else claims.expires_at
+
+
 # A client sends the same token for hours: checking its signature once per worker is enough.
 # Expiry is still checked on every call (above), so caching never extends a token's life, and
 # so is revocation (api/auth.py asks api/credential_cache.py, which is at most a second old).

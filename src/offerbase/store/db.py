@@ -55,6 +55,11 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def printable_url(url: str) -> str:
+    """A database URL as it may be printed or logged: without its password."""
+    return make_url(normalize_url(url)).render_as_string(hide_password=True)
+
+
 def _create_private_file(url: str) -> None:
     """Create a SQLite database file readable by its owner only (0600) before SQLite does with
     the umask's mode; SQLite gives its -wal and -shm files the database file's mode."""
