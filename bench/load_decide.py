@@ -3,7 +3,7 @@
 Run by hand (needs `wrk`, Debian package `wrk`):
 
     .venv/bin/python bench/load_decide.py [--database-url postgresql+asyncpg://...] \
-        [--connections 32] [--duration 15] [--offers 100] [--caps]
+        [--connections 32] [--duration 15] [--offers 100] [--caps] [--durable-events]
 
 It starts the real server in a subprocess (fresh data dir; SQLite unless --database-url),
 creates a catalog through the Offer Library API, then runs wrk at the same concurrency against
@@ -180,6 +180,11 @@ def main() -> None:
     parser.add_argument("--redis-url", help="capping counters in Redis (OFFERBASE_REDIS_URL)")
     parser.add_argument("--dry-run", action="store_true", help="xdm:dryRun: no events, no counting")
     parser.add_argument(
+        "--durable-events",
+        action="store_true",
+        help="OFFERBASE_EVENTS_DURABLE=true: each decision waits for its event's commit",
+    )
+    parser.add_argument(
         "--inline-profile",
         action="store_true",
         help="send the profile in the request (offerbase:profile): no profile read",
@@ -202,6 +207,7 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
         env["OFFERBASE_DATABASE_URL"] = database_url
     if args.redis_url:
         env["OFFERBASE_REDIS_URL"] = args.redis_url
+    env["OFFERBASE_EVENTS_DURABLE"] = "true" if args.durable_events else "false"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(env, port, args.workers)
@@ -252,7 +258,8 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
     print(f"machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}")
     print(
         f"database: {args.database_url or 'sqlite'}; workers {args.workers}; "
-        f"{args.connections} connections; {args.duration}s; offers {args.offers}; caps {args.caps}"
+        f"{args.connections} connections; {args.duration}s; offers {args.offers}; "
+        f"caps {args.caps}; durable events {args.durable_events}"
     )
     for name, figures in (("GET /health", health), ("POST /decisions", decide)):
         print(

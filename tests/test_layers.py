@@ -19,7 +19,7 @@ ALLOWED = {
     "pql": {"regex"},
     "catalog": {"pql"},
     "engine": {"pql", "catalog"},
-    "store": {"catalog", "config", "metrics", "regex"},
+    "store": {"catalog", "config", "metrics", "logs", "regex"},
     "regex": set(),
     "config": set(),
     "metrics": set(),

@@ -577,3 +577,51 @@ def import_catalog(
         typer.echo(f"Nothing imported: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(json.dumps({"imported": counts}))
+
+
+# -- deployment --------------------------------------------------------------------------------
+
+deployment_app = _group("This database's deployment id (it names its Redis keys).")
+app.add_typer(deployment_app, name="deployment")
+
+
+@deployment_app.command("id")
+def show_deployment_id(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Print the database's deployment id. Read-only: exits 2 when the database is missing or
+    not migrated.
+
+    \b
+    Example:
+      offerbase deployment id --data-dir /var/lib/offerbase
+    """
+    from offerbase.store.deployment import deployment_id
+
+    settings = _settings(data_dir, database_url, writes=False)
+
+    async def run() -> str:
+        async with _database(settings, writes=False) as db:
+            return await deployment_id(db)
+
+    typer.echo(asyncio.run(run()))
+
+
+@deployment_app.command("new-id")
+def new_deployment_id(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Give the database a new deployment id and print it: for a copy of another deployment's
+    database (a restored backup) that is to run beside it on the same Redis, so that it counts
+    caps on its own from zero. Run it before the copy serves; the original keeps its id and
+    its counters.
+
+    \b
+    Example:
+      offerbase deployment new-id --database-url postgresql://offerbase@staging-db/offerbase
+    """
+    from offerbase.store.deployment import new_deployment_id as replace_id
+
+    settings = _settings(data_dir, database_url, writes=True)
+
+    async def run() -> str:
+        async with _database(settings, writes=True) as db:
+            return await replace_id(db)
+
+    typer.echo(asyncio.run(run()))

@@ -18,6 +18,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./.offerbase"))
     database_url: str | None = None
     redis_url: str | None = None
+    # Prepended to every Redis key (docs/operations.md, "Redis"); the deployment id that
+    # follows it already keeps deployments apart, a prefix can name them or separate more.
+    redis_prefix: str = "offerbase:"
+    # Decision events committed before the decision is answered (slower; nothing queued can be
+    # lost in a crash). Off: queued and written in batches (docs/operations.md, "Events").
+    events_durable: bool = False
     secret_key: str | None = None
     # Adobe IMS hands out 24 h tokens; clients written against it refresh on that rhythm.
     token_ttl_seconds: int = 86_400

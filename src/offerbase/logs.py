@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import structlog
 
@@ -61,3 +65,45 @@ def configure(level: str = "info", *, as_json: bool | None = None) -> None:
     access = logging.getLogger("uvicorn.access")
     access.handlers = []
     access.propagate = False
+
+
+class RateLimitedErrors:
+    """Logs repeated identical errors once per `interval` seconds instead of once each.
+
+    During an outage every request fails the same way; a record (and a traceback) per request
+    wrote 25 MB of logs in a 10 s database outage. The first error of a kind is logged at once,
+    with its traceback; the same kind again within `interval` is only counted, and the next
+    record of that kind says how many were suppressed since the last one (`suppressed`). A kind
+    is whatever the caller passes as `key` (the exception type, its message, the route).
+    """
+
+    MAX_KINDS = 1024  # distinct kinds remembered; past that the oldest is forgotten
+
+    def __init__(
+        self,
+        logger: structlog.stdlib.BoundLogger,
+        *,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = logger
+        self.interval = interval
+        self._clock = clock
+        # key -> [time of the last record written, errors suppressed since]
+        self._kinds: OrderedDict[Hashable, list[float]] = OrderedDict()
+
+    def error(self, key: Hashable, event: str, exc: BaseException | None, **fields: Any) -> bool:
+        """Log `event` with `exc`'s traceback unless one like it was logged within the
+        interval; returns whether a record was written."""
+        now = self._clock()
+        seen = self._kinds.get(key)
+        if seen is not None and now - seen[0] < self.interval:
+            seen[1] += 1
+            return False
+        suppressed = int(seen[1]) if seen is not None else 0
+        self._kinds[key] = [now, 0]
+        self._kinds.move_to_end(key)
+        while len(self._kinds) > self.MAX_KINDS:
+            self._kinds.popitem(last=False)
+        self._log.error(event, exc_info=exc, suppressed=suppressed, **fields)
+        return True

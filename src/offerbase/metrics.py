@@ -56,7 +56,13 @@ SNAPSHOT_BUILDS = Histogram(
 EVENTS_WRITTEN = Counter("offerbase_decision_events_written", "Decision events stored.")
 EVENTS_DROPPED = Counter(
     "offerbase_decision_events_dropped",
-    "Decision events dropped because the write queue was full (the database is too slow).",
+    "Decision events dropped because the write queue was full (the database is too slow or "
+    "down), or still queued when a shutdown could not write them.",
+)
+EVENTS_REJECTED = Counter(
+    "offerbase_decision_events_rejected",
+    "Decision events that cannot be stored (not serialisable, or refused by the database), "
+    "each rejected on its own: the events queued with them are stored.",
 )
 
 

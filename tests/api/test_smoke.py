@@ -1,7 +1,11 @@
 async def test_health(client):
     response = await client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    # `status` as it always was, and what was checked (readiness: docs/operations.md).
+    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
+    live = await client.get("/health/live")
+    assert live.status_code == 200
+    assert live.json() == {"status": "ok"}
 
 
 async def test_openapi_served(client):

@@ -28,10 +28,13 @@ from offerbase.store.counters import (
     SqlCounterStore,
     counter_store,
     redis_key,
+    redis_namespace,
 )
 from offerbase.store.db import Database
 
 REDIS_URL = os.environ.get("OFFERBASE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The keys of these tests: a deployment of their own, never a real one's.
+NAMESPACE = redis_namespace(REDIS_PREFIX, "store-tests")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # Every test runs on the three backends; the SQL ones reuse the session `database` fixture
@@ -95,14 +98,14 @@ async def backend(database: Database, kind: str) -> AsyncIterator[Backend]:
         used.append(10**12 + secrets.randbelow(10**12))
         return used[-1]
 
-    store = RedisCounterStore(REDIS_URL)
+    store = RedisCounterStore(REDIS_URL, namespace=NAMESPACE)
     yield Backend("redis", store, REDIS_URL, new_redis_sandbox)
     await store.close()
     from redis.asyncio import Redis
 
     client = Redis.from_url(REDIS_URL)
     for pk in used:  # delete only this test's keys
-        keys = [k async for k in client.scan_iter(match=f"{REDIS_PREFIX}{{{pk}}}:*")]
+        keys = [k async for k in client.scan_iter(match=f"{NAMESPACE}{{{pk}}}:*")]
         if keys:
             await client.delete(*keys)
     await client.aclose()
@@ -196,7 +199,8 @@ pk, attempts, cap, start_at = int(pk), int(attempts), int(cap), float(start_at)
 
 async def main():
     db = Database(url) if backend == "sql" else None
-    store = SqlCounterStore(db) if db else RedisCounterStore(url)
+    namespace = "offerbase:cap:store-tests:"  # NAMESPACE
+    store = SqlCounterStore(db) if db else RedisCounterStore(url, namespace=namespace)
     await store.get_many(pk, ["warm-up"])  # connect before the start line
     gate = asyncio.Semaphore(8)  # 8 in flight per process: few PostgreSQL connections
 
@@ -255,12 +259,12 @@ async def test_counters_expire(backend: Backend) -> None:
         from redis.asyncio import Redis
 
         client = Redis.from_url(REDIS_URL)
-        ttl = await client.ttl(redis_key(pk, "cap|ttl"))
+        ttl = await client.ttl(redis_key(NAMESPACE, pk, "cap|ttl"))
         assert COUNTER_TTL_SECONDS - 60 < ttl <= COUNTER_TTL_SECONDS
         # the TTL is set on creation only, never pushed back by later increments
-        await client.expire(redis_key(pk, "cap|ttl"), 1000)
+        await client.expire(redis_key(NAMESPACE, pk, "cap|ttl"), 1000)
         assert await backend.store.try_consume(pk, [("cap|ttl", 5)])
-        assert await client.ttl(redis_key(pk, "cap|ttl")) <= 1000
+        assert await client.ttl(redis_key(NAMESPACE, pk, "cap|ttl")) <= 1000
         await client.aclose()
         return
     assert isinstance(backend.store, SqlCounterStore)

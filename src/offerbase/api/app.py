@@ -6,7 +6,7 @@ import asyncio
 import gc
 import random
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import offerbase
@@ -34,9 +35,11 @@ from offerbase.api import (
 from offerbase.api.deps import Services
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
+from offerbase.api.store_problems import outage_problem
 from offerbase.api.url_encoding import RejectInvalidUtf8
 from offerbase.config import Settings
 from offerbase.store.db import Database
+from offerbase.store.outages import unavailable
 
 DESCRIPTION = """Offer decisioning, wire-compatible with Adobe Journey Optimizer's Offer
 Library API (`/data/core/dps`) and Decisioning API. Every `/data/core` call takes
@@ -45,6 +48,61 @@ client id), `x-gw-ims-org-id` and `x-sandbox-name` (default `prod`)."""
 
 
 log = structlog.get_logger("offerbase.api")
+
+
+class UnhandledErrors:
+    """The last stop of an exception under a route, before Starlette's own (which would log a
+    traceback per request): a dependency outage answers 503 with Retry-After, anything else
+    500, both problem bodies without internals, both logged rate-limited: one record per
+    kind of failure (type, message, route) and interval, with the count of those suppressed
+    meanwhile, since an outage fails every request the same way."""
+
+    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes
+        self.failures = logs.RateLimitedErrors(log)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # a streamed response already began: nothing else can be answered
+                raise
+            response = self.failure_response(scope, exc)
+            await response(scope, receive, send)
+
+    def failure_response(self, scope: Scope, exc: Exception) -> Response:
+        template = observability.route_template(scope, self.routes)
+        outage = unavailable(exc)
+        key = (type(exc).__name__, str(exc)[:200], template)
+        headers = dict(scope.get("headers") or ())
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or None
+        event = "dependency unavailable" if outage else "unhandled exception"
+        self.failures.error(
+            key,
+            event,
+            exc,
+            method=scope.get("method"),
+            route=template,  # not the path: paths carry ids and identities
+            request_id=request_id,
+            exception=type(exc).__name__,
+        )
+        if outage:
+            return outage_problem().response()
+        return ApiProblem(
+            500, "Internal Server Error", "The server failed to answer; it has been logged."
+        ).response()
 
 
 class CompatibilityMiddleware:
@@ -137,6 +195,9 @@ def create_app(
     if settings.metrics:
         app.router.routes.extend(observability.routes)
     install_error_handlers(app)
+    # The last middleware added is the outermost. UnhandledErrors is the innermost, so the
+    # observer counts the 500s and 503s it answers.
+    app.add_middleware(UnhandledErrors, routes=app.router.routes)
     # Both inside RequestObserver, so that what they refuse is counted (route `unmatched`).
     app.add_middleware(RejectInvalidUtf8)
     app.add_middleware(http_limits.HeadLimits)

@@ -31,17 +31,24 @@ from offerbase.store.tenants import Credential
 # so one scrypt run at a time (~50 per second) is plenty, and it leaves the other core to
 # decisions (bench/token_flood.py).
 HASH_CONCURRENCY = 1
-REDIS_PREFIX = "offerbase:throttle"
+REDIS_PREFIX = "offerbase:throttle"  # with OFFERBASE_REDIS_PREFIX's default, `offerbase:`
 
 
 class FailureThrottle:
     """Failed secret checks per client id and per client address, per minute."""
 
-    def __init__(self, redis_url: str | None, *, per_client: int, per_address: int) -> None:
+    def __init__(
+        self,
+        redis_url: str | None,
+        *,
+        per_client: int,
+        per_address: int,
+        key_prefix: str = REDIS_PREFIX,
+    ) -> None:
         storage: Storage
         if redis_url:
             storage = RedisStorage(
-                f"async+{redis_url}", implementation="redispy", key_prefix=REDIS_PREFIX
+                f"async+{redis_url}", implementation="redispy", key_prefix=key_prefix
             )
         else:
             storage = MemoryStorage()

@@ -30,6 +30,7 @@ from offerbase.api.decision_request_model import (
 )
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.engine import DecisionRequest, ScopeRequest
+from offerbase.store.profiles import MAX_IDENTITY_CHARS, MAX_NAMESPACE_CHARS
 
 
 # The parsed form is a frozen Struct too: msgspec builds those several times faster than frozen
@@ -73,6 +74,9 @@ def parse(body: Any, *, trace_param: bool = False) -> ParsedRequest:
     too_many = _too_many_identities(profile)
     if too_many is not None:
         raise _problem(too_many)
+    bad_identity = _bad_identity(profile)  # each of at most MAX_IDENTITIES
+    if bad_identity is not None:
+        raise _problem(bad_identity)
     response_format = typed.response_format or _NO_RESPONSE_FORMAT
     duplicates = typed.duplicates or _NO_DUPLICATES
     metadata = response_format.include_metadata or _NO_METADATA
@@ -148,6 +152,30 @@ def _problem(failure: Failure) -> ApiProblem:
         f"{failure.pointer}: {failure.detail}",
         errors=[field_error(failure.pointer, failure.detail)],
     )
+
+
+def _bad_identity(profile: DecisionProfile) -> Failure | None:
+    """The identity map is recorded with the decision event and looked up in the profiles:
+    what the database cannot store or index (a NUL character, an id or namespace longer than
+    a stored profile's) is refused here, not by a failing insert or lookup later. An empty id
+    is only skipped (store.profiles.request_identities), as it always was."""
+    base = "/xdm:profiles/0/xdm:identityMap"
+    for namespace, entries in (profile.identity_map or {}).items():
+        token = namespace.replace("~", "~0").replace("/", "~1")
+        if len(namespace) > MAX_NAMESPACE_CHARS or "\x00" in namespace:
+            return Failure(
+                f"{base}/{token}",
+                f"a namespace has at most {MAX_NAMESPACE_CHARS} characters and no NUL",
+                400,
+            )
+        for index, entry in enumerate(entries):
+            if len(entry.id) > MAX_IDENTITY_CHARS or "\x00" in entry.id:
+                return Failure(
+                    f"{base}/{token}/{index}/xdm:id",
+                    f"an identity id has at most {MAX_IDENTITY_CHARS} characters and no NUL",
+                    400,
+                )
+    return None
 
 
 def _too_many_options(scopes: list[DecisionScope]) -> Failure | None:

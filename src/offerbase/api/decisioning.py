@@ -3,7 +3,8 @@
 
 This is the hot path, kept lean on purpose: a plain Starlette endpoint (no dependency
 injection), orjson, the in-memory catalog snapshot, one profile read, capping counters only
-when the catalog has caps, and the decision event queued for a background writer. The routes'
+when the catalog has caps, and the decision event queued for a background writer (or, with
+OFFERBASE_EVENTS_DURABLE, committed before the answer). The routes'
 OpenAPI description is in decisioning_openapi.py.
 """
 
@@ -127,14 +128,16 @@ async def _handle(
     created_ms = int(time.time() * 1000)
     if not parsed.dry_run:
         timestamp = iso(services.clock())
-        services.events.record(
-            PendingEvent(
-                sandbox.pk,
-                proposition_id,
-                timestamp,
-                event_body(result, parsed, proposition_id, timestamp),
-            )
+        event = PendingEvent(
+            sandbox.pk,
+            proposition_id,
+            timestamp,
+            event_body(result, parsed, proposition_id, timestamp),
         )
+        if services.events.durable:  # OFFERBASE_EVENTS_DURABLE: answered once it is committed
+            await services.events.commit(event)
+        else:
+            services.events.record(event)
         for scope in result.scopes:
             if scope.options:
                 _PERSONALIZED_ITEMS.inc(len(scope.options))

@@ -66,11 +66,12 @@ class Services:
                     settings.redis_url,
                     per_client=settings.token_failures_per_client,
                     per_address=settings.token_failures_per_address,
+                    key_prefix=f"{settings.redis_prefix}throttle",  # OFFERBASE_REDIS_PREFIX
                 )
             ),
             snapshots=SnapshotCache(db, settings.snapshot_poll_seconds),
-            counters=counter_store(db, settings.redis_url),
-            events=EventWriter(db),
+            counters=counter_store(db, settings.redis_url, settings.redis_prefix),
+            events=EventWriter(db, durable=settings.events_durable),
             clock=clock or _now,
             rng=rng or random.Random(),
         )

@@ -1,7 +1,9 @@
-"""Platform routes: the IMS-like token endpoint and the health check."""
+"""Platform routes: the IMS-like token endpoint and the health checks (readiness, liveness)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -145,23 +147,48 @@ async def issue_token(request: Request, services: ServicesDep) -> Response:
     return json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl})
 
 
+_HEALTH = {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}
+# A dependency that does not answer within this is reported down: a load balancer's probe
+# must get an answer, not hang as long as the outage.
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+async def _state(probe: Callable[[], Awaitable[bool]]) -> str:
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+            return "ok" if await probe() else "unavailable"
+    except Exception:  # a dependency that fails its probe in any way is down
+        return "unavailable"
+
+
 @router.get(
     "/health",
-    summary="Liveness and database check",
+    summary="Readiness: every dependency of the decision path answers",
     responses={
-        200: {
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
-            "description": "Up.",
-        },
-        503: {
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
-            "description": "Database down.",
-        },
+        200: {"content": _HEALTH, "description": "Ready: every check is ok."},
+        503: {"content": _HEALTH, "description": "Not ready: a check is unavailable."},
     },
 )
 async def health(request: Request) -> Response:
     # The request itself, not ServicesDep: load balancers call this often, and resolving a
     # dependency is most of what it would cost.
-    if await services(request).db.ping():
-        return json_response({"status": "ok"})
-    return json_response({"status": "unavailable"}, 503)
+    found = services(request)
+    probes = {"database": found.db.ping}
+    if found.settings.redis_url:
+        probes["redis"] = found.counters.ping
+    states = await asyncio.gather(*(_state(probe) for probe in probes.values()))
+    checks = dict(zip(probes, states, strict=True))
+    if all(state == "ok" for state in states):
+        return json_response({"status": "ok", "checks": checks})
+    return json_response({"status": "unavailable", "checks": checks}, 503)
+
+
+@router.get(
+    "/health/live",
+    summary="Liveness: the process answers (no dependency is checked)",
+    responses={200: {"content": _HEALTH, "description": "Alive."}},
+)
+async def live() -> Response:
+    # Cheap on purpose: a dependency outage must not make an orchestrator restart healthy
+    # processes; readiness (/health) is what takes a worker out of rotation.
+    return json_response({"status": "ok"})

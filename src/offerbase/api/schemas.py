@@ -84,7 +84,13 @@ class TokenResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="`ok`, or `unavailable` when a dependency is down.")
+    checks: dict[str, str] | None = Field(
+        default=None,
+        description="Readiness (`GET /health`): `ok` or `unavailable` for each dependency of the "
+        "decision path (`database`, and `redis` when counters are in Redis). Absent from "
+        "`GET /health/live`.",
+    )
 
 
 def problem_response(description: str) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """How store and catalog errors reach the client: one mapping to problem bodies, applied where a
-route opens its transaction (`transaction`), so nothing is written when a request fails."""
+route opens its transaction (`transaction`), so nothing is written when a request fails; and
+the answer to a database or Redis outage (`outage_problem`, store/outages.py says which
+errors are one)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ from offerbase.api.problems import ApiProblem, field_error
 from offerbase.store import errors as store_errors
 from offerbase.store.db import Connection, Database
 from offerbase.store.profiles import IdentityConflict
+
+# Seconds a client is asked to wait after a dependency outage: long enough not to hammer a
+# database that is restarting, short enough that a blip costs a client little.
+RETRY_AFTER_SECONDS = 2
 
 
 def store_problem(exc: store_errors.StoreError) -> ApiProblem:
@@ -26,6 +32,16 @@ def store_problem(exc: store_errors.StoreError) -> ApiProblem:
         identity = {"namespace": exc.namespace, "id": exc.identity}
         return ApiProblem(exc.status, exc.title, exc.detail, extra={"identity": identity})
     return ApiProblem(exc.status, exc.title, exc.detail)
+
+
+def outage_problem() -> ApiProblem:
+    """503 for a database or Redis that could not be reached or used (store.outages)."""
+    return ApiProblem(
+        503,
+        "Service Unavailable",
+        "A database or Redis that this server needs is unavailable; retry later.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def catalog_problem(

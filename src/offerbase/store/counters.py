@@ -18,7 +18,7 @@ Semantics and the atomicity argument per backend: docs/development.md, "Capping 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from typing import Protocol
 
@@ -26,12 +26,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from offerbase.store.db import Database
+from offerbase.store.deployment import deployment_id
 from offerbase.store.scope import Scope, across_tenants, raw_sql, template
 from offerbase.store.tables import capping_counters
 
 # 2 years (the longest, 731 days, has a leap day) + 1 day of slack: 732 days.
 COUNTER_TTL_SECONDS = 732 * 86_400
-REDIS_PREFIX = "offerbase:cap:"
+# The default of OFFERBASE_REDIS_PREFIX; keys are `<prefix>cap:<deployment id>:...`.
+REDIS_PREFIX = "offerbase:"
+# A Redis that does not answer fails the request (503) after this long, not after the OS's
+# TCP timeout; a reachable Redis answers in well under a millisecond.
+REDIS_TIMEOUT_SECONDS = 2.0
 _READ_CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-parameter limit
 
 
@@ -42,6 +47,10 @@ class CounterStore(Protocol):
 
     async def try_consume(self, sandbox_pk: int, items: Sequence[tuple[str, int]]) -> bool:
         """Increment every key by 1 if every key is below its limit, else change nothing."""
+        ...
+
+    async def ping(self) -> bool:
+        """Does the backend answer? (/health)"""
         ...
 
     async def close(self) -> None: ...
@@ -157,6 +166,9 @@ class SqlCounterStore:
             result = await conn.execute(expired)
         return result.rowcount or 0
 
+    async def ping(self) -> bool:
+        return await self.db.ping()
+
     async def close(self) -> None:
         """The Database belongs to the caller: nothing to release."""
 
@@ -182,30 +194,65 @@ return 1
 """
 
 
-def redis_key(sandbox_pk: int, key: str) -> str:
-    """``offerbase:cap:{<sandbox_pk>}:<key>``; the braces are a Redis Cluster hash tag: all
-    counters of a sandbox live in one slot, so one script may touch several of them."""
-    return f"{REDIS_PREFIX}{{{sandbox_pk}}}:{key}"
+def redis_namespace(prefix: str, deployment: str) -> str:
+    """Where a deployment's counters live: ``<prefix>cap:<deployment id>:``."""
+    return f"{prefix}cap:{deployment}:"
+
+
+def redis_key(namespace: str, sandbox_pk: int, key: str) -> str:
+    """``<namespace>{<sandbox_pk>}:<key>``; the braces are a Redis Cluster hash tag: all
+    counters of a sandbox live in one slot, so one script may touch several of them. The
+    sandbox pk is unique within a database only; the namespace's deployment id makes the key
+    unique among every database that shares the Redis (store/deployment.py)."""
+    return f"{namespace}{{{sandbox_pk}}}:{key}"
 
 
 class RedisCounterStore:
-    """Counters in Redis: one Lua script (EVALSHA, EVAL on NOSCRIPT) per `try_consume`."""
+    """Counters in Redis: one Lua script (EVALSHA, EVAL on NOSCRIPT) per `try_consume`.
 
-    def __init__(self, url: str, *, max_connections: int = 64) -> None:
+    `namespace` is the key prefix (`redis_namespace`), or an async function that finds it
+    (the app's: it reads the deployment id from the database on first use)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str | Callable[[], Awaitable[str]],
+        max_connections: int = 64,
+    ) -> None:
         # imported here: Redis is optional
         from redis.asyncio import BlockingConnectionPool, Redis
 
         # A blocking pool: a burst of concurrent decisions waits for a connection (up to 10 s)
         # instead of failing with "Too many connections".
-        pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=10,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+        )
         self._redis = Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
         self._consume = self._redis.register_script(_CONSUME_LUA)
+        self._namespace = namespace if isinstance(namespace, str) else None
+        self._find_namespace = None if isinstance(namespace, str) else namespace
+
+    async def namespace(self) -> str:
+        if self._namespace is None:
+            assert self._find_namespace is not None  # one of the two is always set
+            self._namespace = await self._find_namespace()
+        return self._namespace
+
+    async def ping(self) -> bool:
+        """Does Redis answer? (/health)"""
+        return bool(await self._redis.ping())
 
     async def get_many(self, sandbox_pk: int, keys: Sequence[str]) -> dict[str, int]:
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return {}
-        values = await self._redis.mget([redis_key(sandbox_pk, k) for k in wanted])
+        namespace = self._namespace or await self.namespace()
+        values = await self._redis.mget([redis_key(namespace, sandbox_pk, k) for k in wanted])
         return {k: int(v) for k, v in zip(wanted, values, strict=True) if v is not None}
 
     async def try_consume(self, sandbox_pk: int, items: Sequence[tuple[str, int]]) -> bool:
@@ -214,7 +261,8 @@ class RedisCounterStore:
             return False
         if not plan:
             return True
-        keys = [redis_key(sandbox_pk, key) for key, _, _ in plan]
+        namespace = self._namespace or await self.namespace()
+        keys = [redis_key(namespace, sandbox_pk, key) for key, _, _ in plan]
         args: list[int] = [COUNTER_TTL_SECONDS]
         for _, n, limit in plan:
             args += (n, limit)
@@ -224,8 +272,15 @@ class RedisCounterStore:
         await self._redis.aclose()
 
 
-def counter_store(db: Database, redis_url: str | None) -> CounterStore:
-    """Redis when a URL is configured (OFFERBASE_REDIS_URL), else the SQL database."""
+def counter_store(
+    db: Database, redis_url: str | None, redis_prefix: str = REDIS_PREFIX
+) -> CounterStore:
+    """Redis when a URL is configured (OFFERBASE_REDIS_URL), its keys under
+    OFFERBASE_REDIS_PREFIX and the database's deployment id; else the SQL database."""
     if redis_url:
-        return RedisCounterStore(redis_url)
+
+        async def namespace() -> str:
+            return redis_namespace(redis_prefix, await deployment_id(db))
+
+        return RedisCounterStore(redis_url, namespace=namespace)
     return SqlCounterStore(db)

@@ -196,6 +196,9 @@ class Database:
             path = self.url.split("///", 1)[1]
             self._writer = sqlite3.connect(path, isolation_level=None, timeout=0)
             self._writer.execute(f"PRAGMA synchronous={self.sqlite_synchronous}")
+            # As on every other connection: an event of a sandbox that is gone is refused
+            # (and rejected on its own, store/events.py), on SQLite as on PostgreSQL.
+            self._writer.execute("PRAGMA foreign_keys=ON")
         try:
             self._writer.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:

@@ -197,3 +197,14 @@ profile_identities = sa.Table(
     sa.Index("ix_profile_identities_profile", "profile_pk"),
     info={"tenant": "sandbox_pk"},
 )
+
+# One row: this database's deployment id, generated when the database is created (migration
+# 0007). Redis keys carry it, so deployments sharing a Redis never share counters
+# (store/deployment.py). It belongs to no tenant.
+deployment = sa.Table(
+    "deployment",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("created", sa.String(32), nullable=False),
+    info={"directory": True},
+)
