@@ -140,8 +140,14 @@ async def test_a_signed_event_cursor_out_of_range_is_400_not_500(services, clien
 @pytest.mark.parametrize("path", ["/data/core/dps/tags", "/data/core/ods/decision-events"])
 async def test_unsigned_or_forged_cursors_are_400(client, tenant, path):
     raw = base64.urlsafe_b64encode(f"0.{2**70}.{int(time.time())}".encode()).decode()
-    for cursor in ["x", raw, f"{raw}.AAAAAAAAAAAAAAAAAAAAAA", "." * 300, "a" * 300]:
+    forged = f"{raw.rstrip('=')}.AAAAAAAAAAAAAAAAAAAAAA"  # the form this server issues
+    for cursor in ["x", raw, forged, "." * 300, "a" * 300]:
         response = await client.get(path, params={"start": cursor}, headers=tenant.headers)
         assert response.status_code == 400, cursor
         assert response.headers["content-type"] == "application/problem+json"
-        assert response.json() == FORGED_CURSOR
+        if cursor == forged or path.endswith("decision-events"):
+            assert response.json() == FORGED_CURSOR
+        else:
+            # A library list reads any other `start` as Adobe's boundary value of the first
+            # sort key (modified): not a time, so a 400 naming start too.
+            assert response.json()["errors"][0]["pointer"] == "start"
