@@ -121,7 +121,7 @@ class _Parser:
         toks = self.toks
         at = self.i
         # Plain names, numbers and strings skip the calls through prefix/word/postfix: one
-        # call level less per operand is a few percent of a parse (docs/benchmarks.md).
+        # call level less per operand is a few percent of a parse (measured with bench/pql.py).
         tok = toks[at]
         kind = tok[0]
         left: A.Node
