@@ -12,9 +12,9 @@ import pytest
 
 from offerbase.api import decisioning_openapi
 from offerbase.api.decision_request import parse
-from offerbase.api.decision_request_model import MAX_IDENTITIES, MAX_OPTIONS_PER_RESPONSE
+from offerbase.api.decision_request_model import MAX_IDENTITIES
 from offerbase.api.problems import ApiProblem
-from offerbase.engine import MAX_ITEM_COUNT, MAX_SCOPES, ScopeRequest
+from offerbase.engine import MAX_ITEM_COUNT, MAX_OPTIONS_PER_RESPONSE, MAX_SCOPES, ScopeRequest
 
 SCOPE = {"xdm:activityId": "dec", "xdm:placementId": "web"}
 EMAIL = {"Email": [{"xdm:id": "a@b.c", "primary": True}]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
 from engine_helpers import (
     catalog,
     collection,
@@ -13,6 +14,7 @@ from engine_helpers import (
     formula,
     ids,
     offer,
+    placement,
     rule,
     run,
     spy,
@@ -126,3 +128,21 @@ def test_results_and_errors_pickle() -> None:
         "too many",
         "/x",
     )
+
+
+def test_the_response_budget_counts_each_placements_item_count() -> None:
+    """100 offers per response, all scopes together: a scope without xdm:itemCount asks for its
+    placement's itemCount (here 30), so four such scopes ask for 120."""
+    snap = catalog(
+        [offer(f"O{i}", placements=("P1",)) for i in range(3)],
+        [decision("D1", [criterion(options=["O0", "O1", "O2"])])],
+        placements=[placement("P1", item_count=30)],
+    )
+    with pytest.raises(DecisionError) as raised:
+        run(snap, [("D1", "P1")] * 4, allow_duplicates_across_placements=True)
+    assert raised.value.status == 422
+    assert raised.value.pointer == "/xdm:propositionRequests"
+    assert "ask for 120" in raised.value.detail
+    # Three such scopes (90) are within it; so is the fourth asking for 10 explicitly.
+    assert len(run(snap, [("D1", "P1")] * 3).scopes) == 3
+    assert len(run(snap, [("D1", "P1")] * 3 + [("D1", "P1", 10)]).scopes) == 4

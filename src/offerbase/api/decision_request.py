@@ -17,7 +17,6 @@ from offerbase.api.body_problems import Failure, failures
 from offerbase.api.decision_request_model import (
     INLINE_PROFILE,
     MAX_IDENTITIES,
-    MAX_OPTIONS_PER_RESPONSE,
     TRACE,
     Body,
     DecisionDuplicates,
@@ -29,7 +28,7 @@ from offerbase.api.decision_request_model import (
     Scopes,
 )
 from offerbase.api.problems import ApiProblem, field_error
-from offerbase.engine import DecisionRequest, ScopeRequest
+from offerbase.engine import MAX_OPTIONS_PER_RESPONSE, DecisionRequest, ScopeRequest
 from offerbase.store.profiles import MAX_IDENTITY_CHARS, MAX_NAMESPACE_CHARS
 
 

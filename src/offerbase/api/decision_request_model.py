@@ -18,9 +18,6 @@ from offerbase.engine import MAX_ITEM_COUNT, MAX_SCOPES
 # Offerbase extensions (documented in docs/decisioning-api.md).
 INLINE_PROFILE = "offerbase:profile"
 TRACE = "offerbase:trace"
-# Adobe's guardrail: up to MAX_ITEM_COUNT offers per scope and this many per response. The only
-# Decisioning API limit the engine does not define (it never sees a whole response's budget).
-MAX_OPTIONS_PER_RESPONSE = 100
 # Identities in a request's identityMap, all namespaces together (Offerbase's bound: each is a
 # candidate of the profile lookup, which reads them IDENTITY_CHUNK at a time).
 MAX_IDENTITIES = 50

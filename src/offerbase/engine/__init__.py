@@ -12,6 +12,7 @@ The HTTP layer calls exactly this API::
 from offerbase.engine.decide import capping_keys, decide
 from offerbase.engine.model import (
     MAX_ITEM_COUNT,
+    MAX_OPTIONS_PER_RESPONSE,
     MAX_SCOPES,
     CapConsumption,
     ChosenOption,
@@ -27,6 +28,7 @@ from offerbase.engine.snapshot import Snapshot, build_snapshot
 
 __all__ = [
     "MAX_ITEM_COUNT",
+    "MAX_OPTIONS_PER_RESPONSE",
     "MAX_SCOPES",
     "CapConsumption",
     "ChosenOption",

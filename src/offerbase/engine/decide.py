@@ -29,6 +29,7 @@ from offerbase.engine.capping import (
 from offerbase.engine.eligibility import Evaluator
 from offerbase.engine.model import (
     MAX_ITEM_COUNT,
+    MAX_OPTIONS_PER_RESPONSE,
     MAX_SCOPES,
     CapConsumption,
     ChosenOption,
@@ -441,6 +442,15 @@ def decide(
     now_utc = as_utc(now)
     now_ts = now_utc.timestamp()
     resolved = [_resolve(snapshot, i, s, now_ts) for i, s in enumerate(request.scopes)]
+    wanted = sum(count for _plan, count in resolved)
+    if wanted > MAX_OPTIONS_PER_RESPONSE:
+        raise DecisionError(
+            422,
+            "Too many offers requested",
+            f"at most {MAX_OPTIONS_PER_RESPONSE} offers per response; the scopes ask for "
+            f"{wanted} (each its xdm:itemCount, else its placement's itemCount)",
+            "/xdm:propositionRequests",
+        )
     run = _Run(
         snapshot,
         request,

@@ -20,6 +20,9 @@ from offerbase.catalog.specs import MAX_ITEM_COUNT as MAX_ITEM_COUNT
 CounterKey = str
 
 MAX_SCOPES = 30  # propositionRequests per decision request
+# Adobe's guardrail: offers per response, all scopes together (each scope's xdm:itemCount, else
+# its placement's itemCount, else 1).
+MAX_OPTIONS_PER_RESPONSE = 100
 
 
 @dataclass(frozen=True, slots=True)
