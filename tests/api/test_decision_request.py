@@ -285,3 +285,12 @@ def test_the_served_request_schema_is_generated_from_the_model(app) -> None:  # 
     # Null is read as absent, but not part of the documented contract.
     assert count == {"type": "integer", "minimum": 1, "maximum": MAX_ITEM_COUNT}
     assert components["DecisionScope"]["required"] == ["xdm:activityId", "xdm:placementId"]
+
+
+def test_an_integral_float_item_count_is_that_integer() -> None:
+    # JSON Schema's `integer` (the served schema's type) includes 2.0, as the catalog does.
+    parsed = parse(request(**{"xdm:propositionRequests": [{**SCOPE, "xdm:itemCount": 2.0}]}))
+    assert parsed.scopes[0].item_count == 2
+    assert isinstance(parsed.scopes[0].item_count, int)
+    problem = problem_of(request(**{"xdm:propositionRequests": [{**SCOPE, "xdm:itemCount": 2.5}]}))
+    assert problem["errors"][0]["pointer"] == "/xdm:propositionRequests/0/xdm:itemCount"

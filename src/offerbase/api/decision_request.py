@@ -269,7 +269,26 @@ def _canonical(body: Any) -> Any:
         body = _with_prefixes(body, path, names)
     for path, name in _FALSY_IS_ABSENT:
         body = _without_falsy(body, path, name)
-    return body
+    return _integral_item_counts(body)
+
+
+def _integral_item_counts(body: Any) -> Any:
+    """`xdm:itemCount` 2.0 made 2: the same JSON number (JSON Schema's `integer` includes it,
+    and the catalog's integers accept it alike); a copy where that changes anything."""
+    scopes = body.get("xdm:propositionRequests") if isinstance(body, dict) else None
+    if not isinstance(scopes, list):
+        return body
+    fixed = [_integral_item_count(scope) for scope in scopes]
+    if all(a is b for a, b in zip(fixed, scopes, strict=True)):
+        return body
+    return {**body, "xdm:propositionRequests": fixed}
+
+
+def _integral_item_count(scope: Any) -> Any:
+    count = scope.get("xdm:itemCount") if isinstance(scope, dict) else None
+    if isinstance(count, float) and count.is_integer() and abs(count) < 2**63:
+        return {**scope, "xdm:itemCount": int(count)}
+    return scope
 
 
 def _with_prefixes(node: Any, path: tuple[str, ...], names: tuple[str, ...]) -> Any:

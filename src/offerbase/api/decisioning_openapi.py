@@ -4,22 +4,24 @@ is generated from the typed model that parses it (decision_request_model.py)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
 
 from offerbase.api import schemas
 from offerbase.api.decision_request_model import DecisionRequestBody
+from offerbase.api.ode import CONTAINER_PROPERTIES
 
 _REF_TEMPLATE = "#/components/schemas/{name}"
 
 
-def _without_null(node: Any) -> Any:
+def without_null(node: Any) -> Any:
     """msgspec writes an optional member as `anyOf: [X, null]` with `default: null`. The API
     reads null as absent, but the contract documents the member's own type only (as Adobe's
     does): keep X. Empty `required` lists go too."""
     if isinstance(node, list):
-        return [_without_null(item) for item in node]
+        return [without_null(item) for item in node]
     if not isinstance(node, dict):
         return node
     options = node.get("anyOf")
@@ -28,7 +30,7 @@ def _without_null(node: Any) -> Any:
         rest = {k: v for k, v in node.items() if k != "anyOf" and (k, v) != ("default", None)}
         node = {**(kept[0] if len(kept) == 1 else {"anyOf": kept}), **rest}
     return {
-        key: _without_null(value) for key, value in node.items() if (key, value) != ("required", [])
+        key: without_null(value) for key, value in node.items() if (key, value) != ("required", [])
     }
 
 
@@ -37,7 +39,7 @@ def request_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
     (body,), components = msgspec.json.schema_components(
         [DecisionRequestBody], ref_template=_REF_TEMPLATE
     )
-    return body, {name: _without_null(schema) for name, schema in components.items()}
+    return body, {name: without_null(schema) for name, schema in components.items()}
 
 
 _REQUEST_REF, REQUEST_COMPONENTS = request_schemas()
@@ -224,7 +226,17 @@ OPENAPI_PATHS: dict[str, Any] = {
             "containers-home",
             [
                 {"name": "product", "in": "query", "schema": {"type": "string"}},
-                {"name": "property", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "property",
+                    "in": "query",
+                    "description": "NAME==VALUE, NAME one of " + ", ".join(CONTAINER_PROPERTIES),
+                    "schema": {
+                        "type": "string",
+                        "pattern": "^(?:"
+                        + "|".join(re.escape(name) for name in CONTAINER_PROPERTIES)
+                        + ")==",
+                    },
+                },
             ],
         )
     },

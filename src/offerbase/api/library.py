@@ -20,7 +20,13 @@ from offerbase.api import schemas
 from offerbase.api.auth import Caller, CallerDep
 from offerbase.api.bodies import read_json
 from offerbase.api.deps import Services, ServicesDep
-from offerbase.api.library_collections import COLLECTIONS, ROOT, kind_to_create, kinds_for
+from offerbase.api.library_collections import (
+    COLLECTIONS,
+    OFFER_TYPES,
+    ROOT,
+    kind_to_create,
+    kinds_for,
+)
 from offerbase.api.paging import (
     DEFAULT_PAGE_SIZE,
     LIST_PARAMETERS,
@@ -33,20 +39,47 @@ from offerbase.api.paging import (
 from offerbase.api.problems import ApiProblem, field_error
 from offerbase.api.responses import json_response
 from offerbase.api.store_problems import transaction
+from offerbase.catalog.models import any_case_pattern
 from offerbase.store.db import Connection
 from offerbase.store.library import Actor, Library, Transform
-from offerbase.store.listing import ListQueryError, parse_orderby, parse_properties
+from offerbase.store.listing import (
+    MAX_TERMS,
+    ORDERBY_PATTERN,
+    PROPERTY_TERM_PATTERN,
+    ListQueryError,
+    parse_orderby,
+    parse_properties,
+)
 
+# The patterns below are published only (json_schema_extra): the routes check these parameters
+# themselves, to answer problems that name them. Each pattern is true of that check.
 OfferType = Annotated[
     str | None,
-    Query(alias="offer-type", description="personalized or fallback (case-insensitive)"),
+    Query(
+        alias="offer-type",
+        description="personalized or fallback (case-insensitive); required to create an offer, "
+        "ignored outside /offers.",
+        json_schema_extra={"pattern": any_case_pattern(list(OFFER_TYPES))},
+    ),
 ]
 PropertyFilter = Annotated[
     list[str] | None,
-    Query(description="Filter `[!]field[op]value`; repeat or comma-separate; all are ANDed."),
+    Query(
+        description="Filter `[!]field[op]value`; repeat or comma-separate; all are ANDed. "
+        "The published pattern is one term per value without `~`; the server also takes "
+        "comma-separated terms (`\\,` escapes a comma) and `field~regex`.",
+        json_schema_extra={
+            "items": {"type": "string", "pattern": PROPERTY_TERM_PATTERN},
+            "maxItems": MAX_TERMS,
+        },
+    ),
 ]
 OrderBy = Annotated[
-    str | None, Query(description="Comma list of fields; `-` for descending. Default `-modified`.")
+    str | None,
+    Query(
+        description="Comma list of fields; `-` for descending. Default `-modified`.",
+        json_schema_extra={"pattern": ORDERBY_PATTERN},
+    ),
 ]
 Limit = Annotated[
     int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size (default {DEFAULT_PAGE_SIZE}).")

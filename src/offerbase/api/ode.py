@@ -206,7 +206,7 @@ async def diagnostics(request: Request) -> Response:
 
 # --- container discovery ----------------------------------------------------------------------
 
-_CONTAINER_PROPERTIES = ("_instance.parentName", "_instance.containerType", "instanceId")
+CONTAINER_PROPERTIES = ("_instance.parentName", "_instance.containerType", "instanceId")
 
 
 async def containers_home(request: Request) -> Response:
@@ -218,11 +218,11 @@ async def containers_home(request: Request) -> Response:
     filters: list[tuple[str, str]] = []
     for expression in request.query_params.getlist("property"):
         name, sep, value = expression.partition("==")
-        if not sep or name not in _CONTAINER_PROPERTIES:
+        if not sep or name not in CONTAINER_PROPERTIES:
             raise _bad(
                 "property",
                 f"'{expression}' is not NAME==VALUE with NAME one of "
-                + ", ".join(_CONTAINER_PROPERTIES),
+                + ", ".join(CONTAINER_PROPERTIES),
             )
         filters.append((name, value))
     unknown = set(request.query_params) - {"product", "property"}

@@ -108,8 +108,18 @@ def install(app: FastAPI) -> None:
         }
         for path, path_item in document["paths"].items():
             for method, operation in path_item.items():
+                for parameter in operation.get("parameters", []):
+                    # A query string has no null (a generator would send the text "null"): an
+                    # absent parameter is the None of FastAPI's `str | None`.
+                    parameter["schema"] = decisioning_openapi.without_null(parameter["schema"])
                 if operation.get("tags") and operation["tags"][0] != "Platform":
                     operation["security"] = [{"bearer": [], "apiKey": [], "org": []}]
+                if method == "post" and path.startswith(f"{ROOT}/offers"):
+                    # An offer's kind is chosen by `offer-type`: required to create one
+                    # (library_collections.kind_to_create), optional to read, list or delete.
+                    for parameter in operation.get("parameters", []):
+                        if parameter["name"] == "offer-type":
+                            parameter["required"] = True
                 if method == "delete" and path.startswith(ROOT):
                     # DELETE answers 200 with an empty body and no content type; FastAPI would
                     # otherwise document an application/json body.

@@ -19,7 +19,7 @@ from offerbase.api.problems import ApiProblem, field_error
 from offerbase.catalog.schema import parse_datetime
 from offerbase.store.clock import iso
 from offerbase.store.library import Page
-from offerbase.store.listing import OrderKey, Term
+from offerbase.store.listing import ListQueryError, OrderKey, Term, checked
 
 DEFAULT_PAGE_SIZE = 50
 # The query parameters of an Offer Library list (orderBy is the parameter tables' spelling).
@@ -77,7 +77,12 @@ def boundary(start: str, order: list[OrderKey]) -> Term:
             )
             raise ApiProblem(400, "Bad Request", message, errors=[field_error("start", message)])
         value = iso(moment)  # the stored form compares as text
-    return Term(key.field, "<" if key.descending else ">", value)
+    try:
+        return checked(Term(key.field, "<" if key.descending else ">", value), "start")
+    except ListQueryError as exc:
+        raise ApiProblem(
+            400, "Bad Request", exc.message, errors=[field_error("start", exc.message)]
+        ) from exc
 
 
 def is_issued_cursor(start: str) -> bool:

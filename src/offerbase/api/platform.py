@@ -54,6 +54,8 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _TOKEN_REQUEST: dict[str, Any] = {
     "requestBody": {
+        # Required, and the credential's members non-empty: token() refuses anything less.
+        "required": True,
         "content": {
             "application/x-www-form-urlencoded": {
                 "schema": {
@@ -61,13 +63,13 @@ _TOKEN_REQUEST: dict[str, Any] = {
                     "required": ["grant_type", "client_id", "client_secret"],
                     "properties": {
                         "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string"},
+                        "client_id": {"type": "string", "minLength": 1},
+                        "client_secret": {"type": "string", "minLength": 1},
                         "scope": {"type": "string"},
                     },
                 }
             }
-        }
+        },
     }
 }
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from offerbase.api import schemas
@@ -15,6 +15,7 @@ from offerbase.api.deps import ServicesDep
 from offerbase.api.problems import ApiProblem
 from offerbase.api.responses import json_response
 from offerbase.api.store_problems import transaction
+from offerbase.catalog.schema import NOT_SPACE
 from offerbase.store import profiles as store
 from offerbase.store.profiles import LineTooLong, Profiles
 
@@ -47,6 +48,51 @@ _WRITE: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix=ROOT, tags=["profiles"])
 _BY_IDENTITY = "/{namespace}/{identity:path}"
 
+# What store.prepare_body checks of a profile, published (any other member is free-form XDM).
+# A profile has at most MAX_PROFILE_IDENTITIES identities in all, which JSON Schema cannot
+# count across namespaces; it is said in the description.
+_NAMESPACE_SCHEMA = {
+    "type": "string",
+    "pattern": NOT_SPACE,
+    "maxLength": store.MAX_NAMESPACE_CHARS,
+}
+_IDENTITY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": store.MAX_IDENTITY_CHARS}
+PROFILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": f"An XDM profile, at most {store.MAX_PROFILE_BYTES // 1024} KB as JSON and "
+    f"{store.MAX_PROFILE_IDENTITIES} identities in all.",
+    "properties": {
+        "identityMap": {
+            "type": "object",
+            "propertyNames": _NAMESPACE_SCHEMA,
+            "additionalProperties": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {"id": _IDENTITY_SCHEMA, "primary": {"type": "boolean"}},
+                },
+            },
+        },
+        "segmentMembership": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {"status": {"enum": sorted(store.SEGMENT_STATUSES)}},
+                },
+            },
+        },
+    },
+}
+Namespace = Annotated[str, Path(json_schema_extra=_NAMESPACE_SCHEMA)]
+Identity = Annotated[str, Path(json_schema_extra=_IDENTITY_SCHEMA)]
+
+
+def _body(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {media_type: {"schema": schema}}}}
+
 
 def _not_found(namespace: str, identity: str) -> ApiProblem:
     return ApiProblem(
@@ -59,6 +105,7 @@ def _not_found(namespace: str, identity: str) -> ApiProblem:
 @router.post(
     "/import",
     summary="Import profiles (NDJSON, one profile per line)",
+    openapi_extra=_body("application/x-ndjson", {"type": "string"}),
     responses={
         **_COMMON,
         200: {"description": "Import summary.", **_PROFILE},
@@ -107,10 +154,15 @@ async def _lines(request: Request) -> AsyncIterator[str | bytes]:
 @router.put(
     _BY_IDENTITY,
     summary="Create or replace a profile",
+    openapi_extra=_body("application/json", PROFILE_SCHEMA),
     responses={**_WRITE, 201: {"description": "Created; the stored profile.", **_PROFILE}},
 )
 async def put_profile(
-    request: Request, caller: CallerDep, services: ServicesDep, namespace: str, identity: str
+    request: Request,
+    caller: CallerDep,
+    services: ServicesDep,
+    namespace: Namespace,
+    identity: Identity,
 ) -> Response:
     body = await read_json(request)
     async with transaction(services.db, write=True) as conn:
@@ -124,7 +176,7 @@ async def put_profile(
     responses={**_COMMON, 200: _STORED},
 )
 async def get_profile(
-    caller: CallerDep, services: ServicesDep, namespace: str, identity: str
+    caller: CallerDep, services: ServicesDep, namespace: Namespace, identity: Identity
 ) -> Response:
     async with transaction(services.db, write=False) as conn:
         body = await Profiles(conn, caller.sandbox).get(namespace, identity)
@@ -136,10 +188,15 @@ async def get_profile(
 @router.patch(
     _BY_IDENTITY,
     summary="Update a profile: JSON merge patch (object) or JSON Patch (array)",
+    openapi_extra=_body("application/json", {"$ref": "#/components/schemas/JsonPatchOrMerge"}),
     responses=_WRITE,
 )
 async def patch_profile(
-    request: Request, caller: CallerDep, services: ServicesDep, namespace: str, identity: str
+    request: Request,
+    caller: CallerDep,
+    services: ServicesDep,
+    namespace: Namespace,
+    identity: Identity,
 ) -> Response:
     patch = await read_json(request)
     async with transaction(services.db, write=True) as conn:
@@ -150,10 +207,11 @@ async def patch_profile(
 @router.delete(
     _BY_IDENTITY,
     summary="Delete a profile and all its identities",
+    response_class=Response,  # 200 with an empty body, no content type
     responses={**_COMMON, 200: {"description": "Deleted; empty body."}},
 )
 async def delete_profile(
-    caller: CallerDep, services: ServicesDep, namespace: str, identity: str
+    caller: CallerDep, services: ServicesDep, namespace: Namespace, identity: Identity
 ) -> Response:
     async with transaction(services.db, write=True) as conn:
         deleted = await Profiles(conn, caller.sandbox).delete(namespace, identity)

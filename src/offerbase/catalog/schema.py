@@ -46,6 +46,14 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
+# Whitespace as Python's str.isspace (so str.strip) sees it, spelled out for patterns that the
+# served document publishes: `\s` of Python's regular expressions (which `validate` runs) and of
+# ECMA-262's (which JSON Schema patterns are) differ, e.g. on U+001C..U+001F, U+0085, U+FEFF.
+SPACE_CHARS = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SPACE = f"[{SPACE_CHARS}]"
+NOT_SPACE = f"[^{SPACE_CHARS}]"
+
+
 class Node:
     def check(self, value: Any, pointer: str, errors: list[FieldError]) -> Any:
         raise NotImplementedError

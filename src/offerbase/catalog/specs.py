@@ -23,6 +23,7 @@ from typing import Any, TypeGuard
 from offerbase.catalog import defaults, enums
 from offerbase.catalog.errors import FieldError
 from offerbase.catalog.schema import (
+    NOT_SPACE,
     AnyValue,
     Arr,
     Bool,
@@ -47,7 +48,7 @@ MAX_ATTRIBUTES_PER_OFFER = 30  # "Offer size ... max 30 attributes" = characteri
 MAX_ITEM_COUNT = 30  # offers returned per decision scope
 
 MEDIA_TYPE = r"\w+/[-.\w]+(?:\+[-.\w]+)?"
-URI = r"[A-Za-z][A-Za-z0-9+.-]*:\S+"
+URI = r"[A-Za-z][A-Za-z0-9+.-]*:" + NOT_SPACE + "+"
 
 NAME = Str(min_length=1, what="a non-empty string")
 TEXT = Str()

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -77,7 +78,11 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         # SQL parameters and rows are profile bodies and offer content: never in a log line,
         # whatever the log level (SQLAlchemy logs them at debug).
-        kwargs: dict[str, Any] = {"hide_parameters": True}
+        # Bodies are read back with orjson, as requests are parsed: PostgreSQL's jsonb writes
+        # the number 1e20 as 100000000000000000000, which Python's json reads as an int that no
+        # JSON writer of ours can serialize (a stored profile then answered 500); orjson reads
+        # an integer beyond 64 bits as the float it was sent as.
+        kwargs: dict[str, Any] = {"hide_parameters": True, "json_deserializer": orjson.loads}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
             _create_private_file(self.url)

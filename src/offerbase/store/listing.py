@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from offerbase.catalog.schema import SPACE
 from offerbase.regex import Pattern, RegexError, compile_regex, fullmatch
 from offerbase.store.tables import entities
 
@@ -29,6 +30,21 @@ _FIELD = re.compile(r"^[A-Za-z_@$][A-Za-z0-9_@$:-]*(\.[A-Za-z0-9_@$:-]+)*$")
 _NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
 MAX_TERMS = 20
 MAX_ORDER_FIELDS = 5
+
+# The grammar as JSON Schema patterns for the served document (the same in ECMA-262 and Python
+# regular expressions): every string they match parses. They are narrower than the parser: one
+# term per `property` value (no commas, so no `\\,` either), no `~` term (its value must also be
+# a valid RE2 pattern, which a pattern cannot say), and `etag` only as a presence test (compared,
+# it needs a number).
+_FIELD_PATTERN = _FIELD.pattern[1:-1]
+# (Whitespace is SPACE, str.strip's, which `\s` is not in ECMA-262.)
+_S = SPACE + "*"
+PROPERTY_TERM_PATTERN = (
+    f"^{_S}!?{_S}(?!etag{_S}[=!<>]){_FIELD_PATTERN}{_S}" + r"(?:(?:==|!=|<=|>=|<|>)[^,\\]*)?$"
+)
+ORDERBY_PATTERN = (
+    f"^{_S}[+-]*{_FIELD_PATTERN}{_S}(?:,{_S}[+-]*{_FIELD_PATTERN}{_S}){{0,{MAX_ORDER_FIELDS - 1}}}$"
+)
 
 # Read-form metadata fields map to real columns.
 _COLUMNS: dict[str, sa.Column[Any]] = {
@@ -117,7 +133,15 @@ def parse_term(text: str) -> Term:
             raise ListQueryError(
                 "property", f"'{value}' is not a valid regular expression: {exc}."
             ) from exc
-    return Term(field, op, value, negate)
+    return checked(Term(field, op, value, negate), "property")
+
+
+def checked(term: Term, parameter: str) -> Term:
+    """``term``, if the values it compares can be compared: checked before any SQL is built (a
+    ListQueryError raised while building it, inside the list's transaction, was a 500)."""
+    if term.field == "etag" and term.op not in (None, "~") and not _NUMBER.match(term.value):
+        raise ListQueryError(parameter, f"etag is an integer; '{term.value}' is not.")
+    return term
 
 
 @dataclass(frozen=True)
@@ -254,9 +278,7 @@ class Dialect:
         column = _COLUMNS[term.field]
         if term.op is None:
             return sa.true()
-        if term.field == "etag":
-            if not _NUMBER.match(term.value):
-                raise ListQueryError("property", f"etag is an integer; '{term.value}' is not.")
+        if term.field == "etag":  # parse_term made sure the value is a number
             return _compare(column, term.op, float(term.value))
         return _compare(self.text_compare(column), term.op, term.value)
 
