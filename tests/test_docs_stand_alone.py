@@ -32,7 +32,7 @@ FILES = sorted(
         "pyproject.toml",
     )
     for path in ROOT.glob(pattern)
-    if path.is_file() and path != Path(__file__)
+    if path.is_file() and path != Path(__file__) and "node_modules" not in path.parts
 )
 
 

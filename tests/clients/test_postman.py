@@ -1,0 +1,157 @@
+"""Adobe's Decisioning Postman collection, run by newman (Postman's own runner, from
+tests/clients/package.json) against a real `offerbase serve`: container discovery chains the
+container id into the legacy /ode requests, as it does against Adobe (see
+tests/fixtures/postman/README.md for what the collection holds).
+
+Without Node and newman (`npm ci` in tests/clients) the test is skipped with a notice, except
+with CI=true (`.ci/run` installs them), where it must run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+HERE = Path(__file__).parent
+NEWMAN = HERE / "node_modules" / ".bin" / "newman"
+COLLECTION = (
+    HERE.parent / "fixtures" / "postman" / "ajo-decisioning-service.postman_collection.json"
+)
+SANDBOX = "aepenablementfy21"  # the sandbox the collection's container discovery asks for
+PLACEMENT = "xcore:offer-placement:127075c49bb0df30"  # the id its 1.0 request names
+ACTIVITY = "xcore:offer-activity:1"
+WEB = "https://ns.adobe.com/xdm/channel-types/web"
+
+
+def _catalog(base: str, credential: dict[str, str]) -> str:
+    """A decision in the collection's sandbox, and a token; returns the token."""
+    token = httpx.post(
+        f"{base}/ims/token/v3",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": credential["client_id"],
+            "client_secret": credential["client_secret"],
+        },
+    ).json()["access_token"]
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "x-api-key": credential["client_id"],
+        "x-gw-ims-org-id": credential["org"],
+        "x-sandbox-name": SANDBOX,
+    }
+    rep = [
+        {
+            "channel": WEB,
+            "placement": PLACEMENT,
+            "components": [{"type": "html", "content": "hi", "format": "text/html"}],
+        }
+    ]
+    for path, body in [
+        (f"placements/{PLACEMENT}", {"name": "Web", "channel": WEB, "componentType": "html"}),
+        (
+            "offers/xcore:personalized-offer:1?offer-type=personalized",
+            {"name": "Offer", "status": "approved", "representations": rep},
+        ),
+        (
+            "offers/xcore:fallback-offer:1?offer-type=fallback",
+            {"name": "Fallback", "status": "approved", "representations": rep},
+        ),
+        (
+            "offer-collections/all",
+            {"name": "All", "filterType": "offers", "ids": ["xcore:personalized-offer:1"]},
+        ),
+        (
+            f"offer-decisions/{ACTIVITY}",
+            {
+                "name": "Activity",
+                "status": "live",
+                "fallback": "xcore:fallback-offer:1",
+                "criteria": [{"placements": [PLACEMENT], "optionSelection": {"filter": "all"}}],
+            },
+        ),
+    ]:
+        response = httpx.post(f"{base}/data/core/dps/{path}", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+    return str(token)
+
+
+def test_adobes_decisioning_collection_passes(tmp_path: Path) -> None:
+    if not NEWMAN.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but newman is missing (npm ci in tests/clients)")
+        pytest.skip("newman is not installed (npm ci in tests/clients)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFERBASE_")}
+    env["OFFERBASE_DATA_DIR"] = str(tmp_path / "data")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "offerbase", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        created = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "offerbase",
+                "credentials",
+                "create",
+                "--org",
+                "ENABLEMENT@AdobeOrg",
+            ]
+            + ["--sandbox", SANDBOX, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        credential = json.loads(created.stdout)
+        token = _catalog(base, credential)
+        environment = tmp_path / "environment.json"
+        environment.write_text(
+            json.dumps(
+                {
+                    "values": [
+                        {"key": "HOST", "value": base},
+                        {"key": "access_token", "value": token},
+                        {"key": "API_KEY", "value": credential["client_id"]},
+                        {"key": "IMS_ORG", "value": credential["org"]},
+                        {"key": "OFFER_ACTIVITY_ID", "value": ACTIVITY},
+                    ]
+                }
+            )
+        )
+        report = tmp_path / "report.json"
+        run = subprocess.run(
+            [str(NEWMAN), "run", str(COLLECTION), "-e", str(environment)]
+            + ["--reporters", "cli,json", "--reporter-json-export", str(report), "--color", "off"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    assert run.returncode == 0, run.stdout[-4000:]
+    stats = json.loads(report.read_text())["run"]["stats"]
+    assert stats["requests"] == {"total": 4, "pending": 0, "failed": 0}
+    assert stats["assertions"]["failed"] == 0
+    assert stats["testScripts"]["failed"] == 0  # the container id was chained
