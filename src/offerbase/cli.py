@@ -175,6 +175,16 @@ def serve(
             help="Write one log line per request (env OFFERBASE_ACCESS_LOG; default off)."
         ),
     ] = None,
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="Serve HTTPS with this certificate (PEM; with --ssl-keyfile)."
+        ),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="The private key of --ssl-certfile (PEM)."),
+    ] = None,
 ) -> None:
     """Run the HTTP API, after applying the database migrations.
 
@@ -185,6 +195,7 @@ def serve(
     Examples:
       offerbase serve
       offerbase serve --host 0.0.0.0 --workers 4 --database-url postgresql://db/offerbase
+      offerbase serve --port 8443 --ssl-certfile dev.pem --ssl-keyfile dev-key.pem
     """
     import uvicorn
 
@@ -192,6 +203,13 @@ def serve(
         raise typer.BadParameter(
             f"must be one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
         )
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise typer.BadParameter(
+            "--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile"
+        )
+    for option, path in (("--ssl-certfile", ssl_certfile), ("--ssl-keyfile", ssl_keyfile)):
+        if path is not None and not path.is_file():
+            raise typer.BadParameter(f"no such file: {path}", param_hint=option)
     settings = _settings(data_dir, database_url)
     settings.resolved_secret_key  # noqa: B018 - create the signing key before workers race for it
     typer.echo(f"Data directory: {settings.data_dir.resolve()}")
@@ -226,6 +244,10 @@ def serve(
         # httptools counting the request head (api/http_limits.py): 431/414 before a worker
         # buffers more than the limits.
         http="offerbase.api.http_limits:LimitedHttpToolsProtocol",
+        # HTTPS for development (the Web SDK only speaks HTTPS); in production a TLS-terminating
+        # proxy usually sits in front (docs/operations.md).
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
 
 

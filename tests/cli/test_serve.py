@@ -8,6 +8,7 @@ import os
 import re
 import select
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -398,3 +399,65 @@ def test_the_server_refuses_an_oversized_head_while_parsing_it(server) -> None: 
     assert answer.startswith(b"HTTP/1.1 414 "), answer[:200]
     # The workers still answer, and an ordinary head passes.
     assert httpx.get(f"{base}/health", headers={"x-fill": "a" * 8000}).status_code == 200
+
+
+def test_serve_speaks_https_with_a_certificate(tmp_path: Path) -> None:
+    """`--ssl-certfile`/`--ssl-keyfile`: HTTPS for development (the Web SDK speaks HTTPS only)."""
+    cert, key = tmp_path / "dev.pem", tmp_path / "dev-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFERBASE_")}
+    env["OFFERBASE_DATA_DIR"] = str(tmp_path / "data")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "offerbase", "serve", "--port", str(port)]
+        + ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        answered = None
+        for _ in range(200):
+            try:
+                trusted = ssl.create_default_context(cafile=str(cert))
+                answered = httpx.get(f"https://127.0.0.1:{port}/health", verify=trusted)
+                break
+            except httpx.ConnectError:
+                if process.poll() is not None:
+                    pytest.fail("serve exited")
+                time.sleep(0.1)
+        assert answered is not None
+        assert answered.status_code == 200
+        # Plain HTTP on the same port is not served.
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+    finally:
+        stop(process)
+
+
+def test_serve_refuses_half_a_tls_configuration(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from offerbase.cli import app
+
+    cert = tmp_path / "dev.pem"
+    cert.write_text("not used")
+    result = CliRunner().invoke(
+        app, ["serve", "--data-dir", str(tmp_path / "d"), "--ssl-certfile", str(cert)]
+    )
+    assert result.exit_code == 2
+    assert "--ssl-keyfile" in result.output
+    missing = CliRunner().invoke(
+        app,
+        ["serve", "--data-dir", str(tmp_path / "d")]
+        + ["--ssl-certfile", str(cert), "--ssl-keyfile", str(tmp_path / "nope.pem")],
+    )
+    assert missing.exit_code == 2
+    assert "no such file" in missing.output
