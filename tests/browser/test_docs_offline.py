@@ -8,15 +8,10 @@ the tests are skipped with a notice, except in CI (`CI=true`), where they must r
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -29,36 +24,14 @@ if not CHROMIUM.exists():
 
 from playwright.sync_api import Page, Route, sync_playwright  # noqa: E402
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from real_server import clean_environment, serving  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = {**os.environ, "OFFERBASE_DATA_DIR": str(tmp_path_factory.mktemp("docs") / "data")}
-    env.pop("OFFERBASE_DATABASE_URL", None)
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "offerbase", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    data_dir = tmp_path_factory.mktemp("docs") / "data"
+    with serving("--log-level", "warning", env=clean_environment(data_dir)) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def _offline_page(browser_page: Page, base: str, refused: list[str]) -> Page:

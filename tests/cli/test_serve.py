@@ -20,14 +20,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from real_server import clean_environment, free_port, serving
+
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "seeds"
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def offerbase(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -412,34 +408,13 @@ def test_serve_speaks_https_with_a_certificate(tmp_path: Path) -> None:
         capture_output=True,
         timeout=60,
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFERBASE_")}
-    env["OFFERBASE_DATA_DIR"] = str(tmp_path / "data")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "offerbase", "serve", "--port", str(port)]
-        + ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        answered = None
-        for _ in range(200):
-            try:
-                trusted = ssl.create_default_context(cafile=str(cert))
-                answered = httpx.get(f"https://127.0.0.1:{port}/health", verify=trusted)
-                break
-            except httpx.ConnectError:
-                if process.poll() is not None:
-                    pytest.fail("serve exited")
-                time.sleep(0.1)
-        assert answered is not None
-        assert answered.status_code == 200
+    tls = ("--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+    with serving(*tls, env=clean_environment(tmp_path / "data"), scheme="https") as base:
+        trusted = ssl.create_default_context(cafile=str(cert))
+        assert httpx.get(f"{base}/health", verify=trusted).status_code == 200
         # Plain HTTP on the same port is not served.
         with pytest.raises(httpx.HTTPError):
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
-    finally:
-        stop(process)
+            httpx.get(base.replace("https:", "http:") + "/health", timeout=5)
 
 
 def test_serve_refuses_half_a_tls_configuration(tmp_path: Path) -> None:

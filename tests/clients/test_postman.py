@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from real_server import clean_environment, serving
 
 HERE = Path(__file__).parent
 NEWMAN = HERE / "node_modules" / ".bin" / "newman"
@@ -88,25 +88,8 @@ def test_adobes_decisioning_collection_passes(tmp_path: Path) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true but newman is missing (npm ci in tests/clients)")
         pytest.skip("newman is not installed (npm ci in tests/clients)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFERBASE_")}
-    env["OFFERBASE_DATA_DIR"] = str(tmp_path / "data")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "offerbase", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    env = clean_environment(tmp_path / "data")
+    with serving(env=env) as base:
         created = subprocess.run(
             [
                 sys.executable,
@@ -147,9 +130,6 @@ def test_adobes_decisioning_collection_passes(tmp_path: Path) -> None:
             text=True,
             timeout=120,
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
     assert run.returncode == 0, run.stdout[-4000:]
     stats = json.loads(report.read_text())["run"]["stats"]
     assert stats["requests"] == {"total": 4, "pending": 0, "failed": 0}

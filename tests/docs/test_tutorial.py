@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from real_server import clean_environment, serving
 
 ROOT = Path(__file__).parents[2]
 TUTORIAL = ROOT / "docs" / "tutorial.md"
@@ -54,25 +52,8 @@ def test_the_page_runs_as_written(page: Path, tmp_path: Path) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true but curl or jq is missing (apt-get install curl jq)")
         pytest.skip("the pages need curl and jq")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFERBASE_")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "offerbase", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    host = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{host}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    env = clean_environment()
+    with serving(cwd=tmp_path, env=env) as host:
         script = "\n".join(
             f"echo '{MARK.format(i)}'\n{body}" for i, (body, _) in enumerate(blocks(page))
         )
@@ -84,9 +65,6 @@ def test_the_page_runs_as_written(page: Path, tmp_path: Path) -> None:
             text=True,
             timeout=120,
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
     assert run.returncode == 0, run.stderr
     outputs = re.split(r"@@tutorial-block-\d+@@\n", run.stdout)[1:]
     found = blocks(page)
