@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -28,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from pgdb import fresh_database
-from serving import auth_headers, free_port, start_server, stop_server
+from serving import auth_headers, free_port, machine, start_server, stop_server
 
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
 PROFILE = {"loyalty": {"points": 450}, "homeAddress": {"country": "US"}}
@@ -247,15 +246,7 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
         )
     finally:
         stop_server(server)
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    print(f"machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}")
+    print(f"machine: {machine()}")
     print(
         f"database: {args.database_url or 'sqlite'}; workers {args.workers}; "
         f"{args.connections} connections; {args.duration}s; offers {args.offers}; "

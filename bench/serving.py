@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import httpx
+
+
+def machine() -> str:
+    """What a result was measured on: cores, CPU model and Python."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def free_port() -> int:

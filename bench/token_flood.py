@@ -23,7 +23,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 import httpx
 
 from load_decide import build_catalog, run_wrk
-from serving import auth_headers, free_port, start_server, stop_server
+from serving import auth_headers, free_port, machine, start_server, stop_server
 
 TARGET_DROP = 0.20
 
@@ -178,15 +177,7 @@ def main() -> None:
     finally:
         stop_server(server)
 
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    print(f"machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}")
+    print(f"machine: {machine()}")
     print(
         f"workers {args.workers}; {args.decision_clients} decision clients; "
         f"{args.flood_clients} wrong-secret clients; {args.runs} runs of {args.seconds:g} s; "

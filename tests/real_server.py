@@ -65,3 +65,23 @@ def serving(
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def token_headers(base: str, credential: dict[str, str]) -> dict[str, str]:
+    """The four Adobe headers, with a fresh token, for a credential as `offerbase credentials
+    create --json` prints it (an org-wide one uses sandbox prod)."""
+    response = httpx.post(
+        f"{base}/ims/token/v3",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": credential["client_id"],
+            "client_secret": credential["client_secret"],
+        },
+    )
+    assert response.status_code == 200, response.text
+    return {
+        "Authorization": f"Bearer {response.json()['access_token']}",
+        "x-api-key": credential["client_id"],
+        "x-gw-ims-org-id": credential["org"],
+        "x-sandbox-name": credential["sandbox"] or "prod",
+    }

@@ -65,6 +65,9 @@ DatabaseUrl = Annotated[
     ),
 ]
 Org = Annotated[str, typer.Option(metavar="ORG", help="The organization id (x-gw-ims-org-id).")]
+OrgFilter = Annotated[
+    str | None, typer.Option(metavar="ORG", help="List this organization's only.")
+]
 SandboxName = Annotated[str, typer.Option(metavar="NAME", help="The sandbox name.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -309,9 +312,7 @@ def _print_secret(credential: tenants.NewCredential, as_json: bool) -> None:
 
 @credentials_app.command("list")
 def list_credentials(
-    org: Annotated[
-        str | None, typer.Option(metavar="ORG", help="List this organization's only.")
-    ] = None,
+    org: OrgFilter = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -454,9 +455,7 @@ app.add_typer(events_app, name="events")
 
 @sandboxes_app.command("list")
 def list_sandboxes(
-    org: Annotated[
-        str | None, typer.Option(metavar="ORG", help="List this organization's only.")
-    ] = None,
+    org: OrgFilter = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:

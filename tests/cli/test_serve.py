@@ -20,7 +20,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from real_server import clean_environment, free_port, serving
+from real_server import clean_environment, free_port, serving, token_headers
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "seeds"
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
@@ -93,24 +93,6 @@ def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         process.kill()
-
-
-def token_headers(base: str, credential: dict[str, str]) -> dict[str, str]:
-    response = httpx.post(
-        f"{base}/ims/token/v3",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": credential["client_id"],
-            "client_secret": credential["client_secret"],
-        },
-    )
-    assert response.status_code == 200, response.text
-    return {
-        "Authorization": f"Bearer {response.json()['access_token']}",
-        "x-api-key": credential["client_id"],
-        "x-gw-ims-org-id": credential["org"],
-        "x-sandbox-name": credential["sandbox"] or "prod",
-    }
 
 
 def test_serve_bootstrap_credentials_and_seed_walkthrough(server, database) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from real_server import clean_environment, serving
+from real_server import clean_environment, serving, token_headers
 
 HERE = Path(__file__).parent
 NEWMAN = HERE / "node_modules" / ".bin" / "newman"
@@ -33,20 +33,8 @@ WEB = "https://ns.adobe.com/xdm/channel-types/web"
 
 def _catalog(base: str, credential: dict[str, str]) -> str:
     """A decision in the collection's sandbox, and a token; returns the token."""
-    token = httpx.post(
-        f"{base}/ims/token/v3",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": credential["client_id"],
-            "client_secret": credential["client_secret"],
-        },
-    ).json()["access_token"]
-    headers = {
-        "Authorization": f"Bearer {token}",
-        "x-api-key": credential["client_id"],
-        "x-gw-ims-org-id": credential["org"],
-        "x-sandbox-name": SANDBOX,
-    }
+    headers = token_headers(base, credential)
+    assert headers["x-sandbox-name"] == SANDBOX
     rep = [
         {
             "channel": WEB,
@@ -80,7 +68,7 @@ def _catalog(base: str, credential: dict[str, str]) -> str:
     ]:
         response = httpx.post(f"{base}/data/core/dps/{path}", json=body, headers=headers)
         assert response.status_code == 201, response.text
-    return str(token)
+    return headers["Authorization"].removeprefix("Bearer ")
 
 
 def test_adobes_decisioning_collection_passes(tmp_path: Path) -> None:
