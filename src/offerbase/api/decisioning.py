@@ -104,10 +104,12 @@ async def _handle(
     request: Request, services: Services, sandbox: Sandbox, *, legacy: bool = False
 ) -> Response:
     body = await read_json(request)
-    snapshot = await services.snapshots.get(sandbox)
     if legacy and ode.is_v09(body):
-        body = ode.translate_v09(body, snapshot)
+        # A 0.9 request names activities only: their placements come from the catalog.
+        body = ode.translate_v09(body, await services.snapshots.get(sandbox))
+    # A malformed body is refused before any catalog work.
     parsed = parse(body, trace_param=request.query_params.get("trace") in ("1", "true"))
+    snapshot = await services.snapshots.get(sandbox)
     profile_key, profile = await _profile(services.db, sandbox, parsed)
     try:
         try:
