@@ -208,3 +208,46 @@ deployment = sa.Table(
     sa.Column("created", sa.String(32), nullable=False),
     info={"directory": True},
 )
+
+# Datastreams (store/datastreams.py): what an Edge request names with `configId` / `dataStreamId`.
+# The id is public (it sits in web pages) and unique across the deployment, so an unauthenticated
+# Edge request finds its sandbox by it, as the legacy decisioning path does by container id.
+datastreams = sa.Table(
+    "datastreams",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False, server_default=""),
+    # Allowed web origins ("https://www.shop.example"), as a JSON array; empty: no browser origin.
+    sa.Column("origins", Json, nullable=False),
+    # Default itemCount per placement id, as a JSON object; a scope's own itemCount wins.
+    sa.Column("item_counts", Json, nullable=False),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Index("ix_datastreams_sandbox", "sandbox_pk"),
+    info={"tenant": "sandbox_pk"},
+)
+
+# Interaction events (store/interactions.py): display, interact, dismiss and custom feedback on
+# propositions, from the Edge endpoints. One row per (event, proposition): an event that names
+# two propositions is two rows. Idempotent on (sandbox, event id, seq).
+interaction_events = sa.Table(
+    "interaction_events",
+    metadata,
+    sa.Column("row_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), nullable=False),
+    sa.Column("event_id", sa.String(255), nullable=False),
+    # The position of the proposition in the event: (event id, seq) names a row, so an event
+    # sent twice is stored once, and one that names a proposition twice (two scopes of one
+    # decision share its proposition id) keeps both.
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("proposition_id", sa.String(255), nullable=False),
+    sa.Column("timestamp", sa.String(32), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("body", Json, nullable=False),
+    sa.UniqueConstraint(
+        "sandbox_pk", "event_id", "seq", name="uq_interaction_events_event"
+    ),
+    sa.Index("ix_interaction_events_time", "sandbox_pk", "timestamp", "row_id"),
+    sa.Index("ix_interaction_events_proposition", "sandbox_pk", "proposition_id"),
+    info={"tenant": "sandbox_pk"},
+)
