@@ -24,6 +24,7 @@ from offerbase import logs
 from offerbase.api import (
     admin,
     decisioning,
+    edge,
     events,
     http_limits,
     observability,
@@ -190,7 +191,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(admin.router)
     # First in the route table: the hot path should not be matched against every other route.
-    app.router.routes[0:0] = decisioning.routes
+    app.router.routes[0:0] = [*decisioning.routes, *edge.routes]
     app.router.routes.extend(ode.routes)
     if settings.metrics:
         app.router.routes.extend(observability.routes)

@@ -10,7 +10,7 @@ from offerbase.catalog import Placement, enums
 from offerbase.engine import ChosenOption, DecisionResult, FallbackOption, ScopeResult
 
 
-def _component(representation: Mapping[str, Any] | None, placement: Placement) -> Any:
+def deliverable_component(representation: Mapping[str, Any] | None, placement: Placement) -> Any:
     """The component to deliver: the first whose type matches the placement's, else the first."""
     if not representation:
         return None
@@ -44,7 +44,7 @@ def _option(
 ) -> dict[str, Any]:
     option: dict[str, Any] = {"xdm:id": chosen.id, "repo:etag": chosen.etag}
     if include_content:
-        _content(option, _component(chosen.representation, placement))
+        _content(option, deliverable_component(chosen.representation, placement))
     if "name" in fields and "name" in chosen.body:
         option["xdm:name"] = chosen.body["name"]
     if "characteristics" in fields:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -100,34 +101,32 @@ def response_media_type(accept: str | None) -> str:
     return MEDIA_TYPE
 
 
-async def _handle(
-    request: Request, services: Services, sandbox: Sandbox, *, legacy: bool = False
-) -> Response:
-    body = await read_json(request)
-    if legacy and ode.is_v09(body):
-        # A 0.9 request names activities only: their placements come from the catalog.
-        body = ode.translate_v09(body, await services.snapshots.get(sandbox))
-    # A malformed body is refused before any catalog work.
-    parsed = parse(body, trace_param=request.query_params.get("trace") in ("1", "true"))
-    snapshot = await services.snapshots.get(sandbox)
+@dataclass(frozen=True, slots=True)
+class Decided:
+    result: DecisionResult
+    proposition_id: str
+
+
+async def decide_and_record(
+    services: Services, sandbox: Sandbox, parsed: ParsedRequest, snapshot: Snapshot | None = None
+) -> Decided:
+    """The one decision path of every front door (the Decisioning API and Edge): the profile,
+    the engine with the capping protocol, and the decision event. Raises DecisionError."""
+    if snapshot is None:
+        snapshot = await services.snapshots.get(sandbox)
     profile_key, profile = await _profile(services.db, sandbox, parsed)
     try:
-        try:
-            result = await _decide(services, sandbox, snapshot, parsed, profile, profile_key)
-        except DecisionError as exc:
-            if exc.status != 404:
-                raise
-            # An id this snapshot does not know may have been created through another worker
-            # since its last check: look once more before answering 404.
-            newer = await services.snapshots.get(sandbox, recheck=True)
-            if newer is snapshot:
-                raise
-            result = await _decide(services, sandbox, newer, parsed, profile, profile_key)
+        result = await _decide(services, sandbox, snapshot, parsed, profile, profile_key)
     except DecisionError as exc:
-        errors = [field_error(exc.pointer, exc.detail)] if exc.pointer else []
-        raise ApiProblem(exc.status, exc.title, exc.detail, errors=errors) from exc
+        if exc.status != 404:
+            raise
+        # An id this snapshot does not know may have been created through another worker
+        # since its last check: look once more before answering 404.
+        newer = await services.snapshots.get(sandbox, recheck=True)
+        if newer is snapshot:
+            raise
+        result = await _decide(services, sandbox, newer, parsed, profile, profile_key)
     proposition_id = str(uuid.uuid4())
-    created_ms = int(time.time() * 1000)
     if not parsed.dry_run:
         timestamp = iso(services.clock())
         event = PendingEvent(
@@ -145,8 +144,28 @@ async def _handle(
                 _PERSONALIZED_ITEMS.inc(len(scope.options))
             elif scope.fallback is not None:
                 _FALLBACK_ITEMS.inc()
+    return Decided(result, proposition_id)
+
+
+async def _handle(
+    request: Request, services: Services, sandbox: Sandbox, *, legacy: bool = False
+) -> Response:
+    body = await read_json(request)
+    snapshot: Snapshot | None = None
+    if legacy and ode.is_v09(body):
+        # A 0.9 request names activities only: their placements come from the catalog.
+        snapshot = await services.snapshots.get(sandbox)
+        body = ode.translate_v09(body, snapshot)
+    # A malformed body is refused before any catalog work.
+    parsed = parse(body, trace_param=request.query_params.get("trace") in ("1", "true"))
+    try:
+        decided = await decide_and_record(services, sandbox, parsed, snapshot)
+    except DecisionError as exc:
+        errors = [field_error(exc.pointer, exc.detail)] if exc.pointer else []
+        raise ApiProblem(exc.status, exc.title, exc.detail, errors=errors) from exc
+    created_ms = int(time.time() * 1000)
     return Response(
-        orjson.dumps(render(result, parsed, proposition_id, created_ms)),
+        orjson.dumps(render(decided.result, parsed, decided.proposition_id, created_ms)),
         200,
         media_type=response_media_type(request.headers.get("accept")),
     )

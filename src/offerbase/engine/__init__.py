@@ -11,6 +11,7 @@ The HTTP layer calls exactly this API::
 
 from offerbase.engine.decide import capping_keys, decide
 from offerbase.engine.model import (
+    EXPERIENCE_EVENTS,
     MAX_ITEM_COUNT,
     MAX_OPTIONS_PER_RESPONSE,
     MAX_SCOPES,
@@ -28,6 +29,7 @@ from offerbase.engine.snapshot import Snapshot, build_snapshot
 
 __all__ = [
     "MAX_ITEM_COUNT",
+    "EXPERIENCE_EVENTS",
     "MAX_OPTIONS_PER_RESPONSE",
     "MAX_SCOPES",
     "CapConsumption",

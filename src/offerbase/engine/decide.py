@@ -58,7 +58,11 @@ def _resolve(
     decision = snapshot.decisions.get(scope.activity_id)
     if decision is None:
         raise DecisionError(
-            404, "Not Found", f"Decision '{scope.activity_id}' not found", _pointer(i, "activityId")
+            404,
+            "Not Found",
+            f"Decision '{scope.activity_id}' not found",
+            _pointer(i, "activityId"),
+            i,
         )
     placement = snapshot.placements.get(scope.placement_id)
     if placement is None:
@@ -67,6 +71,7 @@ def _resolve(
             "Not Found",
             f"Placement '{scope.placement_id}' not found",
             _pointer(i, "placementId"),
+            i,
         )
     if decision.status != enums.DECISION_LIVE:
         raise DecisionError(
@@ -75,6 +80,7 @@ def _resolve(
             f"Decision '{decision.id}' has status '{decision.status}'; only live decisions "
             "can be used",
             _pointer(i, "activityId"),
+            i,
         )
     if (decision.start is not None and now_ts < decision.start) or (
         decision.end is not None and now_ts > decision.end
@@ -84,6 +90,7 @@ def _resolve(
             "Decision not active",
             f"Decision '{decision.id}' is outside its start/end dates",
             _pointer(i, "activityId"),
+            i,
         )
     count = scope.item_count if scope.item_count is not None else placement.item_count
     if count < 1 or count > MAX_ITEM_COUNT:
@@ -92,6 +99,7 @@ def _resolve(
             "Invalid itemCount",
             f"itemCount must be between 1 and {MAX_ITEM_COUNT}, got {count}",
             _pointer(i, "itemCount"),
+            i,
         )
     plan = snapshot.plan(decision, placement)
     if plan.uses_ai:
@@ -100,6 +108,7 @@ def _resolve(
             "Unsupported ranking",
             f"AI ranking is not supported yet (decision '{decision.id}')",
             _pointer(i, "activityId"),
+            i,
         )
     return plan, count
 

@@ -25,6 +25,11 @@ MAX_SCOPES = 30  # propositionRequests per decision request
 MAX_OPTIONS_PER_RESPONSE = 100
 
 
+# The context entry that holds a request's experience events (a list of XDM objects), which
+# rules read as `xEvent` (Adobe's Edge rules do); the Edge endpoints put the event's `xdm` there.
+EXPERIENCE_EVENTS = "xEvent"
+
+
 @dataclass(frozen=True, slots=True)
 class ScopeRequest:
     activity_id: str
@@ -95,13 +100,22 @@ class DecisionResult:
 class DecisionError(Exception):
     """A request the engine cannot answer; maps onto an RFC 7807 problem document."""
 
-    def __init__(self, status: int, title: str, detail: str, pointer: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        pointer: str | None = None,
+        scope: int | None = None,
+    ) -> None:
         super().__init__(f"{status} {title}: {detail}")
         self.status = status
         self.title = title
         self.detail = detail
         self.pointer = pointer
+        # The index of the request scope at fault, when one is (Edge answers the other scopes).
+        self.scope = scope
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Exceptions with keyword-less custom __init__ need this to survive pickling.
-        return (DecisionError, (self.status, self.title, self.detail, self.pointer))
+        return (DecisionError, (self.status, self.title, self.detail, self.pointer, self.scope))

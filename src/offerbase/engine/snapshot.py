@@ -19,6 +19,7 @@ from offerbase.catalog import Catalog, Criterion, Decision, Offer, Placement, en
 from offerbase.catalog.domain import FallbackOffer, RankingFormula, Rule
 from offerbase.engine.capping import CapRule, cap_rules, entity_part
 from offerbase.engine.eligibility import CompiledRule
+from offerbase.engine.model import EXPERIENCE_EVENTS
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -50,6 +51,10 @@ def _compile(entity: Rule | RankingFormula, source: str, kind: pql.Kind) -> Comp
         expr = pql.compile(source, kind, params=tuple(name for name, _ in params))
     except pql.PqlError as exc:  # a broken rule excludes its offers, it must not break the sandbox
         return CompiledRule(entity.id, None, False, params, f"PqlError: {exc}")
+    if "xEvent" in expr.reads_params and all(name != "xEvent" for name, _ in params):
+        # Edge-style rules read the request's experience events as `xEvent`: bound from the
+        # context entry of that name (model.EXPERIENCE_EVENTS), which the Edge endpoints fill.
+        params = (*params, ("xEvent", EXPERIENCE_EVENTS))
     return CompiledRule(entity.id, expr, expr.reads_offer, params)
 
 
