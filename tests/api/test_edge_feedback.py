@@ -39,7 +39,7 @@ def records(event: dict[str, Any], identity: tuple[str, str] | None = ECID) -> l
 
 
 def alloy_click() -> dict[str, Any]:
-    """Alloy 2.33.1's manual click notification for an offer, as captured (reference §1.5)."""
+    """Alloy 2.33.1's manual click notification for an offer, as captured from it."""
     return {
         "xdm": {
             "eventType": "decisioning.propositionInteract",
@@ -64,7 +64,7 @@ def alloy_click() -> dict[str, Any]:
 
 
 def mobile_display() -> dict[str, Any]:
-    """AEPOptimize's offer.displayed(): activity and placement echoed, an xdm._id (§2.4)."""
+    """AEPOptimize's offer.displayed(): activity and placement echoed, an xdm._id."""
     return {
         "xdm": {
             "_id": "9c0e3f5a-8a1b-4b5e-9d1e-7c2a1f0b9e11",
@@ -90,7 +90,7 @@ def mobile_display() -> dict[str, Any]:
 
 
 def exd_click() -> dict[str, Any]:
-    """ExD's interact with a propositionAction and a token (§3.1)."""
+    """ExD's interact with a propositionAction and a token."""
     return {
         "xdm": {
             "eventType": "decisioning.propositionInteract",
