@@ -9,6 +9,7 @@ import json
 import os
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from offerbase.api.edge_feedback import interaction_events
@@ -19,9 +20,7 @@ ODS = "/data/core/ods"
 
 
 async def record(services: Any, tenant: Any, kind: str, event_id: str, *propositions: str) -> None:
-    async with services.db.read() as conn:
-        sandbox = await tenants.get_sandbox(conn, tenant.org, tenant.sandbox)
-    assert sandbox is not None
+    sandbox = await _sandbox(services, tenant)
     event = {
         "xdm": {
             "_id": event_id,
@@ -133,3 +132,58 @@ async def test_the_cli_exports_interaction_events(client, tenant, services):  # 
     assert json.loads(line)["eventId"] == "e-9"
     assert (decisions.exit_code, decisions.output) == (0, "")  # decision events by default
     assert wrong.exit_code == 2
+
+
+def _one_click(sandbox_pk: int, event_id: str) -> Any:
+    [found] = interaction_events(
+        {
+            "xdm": {
+                "_id": event_id,
+                "_experience": {
+                    "decisioning": {
+                        "propositionEventType": {"interact": 1},
+                        "propositions": [{"id": "p"}],
+                    }
+                },
+            }
+        },
+        sandbox_pk=sandbox_pk,
+        datastream_id="ds-1",
+        identity=None,
+        identity_map={},
+        received_at="2026-12-01T06:30:09.000Z",
+        event_index=0,
+        request_id="r-1",
+    )
+    return found
+
+
+async def _total(client: Any, tenant: Any) -> int:
+    response = await client.get(f"{ODS}/interaction-events", headers=tenant.headers)
+    return int(response.json()["total"])
+
+
+@pytest.mark.parametrize("app_options", [{"events_durable": True}], indirect=True, ids=["durable"])
+async def test_the_durable_setting_commits_interactions_too(client, tenant, services):  # type: ignore[no-untyped-def]
+    assert services.interactions.durable
+    sandbox = await _sandbox(services, tenant)
+    await services.interactions.commit(_one_click(sandbox.pk, "e-1"))
+    assert await _total(client, tenant) == 1  # no flush: committed
+
+
+@pytest.mark.parametrize("app_options", [{}], indirect=True, ids=["own-app"])
+async def test_graceful_shutdown_writes_queued_interactions(app, client, tenant, services):  # type: ignore[no-untyped-def]
+    sandbox = await _sandbox(services, tenant)
+    async with app.router.lifespan_context(app):
+        assert not services.interactions.durable
+        for index in range(3):
+            assert services.interactions.record(_one_click(sandbox.pk, f"e-{index}"))
+        assert await _total(client, tenant) == 0  # still queued
+    assert await _total(client, tenant) == 3
+
+
+async def _sandbox(services: Any, tenant: Any) -> Any:
+    async with services.db.read() as conn:
+        found = await tenants.get_sandbox(conn, tenant.org, tenant.sandbox)
+    assert found is not None
+    return found
