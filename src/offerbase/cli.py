@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -449,7 +450,10 @@ def import_profiles(
 
 sandboxes_app = _group("The organizations' sandboxes and their container ids.")
 app.add_typer(sandboxes_app, name="sandboxes")
-events_app = _group("The decision events that the Decisioning API recorded.")
+events_app = _group(
+    "The decision events that the Decisioning API and the Edge endpoints recorded, and the "
+    "interaction events (display, click, dismiss feedback) that arrived on the Edge endpoints."
+)
 app.add_typer(events_app, name="events")
 
 
@@ -491,10 +495,23 @@ def list_sandboxes(
         )
 
 
+class EventType(StrEnum):
+    decision = "decision"
+    interaction = "interaction"
+
+
 @events_app.command("export")
 def export_events(
     org: Org,
     sandbox: SandboxName = "prod",
+    event_type: Annotated[
+        EventType,
+        typer.Option(
+            "--type",
+            help="decision: what each decision chose (the default); interaction: Edge "
+            "feedback (display, interact, dismiss, custom), one line per proposition.",
+        ),
+    ] = EventType.decision,
     since: Annotated[
         str | None,
         typer.Option(
@@ -504,19 +521,26 @@ def export_events(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Write every decision event of a sandbox to stdout as NDJSON, oldest first. Read-only:
-    exits 2 when the database is missing or not migrated, or the sandbox does not exist.
+    """Write every decision event (or, with --type interaction, every interaction event) of a
+    sandbox to stdout as NDJSON, oldest first. Read-only: exits 2 when the database is missing
+    or not migrated, or the sandbox does not exist.
 
     \b
-    Example:
+    Examples:
       offerbase events export --org ACME@AdobeOrg --since 2026-12-01T00:00:00.000Z > events.ndjson
+      offerbase events export --org ACME@AdobeOrg --type interaction > feedback.ndjson
     """
     from offerbase.store.events import DecisionEvents
+    from offerbase.store.interactions import InteractionEvents
 
     settings = _settings(data_dir, database_url, writes=False)
 
     async def run(db: Database, found: Sandbox) -> None:
-        async for event in DecisionEvents(db, found).export(since):
+        if event_type is EventType.interaction:
+            events = InteractionEvents(db, found).export(since)
+        else:
+            events = DecisionEvents(db, found).export(since)
+        async for event in events:
             typer.echo(json.dumps(event, separators=(",", ":")))
 
     asyncio.run(_in_sandbox(settings, org, sandbox, run, writes=False))

@@ -64,6 +64,19 @@ EVENTS_REJECTED = Counter(
     "Decision events that cannot be stored (not serialisable, or refused by the database), "
     "each rejected on its own: the events queued with them are stored.",
 )
+INTERACTIONS_WRITTEN = Counter(
+    "offerbase_interaction_events_written",
+    "Interaction events (Edge feedback) stored; a copy of a stored event is skipped, counted here.",
+)
+INTERACTIONS_DROPPED = Counter(
+    "offerbase_interaction_events_dropped",
+    "Interaction events dropped because the write queue was full, or still queued when a "
+    "shutdown could not write them.",
+)
+INTERACTIONS_REJECTED = Counter(
+    "offerbase_interaction_events_rejected",
+    "Interaction events that cannot be stored, each rejected on its own.",
+)
 
 
 def prepare_multiprocess_dir(path: Path) -> None:

@@ -33,12 +33,26 @@ from offerbase.store import catalog_io, guardrails, scope, tenants
 from offerbase.store.counters import SqlCounterStore
 from offerbase.store.db import Database
 from offerbase.store.errors import NotFound, Unprocessable
-from offerbase.store.events import DecisionEvents, EventWriter, PendingEvent
+from offerbase.store.events import (
+    DecisionEvents,
+    EventWriter,
+    PendingEvent,
+    every_page,
+    read_page,
+)
+from offerbase.store.interactions import InteractionEvent, InteractionEvents, interaction_writer
 from offerbase.store.library import Actor, Library, catalog_version, last_changes
 from offerbase.store.listing import OrderKey, parse_properties
 from offerbase.store.profiles import Profiles, find_profile, import_lines
 from offerbase.store.scope import Scope, UnscopedTable
-from offerbase.store.tables import credentials, entities, metadata, references
+from offerbase.store.tables import (
+    credentials,
+    decision_events,
+    entities,
+    interaction_events,
+    metadata,
+    references,
+)
 from offerbase.store.tenants import Sandbox
 
 SRC = Path(offerbase.store.__file__).parents[1]
@@ -147,7 +161,18 @@ async def _fill(db: Database, a: Sandbox) -> None:
     writer = EventWriter(db)
     writer.record(PendingEvent(a.pk, "proposition-a", "2024-01-01T00:00:00.000Z", {"a": 1}))
     assert await writer.flush() == 1
+    interactions = interaction_writer(db)
+    interactions.record(_interaction(a, "event-a"))
+    assert await interactions.flush() == 1
     assert await SqlCounterStore(db).try_consume(a.pk, [(A_COUNTER, 1)])
+
+
+def _interaction(sandbox: Sandbox, event_id: str) -> InteractionEvent:
+    """A click on proposition-a: the same event id and seq in every tenant."""
+    body = {"eventId": event_id, "tenant": sandbox.pk}
+    return InteractionEvent(
+        sandbox.pk, event_id, 0, "proposition-a", "2024-01-01T00:00:00.000Z", "interact", body
+    )
 
 
 async def _rows_of(db: Database, a: Sandbox) -> dict[str, list[str]]:
@@ -410,6 +435,41 @@ async def _events_page(t: Ctx) -> None:
 @case("events.DecisionEvents.export")
 async def _events_export(t: Ctx) -> None:
     assert [item async for item in DecisionEvents(t.db, t.b).export()] == []
+
+
+@case("events.read_page")
+async def _read_page(t: Ctx) -> None:
+    for table in (decision_events, interaction_events):
+        assert await read_page(t.db, Scope.of(t.a), table, [], 10, None) != ([], 0, None)
+        assert await read_page(t.db, Scope.of(t.b), table, [], 10, None) == ([], 0, None)
+
+
+@case("events.every_page")
+async def _every_page(t: Ctx) -> None:
+    reads = InteractionEvents(t.db, t.b)
+    assert [item async for item in every_page(reads.page)] == []
+
+
+async def _b_interactions(t: Ctx, **filters: Any) -> list[dict[str, Any]]:
+    items, total, _cursor = await InteractionEvents(t.db, t.b).page(100, None, **filters)
+    assert total == len(items)
+    return items
+
+
+@case("interactions.InteractionEvents.page")
+async def _interactions_page(t: Ctx) -> None:
+    assert await _b_interactions(t) == []
+    assert await _b_interactions(t, since="2000-01-01", type="interact") == []
+    # A's event id and seq are free in B: B's copy is stored, A's row stays as it was.
+    writer = interaction_writer(t.db, durable=True)
+    await writer.commit(_interaction(t.b, "event-a"))
+    assert await _b_interactions(t) == [{"eventId": "event-a", "tenant": t.b.pk}]
+
+
+@case("interactions.InteractionEvents.export")
+async def _interactions_export(t: Ctx) -> None:
+    assert [item async for item in InteractionEvents(t.db, t.b).export()] == []
+    assert [item async for item in InteractionEvents(t.db, t.b).export(type="interact")] == []
 
 
 @case("counters.SqlCounterStore.get_many")

@@ -167,12 +167,14 @@ def create_app(
         # that otherwise set the decision p99 (bench/load_decide.py: 24-42 ms -> ~16 ms).
         gc.freeze()
         services.events.start()
+        services.interactions.start()
         await services.snapshots.start()
         checkpointer = asyncio.create_task(_checkpoint_loop(services.db))
         yield
         checkpointer.cancel()
         await services.snapshots.stop()
         await services.events.stop()
+        await services.interactions.stop()
         await services.counters.close()
         if owns_db:
             await services.db.dispose()

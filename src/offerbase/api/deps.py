@@ -24,7 +24,8 @@ from offerbase.api.snapshots import SnapshotCache
 from offerbase.config import Settings
 from offerbase.store.counters import CounterStore, counter_store
 from offerbase.store.db import Database
-from offerbase.store.events import EventWriter
+from offerbase.store.events import EventWriter, PendingEvent
+from offerbase.store.interactions import InteractionEvent, interaction_writer
 
 
 def _now() -> datetime:
@@ -42,7 +43,9 @@ class Services:
     secrets: SecretChecker
     snapshots: SnapshotCache
     counters: CounterStore
-    events: EventWriter
+    events: EventWriter[PendingEvent]
+    # Edge feedback (store/interactions.py): the same writer, idempotent, the same durable flag.
+    interactions: EventWriter[InteractionEvent]
     # Injected time and randomness, so decisions are reproducible (tests pass their own).
     clock: Callable[[], datetime]
     rng: random.Random
@@ -72,6 +75,7 @@ class Services:
             snapshots=SnapshotCache(db, settings.snapshot_poll_seconds),
             counters=counter_store(db, settings.redis_url, settings.redis_prefix),
             events=EventWriter(db, durable=settings.events_durable),
+            interactions=interaction_writer(db, durable=settings.events_durable),
             clock=clock or _now,
             rng=rng or random.Random(),
         )

@@ -33,6 +33,7 @@ from offerbase.api.problems import ApiProblem
 from offerbase.engine import EXPERIENCE_EVENTS, DecisionError, ScopeRequest
 from offerbase.store.clock import iso
 from offerbase.store.datastreams import Datastream
+from offerbase.store.interactions import InteractionEvent
 from offerbase.store.outages import unavailable
 
 ERROR_TYPE = "https://ns.adobe.com/aep/errors/EXEG-{code}-{status}"
@@ -232,15 +233,17 @@ def _ecid(request: Request, edge: EdgeRequest, org_id: str) -> str | None:
     )
 
 
-def _record_feedback(
+def _feedback(
     services: Services,
     datastream: Datastream,
     edge: EdgeRequest,
     ecid: str | None,
     request_id: str,
-) -> None:
-    """Queue the interaction events of every event that carries feedback (never waits)."""
+) -> list[InteractionEvent]:
+    """The interaction events of every event that carries feedback; EdgeError (400) when one
+    is malformed, so nothing of a bad request is stored."""
     received = iso(services.clock())
+    found: list[InteractionEvent] = []
     for event in edge.events:
         try:
             records = edge_feedback.interaction_events(
@@ -256,8 +259,19 @@ def _record_feedback(
         except ValueError as exc:
             prefix = "event" if len(edge.events) == 1 else f"events/{event.index}"
             raise EdgeError(400, "0101", "Invalid request", f"{prefix}: {exc}") from exc
-        for record in records:
-            services.interactions.record(record)
+        found.extend(records)
+    return found
+
+
+async def _store_feedback(services: Services, records: list[InteractionEvent]) -> None:
+    """Queued for the background writer: the answer does not wait, unless the deployment
+    asked for durable events (OFFERBASE_EVENTS_DURABLE), which are committed first."""
+    writer = services.interactions
+    for record in records:
+        if writer.durable:
+            await writer.commit(record)
+        else:
+            writer.record(record)
 
 
 async def _answer(
@@ -271,7 +285,7 @@ async def _answer(
     org_id = datastream.sandbox.org_id
     ecid = _ecid(request, edge, org_id)
     # Feedback is validated (a malformed event is a 400) before anything is decided or stored.
-    _record_feedback(services, datastream, edge, ecid, request_id)
+    await _store_feedback(services, _feedback(services, datastream, edge, ecid, request_id))
     headers = _cors_headers(origin)
     if action == "collect":
         return Response(status_code=204, headers=headers)

@@ -122,12 +122,19 @@ def library_links(
 
 
 def event_links(
-    limit: int, since: str | None, next_position: str | None, signer: CursorSigner
+    limit: int,
+    since: str | None,
+    next_position: str | None,
+    signer: CursorSigner,
+    *,
+    path: str = "decision-events",
+    filters: list[tuple[str, str]] | None = None,
 ) -> Links:
-    """Decision events page forward only: `self`, and `next` while more events follow."""
-    base = [("limit", str(limit))] + ([("since", since)] if since else [])
-    links = {"self": _link("decision-events", base)}
+    """Event lists (decision or interaction events) page forward only: `self`, and `next`
+    while more events follow; `filters` are further query parameters the links keep."""
+    base = [("limit", str(limit))] + ([("since", since)] if since else []) + (filters or [])
+    links = {"self": _link(path, base)}
     cursor = signer.sign(next_position)
     if cursor:
-        links["next"] = _link("decision-events", [*base, ("start", cursor)])
+        links["next"] = _link(path, [*base, ("start", cursor)])
     return links

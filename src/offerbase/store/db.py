@@ -176,7 +176,12 @@ class Database:
         return self._reader
 
     async def insert_rows(
-        self, table: sa.Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+        self,
+        table: sa.Table,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+        *,
+        skip_duplicates_of: tuple[str, ...] | None = None,
     ) -> bool:
         """A batch insert that never stalls the event loop for long (decision events).
         Returns False when SQLite's write lock is taken: try again later. `columns` are the
@@ -189,13 +194,31 @@ class Database:
         26 ms with a thread, 19 ms without). On PostgreSQL it is one binary COPY: one
         statement for the whole batch, where an INSERT per row cost the server (on the same
         cores as the workers) more than the decisions did.
+
+        `skip_duplicates_of` (a unique key's columns, the caller's constants too) makes the
+        insert idempotent: a row whose key is stored already is skipped, `INSERT ... ON
+        CONFLICT (key) DO NOTHING` on both backends (interaction events; COPY cannot skip, so
+        on PostgreSQL it is one prepared INSERT run for every row, all or nothing).
         """
         if tenant_column(table).name not in columns:
             raise UnscopedTable(f"Rows for '{table.name}' must say which sandbox they belong to.")
+        names = ", ".join(columns)
+        skip = (
+            f" ON CONFLICT ({', '.join(skip_duplicates_of)}) DO NOTHING"
+            if skip_duplicates_of
+            else ""
+        )
         if not self.is_sqlite:
             pool = self._pg_pool or await self._open_pg_pool()
             async with pool.acquire() as conn:
-                await conn.copy_records_to_table(table.name, records=rows, columns=columns)
+                if skip:
+                    numbered = ", ".join(f"${index + 1}" for index in range(len(columns)))
+                    # asyncpg's executemany is atomic: a refused row fails the whole call.
+                    await conn.executemany(
+                        f"INSERT INTO {table.name} ({names}) VALUES ({numbered}){skip}", rows
+                    )
+                else:
+                    await conn.copy_records_to_table(table.name, records=rows, columns=columns)
             return True
         if self._writer is None:
             path = self.url.split("///", 1)[1]
@@ -213,7 +236,7 @@ class Database:
         marks = ", ".join("?" for _ in columns)
         try:
             self._writer.executemany(
-                f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows
+                f"INSERT INTO {table.name} ({names}) VALUES ({marks}){skip}", rows
             )
         except BaseException:
             self._writer.execute("ROLLBACK")

@@ -1,5 +1,7 @@
 """Decision events: recorded off the hot path in batches (or, in durable mode, committed before
-the decision is answered), listed and exported per sandbox.
+the decision is answered), listed and exported per sandbox. The writer and the paged reads are
+shared with interaction events (store/interactions.py): an `EventKind` says which table, which
+columns and how an event becomes a row.
 
 What can be lost, and when (docs/operations.md, "Decision events"):
 - Queued mode (the default): events wait in memory, at most `MAX_QUEUED`, for a batch written
@@ -21,13 +23,14 @@ import base64
 import binascii
 import re
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 import sqlalchemy as sa
 import structlog
+from prometheus_client import Counter
 
 from offerbase.logs import RateLimitedErrors
 from offerbase.metrics import EVENTS_DROPPED, EVENTS_REJECTED, EVENTS_WRITTEN
@@ -39,8 +42,6 @@ from offerbase.store.tables import decision_events
 from offerbase.store.tenants import Sandbox
 
 log = structlog.get_logger("offerbase.events")
-# A batch holds events of many sandboxes: each row carries its own in the tenant column.
-_COLUMNS = (tenant_column(decision_events).name, "proposition_id", "timestamp", "body")
 MAX_QUEUED = 100_000
 # A graceful shutdown writes what is queued, but no longer than this (a database that is down
 # would otherwise hold the shutdown forever); what is left is logged and counted as dropped.
@@ -49,7 +50,8 @@ SHUTDOWN_FLUSH_SECONDS = 10.0
 DURABLE_LOCK_WAIT_SECONDS = 5.0
 
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-Row = tuple[int, str, str, str]  # the tenant, proposition id, timestamp, body as JSON text
+Row = tuple[Any, ...]  # the values of an EventKind's columns, the body as JSON text
+E = TypeVar("E")
 
 
 @dataclass(frozen=True)
@@ -70,18 +72,62 @@ def _has_nul(json_text: str) -> bool:
     return "\\u0000" in json_text and _JSON_NUL.search(json_text) is not None
 
 
+def json_body(body: dict[str, Any]) -> str:
+    """An event's body as the JSON text to store. Raises BadEvent."""
+    try:
+        text = orjson.dumps(body).decode()
+    except orjson.JSONEncodeError as exc:
+        raise BadEvent(f"The event body is not serialisable: {exc}") from exc
+    if _has_nul(text):
+        raise BadEvent("The event contains a NUL character.")
+    return text
+
+
+def check_text(**fields: tuple[str, int]) -> None:
+    """Each text column's value fits its column (name=(value, size)) and has no NUL, which
+    PostgreSQL refuses. Raises BadEvent."""
+    for name, (value, size) in fields.items():
+        if "\x00" in value:
+            raise BadEvent("The event contains a NUL character.")
+        if len(value) > size:
+            raise BadEvent(f"The event's {name} is too long.")
+
+
 def event_row(event: PendingEvent) -> Row:
     """The row to insert, serialised and checked now, so that a bad event fails on its own and
     at once instead of failing a whole batch later. Raises BadEvent."""
-    try:
-        body = orjson.dumps(event.body).decode()
-    except orjson.JSONEncodeError as exc:
-        raise BadEvent(f"The event body is not serialisable: {exc}") from exc
-    if _has_nul(body) or "\x00" in event.proposition_id + event.timestamp:
-        raise BadEvent("The event contains a NUL character.")
-    if len(event.proposition_id) > 64 or len(event.timestamp) > 32:  # the columns' sizes
-        raise BadEvent("The event's proposition id or timestamp is too long.")
+    body = json_body(event.body)
+    # the columns' sizes
+    check_text(proposition_id=(event.proposition_id, 64), timestamp=(event.timestamp, 32))
     return (event.sandbox_pk, event.proposition_id, event.timestamp, body)
+
+
+@dataclass(frozen=True)
+class EventKind(Generic[E]):
+    """What an EventWriter stores: which table, which columns (the tenant column included: a
+    batch holds events of many sandboxes, each row carries its own), how an event becomes a
+    row, and the metrics that count it."""
+
+    label: str  # "decision events", in log lines
+    table: sa.Table
+    columns: tuple[str, ...]
+    row: Callable[[E], Row]
+    written: Counter
+    dropped: Counter
+    rejected: Counter
+    # Idempotent kinds: a row whose unique key (these columns) is stored already is skipped.
+    unique: tuple[str, ...] | None = None
+
+
+DECISION_EVENTS: EventKind[PendingEvent] = EventKind(
+    "decision events",
+    decision_events,
+    (tenant_column(decision_events).name, "proposition_id", "timestamp", "body"),
+    event_row,
+    EVENTS_WRITTEN,
+    EVENTS_DROPPED,
+    EVENTS_REJECTED,
+)
 
 
 class _Interrupted(Exception):
@@ -94,15 +140,22 @@ class _Interrupted(Exception):
         self.cause = cause
 
 
-class EventWriter:
+class EventWriter(Generic[E]):
     """Buffers events in memory and writes them in batches from a background task, so a
     decision never waits for its event to be stored; or, `durable`, commits each before the
-    decision answers (`commit`)."""
+    decision answers (`commit`). Decision events unless `kind` says otherwise."""
 
     def __init__(
-        self, db: Database, *, durable: bool = False, batch_size: int = 500, interval: float = 0.2
+        self,
+        db: Database,
+        *,
+        durable: bool = False,
+        batch_size: int = 500,
+        interval: float = 0.2,
+        kind: EventKind[Any] = DECISION_EVENTS,
     ) -> None:
         self.db = db
+        self.kind = kind
         self.durable = durable
         self.batch_size = batch_size
         self.interval = interval
@@ -117,17 +170,17 @@ class EventWriter:
 
     def _reject(self, reason: Exception) -> None:
         self.rejected += 1
-        EVENTS_REJECTED.inc()
+        self.kind.rejected.inc()
         self._errors.error((type(reason).__name__, str(reason)[:200]), "event rejected", reason)
 
-    def _row(self, event: PendingEvent) -> Row | None:
+    def _row(self, event: E) -> Row | None:
         try:
-            return event_row(event)
+            return self.kind.row(event)
         except BadEvent as exc:
             self._reject(exc)
             return None
 
-    def record(self, event: PendingEvent) -> bool:
+    def record(self, event: E) -> bool:
         """Queue the event; False when it was rejected (bad) or dropped (the queue is full)."""
         row = self._row(event)
         if row is None:
@@ -135,12 +188,12 @@ class EventWriter:
         if len(self._queue) >= MAX_QUEUED:
             # Shedding events beats stalling decisions; the counter makes the loss visible.
             self.dropped += 1
-            EVENTS_DROPPED.inc()
+            self.kind.dropped.inc()
             return False
         self._queue.append(row)
         return True
 
-    async def commit(self, event: PendingEvent) -> None:
+    async def commit(self, event: E) -> None:
         """Durable mode: return once the event is committed. Decisions arriving while a commit
         runs share the next one. Raises the database's error when it is unavailable."""
         row = self._row(event)
@@ -184,7 +237,10 @@ class EventWriter:
         """Insert `rows`; a row the database refuses is rejected on its own. Raises
         _Interrupted with the rows not stored when the database is busy or unavailable."""
         try:
-            stored = await self.db.insert_rows(decision_events, _COLUMNS, rows)
+            kind = self.kind
+            stored = await self.db.insert_rows(
+                kind.table, kind.columns, rows, skip_duplicates_of=kind.unique
+            )
         except Exception as exc:
             if unavailable(exc):
                 raise _Interrupted(rows, exc) from exc
@@ -201,7 +257,7 @@ class EventWriter:
         if not stored:
             raise _Interrupted(rows, None)
         self.written += len(rows)
-        EVENTS_WRITTEN.inc(len(rows))
+        self.kind.written.inc(len(rows))
 
     def start(self) -> None:
         if self._task is None:
@@ -214,7 +270,7 @@ class EventWriter:
                 await self._write_queued()
             except Exception as exc:  # keep the writer alive; the events are retried next round
                 self._errors.error(
-                    (type(exc).__name__, str(exc)[:200]), "writing decision events failed", exc
+                    (type(exc).__name__, str(exc)[:200]), f"writing {self.kind.label} failed", exc
                 )
 
     async def flush(self) -> int:
@@ -259,8 +315,8 @@ class EventWriter:
             lost = len(self._queue)
             self._queue.clear()
             self.dropped += lost
-            EVENTS_DROPPED.inc(lost)
-            log.error("decision events lost at shutdown", lost=lost, exc_info=exc)
+            self.kind.dropped.inc(lost)
+            log.error(f"{self.kind.label} lost at shutdown", lost=lost, exc_info=exc)
 
 
 def _encode(row_id: int) -> str:
@@ -277,6 +333,53 @@ def _decode(cursor: str) -> int:
         raise BadCursor("The 'start' cursor is not one this server issued.") from exc
 
 
+async def read_page(
+    db: Database,
+    scope: Scope,
+    table: sa.Table,
+    where: list[sa.ColumnElement[bool]],
+    limit: int,
+    start: str | None,
+) -> Page:
+    """One page of an append-only event table (decision or interaction events), oldest first:
+    the bodies, how many rows `where` matches, and the cursor of the next page. A row id
+    cursor visits each row exactly once."""
+    count_where = list(where)
+    if start:
+        where = [*where, table.c.row_id > _decode(start)]
+    async with db.read() as conn:
+        count = sa.select(sa.func.count()).select_from(table).where(*count_where)
+        total = int(await conn.scalar(scope.apply(count)) or 0)
+        query = (
+            sa.select(table.c.row_id, table.c.body)
+            .where(*where)
+            .order_by(table.c.row_id)
+            .limit(limit + 1)
+        )
+        rows = (await conn.execute(scope.apply(query))).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = _encode(rows[-1].row_id) if more and rows else None
+    return [dict(row.body) for row in rows], total, cursor
+
+
+EXPORT_PAGE = 1000
+Page = tuple[list[dict[str, Any]], int, str | None]
+
+
+async def every_page(
+    page: Callable[[int, str | None], Awaitable[Page]],
+) -> AsyncIterator[dict[str, Any]]:
+    """Every event that `page(limit, start)` reaches, page after page (the exports)."""
+    start: str | None = None
+    while True:
+        items, _total, start = await page(EXPORT_PAGE, start)
+        for item in items:
+            yield item
+        if start is None:
+            return
+
+
 class DecisionEvents:
     """Reads of one sandbox's events, oldest first (events are append-only, so a row id
     cursor visits each exactly once)."""
@@ -286,35 +389,10 @@ class DecisionEvents:
         self.sandbox = sandbox
         self.scope = Scope.of(sandbox)
 
-    async def page(
-        self, limit: int, start: str | None, since: str | None = None
-    ) -> tuple[list[dict[str, Any]], int, str | None]:
-        where: list[sa.ColumnElement[bool]] = []
-        if since:
-            where.append(decision_events.c.timestamp >= since)
-        count_where = list(where)
-        if start:
-            where.append(decision_events.c.row_id > _decode(start))
-        async with self.db.read() as conn:
-            count = sa.select(sa.func.count()).select_from(decision_events).where(*count_where)
-            total = int(await conn.scalar(self.scope.apply(count)) or 0)
-            query = (
-                sa.select(decision_events.c.row_id, decision_events.c.body)
-                .where(*where)
-                .order_by(decision_events.c.row_id)
-                .limit(limit + 1)
-            )
-            rows = (await conn.execute(self.scope.apply(query))).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        cursor = _encode(rows[-1].row_id) if more and rows else None
-        return [dict(row.body) for row in rows], total, cursor
+    async def page(self, limit: int, start: str | None, since: str | None = None) -> Page:
+        where = [decision_events.c.timestamp >= since] if since else []
+        return await read_page(self.db, self.scope, decision_events, where, limit, start)
 
     async def export(self, since: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        start: str | None = None
-        while True:
-            items, _total, start = await self.page(1000, start, since)
-            for item in items:
-                yield item
-            if start is None:
-                return
+        async for event in every_page(lambda limit, start: self.page(limit, start, since)):
+            yield event
