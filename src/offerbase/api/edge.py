@@ -12,6 +12,7 @@ describes all of it for users.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Mapping
@@ -267,11 +268,11 @@ async def _store_feedback(services: Services, records: list[InteractionEvent]) -
     """Queued for the background writer: the answer does not wait, unless the deployment
     asked for durable events (OFFERBASE_EVENTS_DURABLE), which are committed first."""
     writer = services.interactions
+    if writer.durable:  # concurrent commits share one transaction
+        await asyncio.gather(*(writer.commit(record) for record in records))
+        return
     for record in records:
-        if writer.durable:
-            await writer.commit(record)
-        else:
-            writer.record(record)
+        writer.record(record)
 
 
 async def _answer(
