@@ -29,16 +29,16 @@ import pytest
 import sqlalchemy as sa
 
 import offerbase.store
-from offerbase.store import catalog_io, guardrails, scope, tenants
+from offerbase.store import catalog_io, datastreams, guardrails, scope, tenants
 from offerbase.store.counters import SqlCounterStore
 from offerbase.store.db import Database
-from offerbase.store.errors import NotFound, Unprocessable
+from offerbase.store.errors import AlreadyExists, NotFound, Unprocessable
 from offerbase.store.events import DecisionEvents, EventWriter, PendingEvent
 from offerbase.store.library import Actor, Library, catalog_version, last_changes
 from offerbase.store.listing import OrderKey, parse_properties
 from offerbase.store.profiles import Profiles, find_profile, import_lines
 from offerbase.store.scope import Scope, UnscopedTable
-from offerbase.store.tables import credentials, entities, metadata, references
+from offerbase.store.tables import credentials, entities, interaction_events, metadata, references
 from offerbase.store.tenants import Sandbox
 
 SRC = Path(offerbase.store.__file__).parents[1]
@@ -73,6 +73,7 @@ NOT_SQL = {
 
 JOE = {"identityMap": {"Email": [{"id": "joe@example.com", "primary": True}]}, "tenant": "A"}
 A_COUNTER = "cap|a"
+A_ORIGIN = "https://a.example"
 
 
 def _bodies() -> list[tuple[str, str, dict[str, Any]]]:
@@ -148,6 +149,33 @@ async def _fill(db: Database, a: Sandbox) -> None:
     writer.record(PendingEvent(a.pk, "proposition-a", "2024-01-01T00:00:00.000Z", {"a": 1}))
     assert await writer.flush() == 1
     assert await SqlCounterStore(db).try_consume(a.pk, [(A_COUNTER, 1)])
+    async with db.write() as conn:
+        await datastreams.create_datastream(
+            conn,
+            a,
+            name="A",
+            origins=[A_ORIGIN],
+            item_counts={"placement-a": 2},
+            datastream_id=a_datastream(a),
+        )
+        # Until store/interactions.py has its writer: one row, scoped like any other insert.
+        await conn.execute(
+            Scope.of(a).apply(
+                interaction_events.insert().values(
+                    event_id="event-a",
+                    seq=0,
+                    proposition_id="proposition-a",
+                    timestamp="2024-01-01T00:00:00.000Z",
+                    type="display",
+                    body={"a": 1},
+                )
+            )
+        )
+
+
+def a_datastream(a: Sandbox) -> str:
+    """Tenant A's datastream id (ids are global: one per test's tenant A)."""
+    return f"ds-a-{a.pk}-{a.org_id[:8]}"
 
 
 async def _rows_of(db: Database, a: Sandbox) -> dict[str, list[str]]:
@@ -454,6 +482,67 @@ async def _import_catalog(t: Ctx) -> None:
     assert sum(counts.values()) == len(A_IDS)
 
 
+@case("datastreams.create_datastream")
+async def _datastreams_create(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        # Ids are global: A's is taken in B too (a clear conflict, nothing of A changed)...
+        with pytest.raises(AlreadyExists):
+            await datastreams.create_datastream(conn, t.b, datastream_id=a_datastream(t.a))
+        # ...but A's origins and placements are B's to use as well.
+        created = await datastreams.create_datastream(
+            conn, t.b, origins=[A_ORIGIN], item_counts={"placement-a": 3}
+        )
+    assert created.sandbox == t.b
+    async with t.db.read() as conn:
+        assert [d.id for d in await datastreams.list_datastreams(conn, t.b)] == [created.id]
+
+
+@case("datastreams.list_datastreams")
+async def _datastreams_list(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert [d.id for d in await datastreams.list_datastreams(conn, t.a)] == [a_datastream(t.a)]
+        assert await datastreams.list_datastreams(conn, t.b) == []
+
+
+@case("datastreams.list_in_org")
+async def _datastreams_list_in_org(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        in_b_org = await datastreams.list_in_org(conn, t.b.org_id)
+        in_b = await datastreams.list_in_org(conn, t.b.org_id, t.b.name)
+    # The organization's listing spans its sandboxes (A's when B is in A's organization), and
+    # never another organization's.
+    assert {d.sandbox.org_id for d in in_b_org} <= {t.b.org_id}
+    listed_a = a_datastream(t.a) in [d.id for d in in_b_org]
+    assert listed_a == (t.a.org_id == t.b.org_id)
+    assert in_b == []
+
+
+@case("datastreams.get_datastream")
+async def _datastreams_get(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert await datastreams.get_datastream(conn, t.b, a_datastream(t.a)) is None
+        found = await datastreams.get_datastream(conn, t.a, a_datastream(t.a))
+    assert found is not None
+    assert found.allows_origin(A_ORIGIN)
+
+
+@case("datastreams.delete_datastream")
+async def _datastreams_delete(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        assert await datastreams.delete_datastream(conn, t.b, a_datastream(t.a)) is False
+
+
+@case("datastreams.resolve_datastream")
+async def _datastreams_resolve(t: Ctx) -> None:
+    # The directory lookup of an Edge request: the id alone finds A's datastream and sandbox,
+    # whoever asks; an unknown id finds nothing.
+    async with t.db.read() as conn:
+        found = await datastreams.resolve_datastream(conn, a_datastream(t.a))
+        assert await datastreams.resolve_datastream(conn, f"ds-b-{t.b.pk}") is None
+    assert found is not None
+    assert found.sandbox == t.a
+
+
 # -- the tests -------------------------------------------------------------------------------
 
 
@@ -632,7 +721,8 @@ def test_store_sql_is_built_through_scope() -> None:
     """Repositories write no SQL text: it comes from Core statements through scope.py. Only
     db.py has SQL text (connection settings and the batch insert, which names no table itself;
     migrations and migrate.py read and write the schema's version),
-    and only the directory and housekeeping mark statements as spanning tenants."""
+    and only the directory (tenants.py, and the Edge's datastream lookup) and housekeeping mark
+    statements as spanning tenants."""
     store = SRC / "store"
     wrong = []
     for path in store.rglob("*.py"):
@@ -647,8 +737,11 @@ def test_store_sql_is_built_through_scope() -> None:
             "scope.py",
             "tenants.py",
             "counters.py",
+            "datastreams.py",
         }:
             wrong.append(f"{name} spans tenants")
     assert wrong == []
     counters_source = (store / "counters.py").read_text()
     assert counters_source.count("across_tenants(") == 1  # purge_expired
+    datastreams_source = (store / "datastreams.py").read_text()
+    assert datastreams_source.count("across_tenants(") == 1  # resolve_datastream

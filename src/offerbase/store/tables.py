@@ -244,9 +244,7 @@ interaction_events = sa.Table(
     sa.Column("timestamp", sa.String(32), nullable=False),
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("body", Json, nullable=False),
-    sa.UniqueConstraint(
-        "sandbox_pk", "event_id", "seq", name="uq_interaction_events_event"
-    ),
+    sa.UniqueConstraint("sandbox_pk", "event_id", "seq", name="uq_interaction_events_event"),
     sa.Index("ix_interaction_events_time", "sandbox_pk", "timestamp", "row_id"),
     sa.Index("ix_interaction_events_proposition", "sandbox_pk", "proposition_id"),
     info={"tenant": "sandbox_pk"},

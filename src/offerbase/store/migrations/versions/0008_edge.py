@@ -30,9 +30,7 @@ def upgrade() -> None:
     op.create_index("ix_datastreams_sandbox", "datastreams", ["sandbox_pk"])
     op.create_table(
         "interaction_events",
-        sa.Column(
-            "row_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
-        ),
+        sa.Column("row_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
         sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), nullable=False),
         sa.Column("event_id", sa.String(255), nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
@@ -40,9 +38,7 @@ def upgrade() -> None:
         sa.Column("timestamp", sa.String(32), nullable=False),
         sa.Column("type", sa.String(64), nullable=False),
         sa.Column("body", Json, nullable=False),
-        sa.UniqueConstraint(
-            "sandbox_pk", "event_id", "seq", name="uq_interaction_events_event"
-        ),
+        sa.UniqueConstraint("sandbox_pk", "event_id", "seq", name="uq_interaction_events_event"),
     )
     op.create_index(
         "ix_interaction_events_time", "interaction_events", ["sandbox_pk", "timestamp", "row_id"]
