@@ -1,9 +1,9 @@
 """The `offerbase` command: serve the API, manage credentials.
 
 Commands that write (`serve`, `credentials create|revoke|rotate`, `profiles import`,
-`catalog import`) apply the database migrations first, creating the database when it is
-missing. Read-only commands (`credentials list`, `sandboxes list`, `events export`, `catalog
-export`) never create nor change a database: on a missing one or one not at the latest
+`catalog import`, `datastreams create|delete`) apply the database migrations first, creating the
+database when it is missing. Read-only commands (`credentials list`, `sandboxes list`, `events
+export`, `catalog export`, `datastreams list`) never create nor change a database: on a missing one or one not at the latest
 migration they exit 2 and say which command migrates it.
 """
 
@@ -24,6 +24,7 @@ import typer
 from offerbase import logs, metrics
 from offerbase.config import Settings
 from offerbase.store import migrate, tenants
+from offerbase.store.datastreams import Datastream
 from offerbase.store.db import Database, printable_url
 from offerbase.store.migrate import upgrade
 from offerbase.store.tenants import Sandbox
@@ -670,3 +671,159 @@ def new_deployment_id(data_dir: DataDir = None, database_url: DatabaseUrl = None
             return await replace_id(db)
 
     typer.echo(asyncio.run(run()))
+
+
+# -- datastreams -------------------------------------------------------------------------------
+
+datastreams_app = _group(
+    "Datastreams: what an Edge request (Web SDK, Mobile SDK, Server API) names with configId "
+    "or dataStreamId."
+)
+app.add_typer(datastreams_app, name="datastreams")
+
+
+def _print_datastream(found: Datastream, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(found.shown()))
+        return
+    origins = ", ".join(found.origins) or "(none: no browser may call)"
+    typer.echo(
+        f"{found.id}  org {found.sandbox.org_id}  sandbox {found.sandbox.name}  "
+        f"name {found.name!r}  origins {origins}"
+    )
+
+
+def _item_counts(values: list[str]) -> dict[str, int]:
+    """`PLACEMENT=N` pairs; exit 1 on a malformed one (the range is the store's to check)."""
+    counts: dict[str, int] = {}
+    for value in values:
+        placement, _, number = value.rpartition("=")
+        if not placement or not number.strip().lstrip("-").isdigit():
+            typer.echo(f"--item-count {value!r}: write PLACEMENT_ID=N (N from 1 to 30).", err=True)
+            raise typer.Exit(1)
+        counts[placement] = int(number)
+    return counts
+
+
+@datastreams_app.command("create")
+def create_datastream(
+    org: Org,
+    sandbox: Annotated[
+        str, typer.Option(metavar="NAME", help="The datastream's sandbox (created when missing).")
+    ] = "prod",
+    name: Annotated[str, typer.Option(metavar="N", help="A name that lists show.")] = "",
+    origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="URL",
+            help="A web origin allowed to call with it (scheme://host[:port]); repeat for more. "
+            "Without any, browsers are refused (server-side calls send no Origin).",
+        ),
+    ] = None,
+    item_count: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="PLACEMENT=N",
+            help="The itemCount (1-30) of a decision scope for this placement that names none; "
+            "repeat for more placements.",
+        ),
+    ] = None,
+    datastream_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            metavar="ID",
+            help="The id to give it (1-64 of A-Z a-z 0-9 . _ : -); default a new UUID.",
+        ),
+    ] = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a datastream, and its organization and sandbox when they are missing; prints it
+    (id, org, sandbox, name, origins, itemCounts, created). Works while the server runs: every
+    worker sees it within a second. Exits 1 on a bad origin, itemCount or id, or an id in use.
+
+    \b
+    Example:
+      offerbase datastreams create --org ACME@AdobeOrg --origin https://www.shop.example --json
+    """
+    from offerbase.store import datastreams
+    from offerbase.store.errors import StoreError
+
+    settings = _settings(data_dir, database_url)
+    counts = _item_counts(item_count or [])
+
+    async def run() -> Datastream:
+        async with _database(settings, writes=True) as db, db.write() as conn:
+            found = await tenants.ensure_sandbox(conn, org, sandbox)
+            return await datastreams.create_datastream(
+                conn,
+                found,
+                name=name,
+                origins=origin or [],
+                item_counts=counts,
+                datastream_id=datastream_id,
+            )
+
+    try:
+        created = asyncio.run(run())
+    except StoreError as exc:
+        typer.echo(f"Not created: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    _print_datastream(created, as_json)
+
+
+@datastreams_app.command("list")
+def list_datastreams(
+    org: OrgFilter = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print every datastream (of one organization with --org), one per line: with --json as
+    the HTTP API shows it. Read-only: exits 2 when the database is missing or not migrated.
+
+    \b
+    Example:
+      offerbase datastreams list --org ACME@AdobeOrg --json
+    """
+    from offerbase.store import datastreams
+
+    settings = _settings(data_dir, database_url, writes=False)
+
+    async def run() -> list[Datastream]:
+        async with _database(settings, writes=False) as db, db.read() as conn:
+            return await datastreams.list_in_org(conn, org)
+
+    for found in asyncio.run(run()):
+        _print_datastream(found, as_json)
+
+
+@datastreams_app.command("delete")
+def delete_datastream(
+    datastream_id: Annotated[str, typer.Argument(metavar="ID", hidden=True)],
+    org: Org,
+    sandbox: SandboxName = "prod",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete the datastream ID of the organization's sandbox: Edge requests that name it are
+    refused within a second. Exits 2 when the sandbox has no such datastream.
+
+    \b
+    Example:
+      offerbase datastreams delete 0f8e9b5c-6d1a-4c1e-9f55-1b2d3c4e5f60 --org ACME@AdobeOrg
+    """
+    from offerbase.store import datastreams
+
+    settings = _settings(data_dir, database_url)
+
+    async def run(db: Database, found: Sandbox) -> bool:
+        async with db.write() as conn:
+            return await datastreams.delete_datastream(conn, found, datastream_id)
+
+    if not asyncio.run(_in_sandbox(settings, org, sandbox, run, writes=True)):
+        typer.echo(f"Sandbox '{sandbox}' of '{org}' has no datastream '{datastream_id}'.", err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps({"deleted": datastream_id}))

@@ -32,6 +32,7 @@ READ_ONLY = {
     "sandboxes list": ["sandboxes", "list"],
     "events export": ["events", "export", "--org", ORG],
     "catalog export": ["catalog", "export", "--org", ORG],
+    "datastreams list": ["datastreams", "list"],
 }
 SCRIPTS = ScriptDirectory(str(MIGRATIONS_DIR))
 HEAD = SCRIPTS.get_current_head()
@@ -139,6 +140,8 @@ WRITES = {
     "credentials create": (["credentials", "create", "--org", ORG], 0),
     "profiles import": (["profiles", "import", "{files}/p.ndjson", "--org", ORG], 2),
     "catalog import": (["catalog", "import", "{files}/c.json", "--org", ORG], 2),
+    "datastreams create": (["datastreams", "create", "--org", ORG], 0),
+    "datastreams delete": (["datastreams", "delete", "some-id", "--org", ORG], 2),
 }
 
 

@@ -146,6 +146,37 @@ def test_serve_bootstrap_credentials_and_seed_walkthrough(server, database) -> N
     assert listed.json()["total"] == 1
 
 
+def test_a_datastream_created_while_the_server_runs_is_served(server) -> None:  # type: ignore[no-untyped-def]
+    base, env, _ = server
+    credential = json.loads(
+        offerbase("credentials", "create", "--org", "EDGE@AdobeOrg", "--json", env=env).stdout
+    )
+    headers = token_headers(base, credential)
+    created = json.loads(
+        offerbase(
+            "datastreams",
+            "create",
+            "--org",
+            "EDGE@AdobeOrg",
+            "--origin",
+            "https://shop.example",
+            "--json",
+            env=env,
+        ).stdout
+    )
+    assert (created["org"], created["sandbox"], created["origins"]) == (
+        "EDGE@AdobeOrg",
+        "prod",
+        ["https://shop.example"],
+    )
+    url = f"{base}/data/core/edge/datastreams/{created['id']}"
+    for _ in range(4):  # both workers: the answer does not depend on which one takes it
+        read = httpx.get(url, headers=headers)
+        assert (read.status_code, read.json()) == (200, created)
+    offerbase("datastreams", "delete", created["id"], "--org", "EDGE@AdobeOrg", env=env)
+    assert httpx.get(url, headers=headers).status_code == 404
+
+
 def test_catalog_changes_reach_every_worker_within_a_second(server) -> None:  # type: ignore[no-untyped-def]
     base, env, _ = server
     credential = json.loads(

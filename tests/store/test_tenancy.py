@@ -29,10 +29,10 @@ import pytest
 import sqlalchemy as sa
 
 import offerbase.store
-from offerbase.store import catalog_io, guardrails, scope, tenants
+from offerbase.store import catalog_io, datastreams, guardrails, scope, tenants
 from offerbase.store.counters import SqlCounterStore
 from offerbase.store.db import Database
-from offerbase.store.errors import NotFound, Unprocessable
+from offerbase.store.errors import AlreadyExists, NotFound, Unprocessable
 from offerbase.store.events import (
     DecisionEvents,
     EventWriter,
@@ -87,6 +87,7 @@ NOT_SQL = {
 
 JOE = {"identityMap": {"Email": [{"id": "joe@example.com", "primary": True}]}, "tenant": "A"}
 A_COUNTER = "cap|a"
+A_ORIGIN = "https://a.example"
 
 
 def _bodies() -> list[tuple[str, str, dict[str, Any]]]:
@@ -165,6 +166,20 @@ async def _fill(db: Database, a: Sandbox) -> None:
     interactions.record(_interaction(a, "event-a"))
     assert await interactions.flush() == 1
     assert await SqlCounterStore(db).try_consume(a.pk, [(A_COUNTER, 1)])
+    async with db.write() as conn:
+        await datastreams.create_datastream(
+            conn,
+            a,
+            name="A",
+            origins=[A_ORIGIN],
+            item_counts={"placement-a": 2},
+            datastream_id=a_datastream(a),
+        )
+
+
+def a_datastream(a: Sandbox) -> str:
+    """Tenant A's datastream id (ids are global: one per test's tenant A)."""
+    return f"ds-a-{a.pk}-{a.org_id[:8]}"
 
 
 def _interaction(sandbox: Sandbox, event_id: str) -> InteractionEvent:
@@ -514,6 +529,67 @@ async def _import_catalog(t: Ctx) -> None:
     assert sum(counts.values()) == len(A_IDS)
 
 
+@case("datastreams.create_datastream")
+async def _datastreams_create(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        # Ids are global: A's is taken in B too (a clear conflict, nothing of A changed)...
+        with pytest.raises(AlreadyExists):
+            await datastreams.create_datastream(conn, t.b, datastream_id=a_datastream(t.a))
+        # ...but A's origins and placements are B's to use as well.
+        created = await datastreams.create_datastream(
+            conn, t.b, origins=[A_ORIGIN], item_counts={"placement-a": 3}
+        )
+    assert created.sandbox == t.b
+    async with t.db.read() as conn:
+        assert [d.id for d in await datastreams.list_datastreams(conn, t.b)] == [created.id]
+
+
+@case("datastreams.list_datastreams")
+async def _datastreams_list(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert [d.id for d in await datastreams.list_datastreams(conn, t.a)] == [a_datastream(t.a)]
+        assert await datastreams.list_datastreams(conn, t.b) == []
+
+
+@case("datastreams.list_in_org")
+async def _datastreams_list_in_org(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        in_b_org = await datastreams.list_in_org(conn, t.b.org_id)
+        in_b = await datastreams.list_in_org(conn, t.b.org_id, t.b.name)
+    # The organization's listing spans its sandboxes (A's when B is in A's organization), and
+    # never another organization's.
+    assert {d.sandbox.org_id for d in in_b_org} <= {t.b.org_id}
+    listed_a = a_datastream(t.a) in [d.id for d in in_b_org]
+    assert listed_a == (t.a.org_id == t.b.org_id)
+    assert in_b == []
+
+
+@case("datastreams.get_datastream")
+async def _datastreams_get(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert await datastreams.get_datastream(conn, t.b, a_datastream(t.a)) is None
+        found = await datastreams.get_datastream(conn, t.a, a_datastream(t.a))
+    assert found is not None
+    assert found.allows_origin(A_ORIGIN)
+
+
+@case("datastreams.delete_datastream")
+async def _datastreams_delete(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        assert await datastreams.delete_datastream(conn, t.b, a_datastream(t.a)) is False
+
+
+@case("datastreams.resolve_datastream")
+async def _datastreams_resolve(t: Ctx) -> None:
+    # The directory lookup of an Edge request: the id alone finds A's datastream and sandbox,
+    # whoever asks; an unknown id finds nothing.
+    async with t.db.read() as conn:
+        found = await datastreams.resolve_datastream(conn, a_datastream(t.a))
+        assert await datastreams.resolve_datastream(conn, f"ds-b-{t.b.pk}") is None
+    assert found is not None
+    assert found.sandbox == t.a
+
+
 # -- the tests -------------------------------------------------------------------------------
 
 
@@ -692,7 +768,8 @@ def test_store_sql_is_built_through_scope() -> None:
     """Repositories write no SQL text: it comes from Core statements through scope.py. Only
     db.py has SQL text (connection settings and the batch insert, which names no table itself;
     migrations and migrate.py read and write the schema's version),
-    and only the directory and housekeeping mark statements as spanning tenants."""
+    and only the directory (tenants.py, and the Edge's datastream lookup) and housekeeping mark
+    statements as spanning tenants."""
     store = SRC / "store"
     wrong = []
     for path in store.rglob("*.py"):
@@ -707,8 +784,11 @@ def test_store_sql_is_built_through_scope() -> None:
             "scope.py",
             "tenants.py",
             "counters.py",
+            "datastreams.py",
         }:
             wrong.append(f"{name} spans tenants")
     assert wrong == []
     counters_source = (store / "counters.py").read_text()
     assert counters_source.count("across_tenants(") == 1  # purge_expired
+    datastreams_source = (store / "datastreams.py").read_text()
+    assert datastreams_source.count("across_tenants(") == 1  # resolve_datastream

@@ -23,6 +23,7 @@ import offerbase
 from offerbase import logs
 from offerbase.api import (
     admin,
+    datastreams,
     decisioning,
     edge,
     events,
@@ -192,6 +193,7 @@ def create_app(
     app.include_router(profiles.router)
     app.include_router(events.router)
     app.include_router(admin.router)
+    app.include_router(datastreams.router)
     # First in the route table: the hot path should not be matched against every other route.
     app.router.routes[0:0] = [*decisioning.routes, *edge.routes]
     app.router.routes.extend(ode.routes)

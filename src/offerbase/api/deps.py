@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from offerbase.api.client_auth import FailureThrottle, SecretChecker
 from offerbase.api.credential_cache import CredentialCache
+from offerbase.api.datastream_cache import DatastreamCache
 from offerbase.api.sandboxes import SandboxCache
 from offerbase.api.snapshots import SnapshotCache
 from offerbase.config import Settings
@@ -42,6 +43,7 @@ class Services:
     credentials: CredentialCache
     secrets: SecretChecker
     snapshots: SnapshotCache
+    datastreams: DatastreamCache  # the Edge endpoints' tenant, by public datastream id
     counters: CounterStore
     events: EventWriter[PendingEvent]
     # Edge feedback (store/interactions.py): the same writer, idempotent, the same durable flag.
@@ -73,6 +75,7 @@ class Services:
                 )
             ),
             snapshots=SnapshotCache(db, settings.snapshot_poll_seconds),
+            datastreams=DatastreamCache(db, settings.snapshot_poll_seconds),
             counters=counter_store(db, settings.redis_url, settings.redis_prefix),
             events=EventWriter(db, durable=settings.events_durable),
             interactions=interaction_writer(db, durable=settings.events_durable),
