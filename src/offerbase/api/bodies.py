@@ -24,9 +24,13 @@ def is_json_media_type(content_type: str | None) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-async def read_json(request: Request, *, any_content_type: bool = False) -> Any:
+async def read_json(
+    request: Request, *, any_content_type: bool = False, nul_anywhere: bool = False
+) -> Any:
     """The body as JSON. `any_content_type`: whatever the Content-Type says (the Edge
-    endpoints: the Web SDK sends JSON as text/plain to stay a CORS simple request)."""
+    endpoints: the Web SDK sends JSON as text/plain to stay a CORS simple request).
+    `nul_anywhere`: U+0000 is let through, for a caller that checks the parts it keeps (the
+    Mobile SDK sends it as its streaming record separator in `meta`)."""
     if not any_content_type and not is_json_media_type(request.headers.get("content-type")):
         raise ApiProblem(
             400,
@@ -56,7 +60,7 @@ async def read_json(request: Request, *, any_content_type: bool = False) -> Any:
     if too_deep(value, MAX_BODY_DEPTH):
         message = f"The body is nested deeper than {MAX_BODY_DEPTH} levels of arrays and objects."
         raise ApiProblem(422, "Unprocessable Entity", message, errors=[field_error("", message)])
-    pointer = _nul_pointer(value, "")
+    pointer = None if nul_anywhere else nul_pointer(value, "")
     if pointer is not None:
         # PostgreSQL cannot store U+0000 in text or jsonb; refuse it on every backend alike.
         message = "The character U+0000 is not allowed in strings or member names."
@@ -77,7 +81,7 @@ def _too_large(limit: int) -> ApiProblem:
     )
 
 
-def _nul_pointer(value: Any, pointer: str) -> str | None:
+def nul_pointer(value: Any, pointer: str) -> str | None:
     """The JSON pointer of the first string or member name holding U+0000, else None."""
     if isinstance(value, str):
         return pointer if "\x00" in value else None
@@ -86,12 +90,12 @@ def _nul_pointer(value: Any, pointer: str) -> str | None:
             here = f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"
             if "\x00" in key:
                 return here
-            found = _nul_pointer(item, here)
+            found = nul_pointer(item, here)
             if found is not None:
                 return found
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found = _nul_pointer(item, f"{pointer}/{index}")
+            found = nul_pointer(item, f"{pointer}/{index}")
             if found is not None:
                 return found
     return None

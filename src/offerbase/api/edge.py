@@ -138,7 +138,7 @@ async def _body(request: Request) -> EdgeRequest:
     """alloy sends JSON as text/plain (a CORS simple request); any content type is read as
     JSON, with the API's size, depth and character limits (bodies.read_json)."""
     try:
-        raw = await read_json(request, any_content_type=True)
+        raw = await read_json(request, any_content_type=True, nul_anywhere=True)
         return edge_request.parse(raw)
     except EdgeInputError as exc:
         where = f" (at '{exc.field}')" if exc.field else ""

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from offerbase.api.bodies import nul_pointer
 from offerbase.api.decision_request_model import MAX_IDENTITIES
 from offerbase.engine import MAX_SCOPES
 from offerbase.store.profiles import MAX_IDENTITY_CHARS, MAX_NAMESPACE_CHARS
@@ -132,6 +133,14 @@ def _scopes(query: Any, field: str) -> list[DecisionScope]:
     return found
 
 
+def _no_nul(value: Any, field: str) -> None:
+    """What is decided on and stored may not hold U+0000 (PostgreSQL cannot store it); `meta`
+    may (the Mobile SDK's record separator is one)."""
+    pointer = nul_pointer(value, "")
+    if pointer is not None:
+        raise EdgeInputError(field + pointer, "the character U+0000 is not allowed here")
+
+
 def check_identity_map(identity_map: Any, field: str) -> int:
     """Refuse an identityMap that is not `{namespace: [{"id": string, ...}]}`; the number of
     identities it holds."""
@@ -178,6 +187,7 @@ def parse(body: Any) -> EdgeRequest:
     for i, raw in enumerate(raw_events):
         where = field if field == "event" else f"events/{i}"
         event = _object(raw, where)
+        _no_nul(event, where)
         xdm = _object(event.get("xdm"), f"{where}/xdm")
         check_identity_map(xdm.get("identityMap"), f"{where}/xdm/identityMap")
         scopes = _scopes(event.get("query"), f"{where}/query")
@@ -188,6 +198,7 @@ def parse(body: Any) -> EdgeRequest:
         data = _object(event.get("data"), f"{where}/data")
         events.append(EdgeEvent(i, xdm, data, tuple(scopes)))
     top_xdm = _object(body.get("xdm"), "xdm")
+    _no_nul(top_xdm, "xdm")
     check_identity_map(top_xdm.get("identityMap"), "xdm/identityMap")
     meta = _object(body.get("meta"), "meta")
     state = _object(meta.get("state"), "meta/state")
