@@ -473,3 +473,85 @@ async def test_rules_read_the_event(client, tenant, catalog):
     assert set(await chosen()) == {"wide-offer", "plain"}
     assert set(await chosen(xdm={"device": {"screenWidth": 390}})) == {"plain"}
     assert set(await chosen(data={"campaign": "sale"})) == {"wide-offer", "sale-offer", "plain"}
+
+
+def feedback_body(kind, proposition, *, entries=None, event_id=None, dry_run=False):
+    """alloy's manual display / click notification for one rendered offer."""
+    event_type = {
+        "display": "decisioning.propositionDisplay",
+        "interact": "decisioning.propositionInteract",
+    }
+    xdm = {
+        "eventType": event_type[kind],
+        "_experience": {
+            "decisioning": {
+                "propositions": [
+                    {
+                        "id": proposition["id"],
+                        "scope": proposition["scope"],
+                        "scopeDetails": {},
+                        "items": [{"id": proposition["items"][0]["id"]}],
+                    }
+                ],
+                "propositionEventType": {kind: 1},
+            }
+        },
+        "timestamp": "2026-11-24T12:00:01.000Z",
+    }
+    if event_id is not None:
+        xdm["_id"] = event_id
+    event = {"xdm": xdm}
+    if dry_run:
+        event["data"] = {"__adobe": {"ajo": {"dryRun": True}}}
+    return {"events": [event], "meta": {"state": {"entries": entries or []}}}
+
+
+async def test_display_and_click_are_stored_once_and_linked(client, tenant, catalog, services):
+    await two_placements(catalog)
+    ds = await datastream(client, tenant)
+    fetched = await interact(client, ds, alloy_body([scope("dec", "hero")]))
+    (proposition,) = handles(fetched, "personalization:decisions")[0]["payload"]
+    state = handles(fetched, "state:store")[0]["payload"]
+    entries = [{"key": state[0]["key"], "value": state[0]["value"]}]
+    ecid = handles(fetched, "identity:result")[0]["payload"][0]["id"]
+    display = feedback_body("display", proposition, entries=entries)
+    await interact(client, ds, display)
+    await interact(client, ds, display)  # a resend without xdm._id: the same event
+    click = feedback_body("interact", proposition, entries=entries, event_id="click-1")
+    await interact(client, ds, click, path="/ee/v1/collect", status=204)
+    await interact(client, ds, click, path="/ee/v2/collect", status=204)  # the same _id
+    dry = feedback_body("interact", proposition, entries=entries, event_id="dry-1", dry_run=True)
+    await interact(client, ds, dry)
+    await services.interactions.flush()
+    await services.events.flush()
+    listed = await client.get("/data/core/ods/interaction-events", headers=tenant.headers)
+    assert listed.status_code == 200, listed.text
+    stored = listed.json()["results"]
+    assert [(e["type"], e["eventType"]) for e in stored] == [
+        ("display", "decisioning.propositionDisplay"),
+        ("interact", "decisioning.propositionInteract"),
+    ]
+    for event in stored:
+        assert event["propositionId"] == proposition["id"]
+        assert (event["activityId"], event["placementId"]) == ("dec", "hero")
+        assert event["itemIds"] == ["gold"]
+        assert event["identity"] == {"namespace": "ECID", "id": ecid}
+        assert event["datastreamId"] == ds
+    decisions = await client.get("/data/core/ods/decision-events", headers=tenant.headers)
+    (decision,) = decisions.json()["results"]
+    assert decision["xdm:propositionId"] == proposition["id"]
+
+
+async def test_malformed_feedback_is_refused_and_nothing_stored(client, tenant, catalog, services):
+    await two_placements(catalog)
+    ds = await datastream(client, tenant)
+    fetched = await interact(client, ds, alloy_body([scope("dec", "hero")]))
+    (proposition,) = handles(fetched, "personalization:decisions")[0]["payload"]
+    good = feedback_body("display", proposition)["events"][0]
+    bad = feedback_body("display", proposition)["events"][0]
+    bad["xdm"]["_experience"]["decisioning"]["propositions"] = {"id": "x"}
+    refused = await interact(client, ds, {"events": [good, bad]}, status=400)
+    assert "propositions" in refused.json()["detail"]
+    await services.interactions.flush()
+    listed = await client.get("/data/core/ods/interaction-events", headers=tenant.headers)
+    assert listed.json()["results"] == []
