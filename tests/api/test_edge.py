@@ -555,3 +555,59 @@ async def test_malformed_feedback_is_refused_and_nothing_stored(client, tenant, 
     await services.interactions.flush()
     listed = await client.get("/data/core/ods/interaction-events", headers=tenant.headers)
     assert listed.json()["results"] == []
+
+
+def _paths(value, prefix=()):
+    """Every (path) into a JSON value, the root included."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, (*prefix, index))
+
+
+def _replace(value, path, new):
+    if not path:
+        return new
+    head, *rest = path
+    copied = dict(value) if isinstance(value, dict) else list(value)
+    copied[head] = _replace(value[head], rest, new)
+    return copied
+
+
+async def test_mutated_bodies_never_fail_the_server(client, tenant, catalog):
+    """Structured fuzzing: one member of a real alloy body (decision scopes, identities, state,
+    feedback) at a time replaced by another JSON value; every answer is a 2xx or an Edge 4xx."""
+    await two_placements(catalog)
+    ds = await datastream(client, tenant)
+    fetch = alloy_body([scope("dec", "hero")], xdm={"identityMap": {"Email": [{"id": "a@b.c"}]}})
+    proposition = {"id": "p-1", "scope": scope("dec", "hero"), "items": [{"id": "gold"}]}
+    feedback = feedback_body("display", proposition, entries=[{"key": "k", "value": "CgA="}])
+    rng = random.Random(20261201)
+    oddities = [
+        None,
+        True,
+        0,
+        -1,
+        2**70,
+        1.5,
+        "",
+        "x" * 300,
+        "__view__",
+        [],
+        {},
+        [None],
+        {"": None},
+    ]
+    for body in (fetch, feedback):
+        paths = list(_paths(body))
+        for _ in range(40):
+            mutated = _replace(body, rng.choice(paths), rng.choice(oddities))
+            response = await client.post(
+                f"/ee/v1/interact?configId={ds}", content=json.dumps(mutated)
+            )
+            assert response.status_code in (200, 400), (mutated, response.text)
+            if response.status_code == 400:
+                assert response.json()["type"].startswith("https://ns.adobe.com/aep/errors/")
