@@ -3,8 +3,8 @@
 Commands that write (`serve`, `credentials create|revoke|rotate`, `profiles import`,
 `catalog import`, `datastreams create|delete`) apply the database migrations first, creating the
 database when it is missing. Read-only commands (`credentials list`, `sandboxes list`, `events
-export`, `catalog export`, `datastreams list`) never create nor change a database: on a missing one or one not at the latest
-migration they exit 2 and say which command migrates it.
+export`, `catalog export`, `datastreams list`) never create nor change a database: on a missing
+one or one not at the latest migration they exit 2 and say which command migrates it.
 """
 
 from __future__ import annotations
