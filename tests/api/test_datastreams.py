@@ -23,7 +23,7 @@ async def test_create_read_list_delete(client, tenant: Tenant) -> None:
             "http://localhost:8080",
             "https://www.shop.example",
         ],
-        "itemCounts": {"dps:offer-placement:1": 3},
+        "itemCounts": {"dps:offer-placement:1": 3.0},  # an integer to JSON
     }
     created = await client.post(ROOT, json=body, headers=tenant.headers)
     assert created.status_code == 201, created.text
@@ -90,6 +90,7 @@ async def test_another_tenants_datastream_is_not_found(
         ({"itemCounts": {"p": 31}}, "/itemCounts/p", "1 to 30"),
         ({"itemCounts": {"p": True}}, "/itemCounts/p", "integer"),
         ({"itemCounts": {"p": "2"}}, "/itemCounts/p", "integer"),
+        ({"itemCounts": {"p": 2.5}}, "/itemCounts/p", "integer"),
         ({"itemCounts": {f"p{i}": 1 for i in range(1001)}}, "/itemCounts", "At most 1000"),
         ({"itemCounts": []}, "/itemCounts", "object"),
         ({"name": 3}, "/name", "string"),

@@ -108,6 +108,8 @@ def check_item_counts(
             errors.append(InvalidField(pointer, message))
             continue
         here = f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 3.0 is an integer to JSON Schema, as to the catalog
         if isinstance(value, bool) or not isinstance(value, int):
             errors.append(InvalidField(here, f"The itemCount of {key!r} is an integer."))
         elif not 1 <= value <= MAX_ITEM_COUNT:
