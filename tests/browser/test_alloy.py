@@ -374,6 +374,7 @@ def identity_cookie_in_body(requests: list[Request]) -> list[bool]:
 @pytest.mark.parametrize("host", [FIRST_PARTY, THIRD_PARTY])
 def test_alloy_gets_renders_and_reports_offers(shop: Shop, host: str) -> None:
     edge_requests: list[Request] = []
+    edge_answers: list[tuple[int, str | None, str | None]] = []
     with sync_playwright() as playwright:
         browser = launch(playwright, shop.rules)
         try:
@@ -381,6 +382,20 @@ def test_alloy_gets_renders_and_reports_offers(shop: Shop, host: str) -> None:
             page.on(
                 "request",
                 lambda r: edge_requests.append(r) if r.url.startswith(f"https://{EDGE}/") else None,
+            )
+            page.on(
+                "response",
+                lambda r: (
+                    edge_answers.append(
+                        (
+                            r.status,
+                            r.headers.get("access-control-allow-origin"),
+                            r.headers.get("access-control-allow-credentials"),
+                        )
+                    )
+                    if r.url.startswith(f"https://{EDGE}/")
+                    else None
+                ),
             )
             # A new visitor: no profile, so no gold offer; the sidebar has only the fallback.
             first = load(page, f"https://{host}/")
@@ -410,6 +425,7 @@ def test_alloy_gets_renders_and_reports_offers(shop: Shop, host: str) -> None:
     for request in edge_requests:
         assert re.match(rf"https://{EDGE}/ee/(\w+/)?v1/", request.url), request.url
         assert f"configId={shop.datastream}" in request.url
+    assert edge_answers == [(200, f"https://{host}", "true")] * len(edge_requests)
     # The identity came back the way this page origin makes alloy send it.
     carried = identity_cookie_in_body(edge_requests[1:])
     assert carried == [host == THIRD_PARTY] * len(carried)
@@ -442,6 +458,6 @@ def test_alloy_gets_renders_and_reports_offers(shop: Shop, host: str) -> None:
         assert row["activityId"] == "home"
         scope = json.loads(base64.b64decode(row["scope"]))
         assert row["placementId"] in scope.values()
-    shown = {row["propositionId"] for row in rows}
-    assert len(shown) == 2  # one decision per page load
-    exported(shop, "decision", lambda events: shown <= {e["xdm:propositionId"] for e in events})
+    decided = {row["propositionId"] for row in rows}
+    assert len(decided) == 2  # one decision per page load
+    exported(shop, "decision", lambda events: decided <= {e["xdm:propositionId"] for e in events})
