@@ -7,8 +7,10 @@ workers, kill -9 and a TCP proxy (tests/reliability/harness.py).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,6 +24,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def self_signed_certificate(directory: Path, *names: str) -> tuple[Path, Path]:
+    """A fresh self-signed certificate (one day) for these host names or IP addresses, as
+    `--ssl-certfile`/`--ssl-keyfile` take it: (certificate, key), PEM files in `directory`."""
+    cert, key = directory / "dev.pem", directory / "dev-key.pem"
+    alt = ",".join(f"IP:{n}" if _is_ip(n) else f"DNS:{n}" for n in names)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={alt}"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def clean_environment(data_dir: Path | None = None) -> dict[str, str]:
@@ -67,11 +93,15 @@ def serving(
             process.kill()
 
 
-def token_headers(base: str, credential: dict[str, str]) -> dict[str, str]:
+def token_headers(
+    base: str, credential: dict[str, str], verify: ssl.SSLContext | bool = True
+) -> dict[str, str]:
     """The four Adobe headers, with a fresh token, for a credential as `offerbase credentials
-    create --json` prints it (an org-wide one uses sandbox prod)."""
+    create --json` prints it (an org-wide one uses sandbox prod). `verify` as httpx takes it
+    (a context trusting a test's own certificate)."""
     response = httpx.post(
         f"{base}/ims/token/v3",
+        verify=verify,
         data={
             "grant_type": "client_credentials",
             "client_id": credential["client_id"],

@@ -26,6 +26,8 @@ from playwright.sync_api import Page, Route, sync_playwright  # noqa: E402
 
 from real_server import clean_environment, serving  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("browser")  # one browser at a time on the two cores
+
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -20,7 +20,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from real_server import clean_environment, free_port, serving, token_headers
+from real_server import (
+    clean_environment,
+    free_port,
+    self_signed_certificate,
+    serving,
+    token_headers,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "seeds"
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
@@ -412,15 +418,7 @@ def test_the_server_refuses_an_oversized_head_while_parsing_it(server) -> None: 
 
 def test_serve_speaks_https_with_a_certificate(tmp_path: Path) -> None:
     """`--ssl-certfile`/`--ssl-keyfile`: HTTPS for development (the Web SDK speaks HTTPS only)."""
-    cert, key = tmp_path / "dev.pem", tmp_path / "dev-key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-        + ["-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    cert, key = self_signed_certificate(tmp_path, "127.0.0.1")
     tls = ("--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
     with serving(*tls, env=clean_environment(tmp_path / "data"), scheme="https") as base:
         trusted = ssl.create_default_context(cafile=str(cert))
