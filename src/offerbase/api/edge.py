@@ -285,10 +285,12 @@ async def _answer(
     edge = await _body(request)
     org_id = datastream.sandbox.org_id
     ecid = _ecid(request, edge, org_id)
-    # Feedback is validated (a malformed event is a 400) before anything is decided or stored.
-    await _store_feedback(services, _feedback(services, datastream, edge, ecid, request_id))
+    # Feedback is validated (a malformed event is a 400) before anything is decided, and stored
+    # once the rest of the request has succeeded: a refused request writes nothing.
+    feedback = _feedback(services, datastream, edge, ecid, request_id)
     headers = _cors_headers(origin)
     if action == "collect":
+        await _store_feedback(services, feedback)
         return Response(status_code=204, headers=headers)
     if ecid is None:
         if v2 and not any(event.identity_map for event in edge.events) and not edge.identity_map:
@@ -312,6 +314,7 @@ async def _answer(
             handles.append(
                 {"type": "personalization:decisions", "eventIndex": event.index, "payload": payload}
             )
+    await _store_feedback(services, feedback)
     body: dict[str, Any] = {"requestId": request_id, "handle": handles}
     if warnings:
         body["warnings"] = warnings
