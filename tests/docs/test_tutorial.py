@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,8 @@ def test_the_page_runs_as_written(page: Path, tmp_path: Path) -> None:
         run = subprocess.run(
             ["bash", "-e", "-o", "pipefail", "-c", script],
             cwd=tmp_path,
-            env={**env, "HOST": host},
+            # The pages run `offerbase` as a user would: the one installed beside this Python.
+            env={**env, "HOST": host, "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"},
             capture_output=True,
             text=True,
             timeout=120,
