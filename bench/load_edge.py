@@ -64,7 +64,8 @@ def edge_body() -> str:
     )
 
 
-def create_datastream(env: dict[str, str]) -> str:
+def create_datastream(env: dict[str, str], org: str, sandbox: str) -> str:
+    """A datastream of the catalog's own org and sandbox (auth_headers makes a new org)."""
     done = subprocess.run(
         [
             sys.executable,
@@ -73,7 +74,9 @@ def create_datastream(env: dict[str, str]) -> str:
             "datastreams",
             "create",
             "--org",
-            "LOAD@AdobeOrg",
+            org,
+            "--sandbox",
+            sandbox,
             "--json",
         ],
         env=env,
@@ -116,7 +119,7 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
     try:
         headers = {**auth_headers(base, env, "LOAD"), "Content-Type": "application/json"}
         build_catalog(base, headers, args.offers, args.caps)
-        datastream = create_datastream(env)
+        datastream = create_datastream(env, headers["x-gw-ims-org-id"], headers["x-sandbox-name"])
         targets = {
             "decisioning": (f"{base}/data/core/ods/decisions", decisioning_body(), headers),
             "edge": (
