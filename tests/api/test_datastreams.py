@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -194,3 +195,14 @@ async def test_the_cache_is_bounded(services) -> None:
     assert cache.lookups == 5
     assert await cache.get("unknown-0") is None  # ...the oldest were dropped
     assert cache.lookups == 6
+
+
+async def test_concurrent_misses_share_one_read(services) -> None:
+    """When an entry expires under load, the requests in flight for it wait for one query
+    instead of each running its own (bench/load_edge.py: a stall every ttl otherwise)."""
+    cache = DatastreamCache(services.db, ttl_seconds=0)
+    found = await asyncio.gather(*(cache.get("unknown-shared") for _ in range(20)))
+    assert found == [None] * 20
+    assert cache.lookups == 1
+    assert await cache.get("unknown-shared") is None  # expired (ttl 0): read again
+    assert cache.lookups == 2
