@@ -436,14 +436,13 @@ async def test_server_api_v2(client, tenant, catalog):
         },
         "query": {"personalization": {"decisionScopes": [scope("dec", "hero", prefixed=True)]}},
     }
-    response = await client.post(
-        f"/ee/v2/interact?dataStreamId={ds}",
-        json=body,
-        headers={"Content-Type": "application/json"},
-    )
-    assert response.status_code == 200, response.text
-    (proposition,) = handles(response, "personalization:decisions")[0]["payload"]
-    assert offer_ids(proposition) == ["gold", "silver"]  # the datastream's itemCount for hero
+    for path in ("/ee/v2/interact", "/v2/interact"):  # Adobe's page writes it without /ee
+        response = await client.post(
+            f"{path}?dataStreamId={ds}", json=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 200, response.text
+        (proposition,) = handles(response, "personalization:decisions")[0]["payload"]
+        assert offer_ids(proposition) == ["gold", "silver"]  # the datastream's itemCount for hero
     anonymous = {"event": {"xdm": {"eventType": "x"}}, "query": body["query"]}
     refused = await client.post(f"/ee/v2/interact?dataStreamId={ds}", json=anonymous)
     assert refused.status_code == 400

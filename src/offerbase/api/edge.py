@@ -367,6 +367,8 @@ _METHODS = ["POST", "OPTIONS"]
 routes = [
     *(Route(f"/ee/v1/{a}", _endpoint(a, False), methods=_METHODS) for a in V1_ACTIONS),
     *(Route(f"/ee/v2/{a}", _endpoint(a, True), methods=_METHODS) for a in V2_ACTIONS),
+    # Adobe's Offer Decisioning page for the Server API writes its curl line without `/ee`.
+    *(Route(f"/v2/{a}", _endpoint(a, True), methods=_METHODS) for a in V2_ACTIONS),
     # A location hint (alloy's cluster cookie, the Mobile SDK's locationHint:result) changes
     # nothing here: one Offerbase serves every hint.
     *(Route(f"/ee/{{hint}}/v1/{a}", _endpoint(a, False), methods=_METHODS) for a in V1_ACTIONS),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,11 +76,12 @@ class EdgeRequest:
     state_entries: list[Any]  # meta.state.entries: the cookies alloy hands over
 
 
+@functools.lru_cache(maxsize=4096)
 def decode_scope(scope: str) -> DecisionScope | None:
     """An Offer Decisioning scope: base64 of a JSON object with `activityId` and `placementId`
     (or `xdm:activityId` / `xdm:placementId`) and an optional `itemCount` (or `xdm:itemCount`).
     None for anything else. A malformed itemCount decodes as 0, which the engine refuses for
-    this scope alone."""
+    this scope alone. Memoised: a site sends the same few scopes on every page view."""
     if len(scope) > MAX_SCOPE_CHARS or not scope.isascii():
         return None
     text = scope.strip().replace("-", "+").replace("_", "/")
