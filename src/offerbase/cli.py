@@ -4,7 +4,8 @@ Commands that write (`serve`, `credentials create|revoke|rotate`, `profiles impo
 `catalog import`, `datastreams create|delete`) apply the database migrations first, creating the
 database when it is missing. Read-only commands (`credentials list`, `sandboxes list`, `events
 export`, `catalog export`, `datastreams list`) never create nor change a database: on a missing
-one or one not at the latest migration they exit 2 and say which command migrates it.
+one or one not at the latest migration they exit 2 and say which command migrates it. `events
+prune` deletes old events from a database that exists and is migrated, checked the same way.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, BinaryIO, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from offerbase import logs, metrics
 from offerbase.config import Settings
@@ -81,7 +83,16 @@ def _settings(data_dir: Path | None, database_url: str | None, *, writes: bool =
         overrides["data_dir"] = data_dir
     if database_url is not None:
         overrides["database_url"] = database_url
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        # One line per bad setting, named as the operator set it, instead of a traceback.
+        # A URL or a key may hold a password: its value is not repeated.
+        for error in exc.errors():
+            field = "_".join(str(part) for part in error["loc"])
+            shown = "" if "url" in field or "key" in field else f" (got {error['input']!r})"
+            typer.echo(f"OFFERBASE_{field.upper()}: {error['msg']}{shown}.", err=True)
+        raise typer.Exit(2) from None
     if writes:
         settings.ensure_data_dir()
     # Worker processes rebuild Settings from the environment; pass the flags on that way.
@@ -501,6 +512,11 @@ class EventType(StrEnum):
     interaction = "interaction"
 
 
+class ExportFormat(StrEnum):
+    ndjson = "ndjson"
+    parquet = "parquet"
+
+
 @events_app.command("export")
 def export_events(
     org: Org,
@@ -519,21 +535,46 @@ def export_events(
             metavar="TIME", help="Export the events at or after this time only (ISO-8601, Z)."
         ),
     ] = None,
+    export_format: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="ndjson: one JSON record per line (the default); parquet: typed columns, "
+            "in row groups of 10,000 events (docs/operations.md lists the columns).",
+        ),
+    ] = ExportFormat.ndjson,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            metavar="FILE",
+            help="Write to this file (replaced once the export is complete) instead of stdout.",
+        ),
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write every decision event (or, with --type interaction, every interaction event) of a
-    sandbox to stdout as NDJSON, oldest first. Read-only: exits 2 when the database is missing
-    or not migrated, or the sandbox does not exist.
+    sandbox to stdout or --output, oldest first, as NDJSON or Parquet. Parquet is binary: it
+    goes to --output, or to stdout when stdout is not a terminal (a pipe or a file). Read-only:
+    exits 2 when the database is missing or not migrated, or the sandbox does not exist.
 
     \b
     Examples:
       offerbase events export --org ACME@AdobeOrg --since 2026-12-01T00:00:00.000Z > events.ndjson
       offerbase events export --org ACME@AdobeOrg --type interaction > feedback.ndjson
+      offerbase events export --org ACME@AdobeOrg --format parquet --output events.parquet
     """
     from offerbase.store.events import DecisionEvents
     from offerbase.store.interactions import InteractionEvents
 
+    parquet = export_format is ExportFormat.parquet
+    if parquet and output is None and sys.stdout.isatty():
+        typer.echo(
+            "Parquet is binary: give --output FILE, or redirect stdout to a file or a pipe.",
+            err=True,
+        )
+        raise typer.Exit(1)
     settings = _settings(data_dir, database_url, writes=False)
 
     async def run(db: Database, found: Sandbox) -> None:
@@ -541,10 +582,89 @@ def export_events(
             events = InteractionEvents(db, found).export(since)
         else:
             events = DecisionEvents(db, found).export(since)
-        async for event in events:
-            typer.echo(json.dumps(event, separators=(",", ":")))
+        if output is None:
+            await _write_events(events, event_type, export_format, sys.stdout.buffer)
+            return
+        partial = output.with_name(output.name + ".partial")
+        try:
+            with partial.open("wb") as sink:
+                await _write_events(events, event_type, export_format, sink)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(output)  # a failed export leaves the previous file, not half of one
 
     asyncio.run(_in_sandbox(settings, org, sandbox, run, writes=False))
+
+
+async def _write_events(
+    events: AsyncIterator[dict[str, object]],
+    event_type: EventType,
+    export_format: ExportFormat,
+    sink: BinaryIO,
+) -> None:
+    if export_format is ExportFormat.parquet:
+        from offerbase.store.parquet import write_parquet
+
+        await write_parquet(events, event_type.value, sink)
+        return
+    async for event in events:
+        sink.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+    sink.flush()
+
+
+@events_app.command("prune")
+def prune_events(
+    older_than_days: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            min=1,
+            max=36_500,
+            help="Delete the events older than N days (default OFFERBASE_EVENT_RETENTION_DAYS, "
+            "90).",
+        ),
+    ] = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete the decision and interaction events of every sandbox that are older than the
+    retention, in batches, as the server's pruning task does (rollups are kept), and print how
+    many were deleted. With OFFERBASE_EVENT_RETENTION_DAYS=0 and no --older-than-days it
+    deletes nothing. Export what you want to keep first (`offerbase events export`). Exits 2
+    when the database is missing or not migrated (it never creates one).
+
+    \b
+    Examples:
+      offerbase events prune
+      offerbase events prune --older-than-days 30
+    """
+    from datetime import UTC, datetime
+
+    from offerbase.store.retention import Pruned, cutoff
+    from offerbase.store.retention import prune_events as prune
+
+    settings = _settings(data_dir, database_url, writes=False)
+    days = older_than_days if older_than_days is not None else settings.event_retention_days
+    before = cutoff(datetime.now(UTC), days) if days else None
+
+    async def run(older_than: str) -> Pruned:
+        # writes=False: the database must exist and be migrated; pruning creates nothing.
+        async with _database(settings, writes=False) as db:
+            return await prune(db, older_than)
+
+    pruned = Pruned() if before is None else asyncio.run(run(before))
+    if as_json:
+        counts = {"decisionEvents": pruned.decision_events}
+        typer.echo(json.dumps({**counts, "interactionEvents": pruned.interaction_events}))
+    elif before is None:
+        typer.echo("Retention is off (OFFERBASE_EVENT_RETENTION_DAYS=0): nothing deleted.")
+    else:
+        typer.echo(
+            f"Deleted {pruned.decision_events} decision events and "
+            f"{pruned.interaction_events} interaction events older than {before}."
+        )
 
 
 # -- catalog -----------------------------------------------------------------------------------

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     # loss or an OS crash (one fsync per commit), `normal` a crash of Offerbase (kill -9) but
     # maybe not the last commits before a power loss. PostgreSQL follows its own settings.
     sqlite_synchronous: Literal["full", "normal"] = "full"
+    # Raw decision and interaction events older than this many days are deleted by a
+    # background task of the server (store/retention.py; rollups are kept); 0 keeps them
+    # forever. At most 100 years: a larger value is a typo, refused at startup.
+    event_retention_days: int = Field(default=90, ge=0, le=36_500)
+    # How often each worker runs that task (with jitter): several workers prune harmlessly.
+    event_prune_interval_seconds: float = Field(default=300.0, gt=0, le=86_400)
 
     @cached_property
     def resolved_database_url(self) -> str:

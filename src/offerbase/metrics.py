@@ -64,6 +64,11 @@ EVENTS_REJECTED = Counter(
     "Decision events that cannot be stored (not serialisable, or refused by the database), "
     "each rejected on its own: the events queued with them are stored.",
 )
+EVENTS_PRUNED = Counter(
+    "offerbase_events_pruned",
+    "Raw events deleted because they were older than OFFERBASE_EVENT_RETENTION_DAYS.",
+    ["table"],
+)
 INTERACTIONS_WRITTEN = Counter(
     "offerbase_interaction_events_written",
     "Interaction events (Edge feedback) stored; a copy of a stored event is skipped, counted here.",

@@ -33,6 +33,8 @@ READ_ONLY = {
     "events export": ["events", "export", "--org", ORG],
     "catalog export": ["catalog", "export", "--org", ORG],
     "datastreams list": ["datastreams", "list"],
+    # not read-only, but it only deletes old events: it never creates nor migrates a database
+    "events prune": ["events", "prune"],
 }
 SCRIPTS = ScriptDirectory(str(MIGRATIONS_DIR))
 HEAD = SCRIPTS.get_current_head()

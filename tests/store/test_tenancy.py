@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import inspect
 import pkgutil
@@ -44,6 +45,7 @@ from offerbase.store.interactions import InteractionEvent, InteractionEvents, in
 from offerbase.store.library import Actor, Library, catalog_version, last_changes
 from offerbase.store.listing import OrderKey, parse_properties
 from offerbase.store.profiles import Profiles, find_profile, import_lines
+from offerbase.store.retention import prune_events
 from offerbase.store.scope import Scope, UnscopedTable
 from offerbase.store.tables import (
     credentials,
@@ -74,6 +76,7 @@ NOT_REPOSITORIES = {
     "migrations": "schema migrations, before any tenant exists",
     "deployment": "the database's own id: one row of a directory table, no tenant's",
     "outages": "classifies exceptions; runs nothing",
+    "parquet": "writes exported records (read through events.py) as Parquet; runs no SQL",
 }
 # Repository functions that reach no SQL table, and why.
 NOT_SQL = {
@@ -485,6 +488,24 @@ async def _interactions_page(t: Ctx) -> None:
 async def _interactions_export(t: Ctx) -> None:
     assert [item async for item in InteractionEvents(t.db, t.b).export()] == []
     assert [item async for item in InteractionEvents(t.db, t.b).export(type="interact")] == []
+
+
+@case("retention.prune_events")
+async def _prune_events(t: Ctx) -> None:
+    """Pruning spans every sandbox by design (each statement scoped to one): B's events older
+    than the cutoff go, A's newer ones (2024-01-01) stay, whoever asks."""
+    old = "2023-06-01T00:00:00.000Z"
+    writer = EventWriter(t.db)
+    writer.record(PendingEvent(t.b.pk, "proposition-b", old, {"b": 1}))
+    assert await writer.flush() == 1
+    interactions = interaction_writer(t.db)
+    interactions.record(dataclasses.replace(_interaction(t.b, "event-b"), timestamp=old))
+    assert await interactions.flush() == 1
+    pruned = await prune_events(t.db, "2023-12-31T00:00:00.000Z", pause=0)
+    assert pruned.decision_events >= 1
+    assert pruned.interaction_events >= 1
+    assert await _b_interactions(t) == []
+    assert (await DecisionEvents(t.db, t.b).page(10, None))[1] == 0
 
 
 @case("counters.SqlCounterStore.get_many")

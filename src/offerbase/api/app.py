@@ -37,6 +37,7 @@ from offerbase.api import (
 from offerbase.api.deps import Services
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
+from offerbase.api.retention import pruning_loop
 from offerbase.api.store_problems import outage_problem
 from offerbase.api.url_encoding import RejectInvalidUtf8
 from offerbase.config import Settings
@@ -171,8 +172,10 @@ def create_app(
         services.interactions.start()
         await services.snapshots.start()
         checkpointer = asyncio.create_task(_checkpoint_loop(services.db))
+        pruner = asyncio.create_task(pruning_loop(services))  # OFFERBASE_EVENT_RETENTION_DAYS
         yield
         checkpointer.cancel()
+        pruner.cancel()
         await services.snapshots.stop()
         await services.events.stop()
         await services.interactions.stop()
