@@ -33,6 +33,7 @@ from offerbase.api import (
     openapi,
     platform,
     profiles,
+    workloads,
 )
 from offerbase.api.deps import Services
 from offerbase.api.library import build_router
@@ -171,7 +172,9 @@ def create_app(
         services.interactions.start()
         await services.snapshots.start()
         checkpointer = asyncio.create_task(_checkpoint_loop(services.db))
+        services.workloads.start()
         yield
+        await services.workloads.stop()
         checkpointer.cancel()
         await services.snapshots.stop()
         await services.events.stop()
@@ -194,6 +197,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(admin.router)
     app.include_router(datastreams.router)
+    app.include_router(workloads.router)
     # First in the route table: the hot path should not be matched against every other route.
     app.router.routes[0:0] = [*decisioning.routes, *edge.routes]
     app.router.routes.extend(ode.routes)
