@@ -118,7 +118,8 @@ async def test_a_workload_decides_every_member_of_the_audience(make_app, tmp_pat
                 assert answer.status_code == 200, answer.text
                 online[email] = answer.json()["xdm:propositions"][0]["xdm:options"][0]["xdm:id"]
     assert done["ode:status"] == "COMPLETED", done
-    assert done["seen"][-1] == "COMPLETED" and "ERROR" not in done["seen"]
+    assert done["seen"][-1] == "COMPLETED"
+    assert "ERROR" not in done["seen"]
     detail = done["ode:statusDetail"]
     # Ann (realized) and Bob (existing) are members; Cid exited; Dan never joined.
     assert (detail["profiles"], detail["rowsWritten"], detail["failed"]) == (2, 2, 0)
@@ -136,7 +137,8 @@ async def test_a_workload_decides_every_member_of_the_audience(make_app, tmp_pat
         assert (row["activity_id"], row["placement_id"], row["rank"]) == ("dec", "P", 1)
         assert row["is_fallback"] is False
         assert row["option_etag"] >= 1
-        assert row["content"] is not None and row["format"] is not None
+        assert row["content"] is not None
+        assert row["format"] is not None
     # Nothing is left in staging.
     assert not any((Path(dataset["path"]) / ".staging").glob("*"))
 
@@ -262,13 +264,15 @@ async def test_at_most_five_run_per_dataset(database: Database, tmp_path: Path) 
     assert claimed == [w.id for w in queued[:5]] + [later.id]
     async with database.read() as conn:
         sixth = await workloads.get_workload(conn, sandbox, queued[5].id)
-    assert sixth is not None and sixth.status == "QUEUED"
+    assert sixth is not None
+    assert sixth.status == "QUEUED"
     async with database.write() as conn:
         # Only the owner moves a workload on.
         assert not await workloads.advance(conn, queued[0].id, "r2", "COMPLETED", {}, 101)
         assert await workloads.advance(conn, queued[0].id, "r1", "COMPLETED", {}, 101)
         found = await workloads.claim_next(conn, "r2", 102)
-    assert found is not None and found.workload.id == queued[5].id
+    assert found is not None
+    assert found.workload.id == queued[5].id
     # A runner that stops renewing its lease loses its workloads: failed, never left running.
     async with database.write() as conn:
         assert await workloads.heartbeat(conn, "r2", [queued[5].id, later.id], 200) == 2
@@ -277,5 +281,6 @@ async def test_at_most_five_run_per_dataset(database: Database, tmp_path: Path) 
     assert {workload_id for workload_id, _ in failed} == {w.id for w in queued[1:5]}
     async with database.read() as conn:
         lost = await workloads.get_workload(conn, sandbox, queued[1].id)
-    assert lost is not None and lost.status == "ERROR"
+    assert lost is not None
+    assert lost.status == "ERROR"
     assert lost.status_detail["errors"][0]["code"] == "runner-lost"
