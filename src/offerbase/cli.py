@@ -1,11 +1,12 @@
 """The `offerbase` command: serve the API, manage credentials.
 
 Commands that write (`serve`, `credentials create|revoke|rotate`, `profiles import`,
-`catalog import`, `datastreams create|delete`) apply the database migrations first, creating the
-database when it is missing. Read-only commands (`credentials list`, `sandboxes list`, `events
-export`, `catalog export`, `datastreams list`) never create nor change a database: on a missing
-one or one not at the latest migration they exit 2 and say which command migrates it. `events
-prune` deletes old events from a database that exists and is migrated, checked the same way.
+`catalog import`, `datastreams create|delete`, `datasets create`) apply the database
+migrations first, creating the database when it is missing. Read-only commands (`credentials
+list`, `sandboxes list`, `events export`, `catalog export`, `datastreams list`, `datasets
+list`) never create nor change a database: on a missing one or one not at the latest migration
+they exit 2 and say which command migrates it. `events prune` deletes old events from a
+database that exists and is migrated, checked the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from offerbase import logs, metrics
 from offerbase.config import Settings
 from offerbase.store import migrate, tenants
+from offerbase.store.datasets import Dataset
 from offerbase.store.datastreams import Datastream
 from offerbase.store.db import Database, printable_url
 from offerbase.store.migrate import upgrade
@@ -947,3 +949,95 @@ def delete_datastream(
         typer.echo(f"Sandbox '{sandbox}' of '{org}' has no datastream '{datastream_id}'.", err=True)
         raise typer.Exit(2)
     typer.echo(json.dumps({"deleted": datastream_id}))
+
+
+# -- datasets ----------------------------------------------------------------------------------
+
+datasets_app = _group(
+    "Datasets: where batch decisioning workloads (POST /data/core/dwm/workloads/decisions) "
+    "write their Parquet files."
+)
+app.add_typer(datasets_app, name="datasets")
+
+
+def _print_dataset(found: Dataset, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(found.shown()))
+        return
+    typer.echo(
+        f"{found.id}  org {found.sandbox.org_id}  sandbox {found.sandbox.name}  "
+        f"name {found.name!r}  path {found.path}"
+    )
+
+
+@datasets_app.command("create")
+def create_dataset(
+    org: Org,
+    sandbox: Annotated[
+        str, typer.Option(metavar="NAME", help="The dataset's sandbox (created when missing).")
+    ] = "prod",
+    name: Annotated[str, typer.Option(metavar="N", help="A name that lists show.")] = "",
+    path: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="The directory workloads write into (created on first use); default "
+            "<data dir>/datasets/<id>.",
+        ),
+    ] = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a dataset, and its organization and sandbox when they are missing; prints it
+    (id, org, sandbox, name, path, created): its id is the xdm:dataSetId of a batch decisioning
+    request. Exits 1 on a bad name or path.
+
+    \b
+    Example:
+      offerbase datasets create --org ACME@AdobeOrg --name "Newsletter offers" --json
+    """
+    from offerbase.store import datasets
+    from offerbase.store.errors import StoreError
+
+    settings = _settings(data_dir, database_url)
+
+    async def run() -> Dataset:
+        async with _database(settings, writes=True) as db, db.write() as conn:
+            found = await tenants.ensure_sandbox(conn, org, sandbox)
+            return await datasets.create_dataset(
+                conn, found, data_dir=settings.data_dir, name=name, path=path
+            )
+
+    try:
+        created = asyncio.run(run())
+    except StoreError as exc:
+        typer.echo(f"Not created: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    _print_dataset(created, as_json)
+
+
+@datasets_app.command("list")
+def list_datasets(
+    org: OrgFilter = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print every dataset (of one organization with --org), one per line: with --json as the
+    HTTP API shows it. Read-only: exits 2 when the database is missing or not migrated.
+
+    \b
+    Example:
+      offerbase datasets list --org ACME@AdobeOrg --json
+    """
+    from offerbase.store import datasets
+
+    settings = _settings(data_dir, database_url, writes=False)
+
+    async def run() -> list[Dataset]:
+        async with _database(settings, writes=False) as db, db.read() as conn:
+            return await datasets.list_in_org(conn, org)
+
+    for found in asyncio.run(run()):
+        _print_dataset(found, as_json)

@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     event_retention_days: int = Field(default=90, ge=0, le=36_500)
     # How often each worker runs that task (with jitter): several workers prune harmlessly.
     event_prune_interval_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    # Batch decisioning workloads this process runs at once, each in a worker process of its
+    # own (api/workload_runs.py); 0: this process runs none (another one of the deployment
+    # does). Adobe's limit of 5 running per dataset holds whatever the total.
+    batch_runners: int = Field(default=2, ge=0, le=64)
+    # A running workload's runner renews its lease every third of this; a workload whose lease
+    # ran out lost its runner (a restart, a crash) and is failed by the next runner that looks.
+    batch_lease_seconds: int = Field(default=30, ge=2, le=3600)
+    # How often an idle runner looks for QUEUED workloads submitted through another process
+    # (its own process's submissions wake it at once).
+    batch_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -30,7 +30,7 @@ import pytest
 import sqlalchemy as sa
 
 import offerbase.store
-from offerbase.store import catalog_io, datastreams, guardrails, scope, tenants
+from offerbase.store import catalog_io, datasets, datastreams, guardrails, scope, tenants, workloads
 from offerbase.store.counters import SqlCounterStore
 from offerbase.store.db import Database
 from offerbase.store.errors import AlreadyExists, NotFound, Unprocessable
@@ -44,7 +44,7 @@ from offerbase.store.events import (
 from offerbase.store.interactions import InteractionEvent, InteractionEvents, interaction_writer
 from offerbase.store.library import Actor, Library, catalog_version, last_changes
 from offerbase.store.listing import OrderKey, parse_properties
-from offerbase.store.profiles import Profiles, find_profile, import_lines
+from offerbase.store.profiles import Profiles, find_profile, import_lines, profile_page
 from offerbase.store.retention import prune_events
 from offerbase.store.scope import Scope, UnscopedTable
 from offerbase.store.tables import (
@@ -178,6 +178,19 @@ async def _fill(db: Database, a: Sandbox) -> None:
             item_counts={"placement-a": 2},
             datastream_id=a_datastream(a),
         )
+    # A dataset and a finished workload: a runner claims the oldest QUEUED first (created 0).
+    async with db.write() as conn:
+        dataset = await datasets.create_dataset(conn, a, data_dir=Path("/nonexistent"), name="A")
+        workload = await workloads.create_workload(conn, a, dataset, {"tenant": "A"}, 0)
+        claimed = await workloads.claim_next(conn, "runner-a", 1)
+        assert claimed is not None
+        assert claimed.workload.id == workload.id
+        assert await workloads.advance(conn, workload.id, "runner-a", "COMPLETED", {"a": 1}, 2)
+    A_BATCH[a.pk] = (dataset.id, workload.id)
+
+
+# Tenant A's dataset id and workload id, by A's sandbox pk.
+A_BATCH: dict[int, tuple[str, str]] = {}
 
 
 def a_datastream(a: Sandbox) -> str:
@@ -611,6 +624,96 @@ async def _datastreams_resolve(t: Ctx) -> None:
     assert found.sandbox == t.a
 
 
+@case("datasets.create_dataset")
+async def _datasets_create(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        created = await datasets.create_dataset(conn, t.b, data_dir=Path("/nonexistent"))
+    async with t.db.read() as conn:
+        assert [d.id for d in await datasets.list_datasets(conn, t.b)] == [created.id]
+
+
+@case("datasets.list_datasets")
+async def _datasets_list(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert [d.id for d in await datasets.list_datasets(conn, t.a)] == [A_BATCH[t.a.pk][0]]
+        assert await datasets.list_datasets(conn, t.b) == []
+
+
+@case("datasets.list_in_org")
+async def _datasets_list_in_org(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        in_b_org = await datasets.list_in_org(conn, t.b.org_id)
+        in_b = await datasets.list_in_org(conn, t.b.org_id, t.b.name)
+    assert {d.sandbox.org_id for d in in_b_org} <= {t.b.org_id}
+    listed_a = A_BATCH[t.a.pk][0] in [d.id for d in in_b_org]
+    assert listed_a == (t.a.org_id == t.b.org_id)
+    assert in_b == []
+
+
+@case("datasets.get_dataset")
+async def _datasets_get(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert await datasets.get_dataset(conn, t.b, A_BATCH[t.a.pk][0]) is None
+        assert await datasets.get_dataset(conn, t.a, A_BATCH[t.a.pk][0]) is not None
+
+
+@case("workloads.create_workload")
+async def _workloads_create(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        own = await datasets.create_dataset(conn, t.b, data_dir=Path("/nonexistent"))
+        created = await workloads.create_workload(conn, t.b, own, {"tenant": "B"}, 5)
+        assert await workloads.get_workload(conn, t.a, created.id) is None
+        # Leave nothing QUEUED for the runner cases that follow.
+        claimed = await workloads.claim_next(conn, "runner-b", 6)
+        assert claimed is not None
+        assert claimed.workload.id == created.id
+        assert await workloads.advance(conn, created.id, "runner-b", "ERROR", {}, 7)
+
+
+@case("workloads.get_workload")
+async def _workloads_get(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert await workloads.get_workload(conn, t.b, A_BATCH[t.a.pk][1]) is None
+        found = await workloads.get_workload(conn, t.a, A_BATCH[t.a.pk][1])
+    assert found is not None
+    assert found.status == "COMPLETED"
+
+
+@case("workloads.claim_next")
+async def _workloads_claim(t: Ctx) -> None:
+    # The runner spans tenants, but takes only QUEUED workloads: A's finished one stays.
+    async with t.db.write() as conn:
+        claimed = await workloads.claim_next(conn, "runner-b", 10)
+    assert claimed is None or claimed.workload.id != A_BATCH[t.a.pk][1]
+
+
+@case("workloads.heartbeat")
+async def _workloads_heartbeat(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        assert await workloads.heartbeat(conn, "runner-b", [A_BATCH[t.a.pk][1]], 10) == 0
+
+
+@case("workloads.advance")
+async def _workloads_advance(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        moved = await workloads.advance(conn, A_BATCH[t.a.pk][1], "runner-a", "ERROR", {}, 10)
+    assert moved is False  # finished: nobody moves it on
+
+
+@case("workloads.fail_abandoned")
+async def _workloads_fail_abandoned(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        failed = await workloads.fail_abandoned(conn, 10, 5)
+    assert A_BATCH[t.a.pk][1] not in [workload_id for workload_id, _ in failed]
+
+
+@case("profiles.profile_page")
+async def _profile_page(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert await profile_page(conn, t.b, 0, 10) == []
+        assert [body["tenant"] for _pk, body in await profile_page(conn, t.a, 0, 10)] == ["A"]
+
+
 # -- the tests -------------------------------------------------------------------------------
 
 
@@ -806,6 +909,7 @@ def test_store_sql_is_built_through_scope() -> None:
             "tenants.py",
             "counters.py",
             "datastreams.py",
+            "workloads.py",
         }:
             wrong.append(f"{name} spans tenants")
     assert wrong == []
@@ -813,3 +917,5 @@ def test_store_sql_is_built_through_scope() -> None:
     assert counters_source.count("across_tenants(") == 1  # purge_expired
     datastreams_source = (store / "datastreams.py").read_text()
     assert datastreams_source.count("across_tenants(") == 1  # resolve_datastream
+    # The batch runner (deployment-wide): claim_next (4), heartbeat, advance, fail_abandoned (2).
+    assert (store / "workloads.py").read_text().count("across_tenants(") == 8

@@ -33,6 +33,7 @@ from offerbase.api import (
     openapi,
     platform,
     profiles,
+    workloads,
 )
 from offerbase.api.deps import Services
 from offerbase.api.library import build_router
@@ -173,7 +174,9 @@ def create_app(
         await services.snapshots.start()
         checkpointer = asyncio.create_task(_checkpoint_loop(services.db))
         pruner = asyncio.create_task(pruning_loop(services))  # OFFERBASE_EVENT_RETENTION_DAYS
+        services.workloads.start()
         yield
+        await services.workloads.stop()
         checkpointer.cancel()
         pruner.cancel()
         await services.snapshots.stop()
@@ -197,6 +200,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(admin.router)
     app.include_router(datastreams.router)
+    app.include_router(workloads.router)
     # First in the route table: the hot path should not be matched against every other route.
     app.router.routes[0:0] = [*decisioning.routes, *edge.routes]
     app.router.routes.extend(ode.routes)

@@ -22,6 +22,7 @@ from offerbase.api.credential_cache import CredentialCache
 from offerbase.api.datastream_cache import DatastreamCache
 from offerbase.api.sandboxes import SandboxCache
 from offerbase.api.snapshots import SnapshotCache
+from offerbase.api.workload_runs import WorkloadRunner
 from offerbase.config import Settings
 from offerbase.store.counters import CounterStore, counter_store
 from offerbase.store.db import Database
@@ -48,6 +49,8 @@ class Services:
     events: EventWriter[PendingEvent]
     # Edge feedback (store/interactions.py): the same writer, idempotent, the same durable flag.
     interactions: EventWriter[InteractionEvent]
+    # Batch decisioning workloads (api/workload_runs.py): this process's job runner.
+    workloads: WorkloadRunner
     # Injected time and randomness, so decisions are reproducible (tests pass their own).
     clock: Callable[[], datetime]
     rng: random.Random
@@ -61,6 +64,8 @@ class Services:
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
     ) -> Services:
+        counters = counter_store(db, settings.redis_url, settings.redis_prefix)
+        clock = clock or _now
         return cls(
             settings=settings,
             db=db,
@@ -76,10 +81,11 @@ class Services:
             ),
             snapshots=SnapshotCache(db, settings.snapshot_poll_seconds),
             datastreams=DatastreamCache(db, settings.snapshot_poll_seconds),
-            counters=counter_store(db, settings.redis_url, settings.redis_prefix),
+            counters=counters,
             events=EventWriter(db, durable=settings.events_durable),
             interactions=interaction_writer(db, durable=settings.events_durable),
-            clock=clock or _now,
+            workloads=WorkloadRunner(db, counters, settings, clock),
+            clock=clock,
             rng=rng or random.Random(),
         )
 

@@ -573,3 +573,22 @@ async def import_lines(
                 await flush()
     await flush()
     return summary
+
+
+async def profile_page(
+    conn: AsyncConnection, sandbox: Sandbox, after_pk: int, limit: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """(pk, body) of the sandbox's profiles after `after_pk`, in pk order, at most `limit`
+    (1..IMPORT_BATCH): a batch job reads a whole sandbox page by page, in bounded memory."""
+    limit = max(1, min(limit, IMPORT_BATCH))
+    query = (
+        sa.select(profiles.c.pk, profiles.c.body)
+        .where(profiles.c.pk > after_pk)
+        .order_by(profiles.c.pk)
+        .limit(limit)
+    )
+    rows = (await conn.execute(Scope.of(sandbox).apply(query))).all()
+    return [
+        (int(pk), orjson.loads(body) if isinstance(body, str | bytes) else dict(body))
+        for pk, body in rows
+    ]

@@ -249,3 +249,42 @@ interaction_events = sa.Table(
     sa.Index("ix_interaction_events_proposition", "sandbox_pk", "proposition_id"),
     info={"tenant": "sandbox_pk"},
 )
+
+# Datasets (store/datasets.py): where batch decisioning jobs write their results, Parquet files
+# under `path` (a directory on the server's filesystem), one directory per workload. The id is
+# what a request's `xdm:dataSetId` names; unique across the deployment, like a datastream's.
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False, server_default=""),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Index("ix_datasets_sandbox", "sandbox_pk"),
+    info={"tenant": "sandbox_pk"},
+)
+
+# Batch decisioning workloads (store/workloads.py): one row per job of
+# `POST /data/core/dwm/workloads/decisions`. `status` is Adobe's (QUEUED, PROCESSING,
+# INGESTING, COMPLETED, ERROR); a runner claims a QUEUED row with one conditional UPDATE, and
+# while it runs the job it renews `heartbeat` (Unix seconds): a job whose heartbeat is older
+# than the lease lost its runner (a restart, a crash) and is failed by the next runner.
+workloads = sa.Table(
+    "workloads",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), nullable=False),
+    sa.Column("dataset_id", sa.String(64), sa.ForeignKey("datasets.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    # The accepted request, normalised (segment id, propositionRequests, includeContent).
+    sa.Column("request", Json, nullable=False),
+    sa.Column("status_detail", Json, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.String(32), nullable=False),
+    sa.Column("runner", sa.String(64), nullable=True),
+    sa.Column("heartbeat", sa.BigInteger, nullable=True),
+    sa.Index("ix_workloads_status", "status", "dataset_id", "created_ms"),
+    sa.Index("ix_workloads_sandbox", "sandbox_pk"),
+    info={"tenant": "sandbox_pk"},
+)
