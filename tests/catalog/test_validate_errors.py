@@ -354,6 +354,17 @@ def test_custom_capping_events_need_a_query() -> None:
     assert pointers("personalized-offer", body) == ["/frequencyCappingConstraints/0/events"]
 
 
+def test_a_custom_cap_query_is_compiled_when_saved() -> None:
+    body = ex.fresh(ex.PERSONALIZED_OFFER)
+    body["frequencyCappingConstraints"][0]["events"] = ["custom"]
+    body["frequencyCappingConstraints"][0]["customQuery"] = 'xEvent.eventType = "x"'
+    validate("personalized-offer", body)
+    body["frequencyCappingConstraints"][0]["customQuery"] = "xEvent.eventType = "
+    (error,) = errors_of("personalized-offer", body)
+    assert error.pointer == "/frequencyCappingConstraints/0/customQuery"
+    assert "line 1, column 20" in error.message
+
+
 @pytest.mark.parametrize("key", ["limit", "scope", "entity"])
 def test_capping_required_members(key: str) -> None:
     body = ex.fresh(ex.PERSONALIZED_OFFER)

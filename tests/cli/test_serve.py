@@ -447,3 +447,105 @@ def test_serve_refuses_half_a_tls_configuration(tmp_path: Path) -> None:
     )
     assert missing.exit_code == 2
     assert "no such file" in missing.output
+
+
+def test_displays_counted_by_one_worker_cap_the_offer_on_every_worker(server) -> None:  # type: ignore[no-untyped-def]
+    """Caps by event kind through two real workers: display events (each sent twice, all at
+    once, over many connections) and decisions in parallel; once the cap's displays are
+    answered, no worker proposes the offer (docs/decisioning.md, "Caps by event kind")."""
+    import asyncio
+    import base64
+
+    base, env, _ = server
+    org = "IMPRESSIONS@AdobeOrg"
+    credential = json.loads(
+        offerbase("credentials", "create", "--org", org, "--json", env=env).stdout
+    )
+    headers = {**token_headers(base, credential), "Content-Type": "application/json"}
+    dps = f"{base}/data/core/dps"
+    component = {"type": "html", "format": "text/html", "content": "x"}
+
+    def create(path: str, entity_id: str, body: dict) -> None:  # type: ignore[type-arg]
+        response = httpx.post(f"{dps}/{path}/{entity_id}", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+
+    create("placements", "web", {"name": "web", "channel": WEB, "componentType": "html"})
+    impression_cap = {"limit": 3, "scope": "global", "entity": "offer", "events": ["impression"]}
+    for offer_id, priority, caps in (("capped", 9, [impression_cap]), ("plain", 1, [])):
+        create(
+            "offers",
+            f"{offer_id}?offer-type=personalized",
+            {
+                "name": offer_id,
+                "status": "approved",
+                "rank": {"priority": priority},
+                "representations": [
+                    {"channel": WEB, "placement": "web", "components": [component]}
+                ],
+                "frequencyCappingConstraints": caps,
+            },
+        )
+    create(
+        "offer-collections",
+        "all",
+        {"name": "all", "filterType": "offers", "ids": ["capped", "plain"]},
+    )
+    create(
+        "offer-decisions",
+        "dec",
+        {"name": "dec", "status": "live", "criteria": [{"optionSelection": {"filter": "all"}}]},
+    )
+    stream = json.loads(offerbase("datastreams", "create", "--org", org, "--json", env=env).stdout)
+    scope = base64.b64encode(b'{"activityId":"dec","placementId":"web"}').decode()
+
+    def event(visitor: str, **xdm: object) -> dict:  # type: ignore[type-arg]
+        return {"event": {"xdm": {"identityMap": {"FPID": [{"id": visitor}]}, **xdm}}}
+
+    def display(index: int) -> dict:  # type: ignore[type-arg]
+        decisioning = {
+            "propositions": [{"id": f"p{index}", "scope": scope, "items": [{"id": "capped"}]}],
+            "propositionEventType": {"display": 1},
+        }
+        return event(f"v{index}", _id=f"d{index}", _experience={"decisioning": decisioning})
+
+    async def run() -> list[tuple[int, str]]:
+        answered = 0
+        proposals: list[tuple[int, str]] = []
+        limits = httpx.Limits(max_connections=16, max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+
+            async def send(index: int) -> None:
+                nonlocal answered
+                sent = await http.post(
+                    f"/ee/v2/collect?dataStreamId={stream['id']}", json=display(index)
+                )
+                assert sent.status_code == 204, sent.text
+                answered += 1
+
+            async def decide(index: int) -> None:
+                seen = answered
+                body = {
+                    **event(f"w{index}", eventType="pageView"),
+                    "query": {"personalization": {"decisionScopes": [scope]}},
+                }
+                got = await http.post(f"/ee/v2/interact?dataStreamId={stream['id']}", json=body)
+                assert got.status_code == 200, got.text
+                (handle,) = [
+                    h for h in got.json()["handle"] if h["type"] == "personalization:decisions"
+                ]
+                proposals.append((seen, handle["payload"][0]["items"][0]["id"]))
+
+            work = []
+            for index in range(16):
+                work += [send(index), decide(index), send(index), decide(index + 100)]
+            await asyncio.gather(*work)
+            for index in range(10):  # afterwards, new connections: both workers
+                await decide(1000 + index)
+        return proposals
+
+    proposals = asyncio.run(run())
+    # 3 distinct displays are counted once 2 * 3 - 1 sends were answered (each is sent twice)
+    late = [offer for seen, offer in proposals if seen >= 5]
+    assert late
+    assert "capped" not in late
+    assert proposals[-10:] == [(32, "plain")] * 10

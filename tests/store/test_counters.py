@@ -162,6 +162,38 @@ async def test_repeated_key_counts_each_time(backend: Backend) -> None:
     assert await backend.store.try_consume(pk, [("cap|d", 3)])
 
 
+async def test_add_counts_past_the_limit_and_each_listing(backend: Backend) -> None:
+    # Feedback (displays, clicks) adds what happened: no limit, n for a key listed n times.
+    pk = await backend.new_sandbox()
+    assert await backend.store.try_consume(pk, [("cap|f", 1)])
+    await backend.store.add(pk, ["cap|f", "cap|g", "cap|f"])
+    await backend.store.add(pk, [])
+    assert await backend.store.get_many(pk, ["cap|f", "cap|g"]) == {"cap|f": 3, "cap|g": 1}
+    assert not await backend.store.try_consume(pk, [("cap|f", 3)])
+    assert await backend.store.try_consume(pk, [("cap|f", 4)])
+    if backend.name == "redis":  # a counter that add creates expires like any other
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(REDIS_URL)
+        ttl = await client.ttl(redis_key(NAMESPACE, pk, "cap|g"))
+        await client.aclose()
+        assert COUNTER_TTL_SECONDS - 60 < ttl <= COUNTER_TTL_SECONDS
+
+
+async def test_added_counters_expire_and_restart(backend: Backend) -> None:
+    if backend.name == "redis":
+        pytest.skip("Redis expires keys itself (TTL checked above)")
+    assert isinstance(backend.store, SqlCounterStore)
+    pk = await backend.new_sandbox()
+    now = [1_800_000_000.0]
+    store = SqlCounterStore(backend.store.db, clock=lambda: now[0])
+    await store.add(pk, ["cap|e", "cap|e"])
+    now[0] += COUNTER_TTL_SECONDS
+    assert await store.get_many(pk, ["cap|e"]) == {}
+    await store.add(pk, ["cap|e"])
+    assert await store.get_many(pk, ["cap|e"]) == {"cap|e": 1}
+
+
 async def test_sandboxes_are_isolated(backend: Backend) -> None:
     one, two = await backend.new_sandbox(), await backend.new_sandbox()
     assert await backend.store.try_consume(one, [("cap|same", 1)])

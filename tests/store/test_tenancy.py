@@ -41,7 +41,12 @@ from offerbase.store.events import (
     every_page,
     read_page,
 )
-from offerbase.store.interactions import InteractionEvent, InteractionEvents, interaction_writer
+from offerbase.store.interactions import (
+    InteractionEvent,
+    InteractionEvents,
+    insert_counted,
+    interaction_writer,
+)
 from offerbase.store.library import Actor, Library, catalog_version, last_changes
 from offerbase.store.listing import OrderKey, parse_properties
 from offerbase.store.profiles import Profiles, find_profile, import_lines, profile_page
@@ -533,6 +538,33 @@ async def _counters_try_consume(t: Ctx) -> None:
     counters = SqlCounterStore(t.db)
     assert await counters.try_consume(t.b.pk, [(A_COUNTER, 1)])  # A's unit is not B's
     assert not await counters.try_consume(t.b.pk, [(A_COUNTER, 1)])
+
+
+@case("counters.SqlCounterStore.add")
+async def _counters_add(t: Ctx) -> None:
+    counters = SqlCounterStore(t.db)
+    await counters.add(t.b.pk, [A_COUNTER, A_COUNTER])  # A's counter is not B's
+    assert await counters.get_many(t.b.pk, [A_COUNTER]) == {A_COUNTER: 2}
+
+
+@case("counters.SqlCounterStore.add_in")
+async def _counters_add_in(t: Ctx) -> None:
+    counters = SqlCounterStore(t.db)
+    async with t.db.write() as conn:
+        await counters.add_in(conn, t.b.pk, [A_COUNTER])
+    assert await counters.get_many(t.b.pk, [A_COUNTER]) == {A_COUNTER: 1}
+
+
+@case("interactions.insert_counted")
+async def _interactions_insert_counted(t: Ctx) -> None:
+    # A's event id and seq are free in B: B's copy is new and counts in B only.
+    counters = SqlCounterStore(t.db)
+    counted = await insert_counted(t.db, counters, t.b.pk, [(_interaction(t.b, "event-a"), ["k"])])
+    assert counted.new == 1
+    again = await insert_counted(t.db, counters, t.b.pk, [(_interaction(t.b, "event-a"), ["k"])])
+    assert again.new == 0
+    assert await counters.get_many(t.b.pk, ["k"]) == {"k": 1}
+    assert await _b_interactions(t) == [{"eventId": "event-a", "tenant": t.b.pk}]
 
 
 @case("counters.SqlCounterStore.purge_expired")

@@ -5,14 +5,15 @@ API call: `/ee[/{hint}]/v1/{interact,collect,identity/acquire,privacy/set-consen
 No token: a request is authorised by its datastream (`configId` / `dataStreamId`), whose id is
 public, and by its `Origin` when it has one (CORS, per datastream). Decisions go through the
 same path as the Decisioning API (decisioning.decide_and_record); display, click and other
-feedback events are stored as interaction events without delaying the answer. Errors have the
+feedback events are stored as interaction events without delaying the answer, except those
+that feed impression, click or custom caps, which are stored and counted before it
+(feedback_caps.py). Errors have the
 Edge Network's shape (`type`, `status`, `title`, `detail`, `report`), never a 500. docs/edge.md
 describes all of it for users.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import Mapping
@@ -30,11 +31,11 @@ from offerbase.api.decisioning import decide_and_record
 from offerbase.api.deps import Services
 from offerbase.api.edge_request import DecisionScope, EdgeEvent, EdgeInputError, EdgeRequest
 from offerbase.api.edge_response import propositions
+from offerbase.api.feedback_caps import EventFeedback, store_feedback
 from offerbase.api.problems import ApiProblem
 from offerbase.engine import EXPERIENCE_EVENTS, DecisionError, ScopeRequest
 from offerbase.store.clock import iso
 from offerbase.store.datastreams import Datastream
-from offerbase.store.interactions import InteractionEvent
 from offerbase.store.outages import unavailable
 
 ERROR_TYPE = "https://ns.adobe.com/aep/errors/EXEG-{code}-{status}"
@@ -145,15 +146,15 @@ async def _body(request: Request) -> EdgeRequest:
         raise EdgeError(400, "0101", "Invalid request", f"{exc.detail}{where}.") from exc
 
 
-def _identity_map(edge: EdgeRequest, event: EdgeEvent, ecid: str) -> dict[str, Any]:
-    """The event's identities, the request's (Mobile SDK) and the ECID, for the profile lookup
-    and per-profile caps. The ECID is primary only when nothing else is."""
+def _identity_map(edge: EdgeRequest, event: EdgeEvent, ecid: str | None) -> dict[str, Any]:
+    """The event's identities, the request's (Mobile SDK) and the ECID (when there is one), for
+    the profile lookup and per-profile caps. The ECID is primary only when nothing else is."""
     merged: dict[str, list[Any]] = {}
     for identity_map in (event.identity_map, edge.identity_map):
         for namespace, entries in identity_map.items():
             known = merged.setdefault(namespace, [])
             known.extend(e for e in entries if e not in known)
-    if edge_identity.from_identity_map([merged]) is None:
+    if ecid is not None and edge_identity.from_identity_map([merged]) is None:
         primary = any(
             isinstance(e, Mapping) and e.get("primary") is True
             for entries in merged.values()
@@ -240,11 +241,13 @@ def _feedback(
     edge: EdgeRequest,
     ecid: str | None,
     request_id: str,
-) -> list[InteractionEvent]:
+) -> list[EventFeedback]:
     """The interaction events of every event that carries feedback; EdgeError (400) when one
-    is malformed, so nothing of a bad request is stored."""
+    is malformed, so nothing of a bad request is stored. Each event keeps its xdm and identity
+    map (the decision path's: the same per-profile counters), which caps on impressions,
+    clicks and custom events count by (api/feedback_caps.py)."""
     received = iso(services.clock())
-    found: list[InteractionEvent] = []
+    found: list[EventFeedback] = []
     for event in edge.events:
         try:
             records = edge_feedback.interaction_events(
@@ -260,19 +263,9 @@ def _feedback(
         except ValueError as exc:
             prefix = "event" if len(edge.events) == 1 else f"events/{event.index}"
             raise EdgeError(400, "0101", "Invalid request", f"{prefix}: {exc}") from exc
-        found.extend(records)
+        if records:
+            found.append(EventFeedback(event.xdm, _identity_map(edge, event, ecid), records))
     return found
-
-
-async def _store_feedback(services: Services, records: list[InteractionEvent]) -> None:
-    """Queued for the background writer: the answer does not wait, unless the deployment
-    asked for durable events (OFFERBASE_EVENTS_DURABLE), which are committed first."""
-    writer = services.interactions
-    if writer.durable:  # concurrent commits share one transaction
-        await asyncio.gather(*(writer.commit(record) for record in records))
-        return
-    for record in records:
-        writer.record(record)
 
 
 async def _answer(
@@ -290,7 +283,7 @@ async def _answer(
     feedback = _feedback(services, datastream, edge, ecid, request_id)
     headers = _cors_headers(origin)
     if action == "collect":
-        await _store_feedback(services, feedback)
+        await store_feedback(services, datastream.sandbox, feedback)
         return Response(status_code=204, headers=headers)
     if ecid is None:
         if v2 and not any(event.identity_map for event in edge.events) and not edge.identity_map:
@@ -314,7 +307,7 @@ async def _answer(
             handles.append(
                 {"type": "personalization:decisions", "eventIndex": event.index, "payload": payload}
             )
-    await _store_feedback(services, feedback)
+    await store_feedback(services, datastream.sandbox, feedback)
     body: dict[str, Any] = {"requestId": request_id, "handle": handles}
     if warnings:
         body["warnings"] = warnings

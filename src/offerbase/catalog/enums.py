@@ -119,6 +119,9 @@ FILTER_OFFERS = "offers"
 FILTER_ANY_TAGS = "any-tags"
 FILTER_ALL_TAGS = "all-tags"
 EVENT_DECISIONING = "decisioning"
+EVENT_IMPRESSION = "impression"
+EVENT_CLICK = "click"
+EVENT_CUSTOM = "custom"
 
 
 def canonical(spellings: Mapping[str, str], value: str) -> str:

@@ -6,10 +6,12 @@ them (``enums.canonical`` gives their meaning). Defaults are *not* injected: rea
 the client sent, like Adobe; the loader (``catalog.load``) applies ``catalog.defaults`` when it
 builds the domain model.
 
-PQL (``condition.value`` of rules, ``expression.value`` of formulas) is compiled with
+PQL (``condition.value`` of rules, ``expression.value`` of formulas, ``customQuery`` of an
+offer's frequency caps) is compiled with
 ``offerbase.pql.compile(value, "rule"|"formula", params=...)`` where params are the
 ``definedOn`` inputs (``load.defined_on_params``); a ``PqlError`` becomes a FieldError at
-``/condition/value`` or ``/expression/value`` whose message carries "line L, column C".
+``/condition/value``, ``/expression/value`` or
+``/frequencyCappingConstraints/{i}/customQuery`` whose message carries "line L, column C".
 
 Decision rules: when ``definedOn`` is absent it is filled as
 ``{"profile": {"referencePaths": [...]}}`` from the compiled condition's ``profile_paths``
@@ -87,6 +89,8 @@ def validate(kind: str, body: object) -> dict[str, Any]:
     if kind in _PQL_MEMBERS:
         member, mode = _PQL_MEMBERS[kind]
         _check_pql(kind, normalized, member, mode, errors)
+    if kind == "personalized-offer":
+        _check_cap_queries(normalized, errors)
     if errors:
         raise CatalogValidationError(errors)
     return normalized
@@ -97,6 +101,28 @@ def _check_top(spec: Obj, body: dict[str, Any], errors: list[FieldError]) -> dic
     stripped = {k: v for k, v in body.items() if k not in METADATA_FIELDS}
     result: dict[str, Any] = spec.check(stripped, "", errors)
     return result
+
+
+def _check_cap_queries(body: dict[str, Any], errors: list[FieldError]) -> None:
+    """Each frequency cap's customQuery is a PQL rule over the event (`xEvent`), compiled
+    now like every rule, so a cap never silently counts nothing."""
+    caps = body.get("frequencyCappingConstraints")
+    if not isinstance(caps, list):
+        return
+    for index, cap in enumerate(caps):
+        query = cap.get("customQuery") if isinstance(cap, dict) else None
+        if not isinstance(query, str) or not query.strip():
+            continue  # missing or ill-typed: reported by the schema
+        try:
+            pql.compile(query, "rule")
+        except pql.PqlError as exc:
+            message = exc.message.rstrip(".")
+            errors.append(
+                FieldError(
+                    f"/frequencyCappingConstraints/{index}/customQuery",
+                    f"Invalid PQL at line {exc.line}, column {exc.column}: {message}.",
+                )
+            )
 
 
 def _check_pql(

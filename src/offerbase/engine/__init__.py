@@ -7,9 +7,11 @@ The HTTP layer calls exactly this API::
                                                          # (catalog = catalog.load_catalog(bodies))
     keys = capping_keys(snapshot, request, now)          # counters to fetch in one round trip
     result = decide(snapshot, request, profile, counters, now=now, rng=rng)
+    keys = feedback_keys(snapshot, record, event=xdm, ...)  # what a display/click feeds
 """
 
 from offerbase.engine.decide import capping_keys, decide
+from offerbase.engine.feedback import FeedbackRecord, feedback_keys, may_count
 from offerbase.engine.model import (
     EXPERIENCE_EVENTS,
     MAX_ITEM_COUNT,
@@ -38,6 +40,7 @@ __all__ = [
     "DecisionError",
     "DecisionRequest",
     "DecisionResult",
+    "FeedbackRecord",
     "FallbackOption",
     "ScopeRequest",
     "ScopeResult",
@@ -45,4 +48,6 @@ __all__ = [
     "build_snapshot",
     "capping_keys",
     "decide",
+    "feedback_keys",
+    "may_count",
 ]

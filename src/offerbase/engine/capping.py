@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from offerbase.catalog import Offer
-from offerbase.catalog.enums import EVENT_DECISIONING
+from offerbase.catalog.enums import EVENT_CLICK, EVENT_CUSTOM, EVENT_DECISIONING, EVENT_IMPRESSION
 from offerbase.engine.model import CounterKey
 
 _EPOCH_DAY = date(1970, 1, 1)
@@ -48,8 +48,12 @@ class CapRule:
     unit: str | None  # None = non-repeating (one bucket)
     unit_count: int
     # Caps on impression/click/custom events are checked but proposing does not increment them:
-    # their counters are fed by feedback events.
+    # their counters are fed by feedback events (engine/feedback.py).
     counts_decisions: bool
+    counts_impressions: bool = False  # display events
+    counts_clicks: bool = False  # interact events
+    # PQL over the event (`xEvent`) selecting the feedback events counted (events "custom")
+    custom_query: str | None = None
     # "cap|<offer>|<constraint>|": the constant head of every key of this rule, built once
     prefix: str = ""
 
@@ -77,6 +81,9 @@ def cap_rules(offer: Offer) -> tuple[CapRule, ...]:
             unit=cap.repeat_unit,
             unit_count=cap.repeat_count,
             counts_decisions=EVENT_DECISIONING in cap.events,
+            counts_impressions=EVENT_IMPRESSION in cap.events,
+            counts_clicks=EVENT_CLICK in cap.events,
+            custom_query=cap.custom_query if EVENT_CUSTOM in cap.events else None,
         )
         for cap in offer.caps
         if cap.enabled

@@ -58,6 +58,14 @@ def _compile(entity: Rule | RankingFormula, source: str, kind: pql.Kind) -> Comp
     return CompiledRule(entity.id, expr, expr.reads_offer, params)
 
 
+def _compile_query(source: str) -> pql.Expression | None:
+    """A cap's customQuery: a rule over the event (`xEvent`, a default input of PQL)."""
+    try:
+        return pql.compile(source, "rule")
+    except pql.PqlError:  # saved under an older PQL: validation compiles it on every save
+        return None
+
+
 class Snapshot:
     """Immutable compiled catalog of one sandbox (plus a memo of per-scope plans)."""
 
@@ -76,10 +84,23 @@ class Snapshot:
         }
         # Counter definitions of the offers that have caps (offer id -> rules).
         self.caps: dict[str, tuple[CapRule, ...]] = {}
+        # The rules that feedback events feed (impression, click, custom: engine/feedback.py),
+        # and the compiled customQuery of each custom one (by rule prefix; None: it does not
+        # compile, so it counts nothing).
+        self.feedback_caps: dict[str, tuple[CapRule, ...]] = {}
+        self.cap_queries: dict[str, pql.Expression | None] = {}
         for offer in catalog.offers:
             rules = cap_rules(offer)
             if rules:
                 self.caps[offer.id] = rules
+            fed = tuple(
+                r for r in rules if r.counts_impressions or r.counts_clicks or r.custom_query
+            )
+            if fed:
+                self.feedback_caps[offer.id] = fed
+            for rule in fed:
+                if rule.custom_query is not None:
+                    self.cap_queries[rule.prefix] = _compile_query(rule.custom_query)
         self._collections = {c.id: c.offer_ids(catalog.offers) for c in catalog.collections}
         # Rules and formulas that failed to compile, for diagnostics: id -> message.
         self.errors: dict[str, str] = {

@@ -12,18 +12,24 @@ engine lists a counter once per proposal that consumes it). A limit of 0 or less
 capped. Counters expire `COUNTER_TTL_SECONDS` after their creation (Adobe resets counters at the
 latest 2 years after the offer start); an expired counter reads as absent and restarts at 0.
 
+Feedback events (impressions, clicks, custom events: engine/feedback.py) increment counters
+unconditionally with `add`; on SQL inside the caller's transaction (`add_in`), which also
+inserts the interaction rows that make the event new (store/interactions.py, `insert_counted`).
+
 Semantics and the atomicity argument per backend: docs/development.md, "Capping counters storage".
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase.store.db import Database
 from offerbase.store.deployment import deployment_id
@@ -47,6 +53,11 @@ class CounterStore(Protocol):
 
     async def try_consume(self, sandbox_pk: int, items: Sequence[tuple[str, int]]) -> bool:
         """Increment every key by 1 if every key is below its limit, else change nothing."""
+        ...
+
+    async def add(self, sandbox_pk: int, keys: Sequence[str]) -> None:
+        """Increment every key by 1 (by n when listed n times), whatever its value: what
+        feedback events (displays, clicks) count has happened already."""
         ...
 
     async def ping(self) -> bool:
@@ -122,6 +133,20 @@ class SqlCounterStore:
         ).returning(t.c.value)
         # Built once and run with Scope.params(): the sandbox comes in as the :tenant parameter.
         self._upsert = template(upsert)
+        # Feedback counts: the same upsert without the limit (what happened is counted).
+        self._add = template(
+            stmt.on_conflict_do_update(
+                index_elements=[t.c.sandbox_pk, t.c.key],
+                set_={
+                    "value": sa.case(
+                        (expired, stmt.excluded.value), else_=t.c.value + stmt.excluded.value
+                    ),
+                    "expires_at": sa.case(
+                        (expired, stmt.excluded.expires_at), else_=t.c.expires_at
+                    ),
+                },
+            )
+        )
 
     async def get_many(self, sandbox_pk: int, keys: Sequence[str]) -> dict[str, int]:
         # On the decisioning hot path: plain SQL on the database's fastest read path.
@@ -157,6 +182,21 @@ class SqlCounterStore:
             return False
         return True
 
+    async def add(self, sandbox_pk: int, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        async with self.db.write() as conn:
+            await self.add_in(conn, sandbox_pk, keys)
+
+    async def add_in(self, conn: AsyncConnection, sandbox_pk: int, keys: Sequence[str]) -> None:
+        """`add` inside the caller's write transaction (committed or rolled back with it)."""
+        now = int(self._clock())
+        expires_at = now + COUNTER_TTL_SECONDS
+        scope = Scope(sandbox_pk)
+        for key, n in sorted(Counter(keys).items()):  # key order: the lock order of try_consume
+            params = scope.params(key=key, n=n, now=now, expires_at=expires_at)
+            await conn.execute(self._add, params)
+
     async def purge_expired(self) -> int:
         """Delete expired counters of every sandbox (housekeeping; reads already ignore them).
         Returns the count."""
@@ -186,6 +226,20 @@ for i = 1, #KEYS do
 end
 for i = 1, #KEYS do
   local n = tonumber(ARGV[2 * i])
+  if redis.call('INCRBY', KEYS[i], n) == n then
+    redis.call('EXPIRE', KEYS[i], ttl)
+  end
+end
+return 1
+"""
+
+
+# KEYS: the counters; ARGV[1]: TTL in seconds; ARGV[i + 1]: increment of KEYS[i]. Unconditional
+# (feedback counts); a key just created gets its expiry, as in _CONSUME_LUA.
+_ADD_LUA = """
+local ttl = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local n = tonumber(ARGV[i + 1])
   if redis.call('INCRBY', KEYS[i], n) == n then
     redis.call('EXPIRE', KEYS[i], ttl)
   end
@@ -234,6 +288,7 @@ class RedisCounterStore:
         )
         self._redis = Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
         self._consume = self._redis.register_script(_CONSUME_LUA)
+        self._add = self._redis.register_script(_ADD_LUA)
         self._namespace = namespace if isinstance(namespace, str) else None
         self._find_namespace = None if isinstance(namespace, str) else namespace
 
@@ -267,6 +322,16 @@ class RedisCounterStore:
         for _, n, limit in plan:
             args += (n, limit)
         return bool(await self._consume(keys=keys, args=args))
+
+    async def add(self, sandbox_pk: int, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        namespace = self._namespace or await self.namespace()
+        counted = sorted(Counter(keys).items())
+        await self._add(
+            keys=[redis_key(namespace, sandbox_pk, key) for key, _ in counted],
+            args=[COUNTER_TTL_SECONDS, *(n for _, n in counted)],
+        )
 
     async def close(self) -> None:
         await self._redis.aclose()
