@@ -34,6 +34,7 @@ from offerbase.api import (
     platform,
     profiles,
 )
+from offerbase.api.admin_ui import routes as admin_ui
 from offerbase.api.deps import Services
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
@@ -197,6 +198,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(admin.router)
     app.include_router(datastreams.router)
+    admin_ui.install(app)  # the admin web UI at /admin (docs/admin-ui.md)
     # First in the route table: the hot path should not be matched against every other route.
     app.router.routes[0:0] = [*decisioning.routes, *edge.routes]
     app.router.routes.extend(ode.routes)
