@@ -419,3 +419,17 @@ async def test_a_user_sees_nothing_of_another_organization_through_any_page(
     page = (await person.get("/admin/sandbox/prod/offers")).text
     assert unique_name not in page
     assert other.org not in page
+
+
+def test_no_template_turns_escaping_off() -> None:
+    """Autoescape is on for every template (routes.py); none opts out for a value."""
+    from offerbase.api.admin_ui import routes
+
+    autoescape = routes.templates.autoescape
+    assert callable(autoescape)
+    assert autoescape("offers.html")
+    assert autoescape(None)
+    for path in (routes.HERE / "templates").glob("*.html"):
+        source = path.read_text()
+        for opt_out in ("|safe", "| safe", "autoescape false", "Markup", "|e(false)"):
+            assert opt_out not in source, f"{path.name} uses {opt_out}"
