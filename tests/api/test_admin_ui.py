@@ -433,3 +433,72 @@ def test_no_template_turns_escaping_off() -> None:
         source = path.read_text()
         for opt_out in ("|safe", "| safe", "autoescape false", "Markup", "|e(false)"):
             assert opt_out not in source, f"{path.name} uses {opt_out}"
+
+
+# -- the one action so far: Approve ------------------------------------------------------------
+
+
+async def _approve(
+    http: httpx.AsyncClient, offer_id: str, etag: object, csrf: str | None, sandbox: str = "prod"
+) -> httpx.Response:
+    form = {"etag": str(etag), "back": f"/admin/sandbox/{sandbox}/offers?sort=name"}
+    if csrf is not None:
+        form["csrf"] = csrf
+    return await http.post(f"/admin/sandbox/{sandbox}/offers/{offer_id}/approve", data=form)
+
+
+async def test_a_viewer_is_refused_the_approve_action(
+    client: httpx.AsyncClient, tenant: Tenant, person: httpx.AsyncClient
+) -> None:
+    api = Api(client, tenant)
+    offer_id = await api.create("personalized-offer", name="Draft one", status="draft")
+    page = await person.get("/admin/sandbox/prod/offers")
+    assert "Approve" not in page.text  # no button for a viewer
+    response = await _approve(person, offer_id, 1, csrf_of(page.text))
+    assert response.status_code == 403
+    assert "Your role (viewer) may not do this; it needs approver." in response.text
+    assert (await api.read("personalized-offer", offer_id))["status"] == "draft"
+
+
+async def test_an_approver_approves_a_draft_through_the_api_s_checks(
+    app: Any, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    api = Api(client, tenant)
+    offer_id = await api.create("personalized-offer", name="To approve", status="draft")
+    email = await add_user(app, tenant.org, role="approver")
+    async with browser(app) as http:
+        assert (await sign_in(http, email)).status_code == 303
+        page = await http.get("/admin/sandbox/prod/offers")
+        assert 'aria-label="Approve To approve">Approve</button>' in page.text
+        csrf = csrf_of(page.text)
+        etag = (await api.read("personalized-offer", offer_id))["etag"]
+
+        assert (await _approve(http, offer_id, etag, None)).status_code == 403  # no CSRF token
+        stale = await _approve(http, offer_id, int(etag) + 1, csrf)
+        assert stale.status_code == 412
+        assert "changed since the page was loaded" in stale.text
+        done = await _approve(http, offer_id, etag, csrf)
+        assert done.status_code == 303
+        assert done.headers["location"] == "/admin/sandbox/prod/offers?sort=name"
+        stored = await api.read("personalized-offer", offer_id)
+        assert stored["status"] == "approved"
+        assert stored["lastModifiedBy"] == email
+        again = await _approve(http, offer_id, stored["etag"], csrf)
+        assert again.status_code == 422
+        assert "Only a draft offer can be approved; this one is approved." in again.text
+        # Someone else's offer is not in this sandbox; their sandbox is not the user's.
+        other = await make_tenant(app, client, ("prod", f"theirs-{uuid.uuid4().hex[:8]}"))
+        theirs = await Api(client, other).create("personalized-offer", status="draft")
+        assert (await _approve(http, theirs, 1, csrf)).status_code == 404
+        async with services_of(app).db.read() as conn:
+            names = [s.name for s in await tenants.list_sandboxes(conn, other.org)]
+        their_sandbox = next(name for name in names if name.startswith("theirs-"))
+        assert (await _approve(http, theirs, 1, csrf, sandbox=their_sandbox)).status_code == 404
+        assert (await Api(client, other).read("personalized-offer", theirs))["status"] == "draft"
+        # A "back" address elsewhere is not followed.
+        fresh = await api.create("personalized-offer", status="draft")
+        response = await http.post(
+            f"/admin/sandbox/prod/offers/{fresh}/approve",
+            data={"csrf": csrf, "etag": "1", "back": "https://evil.example/"},
+        )
+        assert response.headers["location"] == "/admin/sandbox/prod/offers"

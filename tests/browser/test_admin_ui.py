@@ -33,7 +33,8 @@ from real_server import clean_environment, serving, token_headers  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("browser")  # one browser at a time on the two cores
 
-EMAIL = "marketer@example.com"
+EMAIL = "marketer@example.com"  # a viewer
+APPROVER = "approver@example.com"
 PASSWORD = "a browser test passphrase"
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
 # Markup that would run if it were rendered unescaped: each sets a flag the test reads.
@@ -54,6 +55,16 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         check=False,
     )
     assert created.returncode == 0, created.stderr
+    approver = subprocess.run(
+        [sys.executable, "-m", "offerbase", "users", "create", "--org", "default"]
+        + ["--email", APPROVER, "--role", "approver", "--password-stdin"],
+        input=PASSWORD + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert approver.returncode == 0, approver.stderr
     with serving("--log-level", "warning", env=env) as url:
         credential = json.loads((data_dir / "credentials.json").read_text())
         _store_offers(url, token_headers(url, credential))
@@ -71,11 +82,11 @@ def _store_offers(base: str, headers: dict[str, str]) -> None:
     )
     assert placement.status_code == 201, placement.text
     placement_id = placement.json()["id"]
-    for name in ("Spring sale", "Loyalty bonus"):
+    for name, status in (("Spring sale", "approved"), ("Loyalty bonus", "draft")):
         response = httpx.post(
             f"{api}/offers?offer-type=personalized",
             headers=headers,
-            json={"name": name, "status": "approved", "rank": {"priority": 1}},
+            json={"name": name, "status": status, "rank": {"priority": 1}},
         )
         assert response.status_code == 201, response.text
     evil = {
@@ -116,10 +127,10 @@ def _offline(page: Page, base: str, refused: list[str]) -> Page:
     return page
 
 
-def _sign_in(page: Page, base: str) -> None:
+def _sign_in(page: Page, base: str, email: str = EMAIL) -> None:
     page.goto(f"{base}/admin")
     page.wait_for_url("**/admin/sign-in")
-    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/admin/sandbox/prod/offers")
@@ -139,6 +150,9 @@ def test_sign_in_see_and_search_offers_and_stored_markup_never_runs(
             page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
             _sign_in(page, base)
             assert page.get_by_role("heading", name="Offers").is_visible()
+            # A viewer is offered no state-changing action (the server refuses it too:
+            # tests/api/test_admin_ui.py).
+            assert page.get_by_role("button", name="Approve").count() == 0
             rows = page.locator("#results tbody tr")
             assert rows.count() == 3
             # The markup is on the page as text, and nothing of it ran or became an element.
@@ -186,4 +200,27 @@ def test_sign_in_see_and_search_offers_and_stored_markup_never_runs(
         finally:
             browser.close()
     assert dialogs == []
+    assert refused == []
+
+
+def test_an_approver_approves_a_draft_offer(base: str) -> None:
+    refused: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = _offline(
+                browser.new_page(viewport={"width": 1280, "height": 900}), base, refused
+            )
+            _sign_in(page, base, APPROVER)
+            page.get_by_label("Search by name").fill("loyalty")
+            row = page.locator("#results tbody tr")
+            expect(row).to_have_count(1)
+            expect(row).to_contain_text("draft")
+            page.get_by_role("button", name="Approve Loyalty bonus").click()
+            page.wait_for_load_state()
+            row = page.locator("#results tbody tr", has_text="Loyalty bonus")
+            expect(row).to_contain_text("approved")
+            expect(row.get_by_role("button")).to_have_count(0)  # approved: nothing to approve
+        finally:
+            browser.close()
     assert refused == []

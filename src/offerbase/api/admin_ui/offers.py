@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from offerbase.api.paging import CursorSigner
+from offerbase.store.errors import InvalidField, Unprocessable
 from offerbase.store.library import Library, Page
 from offerbase.store.listing import OrderKey, Term, parse_orderby, parse_term
 
@@ -68,6 +69,16 @@ class OfferQuery:
         if start:
             params["start"] = start
         return {key: value for key, value in params.items() if value}
+
+
+def approved(body: dict[str, Any]) -> dict[str, Any]:
+    """The Approve action's change to an offer's body; only a draft can be approved (archived
+    is final, approved already is)."""
+    status = body.get("status", "draft")
+    if status != "draft":
+        message = f"Only a draft offer can be approved; this one is {status}."
+        raise Unprocessable(message, [InvalidField("/status", message)])
+    return {**body, "status": "approved"}
 
 
 def _literal(text: str) -> str:

@@ -24,12 +24,14 @@ from offerbase.api.paging import CursorSigner
 from offerbase.api.problems import ApiProblem
 from offerbase.api.store_problems import transaction
 from offerbase.store import tenants, users
-from offerbase.store.library import Library
+from offerbase.store.library import Actor, Library
 from offerbase.store.tenants import Sandbox
 
 ROOT = "/admin"
 HERE = Path(__file__).parent
-MAX_FORM_FIELD_CHARS = 2048  # email (320) and password (1024) fit
+MAX_FORM_FIELD_CHARS = 2048
+# Who wrote, in an entity's history, when a change came through the UI (with the user's email).
+ADMIN_UI_CLIENT = "admin-ui"  # email (320) and password (1024) fit
 # The navigation, in order: (slug, link text). Only "offers" is built so far; the others answer
 # the "not built yet" page (docs/admin-ui.md).
 SECTIONS = [
@@ -61,6 +63,9 @@ templates = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     auto_reload=False,
 )
+
+# One path segment: an id may hold any character, `/` included (Jinja's urlencode keeps `/`).
+templates.filters["segment"] = lambda value: quote(str(value), safe="")
 
 router = APIRouter(prefix=ROOT, include_in_schema=False)
 
@@ -257,8 +262,53 @@ async def offers_list(request: Request, services: ServicesDep, sandbox_name: str
         next_href=href(next_start),
         prev_href=href(prev_start),
         base=base,
+        back=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        may_approve=visitor.user.role.allows(users.Role.APPROVER),
         **layout,
     )
+
+
+@router.post("/sandbox/{sandbox_name}/offers/{offer_id}/approve")
+async def approve_offer(
+    request: Request, services: ServicesDep, sandbox_name: str, offer_id: str
+) -> Response:
+    """Approve a draft offer: an approver's action, through the same update as the API's
+    (validation, references, guardrails, etag), as the version the page showed (`etag`)."""
+    visitor, sandboxes, sandbox = await _sandbox_page(services, request, sandbox_name)
+    await sessions.check_csrf(request, visitor.session)
+    sessions.require(visitor.user, users.Role.APPROVER)
+    form = await request.form()
+    etag, back = _form_text(form, "etag"), _form_text(form, "back")
+    base = f"{ROOT}/sandbox/{quote(sandbox.name, safe='')}/offers"
+    layout = _in_layout(visitor, sandboxes, sandbox)
+    if not etag.isdigit():
+        return _page(
+            request,
+            "message.html",
+            400,
+            title="Offers",
+            message="The form names no version of the offer: reload the page.",
+            **layout,
+        )
+    actor = Actor(user=visitor.user.email, client_id=ADMIN_UI_CLIENT)
+    try:
+        async with transaction(services.db, write=True) as conn:
+            await Library(conn, sandbox).update(
+                offers.KINDS, offer_id, offers.approved, actor, f'"{etag}"'
+            )
+    except ApiProblem as problem:
+        message = (
+            "This offer changed since the page was loaded; reload the page and check it again."
+            if problem.status == 412
+            else problem.detail
+        )
+        return _page(
+            request, "message.html", problem.status, title="Offers", message=message, **layout
+        )
+    services.snapshots.invalidate(sandbox.pk)  # this worker's next decision sees it
+    # Back to the list as it was; only a path of this list, never another site.
+    target = back if back == base or back.startswith(f"{base}?") else base
+    return RedirectResponse(target, 303)
 
 
 @router.get("/sandbox/{sandbox_name}/{section}")
