@@ -188,6 +188,20 @@ async def test_a_sign_in_from_another_site_is_refused(app: Any, tenant: Tenant) 
         assert "set-cookie" not in response.headers
 
 
+async def test_a_large_or_odd_form_is_refused_or_read_as_empty(client: httpx.AsyncClient) -> None:
+    huge = await client.post("/admin/sign-in", data={"email": "a@b.c", "password": "x" * 20_000})
+    assert huge.status_code == 413
+    assert "larger than 16384 bytes" in huge.text
+    as_json = await client.post("/admin/sign-in", json={"email": "a@b.c", "password": "x"})
+    assert as_json.status_code == 401  # not a form: no email, no password
+    broken = await client.post(
+        "/admin/sign-in",
+        content=b"email=%ff%fe&password=\xff",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert broken.status_code == 401
+
+
 async def test_a_forged_or_edited_cookie_is_no_session(person: httpx.AsyncClient) -> None:
     value = person.cookies["offerbase_admin"]
     token, _, mac = value.rpartition(".")

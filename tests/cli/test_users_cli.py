@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,6 +25,15 @@ PASSWORD = "a long enough passphrase"
 @pytest.fixture
 def data_dir(tmp_path: Path) -> str:
     return str(tmp_path / "data")
+
+
+@pytest.fixture(autouse=True)
+def environment() -> Iterator[None]:
+    """The CLI exports --data-dir to the environment (for `serve`'s workers): put it back."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def users(data_dir: str, *args: str, stdin: str | None = None) -> tuple[int, str]:

@@ -125,9 +125,8 @@ class _NotFound(Exception):
         self.message = message
 
 
-def _form_text(form: Any, name: str) -> str:
-    value = form.get(name)
-    return value[:MAX_FORM_FIELD_CHARS] if isinstance(value, str) else ""
+def _form_text(form: dict[str, str], name: str) -> str:
+    return form.get(name, "")[:MAX_FORM_FIELD_CHARS]
 
 
 def _address(request: Request) -> str:
@@ -162,7 +161,7 @@ async def sign_in_page(request: Request, services: ServicesDep) -> Response:
 @router.post("/sign-in")
 async def sign_in(request: Request, services: ServicesDep) -> Response:
     sessions.check_origin(request)
-    form = await request.form()
+    form = await sessions.read_form(request)
     email, password = _form_text(form, "email"), _form_text(form, "password")
     throttle = services.sign_ins.throttle
     key, address = users.normal_email(email), _address(request)
@@ -277,7 +276,7 @@ async def approve_offer(
     visitor, sandboxes, sandbox = await _sandbox_page(services, request, sandbox_name)
     await sessions.check_csrf(request, visitor.session)
     sessions.require(visitor.user, users.Role.APPROVER)
-    form = await request.form()
+    form = await sessions.read_form(request)
     etag, back = _form_text(form, "etag"), _form_text(form, "back")
     base = f"{ROOT}/sandbox/{quote(sandbox.name, safe='')}/offers"
     layout = _in_layout(visitor, sandboxes, sandbox)
@@ -342,6 +341,11 @@ def install(app: FastAPI) -> None:
         if request.headers.get("hx-request"):  # htmx: load the sign-in page, not a fragment
             return Response(status_code=401, headers={"HX-Redirect": target})
         return RedirectResponse(target, 303)
+
+    @app.exception_handler(sessions.FormTooLarge)
+    async def on_too_large(request: Request, _exc: sessions.FormTooLarge) -> Response:
+        message = f"The form is larger than {sessions.MAX_FORM_BYTES} bytes; it was not read."
+        return _page(request, "message.html", 413, title="Too large", message=message)
 
     @app.exception_handler(Refused)
     async def on_refused(request: Request, exc: Refused) -> Response:

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +36,40 @@ COOKIE_PATH = "/admin"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 MAX_COOKIE_CHARS = 200  # what this server issues is ~66
+# The UI's forms are small (sign-in, a CSRF token, an etag): a larger body is refused unread.
+MAX_FORM_BYTES = 16 * 1024
+MAX_FORM_FIELDS = 50
+
+
+class FormTooLarge(Exception):
+    """413: a form body larger than MAX_FORM_BYTES."""
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The request's urlencoded form (the first value of each field), read once, bounded in
+    bytes and fields; any other body type reads as an empty form."""
+    cached: dict[str, str] | None = getattr(request.state, "admin_form", None)
+    if cached is not None:
+        return cached
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise FormTooLarge
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw.extend(chunk)
+        if len(raw) > MAX_FORM_BYTES:
+            raise FormTooLarge
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    form: dict[str, str] = {}
+    if media == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(raw.decode(), max_num_fields=MAX_FORM_FIELDS)
+        except (UnicodeDecodeError, ValueError):
+            pairs = []
+        for key, value in pairs:
+            form.setdefault(key, value)
+    request.state.admin_form = form
+    return form
 
 
 class SignInRequired(Exception):
@@ -139,9 +173,7 @@ async def check_csrf(request: Request, session: users.Session) -> None:
     check_origin(request)
     sent = request.headers.get(CSRF_HEADER)
     if sent is None:
-        form = await request.form()
-        field = form.get(CSRF_FIELD)
-        sent = field if isinstance(field, str) else None
+        sent = (await read_form(request)).get(CSRF_FIELD)
     if sent is None or not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
         raise Refused("The form's security token is missing or out of date: reload the page.")
 
