@@ -139,3 +139,15 @@ def test_the_regex_engine_is_a_leaf_on_re2() -> None:
         if module.split(".")[0] not in sys.stdlib_module_names
     }
     assert outside == {"re2"}
+
+
+def test_only_the_app_and_its_services_know_the_admin_ui() -> None:
+    """The admin UI (api/admin_ui, docs/admin-ui.md) sits on the API's services; the API's own
+    routes never depend on it, so it could be left out without breaking them."""
+    users_of_ui = {
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if "admin_ui" not in path.parts
+        and any(module.startswith("offerbase.api.admin_ui") for module in imports(path))
+    }
+    assert users_of_ui == {"api/app.py", "api/deps.py"}

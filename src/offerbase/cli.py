@@ -1,12 +1,13 @@
 """The `offerbase` command: serve the API, manage credentials.
 
 Commands that write (`serve`, `credentials create|revoke|rotate`, `profiles import`,
-`catalog import`, `datastreams create|delete`, `datasets create`) apply the database
-migrations first, creating the database when it is missing. Read-only commands (`credentials
-list`, `sandboxes list`, `events export`, `catalog export`, `datastreams list`, `datasets
-list`) never create nor change a database: on a missing one or one not at the latest migration
-they exit 2 and say which command migrates it. `events prune` deletes old events from a
-database that exists and is migrated, checked the same way.
+`catalog import`, `datastreams create|delete`, `datasets create`, `users
+create|delete|set-role`) apply the database migrations first, creating the database when it is
+missing. Read-only commands (`credentials list`, `sandboxes list`, `events export`, `catalog
+export`, `datastreams list`, `datasets list`, `users list`) never create nor change a database:
+on a missing one or one not at the latest migration they exit 2 and say which command migrates
+it. `events prune` deletes old events from a database that exists and is migrated, checked the
+same way.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 
 from offerbase import logs, metrics
 from offerbase.config import Settings
-from offerbase.store import migrate, tenants
+from offerbase.store import migrate, tenants, users
 from offerbase.store.datasets import Dataset
 from offerbase.store.datastreams import Datastream
 from offerbase.store.db import Database, printable_url
@@ -413,6 +414,171 @@ def rotate_credentials(
 
 def main() -> None:
     app()
+
+
+# -- users of the admin UI ---------------------------------------------------------------------
+
+users_app = _group("Manage the people who sign in to the admin UI at /admin.")
+app.add_typer(users_app, name="users")
+Email = Annotated[str, typer.Option(metavar="EMAIL", help="The user's email: the sign-in name.")]
+RoleName = Annotated[
+    str, typer.Option(metavar="ROLE", help="viewer, editor, approver or admin (store/users.py).")
+]
+
+
+def _print_user(user: users.User, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(user.shown()))
+        return
+    sandboxes = ", ".join(user.sandboxes) if user.sandboxes is not None else "(every sandbox)"
+    typer.echo(f"{user.email}  org {user.org_id}  role {user.role.value}  sandboxes {sandboxes}")
+
+
+@users_app.command("create")
+def create_user(
+    org: Org,
+    email: Email,
+    role: RoleName,
+    sandbox: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME",
+            help="A sandbox the user may use (created when missing); repeat for more. "
+            "Without any, every sandbox of the org.",
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from the first line of standard input (required: a "
+            "password on the command line would stay in the shell history).",
+        ),
+    ] = False,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a user of the admin UI, and the organization and sandboxes when they are missing.
+    Exits 1 on a bad email, role or password (at least 12 characters) or an email in use.
+
+    \b
+    Example:
+      printf '%s\\n' "$PASSWORD" | offerbase users create --org ACME@AdobeOrg \\
+          --email ana@acme.example --role editor --sandbox prod --password-stdin --json
+    """
+    from datetime import UTC, datetime
+
+    from offerbase.store.errors import StoreError
+
+    if not password_stdin:
+        typer.echo("Give the password on standard input with --password-stdin.", err=True)
+        raise typer.Exit(1)
+    password = sys.stdin.readline().rstrip("\r\n")
+    problem = users.password_problem(password)
+    if problem is not None:
+        typer.echo(f"Not created: {problem}", err=True)
+        raise typer.Exit(1)
+    settings = _settings(data_dir, database_url)
+
+    async def run() -> users.User:
+        password_hash = await asyncio.to_thread(users.hash_password, password)
+        async with _database(settings, writes=True) as db, db.write() as conn:
+            await tenants.ensure_org(conn, org)
+            for name in sandbox or []:
+                await tenants.ensure_sandbox(conn, org, name)
+            return await users.create_user(
+                conn, org, email, role, sandbox or None, password_hash, now=datetime.now(UTC)
+            )
+
+    try:
+        created = asyncio.run(run())
+    except StoreError as exc:
+        typer.echo(f"Not created: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    _print_user(created, as_json)
+
+
+@users_app.command("list")
+def list_users(
+    org: OrgFilter = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print every user (of one organization with --org), one per line; never a password hash.
+    Read-only: exits 2 when the database is missing or not migrated.
+
+    \b
+    Example:
+      offerbase users list --org ACME@AdobeOrg --json
+    """
+    settings = _settings(data_dir, database_url, writes=False)
+
+    async def run() -> list[users.User]:
+        async with _database(settings, writes=False) as db, db.read() as conn:
+            return await users.list_users(conn, org)
+
+    for user in asyncio.run(run()):
+        _print_user(user, as_json)
+
+
+@users_app.command("delete")
+def delete_user(
+    org: Org, email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Delete a user of the organization; its open sessions end at once. Exits 2 when the
+    organization has no such user.
+
+    \b
+    Example:
+      offerbase users delete --org ACME@AdobeOrg --email ana@acme.example
+    """
+    settings = _settings(data_dir, database_url)
+
+    async def run() -> bool:
+        async with _database(settings, writes=True) as db, db.write() as conn:
+            return await users.delete_user(conn, org, email)
+
+    if not asyncio.run(run()):
+        typer.echo(f"Organization '{org}' has no user '{email}'.", err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps({"deleted": users.normal_email(email)}))
+
+
+@users_app.command("set-role")
+def set_user_role(
+    org: Org,
+    email: Email,
+    role: RoleName,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give a user of the organization another role, in force on its next request (open
+    sessions included). Exits 1 on a bad role, 2 when the organization has no such user.
+
+    \b
+    Example:
+      offerbase users set-role --org ACME@AdobeOrg --email ana@acme.example --role approver
+    """
+    from offerbase.store.errors import StoreError
+
+    settings = _settings(data_dir, database_url)
+
+    async def run() -> users.User | None:
+        async with _database(settings, writes=True) as db, db.write() as conn:
+            return await users.set_role(conn, org, email, role)
+
+    try:
+        changed = asyncio.run(run())
+    except StoreError as exc:
+        typer.echo(f"Not changed: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    if changed is None:
+        typer.echo(f"Organization '{org}' has no user '{email}'.", err=True)
+        raise typer.Exit(2)
+    _print_user(changed, as_json)
 
 
 # -- profiles ----------------------------------------------------------------------------------

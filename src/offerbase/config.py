@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # retrying at once makes one attempt per second per connection; a sleeping request costs
     # the server nothing.
     token_failure_delay_seconds: float = Field(default=1.0, ge=0)
+    # Admin UI (/admin): how long a sign-in lasts (then the user signs in again), and failed
+    # sign-ins per minute per email and per client address before 429 (api/admin_ui/auth.py).
+    admin_session_seconds: int = Field(default=8 * 3600, ge=60)
+    admin_sign_in_failures_per_email: int = Field(default=5, ge=1)
+    admin_sign_in_failures_per_address: int = Field(default=30, ge=1)
     # RFC 6749 §2.3.1 keeps client_secret out of URLs (they end up in logs and proxies), so
     # it is refused in the query string. Adobe's own Postman collections and samples put it
     # there for /ims/token/v2: `true` accepts that, for a migration.

@@ -33,6 +33,7 @@ READ_ONLY = {
     "events export": ["events", "export", "--org", ORG],
     "catalog export": ["catalog", "export", "--org", ORG],
     "datastreams list": ["datastreams", "list"],
+    "users list": ["users", "list"],
     # not read-only, but it only deletes old events: it never creates nor migrates a database
     "events prune": ["events", "prune"],
 }

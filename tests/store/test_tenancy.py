@@ -23,6 +23,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,16 @@ import pytest
 import sqlalchemy as sa
 
 import offerbase.store
-from offerbase.store import catalog_io, datasets, datastreams, guardrails, scope, tenants, workloads
+from offerbase.store import (
+    catalog_io,
+    datasets,
+    datastreams,
+    guardrails,
+    scope,
+    tenants,
+    users,
+    workloads,
+)
 from offerbase.store.counters import SqlCounterStore
 from offerbase.store.db import Database
 from offerbase.store.errors import AlreadyExists, NotFound, Unprocessable
@@ -96,6 +106,10 @@ NOT_SQL = {
 JOE = {"identityMap": {"Email": [{"id": "joe@example.com", "primary": True}]}, "tenant": "A"}
 A_COUNTER = "cap|a"
 A_ORIGIN = "https://a.example"
+A_NOW = datetime(2030, 1, 1, tzinfo=UTC)
+# Not a real hash: the store takes the hash as given (scrypt runs in the caller's thread).
+A_PASSWORD_HASH = "scrypt$16$1$1$00$00"
+A_SESSIONS: dict[int, str] = {}  # tenant A's pk -> its user's session token
 
 
 def _bodies() -> list[tuple[str, str, dict[str, Any]]]:
@@ -183,6 +197,13 @@ async def _fill(db: Database, a: Sandbox) -> None:
             item_counts={"placement-a": 2},
             datastream_id=a_datastream(a),
         )
+        user = await users.create_user(
+            conn, a.org_id, a_user(a), "editor", [a.name], A_PASSWORD_HASH, now=A_NOW
+        )
+        A_SESSIONS[a.pk], _ = await users.start_session(
+            conn, user, now=A_NOW, lifetime=timedelta(days=1)
+        )
+
     # A dataset and a finished workload: a runner claims the oldest QUEUED first (created 0).
     async with db.write() as conn:
         dataset = await datasets.create_dataset(conn, a, data_dir=Path("/nonexistent"), name="A")
@@ -196,6 +217,11 @@ async def _fill(db: Database, a: Sandbox) -> None:
 
 # Tenant A's dataset id and workload id, by A's sandbox pk.
 A_BATCH: dict[int, tuple[str, str]] = {}
+
+
+def a_user(a: Sandbox) -> str:
+    """Tenant A's admin UI user (emails are global: one per test's tenant A)."""
+    return f"a-{a.pk}-{a.org_id[:8]}@example.com"
 
 
 def a_datastream(a: Sandbox) -> str:
@@ -744,6 +770,109 @@ async def _profile_page(t: Ctx) -> None:
     async with t.db.read() as conn:
         assert await profile_page(conn, t.b, 0, 10) == []
         assert [body["tenant"] for _pk, body in await profile_page(conn, t.a, 0, 10)] == ["A"]
+
+
+# Users of the admin UI are in the directory, per organization: another organization (B's)
+# neither sees nor changes A's; within A's organization a user is the organization's, whichever
+# sandbox B is.
+
+
+def _same_org(t: Ctx) -> bool:
+    return t.a.org_id == t.b.org_id
+
+
+@case("users.create_user")
+async def _users_create(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        with pytest.raises(AlreadyExists):  # an email is one person, in one organization
+            await users.create_user(
+                conn, t.b.org_id, a_user(t.a), "admin", None, A_PASSWORD_HASH, now=A_NOW
+            )
+        email = f"b-{t.b.pk}@example.com"
+        created = await users.create_user(
+            conn, t.b.org_id, email, "admin", None, A_PASSWORD_HASH, now=A_NOW
+        )
+        assert created.org_id == t.b.org_id
+        assert await users.delete_user(conn, t.b.org_id, email)
+
+
+@case("users.list_users")
+async def _users_list(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        listed = [user.email for user in await users.list_users(conn, t.b.org_id)]
+    assert (a_user(t.a) in listed) == _same_org(t)
+
+
+@case("users.get_user")
+async def _users_get(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        found = await users.get_user(conn, t.b.org_id, a_user(t.a))
+    assert (found is not None) == _same_org(t)
+
+
+@case("users.find_for_sign_in")
+async def _users_find(t: Ctx) -> None:
+    # Sign-in names no organization: the email finds its one user, which carries its org.
+    async with t.db.read() as conn:
+        found = await users.find_for_sign_in(conn, a_user(t.a).upper())
+        assert await users.find_for_sign_in(conn, f"b-{t.b.pk}@example.com") is None
+    assert found is not None
+    assert found[0].org_id == t.a.org_id
+
+
+@case("users.set_role")
+async def _users_set_role(t: Ctx) -> None:
+    if _same_org(t):
+        return  # the organization's own user: changing it is no breach (and A's rows stay)
+    async with t.db.write() as conn:
+        assert await users.set_role(conn, t.b.org_id, a_user(t.a), "admin") is None
+        found = await users.get_user(conn, t.a.org_id, a_user(t.a))
+    assert found is not None
+    assert found.role == users.Role.EDITOR
+
+
+@case("users.delete_user")
+async def _users_delete(t: Ctx) -> None:
+    if _same_org(t):
+        return
+    async with t.db.write() as conn:
+        assert await users.delete_user(conn, t.b.org_id, a_user(t.a)) is False
+        assert await users.get_user(conn, t.a.org_id, a_user(t.a)) is not None
+
+
+@case("users.start_session")
+async def _users_start_session(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        user = await users.create_user(
+            conn, t.b.org_id, f"b-{t.b.pk}@example.com", "viewer", None, A_PASSWORD_HASH, now=A_NOW
+        )
+        token, session = await users.start_session(
+            conn, user, now=A_NOW, lifetime=timedelta(hours=1)
+        )
+        found = await users.session_of(conn, token, now=A_NOW)
+        assert found is not None
+        assert found.user.org_id == t.b.org_id
+        assert session.csrf_token == found.csrf_token
+        assert await users.delete_user(conn, t.b.org_id, user.email)
+        # A's session (started the same moment) is untouched by B's sign-in.
+        assert await users.session_of(conn, A_SESSIONS[t.a.pk], now=A_NOW) is not None
+
+
+@case("users.session_of")
+async def _users_session_of(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        found = await users.session_of(conn, A_SESSIONS[t.a.pk], now=A_NOW)
+        assert await users.session_of(conn, "not-a-token", now=A_NOW) is None
+    assert found is not None
+    assert found.user.org_id == t.a.org_id
+    assert found.user.sandboxes == (t.a.name,)
+
+
+@case("users.end_session")
+async def _users_end_session(t: Ctx) -> None:
+    async with t.db.write() as conn:
+        await users.end_session(conn, "not-a-token")
+        assert await users.session_of(conn, A_SESSIONS[t.a.pk], now=A_NOW) is not None
 
 
 # -- the tests -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from offerbase.api import (
     profiles,
     workloads,
 )
+from offerbase.api.admin_ui import routes as admin_ui
 from offerbase.api.deps import Services
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
@@ -201,6 +202,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(datastreams.router)
     app.include_router(workloads.router)
+    admin_ui.install(app)  # the admin web UI at /admin (docs/admin-ui.md)
     # First in the route table: the hot path should not be matched against every other route.
     app.router.routes[0:0] = [*decisioning.routes, *edge.routes]
     app.router.routes.extend(ode.routes)

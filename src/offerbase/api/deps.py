@@ -17,6 +17,7 @@ from fastapi import Depends
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from offerbase.api.admin_ui.sign_in import SignInChecker
 from offerbase.api.client_auth import FailureThrottle, SecretChecker
 from offerbase.api.credential_cache import CredentialCache
 from offerbase.api.datastream_cache import DatastreamCache
@@ -43,6 +44,7 @@ class Services:
     sandboxes: SandboxCache
     credentials: CredentialCache
     secrets: SecretChecker
+    sign_ins: SignInChecker  # admin UI passwords (api/admin_ui)
     snapshots: SnapshotCache
     datastreams: DatastreamCache  # the Edge endpoints' tenant, by public datastream id
     counters: CounterStore
@@ -77,6 +79,14 @@ class Services:
                     per_client=settings.token_failures_per_client,
                     per_address=settings.token_failures_per_address,
                     key_prefix=f"{settings.redis_prefix}throttle",  # OFFERBASE_REDIS_PREFIX
+                )
+            ),
+            sign_ins=SignInChecker(
+                FailureThrottle(
+                    settings.redis_url,
+                    per_client=settings.admin_sign_in_failures_per_email,
+                    per_address=settings.admin_sign_in_failures_per_address,
+                    key_prefix=f"{settings.redis_prefix}admin-sign-in",
                 )
             ),
             snapshots=SnapshotCache(db, settings.snapshot_poll_seconds),

@@ -70,6 +70,38 @@ directory_state = sa.Table(
     info={"directory": True},
 )
 
+# People who sign in to the admin UI (/admin). The email is the sign-in name, so it is unique
+# across organizations (stored lowercased); `sandboxes` is the list of sandbox names the user
+# may use, NULL for every sandbox of the org. Roles: store/users.py.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("org_id", sa.String(255), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("sandboxes", Json, nullable=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created", sa.String(32), nullable=False),
+    info={"directory": True},
+)
+
+# Signed-in admin UI sessions, server-side so that sign-out, deleting a user and expiry end them
+# at once. The cookie carries a random token; only its SHA-256 is stored, so a read of this
+# table gives no usable cookie. `csrf_token` is the session's synchronizer token.
+admin_sessions = sa.Table(
+    "admin_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("expires", sa.String(32), nullable=False),
+    sa.Index("ix_admin_sessions_user", "user_id"),
+    sa.Index("ix_admin_sessions_expires", "expires"),
+    info={"directory": True},
+)
+
 # One row per version of an entity. The current version has valid_to NULL; older versions are
 # kept (valid_to = the catalog version that replaced them) so that a paged list can read a
 # consistent snapshot of the catalog, visiting every match exactly once while others write.
