@@ -20,7 +20,7 @@ from real_server import clean_environment, free_port, token_headers
 pytestmark = pytest.mark.xdist_group("batch-restart")  # one real server at a time
 
 SEGMENT = "everyone"
-PROFILES = 20_000  # enough that the job is still PROCESSING when the server is killed
+PROFILES = 5_000  # enough that the job is still PROCESSING when the server is killed
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
 DATES = {"startDate": "2020-01-01T00:00:00.000Z", "endDate": "2040-01-01T00:00:00.000Z"}
 REP = {
@@ -29,7 +29,7 @@ REP = {
     "components": [{"type": "html", "format": "text/html", "content": "<p>x</p>"}],
 }
 CATALOG = [
-    ("offer-placements", "P", "", {"name": "P", "channel": WEB}),
+    ("placements", "P", "", {"name": "P", "channel": WEB}),
     ("offers", "F", "fallback", {"name": "F", "status": "approved", "representations": [REP]}),
     (
         "offers",
