@@ -57,3 +57,9 @@ def test_token_flood_bench_runs(tmp_path: Path) -> None:
     assert "alone   (decisions/s):" in out
     assert "median: alone" in out
     assert "target <= 20%" in out
+
+
+def test_batch_vector_bench_runs() -> None:
+    out = run("batch_vector.py", "--profiles", "300", "--runs", "1")
+    assert "masks agree" in out
+    assert "vectorised, from Arrow" in out

@@ -1,0 +1,11 @@
+"""Batch decisioning: decisions for every profile of an audience (issue 15).
+
+Layer rule: `batch` sits above `engine`, `catalog` and `pql` and is pure like the engine: it may
+import those, `regex`, polars and pyarrow, and nothing that does I/O through the server's
+frameworks (no `store`, `api` or `cli`; no web or database framework). Files are read and
+written by the caller (the CLI, the API's job runner), so a partition function runs unchanged in
+a worker process or on a cluster engine. `tests/test_layers.py` checks it.
+
+* `vector`: PQL rules compiled to Polars expressions over a frame of profiles (vectorised
+  eligibility), with the engine's closures as the reference and the per-row fallback.
+"""
