@@ -63,3 +63,9 @@ def test_batch_vector_bench_runs() -> None:
     out = run("batch_vector.py", "--profiles", "300", "--runs", "1")
     assert "masks agree" in out
     assert "vectorised, from Arrow" in out
+
+
+def test_batch_bench_runs() -> None:
+    out = run("batch.py", "--profiles", "300", "--no-api")
+    assert "batch end to end:" in out
+    assert "peak memory < 2 GiB:" in out

@@ -2,9 +2,10 @@
 
 Commands that write (`serve`, `credentials create|revoke|rotate`, `profiles import`,
 `catalog import`, `datastreams create|delete`, `datasets create`, `users
-create|delete|set-role`) apply the database migrations first, creating the database when it is
-missing. Read-only commands (`credentials list`, `sandboxes list`, `events export`, `catalog
-export`, `datastreams list`, `datasets list`, `users list`) never create nor change a database:
+create|delete|set-role`, `batch decide` without --dry-run) apply the database migrations first,
+creating the database when it is missing. Read-only commands (`credentials list`, `sandboxes
+list`, `events export`, `catalog export`, `datastreams list`, `datasets list`, `users list`,
+`batch decide --dry-run`) never create nor change a database:
 on a missing one or one not at the latest migration they exit 2 and say which command migrates
 it. `events prune` deletes old events from a database that exists and is migrated, checked the
 same way.
@@ -16,7 +17,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -1207,3 +1208,221 @@ def list_datasets(
 
     for found in asyncio.run(run()):
         _print_dataset(found, as_json)
+
+
+# -- batch -------------------------------------------------------------------------------------
+
+batch_app = _group("Decide for every profile of a file, with no server (docs/batch.md).")
+app.add_typer(batch_app, name="batch")
+# Counter increments written per transaction after a job (each key once, with its count).
+_COUNTER_WRITE_CHUNK = 500
+
+
+@batch_app.command("decide")
+def batch_decide(
+    org: Org,
+    input_path: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            metavar="PROFILES",
+            help="The profiles: a .parquet file (one column per profile field) or an .ndjson "
+            "file (one profile per line, as `offerbase profiles import` reads it).",
+        ),
+    ],
+    activity: Annotated[str, typer.Option(metavar="ID", help="The decision (activity) id.")],
+    placement: Annotated[str, typer.Option(metavar="ID", help="The placement id.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR",
+            help="Where the Parquet results go; it must not exist or be empty, and it appears "
+            "only once every row is decided.",
+        ),
+    ],
+    sandbox: SandboxName = "prod",
+    item_count: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N", min=1, max=30, help="Offers per profile (default the placement's)."
+        ),
+    ] = None,
+    include_content: Annotated[
+        bool,
+        typer.Option("--include-content", help="Add each option's content columns."),
+    ] = False,
+    workers: Annotated[
+        int, typer.Option(metavar="N", min=1, max=64, help="Worker processes (default 1).")
+    ] = 1,
+    engine: Annotated[
+        str, typer.Option(metavar="NAME", help="Where partitions run: local (the default).")
+    ] = "local",
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Count no capping counter and record no decision event."),
+    ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="The seed of the random tie-breaks (default random)."),
+    ] = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Decide one scope for every profile of PROFILES and write Parquet files to DIR, with a
+    progress bar on stderr and a summary (rows, fallbacks, seconds) on stdout.
+
+    Reads the sandbox's catalog and capping counters once; the job's decisions then count
+    toward the caps (global caps across the whole job) and are added to the counters, and
+    recorded as decision events, at the end (not with --dry-run). Exits 1 on a malformed row
+    or an undecidable scope (the message names the row and field), 2 when the file or the
+    sandbox does not exist; a failed job leaves no DIR.
+
+    \b
+    Example:
+      offerbase batch decide --org ACME@AdobeOrg --input audience.parquet \\
+        --activity dps:offer-activity:1 --placement dps:offer-placement:1 \\
+        --output results/ --workers 2
+    """
+    import dataclasses
+    import random as random_module
+    import secrets
+    from datetime import UTC, datetime
+
+    from offerbase.batch.partition import BatchInputError, BatchJob
+    from offerbase.batch.run import BatchError, Summary, counters_to_read, run_batch
+    from offerbase.engine import DecisionError, ScopeRequest
+    from offerbase.store.counters import counter_store
+    from offerbase.store.library import Library
+
+    settings = _settings(data_dir, database_url, writes=not dry_run)
+    if not input_path.is_file():
+        typer.echo(f"No such file: {input_path}", err=True)
+        raise typer.Exit(2)
+    now = datetime.now(UTC)
+    scopes = (ScopeRequest(activity, placement, item_count),)
+
+    async def read(db: Database, found: Sandbox) -> tuple[Sandbox, BatchJob]:
+        async with db.read() as conn:
+            version, bodies = await Library(conn, found).current_bodies()
+        job = BatchJob(
+            catalog=bodies,
+            catalog_version=version,
+            scopes=scopes,
+            include_content=include_content,
+            now=now,
+            seed=seed if seed is not None else random_module.SystemRandom().getrandbits(63),
+            counters={},
+            workload_id=secrets.token_hex(16),
+            dry_run=dry_run,
+        )
+        # Read once, at job start: the global counters and every per-profile counter the
+        # scope's offers have.
+        keys, prefixes = counters_to_read(job)
+        counters = counter_store(db, settings.redis_url, settings.redis_prefix)
+        try:
+            start = await counters.get_many(found.pk, keys) if keys else {}
+            if prefixes:
+                start.update(await counters.read_prefixed(found.pk, prefixes))
+        finally:
+            await counters.close()
+        return found, dataclasses.replace(job, counters=start)
+
+    found, job = asyncio.run(_in_sandbox(settings, org, sandbox, read, writes=not dry_run))
+
+    def record(summary: Summary, event_files: list[Path]) -> None:
+        asyncio.run(_record_batch(settings, found, summary, event_files))
+
+    progress = _progress_bar(input_path)
+    try:
+        with progress as bar:
+            summary = run_batch(
+                job,
+                input_path,
+                output,
+                workers=workers,
+                engine=engine,
+                progress=bar,
+                record=record,
+            )
+    except (BatchInputError, BatchError) as exc:
+        typer.echo(f"Batch failed, nothing published: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except DecisionError as exc:
+        typer.echo(f"Batch failed, nothing published: {exc.detail} ({exc.pointer})", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict()))
+    else:
+        typer.echo(
+            f"{summary.rows} rows, {summary.fallbacks} fallbacks, {summary.seconds:.1f} s "
+            f"-> {summary.output}"
+        )
+
+
+class _Progress:
+    """A progress bar on stderr (rich, which typer brings): rows decided, of the Parquet
+    file's row count when it is known."""
+
+    def __init__(self, total: int | None) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._progress = Progress(console=Console(stderr=True), transient=True)
+        self._task = self._progress.add_task("deciding", total=total)
+
+    def __enter__(self) -> Callable[[int], None]:
+        self._progress.start()
+        return lambda rows: self._progress.update(self._task, completed=rows)
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+
+def _progress_bar(path: Path) -> _Progress:
+    total = None
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            total = pq.ParquetFile(path).metadata.num_rows
+        except Exception:  # an unreadable file is reported by the job itself
+            total = None
+    return _Progress(total)
+
+
+async def _record_batch(
+    settings: Settings, found: Sandbox, summary: object, event_files: list[Path]
+) -> None:
+    """After a batch job: its decision events into decision_events (through an EventWriter),
+    its consumption added to the capping counters."""
+    import pyarrow.parquet as pq
+
+    from offerbase.store.counters import counter_store
+    from offerbase.store.events import write_encoded_events
+
+    def events() -> Iterator[tuple[str, str, str]]:
+        for path in event_files:  # one partition at a time: bounded memory
+            table = pq.read_table(path)
+            yield from zip(
+                table.column("proposition_id").to_pylist(),
+                table.column("timestamp").to_pylist(),
+                table.column("body").to_pylist(),
+                strict=True,
+            )
+
+    db = Database.for_settings(settings)
+    counters = counter_store(db, settings.redis_url, settings.redis_prefix)
+    try:
+        await write_encoded_events(db, found, events())
+        # Unconditional increments: the job's decisions count even if online traffic consumed
+        # the same counters meanwhile (Adobe: counted after the job, from the counts read at
+        # its start).
+        consumption: dict[str, int] = getattr(summary, "consumption", {})
+        items = list(consumption.items())
+        for i in range(0, len(items), _COUNTER_WRITE_CHUNK):
+            chunk = [key for key, n in items[i : i + _COUNTER_WRITE_CHUNK] for _ in range(n)]
+            await counters.add(found.pk, chunk)
+    finally:
+        await counters.close()
+        await db.dispose()

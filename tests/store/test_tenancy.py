@@ -559,6 +559,13 @@ async def _counters_get_many(t: Ctx) -> None:
     assert await counters.get_many(t.b.pk, [A_COUNTER]) == {}
 
 
+@case("counters.SqlCounterStore.read_prefixed")
+async def _counters_read_prefixed(t: Ctx) -> None:
+    counters = SqlCounterStore(t.db)
+    assert await counters.read_prefixed(t.a.pk, ["cap|"]) == {A_COUNTER: 1}
+    assert await counters.read_prefixed(t.b.pk, ["cap|"]) == {}
+
+
 @case("counters.SqlCounterStore.try_consume")
 async def _counters_try_consume(t: Ctx) -> None:
     counters = SqlCounterStore(t.db)

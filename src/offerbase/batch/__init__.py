@@ -8,4 +8,8 @@ a worker process or on a cluster engine. `tests/test_layers.py` checks it.
 
 * `vector`: PQL rules compiled to Polars expressions over a frame of profiles (vectorised
   eligibility), with the engine's closures as the reference and the per-row fallback.
+* `partition`: one partition of profiles decided (`decide_partition`: picklable arguments, the
+  engine per row, the output columns).
+* `run`: a job on files (`run_batch`: streamed input, worker processes, the cap arbitration in
+  input order, atomic publish). docs/batch.md describes both.
 """

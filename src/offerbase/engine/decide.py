@@ -134,6 +134,7 @@ class _Run:
         now: datetime,
         rng: random.Random,
         allow: tuple[bool, bool],
+        known_rules: Mapping[str, bool] | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.caps = snapshot.caps
@@ -142,7 +143,7 @@ class _Run:
         self.now_ts = now.timestamp()
         self.rng = rng
         self.allow_act, self.allow_pl = allow
-        self.ev = Evaluator(snapshot.rules, profile, request.context, now)
+        self.ev = Evaluator(snapshot.rules, profile, request.context, now, known_rules)
         self.buckets = BucketCache(now)
         self.pending: dict[CounterKey, int] = {}  # increments planned by earlier scopes
         self.used: dict[str, list[tuple[str, str]]] = {}  # offer id -> (activity, placement)
@@ -439,8 +440,13 @@ def decide(
     *,
     now: datetime,
     rng: random.Random,
+    known_rules: Mapping[str, bool] | None = None,
 ) -> DecisionResult:
-    """Decide every scope of `request` (see docs/decisioning.md)."""
+    """Decide every scope of `request` (see docs/decisioning.md).
+
+    `known_rules`: rule id -> value for offer-independent rules already evaluated for this
+    profile (batch decisioning computes them vectorised); they must equal what the rule's
+    compiled closure answers, and the others are evaluated here as usual."""
     if len(request.scopes) > MAX_SCOPES:
         raise DecisionError(
             422,
@@ -468,6 +474,7 @@ def decide(
         now_utc,
         rng,
         _dedup_flags(request, [p for p, _ in resolved]),
+        known_rules,
     )
     scopes = [run.scope(i, plan, count) for i, (plan, count) in enumerate(resolved)]
     return DecisionResult(scopes, run.consumption, run.trace)

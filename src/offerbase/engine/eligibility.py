@@ -89,12 +89,15 @@ class Evaluator:
         profile: Mapping[str, Any],
         context: Mapping[str, Any],
         now: datetime,
+        known: Mapping[str, bool] | None = None,
     ) -> None:
         self._rules = rules
         self._profile = profile
         self._context = context
         self._now = now
-        self._memo: dict[Any, Any] = {}
+        # `known`: values of offer-independent rules computed elsewhere for this profile (the
+        # batch path evaluates them vectorised over many profiles); the memo starts with them.
+        self._memo: dict[Any, Any] = dict(known) if known else {}
         self.on_error: Callable[[str, str | None, str], None] | None = None
 
     def rule(self, rule_id: str, offer_id: str | None, offer_view: Any) -> bool:

@@ -44,6 +44,12 @@ REDIS_PREFIX = "offerbase:"
 # TCP timeout; a reachable Redis answers in well under a millisecond.
 REDIS_TIMEOUT_SECONDS = 2.0
 _READ_CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-parameter limit
+# Counters one `read_prefixed` call answers at most (a batch job holds them in memory).
+MAX_PREFIXED = 2_000_000
+
+
+class TooManyCounters(Exception):
+    """More live counters match the prefixes than MAX_PREFIXED."""
 
 
 class CounterStore(Protocol):
@@ -58,6 +64,12 @@ class CounterStore(Protocol):
     async def add(self, sandbox_pk: int, keys: Sequence[str]) -> None:
         """Increment every key by 1 (by n when listed n times), whatever its value: what
         feedback events (displays, clicks) count has happened already."""
+        ...
+
+    async def read_prefixed(self, sandbox_pk: int, prefixes: Sequence[str]) -> dict[str, int]:
+        """Every live counter whose key starts with one of `prefixes` (a batch job reads the
+        per-profile counters of the offers it may propose: `cap|<offer>|<constraint>|profile|`).
+        Raises TooManyCounters beyond MAX_PREFIXED."""
         ...
 
     async def ping(self) -> bool:
@@ -197,6 +209,24 @@ class SqlCounterStore:
             params = scope.params(key=key, n=n, now=now, expires_at=expires_at)
             await conn.execute(self._add, params)
 
+    async def read_prefixed(self, sandbox_pk: int, prefixes: Sequence[str]) -> dict[str, int]:
+        t = capping_counters
+        out: dict[str, int] = {}
+        now = int(self._clock())
+        scope = Scope(sandbox_pk)
+        async with self.db.read() as conn:
+            for prefix in dict.fromkeys(prefixes):
+                # substr, not LIKE: keys hold '%' (escaped ids) and '_'
+                query = sa.select(t.c.key, t.c.value).where(
+                    sa.func.substr(t.c.key, 1, len(prefix)) == prefix, t.c.expires_at > now
+                )
+                result = await conn.stream(scope.apply(query))
+                async for key, value in result:
+                    out[key] = int(value)
+                    if len(out) > MAX_PREFIXED:
+                        raise TooManyCounters(f"more than {MAX_PREFIXED} counters")
+        return out
+
     async def purge_expired(self) -> int:
         """Delete expired counters of every sandbox (housekeeping; reads already ignore them).
         Returns the count."""
@@ -309,6 +339,29 @@ class RedisCounterStore:
         namespace = self._namespace or await self.namespace()
         values = await self._redis.mget([redis_key(namespace, sandbox_pk, k) for k in wanted])
         return {k: int(v) for k, v in zip(wanted, values, strict=True) if v is not None}
+
+    async def read_prefixed(self, sandbox_pk: int, prefixes: Sequence[str]) -> dict[str, int]:
+        namespace = self._namespace or await self.namespace()
+        out: dict[str, int] = {}
+        for prefix in dict.fromkeys(prefixes):
+            head = redis_key(namespace, sandbox_pk, prefix)
+            pattern = "".join("\\" + c if c in "*?[]\\" else c for c in head) + "*"
+            batch: list[str] = []
+            async for found in self._redis.scan_iter(match=pattern, count=1000):
+                batch.append(found.decode() if isinstance(found, bytes) else found)
+                if len(batch) >= _READ_CHUNK:
+                    out.update(await self._values(batch, len(head) - len(prefix)))
+                    batch = []
+                if len(out) + len(batch) > MAX_PREFIXED:
+                    raise TooManyCounters(f"more than {MAX_PREFIXED} counters")
+            out.update(await self._values(batch, len(head) - len(prefix)))
+        return out
+
+    async def _values(self, redis_keys: list[str], cut: int) -> dict[str, int]:
+        if not redis_keys:
+            return {}
+        values = await self._redis.mget(redis_keys)
+        return {k[cut:]: int(v) for k, v in zip(redis_keys, values, strict=True) if v is not None}
 
     async def try_consume(self, sandbox_pk: int, items: Sequence[tuple[str, int]]) -> bool:
         plan = _plan(items)

@@ -1,0 +1,449 @@
+"""One partition of a batch job: a table of profiles in, a table of decisions out.
+
+`decide_partition(job, table)` is the unit every engine runs (in this process, in a worker
+process, on a cluster): its arguments pickle, it does no I/O, and it answers what the
+Decisioning API answers for the same catalog, profile, clock and seed, because every row goes
+through the engine's own `decide()` with
+
+* the profile key the online path uses for per-profile caps (the primary identity, else the
+  first, namespace lower-cased: `store/profiles.py`'s key of an imported profile),
+* an RNG seeded from (job seed, profile key) by `row_seed`, so a row's random tie-breaks do not
+  depend on where it sits in the file or which process decides it,
+* the capping counters read at job start plus the job's own decisions so far (`running`).
+
+Eligibility comes from one function, `rule_values`: for now it returns nothing and the engine
+evaluates every rule per row with its compiled closures (the reference); a vectorised
+evaluator (PQL compiled to Polars) plugs in there and hands the engine the values of the
+offer-independent rules per row (`decide(known_rules=...)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from offerbase.catalog import Placement, load_catalog
+from offerbase.engine import (
+    ChosenOption,
+    DecisionRequest,
+    DecisionResult,
+    FallbackOption,
+    ScopeRequest,
+    Snapshot,
+    build_snapshot,
+    decide,
+)
+
+# An NDJSON chunk is a table of two columns: the row's number in the input (its line number)
+# and the line's JSON text. A Parquet batch holds the profile's fields as columns (struct
+# columns for nested objects), plus ROW_COLUMN when the reader adds it.
+ROW_COLUMN = "_row"
+BODY_COLUMN = "_profile_json"
+# The identity limits of the profile store (store/profiles.py), checked again here: the batch
+# package may not import the store.
+MAX_NAMESPACE_CHARS = 255
+MAX_IDENTITY_CHARS = 1024
+
+Consumption = tuple[tuple[str, int], ...]  # ((counter key, limit), ...): one +1 each
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """Everything a partition needs, picklable (no compiled PQL: see `job_snapshot`)."""
+
+    # kind -> stored bodies (each with id and etag), as `Library.current_bodies` reads them
+    catalog: Mapping[str, Sequence[Mapping[str, Any]]]
+    catalog_version: int
+    scopes: tuple[ScopeRequest, ...]
+    include_content: bool
+    now: datetime  # the decision time of every row (an aware datetime)
+    seed: int
+    # the capping counters read at job start (absent = 0)
+    counters: Mapping[str, int]
+    workload_id: str
+    dry_run: bool = False
+
+
+class BatchInputError(ValueError):
+    """A profile row that cannot be decided; the message names the row and the field."""
+
+    def __init__(self, row: int, pointer: str, message: str) -> None:
+        where = f"row {row}" + (f", {pointer}" if pointer else "")
+        super().__init__(f"{where}: {message}")
+        self.row = row
+        self.pointer = pointer
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    row: int  # 1-based number in the input (NDJSON: the line number)
+    body: Mapping[str, Any]
+    namespace: str | None  # the primary (else first) identity, as spelled in the body
+    identity: str | None
+    key: str | None  # the per-profile capping key (None: no identity)
+
+
+@dataclass
+class PartitionStats:
+    rows: int = 0  # profiles decided
+    fallbacks: int = 0  # scopes answered with the fallback offer
+    # input rows whose decisions consume capping counters: (index in the partition, consumption)
+    consuming: list[tuple[int, Consumption]] = field(default_factory=list)
+    # output rows of input row i are bounds[i]:bounds[i + 1]
+    bounds: list[int] = field(default_factory=lambda: [0])
+    # one decision event (JSON text) per input row; empty for a dry run
+    events: list[str] = field(default_factory=list)
+
+
+def iso_ms(moment: datetime) -> str:
+    """A decision event's timestamp, as the online path writes it (UTC, milliseconds, Z)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def row_seed(seed: int, identity: str) -> int:
+    """The RNG seed of one decision: the job's seed and the row's identity (its profile key, or
+    `row:<n>` without one). The Decisioning API gives the same answer when its RNG is seeded
+    with this before the request (tests/batch compare them this way)."""
+    digest = hashlib.blake2b(f"{seed}|{identity}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+_SNAPSHOT: list[tuple[Mapping[str, Sequence[Mapping[str, Any]]], int, Snapshot]] = []
+
+
+def job_snapshot(job: BatchJob) -> Snapshot:
+    """The job's compiled catalog, built once per process (a worker decides many partitions):
+    reused while the job brings the same catalog (the same object, or equal bodies, as after a
+    trip through pickle) and version."""
+    if _SNAPSHOT:
+        catalog, version, snapshot = _SNAPSHOT[0]
+        if version == job.catalog_version and (catalog is job.catalog or catalog == job.catalog):
+            return snapshot
+    loaded = load_catalog({kind: list(bodies) for kind, bodies in job.catalog.items()})
+    snapshot = build_snapshot(loaded, version=job.catalog_version)
+    _SNAPSHOT[:] = [(job.catalog, job.catalog_version, snapshot)]  # one job at a time
+    return snapshot
+
+
+class Counts(Mapping[str, int]):
+    """The counters a row sees: read at job start plus the job's own consumption so far."""
+
+    __slots__ = ("_running", "_start")
+
+    def __init__(self, start: Mapping[str, int], running: Mapping[str, int]) -> None:
+        self._start = start
+        self._running = running
+
+    def get(self, key: str, default: Any = 0) -> Any:
+        if key in self._start or key in self._running:
+            return self[key]
+        return default
+
+    def __getitem__(self, key: str) -> int:
+        return int(self._start.get(key, 0) + self._running.get(key, 0))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self._start, **self._running})
+
+    def __len__(self) -> int:
+        return len({**self._start, **self._running})
+
+
+# -- reading profiles --------------------------------------------------------------------------
+
+
+def _without_nulls(value: Any) -> Any:
+    """A Parquet row as a profile body: a null struct field is an absent field (as in the
+    profile store's JSON), so `{"loyalty": None}` reads like `{}`."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _identity(body: Any, row: int) -> tuple[str | None, str | None]:
+    """The primary identity of a body's identityMap, else its first; (None, None) when it has
+    none. Malformed maps raise BatchInputError naming the field."""
+    if not isinstance(body, dict):
+        raise BatchInputError(row, "", "a profile must be a JSON object")
+    identity_map = body.get("identityMap")
+    if identity_map is None:
+        return None, None
+    if not isinstance(identity_map, dict):
+        raise BatchInputError(row, "/identityMap", "must be an object of namespace -> identities")
+    first: tuple[str, str] | None = None
+    for namespace, entries in identity_map.items():
+        pointer = f"/identityMap/{namespace.replace('~', '~0').replace('/', '~1')}"
+        if not isinstance(entries, list):
+            raise BatchInputError(row, pointer, "must be an array of identity objects")
+        if not namespace.strip() or len(namespace) > MAX_NAMESPACE_CHARS:
+            raise BatchInputError(row, pointer, "the namespace must be 1-255 characters")
+        for index, entry in enumerate(entries):
+            where = f"{pointer}/{index}"
+            if not isinstance(entry, dict):
+                raise BatchInputError(row, where, 'must be an object such as {"id": "..."}')
+            value = entry.get("id", entry.get("xdm:id"))
+            if not isinstance(value, str) or not value or len(value) > MAX_IDENTITY_CHARS:
+                raise BatchInputError(row, where + "/id", "must be a string of 1-1024 characters")
+            primary = entry.get("primary", False)
+            if not isinstance(primary, bool):
+                raise BatchInputError(row, where + "/primary", "must be a boolean")
+            if primary:
+                return namespace, value
+            if first is None:
+                first = (namespace, value)
+    return first if first is not None else (None, None)
+
+
+def _profile(row: int, body: Any) -> Profile:
+    namespace, identity = _identity(body, row)
+    key = None if namespace is None else f"{namespace.strip().lower()}:{identity}"
+    return Profile(row, body, namespace, identity, key)
+
+
+def read_profiles(table: pa.Table) -> list[Profile]:
+    """The profiles of a partition, in order; raises BatchInputError for a malformed row."""
+    names = table.column_names
+    count = table.num_rows
+    rows: list[int] = (
+        table.column(ROW_COLUMN).to_pylist() if ROW_COLUMN in names else list(range(1, count + 1))
+    )
+    if BODY_COLUMN in names:
+        profiles = []
+        for row, text in zip(rows, table.column(BODY_COLUMN).to_pylist(), strict=True):
+            try:
+                body = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise BatchInputError(row, "", f"not valid JSON: {exc}") from None
+            profiles.append(_profile(row, body))
+        return profiles
+    data = table.drop_columns([ROW_COLUMN]) if ROW_COLUMN in names else table
+    return [
+        _profile(row, _without_nulls(body))
+        for row, body in zip(rows, data.to_pylist(), strict=True)
+    ]
+
+
+# -- eligibility: the vectorised hook ----------------------------------------------------------
+
+
+def rule_values(
+    snapshot: Snapshot, table: pa.Table, profiles: Sequence[Profile]
+) -> Sequence[Mapping[str, bool]] | None:
+    """Per profile, the values of offer-independent rules evaluated for the whole partition at
+    once, or None to let the engine evaluate every rule per row (what it does today). A
+    vectorised evaluator (batch/vector.py) replaces this body; whatever it returns must equal
+    the compiled closures' answers, which stay the reference."""
+    return None
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def _uuid(*parts: object) -> str:
+    """A deterministic UUID (version 4 layout): a re-run of a job names its rows the same."""
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).digest()
+    return str(uuid.UUID(bytes=digest, version=4))
+
+
+def _component(representation: Mapping[str, Any] | None, placement: Placement) -> Any:
+    """The component to deliver: the first whose type is the placement's, else the first (as
+    api/decision_response.py `deliverable_component`)."""
+    if not representation:
+        return None
+    components = representation.get("components") or []
+    for component in components:
+        if component.get("type") == placement.component_type:
+            return component
+    return components[0] if components else None
+
+
+def schema(include_content: bool) -> pa.Schema:
+    """The output columns (docs/batch.md, "Output")."""
+    fields = [
+        pa.field("decision_event_id", pa.string(), nullable=False),
+        pa.field("timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
+        pa.field("workload_id", pa.string(), nullable=False),
+        pa.field("identity_namespace", pa.string()),
+        pa.field("identity_id", pa.string()),
+        pa.field("proposition_id", pa.string(), nullable=False),
+        pa.field("activity_id", pa.string(), nullable=False),
+        pa.field("placement_id", pa.string(), nullable=False),
+        pa.field("rank", pa.int32()),
+        pa.field("option_id", pa.string()),
+        pa.field("option_etag", pa.int64()),
+        pa.field("score", pa.float64()),
+        pa.field("is_fallback", pa.bool_(), nullable=False),
+    ]
+    if include_content:
+        fields += [
+            pa.field("content", pa.string()),
+            pa.field("delivery_url", pa.string()),
+            pa.field("format", pa.string()),
+            pa.field("language", pa.list_(pa.string())),
+        ]
+    return pa.schema(fields)
+
+
+class _Output:
+    """Column lists of the output rows, one row per profile x scope x rank (a scope answered
+    by nothing, no fallback included, is one row with a null option)."""
+
+    def __init__(self, job: BatchJob, stats: PartitionStats) -> None:
+        self.job = job
+        self.stats = stats
+        self.schema = schema(job.include_content)
+        self.columns: dict[str, list[Any]] = {name: [] for name in self.schema.names}
+        self.timestamp = job.now
+        self.timestamp_text = iso_ms(job.now)
+
+    def add(self, profile: Profile, result: DecisionResult) -> None:
+        job, cols, stats = self.job, self.columns, self.stats
+        event_id = _uuid(job.workload_id, profile.row)
+        # one per profile's decision, as the Decisioning API's xdm:propositionId
+        proposition_id = _uuid(event_id, "proposition")
+        propositions = []
+        for scope in result.scopes:
+            chosen: Sequence[ChosenOption | FallbackOption | None]
+            if scope.options:
+                chosen = scope.options
+                selected: dict[str, Any] = {
+                    "xdm:selections": [
+                        {"xdm:id": o.id, **({"xdm:score": o.score} if o.score is not None else {})}
+                        for o in scope.options
+                    ]
+                }
+            elif scope.fallback is not None:
+                chosen = [scope.fallback]
+                stats.fallbacks += 1
+                selected = {"xdm:fallback": {"xdm:id": scope.fallback.id}}
+            else:
+                chosen, selected = [None], {}
+            propositions.append(
+                {
+                    "xdm:activity": {"xdm:id": scope.activity.id},
+                    "xdm:placement": {"xdm:id": scope.placement.id},
+                    **selected,
+                }
+            )
+            for rank, option in enumerate(chosen, 1):
+                cols["decision_event_id"].append(event_id)
+                cols["timestamp"].append(self.timestamp)
+                cols["workload_id"].append(job.workload_id)
+                cols["identity_namespace"].append(
+                    None if profile.namespace is None else profile.namespace.strip().lower()
+                )
+                cols["identity_id"].append(profile.identity)
+                cols["proposition_id"].append(proposition_id)
+                cols["activity_id"].append(scope.activity.id)
+                cols["placement_id"].append(scope.placement.id)
+                cols["rank"].append(None if option is None else rank)
+                cols["option_id"].append(None if option is None else option.id)
+                cols["option_etag"].append(None if option is None else _etag(option.etag))
+                cols["score"].append(option.score if isinstance(option, ChosenOption) else None)
+                cols["is_fallback"].append(isinstance(option, FallbackOption))
+                if job.include_content:
+                    component = (
+                        None
+                        if option is None
+                        else _component(option.representation, scope.placement)
+                    )
+                    component = component if isinstance(component, Mapping) else {}
+                    cols["content"].append(_text(component.get("content")))
+                    cols["delivery_url"].append(_text(component.get("deliveryURL")))
+                    cols["format"].append(_text(component.get("format")))
+                    language = component.get("language")
+                    cols["language"].append(
+                        [str(x) for x in language] if isinstance(language, list) else None
+                    )
+        stats.bounds.append(len(cols["decision_event_id"]))
+        if not job.dry_run:
+            identity_map = (
+                {profile.namespace: [{"id": profile.identity, "primary": True}]}
+                if profile.namespace is not None
+                else {}
+            )
+            event = {
+                "xdm:propositionId": proposition_id,
+                "xdm:timestamp": self.timestamp_text,
+                "xdm:identityMap": identity_map,
+                "xdm:propositions": propositions,
+                "offerbase:workloadId": job.workload_id,
+            }
+            stats.events.append(orjson.dumps(event).decode())
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pydict(self.columns, schema=self.schema)
+
+
+def _etag(value: Any) -> int | None:
+    """Stored etags are versions (integers); anything else has no column value."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+# -- deciding ------------------------------------------------------------------------------------
+
+
+def decide_profile(
+    job: BatchJob,
+    snapshot: Snapshot,
+    profile: Profile,
+    counters: Mapping[str, int],
+    known: Mapping[str, bool] | None = None,
+) -> DecisionResult:
+    """One row's decision: the online path's engine call (see the module docstring)."""
+    request = DecisionRequest(scopes=job.scopes, profile_key=profile.key)
+    rng = random.Random(row_seed(job.seed, profile.key or f"row:{profile.row}"))
+    return decide(
+        snapshot, request, profile.body, counters, now=job.now, rng=rng, known_rules=known
+    )
+
+
+def decide_rows(
+    job: BatchJob,
+    profiles: Sequence[Profile],
+    counters: Mapping[str, int],
+    known: Sequence[Mapping[str, bool]] | None = None,
+) -> tuple[pa.Table, PartitionStats]:
+    """Decide `profiles`, every one against the same `counters` (the caller arbitrates caps:
+    batch/run.py)."""
+    snapshot = job_snapshot(job)
+    stats = PartitionStats()
+    out = _Output(job, stats)
+    for index, profile in enumerate(profiles):
+        result = decide_profile(job, snapshot, profile, counters, known[index] if known else None)
+        out.add(profile, result)
+        if result.consumption:
+            stats.consuming.append((index, tuple((c.key, c.limit) for c in result.consumption)))
+    stats.rows = len(profiles)
+    return out.table(), stats
+
+
+def decide_partition(
+    job: BatchJob, table: pa.Table, running: Mapping[str, int] | None = None
+) -> tuple[pa.Table, PartitionStats]:
+    """Decide every profile of `table` with the counters read at job start plus `running`
+    (the job's own consumption before this partition, as far as the caller knows it).
+
+    Every row sees the same counters: a row's own consumption is reported in
+    `stats.consuming` and arbitrated by the caller in input order (batch/run.py), which
+    re-decides a row only when a counter it consumed was exhausted by earlier rows."""
+    profiles = read_profiles(table)
+    snapshot = job_snapshot(job)
+    known = rule_values(snapshot, table, profiles)
+    return decide_rows(job, profiles, Counts(job.counters, running or {}), known)

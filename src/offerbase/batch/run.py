@@ -1,0 +1,438 @@
+"""Running a batch job on files: stream the input, decide partitions (in this process or in
+worker processes), arbitrate capping counters in input order, publish Parquet atomically.
+
+Caps across the whole job (docs/batch.md, "Caps"): the answer must be the one a sequence of
+online requests in input order would get. Workers decide a partition with the counters read at
+job start plus the job's consumption as known when the partition was sent (never more than the
+truth: counters only grow during a job). This process then walks the partition's rows in input
+order with the true running counters:
+
+* When every group of the scopes is ranked by priority alone (one criterion, no formula), a
+  decision that consumed no counter that changed in between is exactly the sequential one: a
+  counter that reached its limit only removes offers the row did not choose (an offer the walk
+  reached and found eligible is chosen), and the RNG draws the same. So a row is accepted when
+  its own consumption still fits under the true counters, and otherwise decided again here,
+  with them.
+* When a group scores its candidates (a formula, several criteria of one priority), removing
+  an unchosen offer shifts the random tie-breaks, so a row is decided again whenever a counter
+  it can read crossed a limit since its partition was sent.
+
+Re-decided rows are few: a partition is sent with the counters known then, so only the
+partitions in flight when a counter runs out see it late.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from offerbase.batch.partition import (
+    BODY_COLUMN,
+    ROW_COLUMN,
+    BatchInputError,
+    BatchJob,
+    Consumption,
+    Counts,
+    PartitionStats,
+    Profile,
+    decide_partition,
+    decide_profile,
+    decide_rows,
+    iso_ms,
+    job_snapshot,
+    read_profiles,
+)
+from offerbase.catalog import enums
+from offerbase.engine import DecisionRequest, capping_keys
+from offerbase.engine.capping import profile_part
+
+ROWS_PER_PARTITION = 50_000  # rows per task: memory per worker stays in the tens of MB
+MAX_LINE_BYTES = 1024 * 1024  # one NDJSON profile (the store takes 256 KiB)
+ENGINES = ("local",)
+EVENT_SCHEMA = pa.schema(
+    [("proposition_id", pa.string()), ("timestamp", pa.string()), ("body", pa.string())]
+)
+
+
+class BatchError(Exception):
+    """The job cannot run (unreadable input, an output directory in use); names the file."""
+
+
+@dataclass
+class Summary:
+    rows: int = 0
+    fallbacks: int = 0
+    redecided: int = 0  # rows decided again by the cap arbitration
+    seconds: float = 0.0
+    record_seconds: float = 0.0  # of which storing the events and counters (`record`)
+    output: str = ""
+    # the job's own counter increments (added to the real counters unless dry run)
+    consumption: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "fallbacks": self.fallbacks,
+            "redecided": self.redecided,
+            "seconds": round(self.seconds, 3),
+            "record_seconds": round(self.record_seconds, 3),
+            "output": self.output,
+        }
+
+
+# -- input -----------------------------------------------------------------------------------
+
+
+def _parquet(path: Path) -> Iterator[pa.Table]:
+    try:
+        handle = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise BatchError(f"{path}: not a readable Parquet file ({exc})") from None
+    first = 1
+    try:
+        for batch in handle.iter_batches(batch_size=ROWS_PER_PARTITION):
+            table = pa.Table.from_batches([batch])
+            rows = pa.array(range(first, first + table.num_rows), pa.int64())
+            first += table.num_rows
+            yield table.append_column(ROW_COLUMN, rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise BatchError(f"{path}: cannot read row {first} onwards ({exc})") from None
+
+
+def _ndjson(path: Path) -> Iterator[pa.Table]:
+    rows: list[int] = []
+    texts: list[bytes] = []
+    try:
+        with path.open("rb") as handle:
+            for number, line in enumerate(
+                iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), 1
+            ):
+                if len(line) > MAX_LINE_BYTES:
+                    raise BatchInputError(number, "", f"longer than {MAX_LINE_BYTES} bytes")
+                if not line.strip():
+                    continue
+                rows.append(number)
+                texts.append(line)
+                if len(rows) >= ROWS_PER_PARTITION:
+                    yield pa.table({ROW_COLUMN: rows, BODY_COLUMN: pa.array(texts, pa.binary())})
+                    rows, texts = [], []
+    except OSError as exc:
+        raise BatchError(f"{path}: cannot read it ({exc})") from None
+    if rows:
+        yield pa.table({ROW_COLUMN: rows, BODY_COLUMN: pa.array(texts, pa.binary())})
+
+
+def partitions(path: Path) -> Iterator[pa.Table]:
+    """The input in partitions of at most ROWS_PER_PARTITION rows (bounded memory)."""
+    if not path.is_file():
+        raise BatchError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        return _parquet(path)
+    if path.suffix in (".ndjson", ".jsonl"):
+        return _ndjson(path)
+    raise BatchError(f"{path}: the input must be .parquet or .ndjson")
+
+
+# -- cap arbitration -------------------------------------------------------------------------
+
+
+def _is_global(key: str) -> bool:
+    return key.split("|", 4)[3] == "global"
+
+
+class Arbiter:
+    """The job's counters in input order (see the module docstring)."""
+
+    def __init__(self, start: Mapping[str, int], scopes: int, order_sensitive: bool) -> None:
+        self.start = start
+        self.scopes = scopes
+        self.order_sensitive = order_sensitive
+        self.running: dict[str, int] = {}  # the job's consumption so far, per counter
+        self.global_keys: set[str] = set()
+        self.by_profile: dict[str, list[str]] = {}  # escaped profile key -> its counters
+        self.limits: dict[str, int] = {}
+
+    def global_view(self) -> dict[str, int]:
+        """The job's consumption of global counters so far, for a partition being sent
+        (per-profile counters go with it as read at job start)."""
+        return {key: self.running[key] for key in self.global_keys}
+
+    def fits(self, consumption: Consumption) -> bool:
+        wanted: dict[str, int] = {}
+        for key, _limit in consumption:
+            wanted[key] = wanted.get(key, 0) + 1
+        return all(
+            self.start.get(key, 0) + self.running.get(key, 0) + n <= limit
+            for (key, n), limit in zip(wanted.items(), _limits(consumption, wanted), strict=True)
+        )
+
+    def consume(self, consumption: Consumption) -> None:
+        for key, limit in consumption:
+            before = self.running.get(key, 0)
+            self.running[key] = before + 1
+            self.limits[key] = min(limit, self.limits.get(key, limit))
+            fields = key.split("|", 5)
+            if fields[3] == "global":
+                self.global_keys.add(key)
+            elif before == 0:
+                self.by_profile.setdefault(fields[4], []).append(key)
+
+    def _left(self, key: str, used: int) -> int:
+        """Units left, clamped to what one decision can take (one per scope)."""
+        return min(max(self.limits[key] - self.start.get(key, 0) - used, 0), self.scopes)
+
+    def changed(self, view: Mapping[str, int], profile: str | None) -> bool:
+        """Whether a counter a row can read has fewer units left now, as one decision sees
+        it, than in what its partition was decided with (`view` for the global counters,
+        the values read at job start for its profile's)."""
+        for key in self.global_keys:
+            if self._left(key, view.get(key, 0)) != self._left(key, self.running[key]):
+                return True
+        for key in self.by_profile.get(profile, ()) if profile is not None else ():
+            if self._left(key, 0) != self._left(key, self.running[key]):
+                return True
+        return False
+
+
+def _limits(consumption: Consumption, wanted: Mapping[str, int]) -> list[int]:
+    smallest: dict[str, int] = {}
+    for key, limit in consumption:
+        smallest[key] = min(limit, smallest.get(key, limit))
+    return [smallest[key] for key in wanted]
+
+
+def order_sensitive(job: BatchJob) -> bool:
+    """Whether a scope has a group that scores its candidates and counters to read (see the
+    module docstring)."""
+    snapshot = job_snapshot(job)
+    for scope in job.scopes:
+        decision = snapshot.decisions.get(scope.activity_id)
+        placement = snapshot.placements.get(scope.placement_id)
+        if decision is None or placement is None:
+            continue
+        plan = snapshot.plan(decision, placement)
+        if not plan.cap_rules:
+            continue
+        for group in plan.groups:
+            if len(group) > 1 or group[0].criterion.order == enums.ORDER_FORMULA:
+                return True
+    return False
+
+
+def _arbitrate(
+    job: BatchJob,
+    arbiter: Arbiter,
+    view: Mapping[str, int],
+    source: pa.Table,
+    output: pa.Table,
+    stats: PartitionStats,
+) -> tuple[pa.Table, list[str], int]:
+    """The partition's final rows and events, in input order; and how many were re-decided.
+    `view`: the job's global consumption the partition was decided with."""
+    profiles: list[Profile] | None = None
+    replaced: dict[int, tuple[pa.Table, PartitionStats]] = {}
+    consuming = dict(stats.consuming)
+    candidates: Sequence[int] = range(stats.rows) if arbiter.order_sensitive else list(consuming)
+    for index in candidates:
+        consumption = consuming.get(index, ())
+        if arbiter.order_sensitive:
+            if profiles is None:
+                profiles = read_profiles(source)
+            key = profiles[index].key
+            escaped = None if key is None else profile_part(key).split("|", 1)[1]
+            ok = not arbiter.changed(view, escaped)
+        else:
+            ok = arbiter.fits(consumption)
+        if ok:
+            arbiter.consume(consumption)
+            continue
+        if profiles is None:
+            profiles = read_profiles(source)
+        again = decide_rows(job, [profiles[index]], Counts(job.counters, arbiter.running))
+        replaced[index] = again
+        if again[1].consuming:
+            arbiter.consume(again[1].consuming[0][1])
+    if not replaced:
+        return output, stats.events, 0
+    pieces: list[pa.Table] = []
+    events = list(stats.events)
+    position = 0
+    for index in sorted(replaced):
+        table, single = replaced[index]
+        pieces.append(output.slice(position, stats.bounds[index] - position))
+        pieces.append(table)
+        position = stats.bounds[index + 1]
+        if events:
+            events[index] = single.events[0]
+    pieces.append(output.slice(position))
+    return pa.concat_tables(pieces), events, len(replaced)
+
+
+# -- the job ---------------------------------------------------------------------------------
+
+
+def counters_to_read(job: BatchJob) -> tuple[list[str], list[str]]:
+    """What to read at job start (with `job.counters` still empty): the global counter keys
+    the scopes can read, and the key prefixes of their per-profile counters (every profile's
+    counters of one offer's cap: `cap|<offer>|<constraint>|profile|`)."""
+    snapshot = job_snapshot(job)
+    request = DecisionRequest(scopes=job.scopes)  # no profile: the global keys only
+    prefixes: dict[str, None] = {}
+    for scope in job.scopes:
+        decision = snapshot.decisions.get(scope.activity_id)
+        placement = snapshot.placements.get(scope.placement_id)
+        if decision is None or placement is None:
+            continue
+        for rule, _entity in snapshot.plan(decision, placement).cap_rules:
+            if rule.per_profile:
+                prefixes[rule.prefix + "profile|"] = None
+    return capping_keys(snapshot, request, job.now), list(prefixes)
+
+
+# The job of a worker process, sent once when it starts (not with every partition).
+_WORKER_JOB: BatchJob | None = None
+
+
+def _install(job: BatchJob) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = job
+
+
+def _decide_installed(
+    table: pa.Table, running: Mapping[str, int]
+) -> tuple[pa.Table, PartitionStats]:
+    assert _WORKER_JOB is not None  # set by the pool's initializer
+    return decide_partition(_WORKER_JOB, table, running)
+
+
+def check_job(job: BatchJob) -> None:
+    """Raise the engine's DecisionError when the scopes cannot be decided at all (an unknown
+    activity, a decision that is not live...): before any row is read."""
+    decide_profile(job, job_snapshot(job), Profile(0, {}, None, None, None), job.counters)
+
+
+def _publish_dir(output_dir: Path) -> None:
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise BatchError(f"{output_dir}: the output directory exists and is not empty")
+
+
+def run_batch(
+    job: BatchJob,
+    input_path: Path,
+    output_dir: Path,
+    *,
+    workers: int = 1,
+    engine: str = "local",
+    progress: Callable[[int], None] | None = None,
+    record: Callable[[Summary, list[Path]], None] | None = None,
+) -> Summary:
+    """Decide every profile of `input_path` and publish the Parquet parts in `output_dir`.
+
+    `record(summary, event_files)` runs after every row is decided and before the output is
+    published (not for a dry run): the caller stores the decision events (Parquet files of
+    proposition_id, timestamp, body) and adds `summary.consumption` to the real counters. A
+    failure anywhere leaves no `output_dir` (or the empty one there was)."""
+    if engine not in ENGINES:
+        raise BatchError(f"unknown engine '{engine}': one of {', '.join(ENGINES)}")
+    started = time.monotonic()
+    output_dir = output_dir.absolute()
+    _publish_dir(output_dir)
+    check_job(job)
+    work = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex[:12]}"
+    events_dir = work / "_events"
+    events_dir.mkdir(parents=True)
+    summary = Summary(output=str(output_dir))
+    arbiter = Arbiter(job.counters, len(job.scopes), order_sensitive(job))
+    event_files: list[Path] = []
+    # spawn, not fork: the caller may be a server with threads and open connections; each
+    # worker gets the job once (the catalog, the counters read at start), then partitions.
+    pool = (
+        ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_install, initargs=(job,)
+        )
+        if workers > 1
+        else None
+    )
+    try:
+        in_flight: deque[
+            tuple[pa.Table, dict[str, int], Future[Any] | tuple[pa.Table, PartitionStats]]
+        ]
+        in_flight = deque()
+        number = 0
+
+        def finish() -> None:
+            nonlocal number
+            source, view, pending = in_flight.popleft()
+            output, stats = pending.result() if isinstance(pending, Future) else pending
+            final, events, redecided = _arbitrate(job, arbiter, view, source, output, stats)
+            pq.write_table(final, work / f"part-{number:05d}.parquet")
+            if events:
+                path = events_dir / f"events-{number:05d}.parquet"
+                ids = [row[1] for row in _ids(final, stats, events)]
+                pq.write_table(
+                    pa.table(
+                        {
+                            "proposition_id": ids,
+                            "timestamp": [iso_ms(job.now)] * len(events),
+                            "body": events,
+                        },
+                        schema=EVENT_SCHEMA,
+                    ),
+                    path,
+                )
+                event_files.append(path)
+            number += 1
+            summary.rows += stats.rows
+            summary.redecided += redecided
+            summary.fallbacks += int(pc.sum(final.column("is_fallback")).as_py() or 0)
+            if progress is not None:
+                progress(summary.rows)
+
+        for table in partitions(input_path):
+            view = arbiter.global_view()
+            task: Future[Any] | tuple[pa.Table, PartitionStats]
+            if pool is None:
+                task = decide_partition(job, table, view)
+            else:
+                task = pool.submit(_decide_installed, table, view)
+            in_flight.append((table, view, task))
+            while len(in_flight) > (workers if pool is not None else 0):
+                finish()
+        while in_flight:
+            finish()
+        summary.consumption = dict(arbiter.running)
+        if record is not None and not job.dry_run:
+            recording = time.monotonic()
+            record(summary, event_files)
+            summary.record_seconds = time.monotonic() - recording
+        shutil.rmtree(events_dir)
+        (work / "_SUCCESS").touch()
+        if output_dir.exists():
+            output_dir.rmdir()  # empty (checked above)
+        work.rename(output_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _ids(final: pa.Table, stats: PartitionStats, events: list[str]) -> Iterator[tuple[int, str]]:
+    """(row index, proposition id) of each event, in order."""
+    seen: dict[str, None] = dict.fromkeys(final.column("proposition_id").to_pylist())
+    return enumerate(seen)
