@@ -50,6 +50,7 @@ from offerbase.store.events import (
     PendingEvent,
     every_page,
     read_page,
+    write_encoded_events,
 )
 from offerbase.store.interactions import (
     InteractionEvent,
@@ -485,6 +486,13 @@ async def _events_stop(t: Ctx) -> None:
     writer.record(PendingEvent(t.b.pk, "proposition-b", "2024-01-02T00:00:00.000Z", {"b": 2}))
     await writer.stop()
     assert await _b_events(t) == [{"b": 2}]
+
+
+@case("events.write_encoded_events")
+async def _events_write_encoded(t: Ctx) -> None:
+    rows = [("proposition-b", "2024-01-02T00:00:00.000Z", '{"b": 4}')]
+    assert await write_encoded_events(t.db, t.b, rows) == 1
+    assert await _b_events(t) == [{"b": 4}]
 
 
 @case("events.DecisionEvents.page")
