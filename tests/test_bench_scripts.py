@@ -69,3 +69,14 @@ def test_batch_bench_runs() -> None:
     out = run("batch.py", "--profiles", "300", "--no-api")
     assert "batch end to end:" in out
     assert "peak memory < 2 GiB:" in out
+
+
+def test_reports_bench_runs(tmp_path: Path) -> None:
+    out = run(
+        "reports.py",
+        *("--events", "2000", "--runs", "1", "--samples", "2"),
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert "stored 2,000 events with their rollups" in out
+    assert "30 days by offer,day under 1 s:" in out
+    assert "an event is in the report within 5 s:" in out

@@ -14,14 +14,17 @@ same way.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, BinaryIO, TypeVar
+from typing import Annotated, Any, BinaryIO, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -834,6 +837,123 @@ def prune_events(
             f"Deleted {pruned.decision_events} decision events and "
             f"{pruned.interaction_events} interaction events older than {before}."
         )
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _report_table(report: Any, group_by: tuple[str, ...]) -> str:
+    """The report as aligned text columns (unattributed keys and null ratios shown as -)."""
+    from offerbase.api.reports import report_csv
+
+    lines = list(csv.reader(io.StringIO(report_csv(report, group_by))))
+    lines = [[cell or "-" for cell in line] for line in lines]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def _report_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        day: date | None = date.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or len(value) != 10:  # fromisoformat also takes 20261124
+        typer.echo(f"{option}: '{value}' is not a day (YYYY-MM-DD).", err=True)
+        raise typer.Exit(1)
+    return day
+
+
+@app.command("report")
+def report(
+    org: Org,
+    sandbox: SandboxName = "prod",
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group-by",
+            metavar="KEYS",
+            help="Group by these keys, a comma list or repeated: offer, activity, placement, "
+            "day (default offer).",
+        ),
+    ] = None,
+    first: Annotated[
+        str | None,
+        typer.Option(
+            "--from", metavar="DAY", help="The first UTC day, YYYY-MM-DD (default 29 days ago)."
+        ),
+    ] = None,
+    last: Annotated[
+        str | None,
+        typer.Option("--to", metavar="DAY", help="The last UTC day, YYYY-MM-DD (default today)."),
+    ] = None,
+    output: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format",
+            help="table: aligned columns; csv: as the API's text/csv; json: as its JSON.",
+        ),
+    ] = ReportFormat.table,
+    unique_totals: Annotated[
+        bool,
+        typer.Option(
+            "--unique-totals",
+            help="Also count the totals' unique displays and clicks over the range (a scan).",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print an offer report of a sandbox: decisions, fallbacks, displays, clicks, CTR,
+    conversions and cap hits, as GET /data/core/ods/reports answers it (docs/reports.md).
+    Read-only: exits 2 when the database is missing or not migrated, or the sandbox does not
+    exist; 1 on a bad option.
+
+    \b
+    Examples:
+      offerbase report --org ACME@AdobeOrg --group-by offer,day --from 2026-11-01
+      offerbase report --org ACME@AdobeOrg --group-by activity --format csv > report.csv
+    """
+    from offerbase.api.reports import report_csv
+    from offerbase.store import reports
+
+    settings = _settings(data_dir, database_url, writes=False)
+    try:
+        query = reports.build_query(
+            group_by,
+            _report_day(first, "--from"),
+            _report_day(last, "--to"),
+            datetime.now(UTC).date(),
+            unique_totals=unique_totals,
+        )
+    except reports.BadReportQuery as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(1) from None
+
+    async def run(db: Database, found: Sandbox) -> reports.Report:
+        return await reports.report(db, found, query)
+
+    try:
+        result = asyncio.run(_in_sandbox(settings, org, sandbox, run, writes=False))
+    except reports.ReportTooLarge as exc:
+        typer.echo(f"{exc} Narrow the range or the grouping.", err=True)
+        raise typer.Exit(1) from None
+    if output is ReportFormat.json:
+        typer.echo(json.dumps({"results": result.results, "totals": result.totals}))
+    elif output is ReportFormat.csv:
+        typer.echo(report_csv(result, query.group_by), nl=False)
+    else:
+        typer.echo(_report_table(result, query.group_by))
 
 
 # -- catalog -----------------------------------------------------------------------------------

@@ -97,6 +97,8 @@ UNEXPRESSIBLE = re.compile(
             # a body of the other kind has a member this kind does not know.
             r"^Unknown field .* in a (personalized|fallback) offer;",
             r"^at most \d+ offers per response",  # the sum of the scopes' itemCount
+            # A report's range: from after to, or longer than reports.MAX_DAYS (cross-field).
+            r"^The range (starts \(.*\) after it ends|covers more than \d+ days)",
             # What is stored, not the request: references to other entities, unique names.
             r"^No \S+ with id .* exists in this sandbox\.$",
             r"^The name .* is already used by ",

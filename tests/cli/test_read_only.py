@@ -36,6 +36,7 @@ READ_ONLY = {
     "users list": ["users", "list"],
     # not read-only, but it only deletes old events: it never creates nor migrates a database
     "events prune": ["events", "prune"],
+    "report": ["report", "--org", ORG],
 }
 SCRIPTS = ScriptDirectory(str(MIGRATIONS_DIR))
 HEAD = SCRIPTS.get_current_head()

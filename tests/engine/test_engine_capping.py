@@ -257,3 +257,30 @@ def test_consumed_keys_are_always_among_capping_keys() -> None:
             for c in result.consumption:
                 assert c.key in keys
                 counters[c.key] = counters.get(c.key, 0) + 1
+
+
+def test_the_offers_a_cap_stopped_are_listed_per_scope() -> None:
+    """ScopeResult.capped (reports' capHits): the offers the decision evaluated and a cap
+    excluded, each once; traced and untraced decisions agree, and an offer the decision never
+    reached (the item count was filled first) is not listed though a trace checks it."""
+    cap = {"limit": 1, "scope": "global", "entity": "offer"}
+    snap = simple(
+        [
+            offer("O1", 9, placements=("P1", "P2"), caps=[cap]),
+            offer("O2", 5, placements=("P1", "P2")),
+            offer("O3", 1, placements=("P1", "P2"), caps=[cap]),
+        ]
+    )
+    full = {"cap|O1|fc0|global|-|offer|-|all": 1, "cap|O3|fc0|global|-|offer|-|all": 1}
+    for trace in (False, True):
+        result = run(
+            snap,
+            [("D1", "P1"), ("D1", "P2", 2)],
+            counters=full,
+            trace=trace,
+            allow_duplicates_across_placements=True,
+        )
+        # P1 wants 1: O1 capped, O2 chosen, O3 (below) never reached; P2 wants 2: both capped.
+        assert [s.capped for s in result.scopes] == [("O1",), ("O1", "O3")]
+        assert [ids(result, i) for i in (0, 1)] == [["O2"], ["O2"]]
+    assert run(snap, counters={}).scopes[0].capped == ()

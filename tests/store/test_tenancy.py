@@ -36,6 +36,7 @@ from offerbase.store import (
     datasets,
     datastreams,
     guardrails,
+    reports,
     scope,
     tenants,
     users,
@@ -183,11 +184,13 @@ async def _fill(db: Database, a: Sandbox) -> None:
         await library.update(["tag"], "tag-a", lambda body: {**body, "name": "Tag A2"}, ACTOR, None)
         await Profiles(conn, a).put("Email", "joe@example.com", JOE)
     writer = EventWriter(db)
-    writer.record(PendingEvent(a.pk, "proposition-a", "2024-01-01T00:00:00.000Z", {"a": 1}))
+    writer.record(PendingEvent(a.pk, "proposition-a", "2024-01-01T00:00:00.000Z", A_DECISION))
     assert await writer.flush() == 1
     interactions = interaction_writer(db)
     interactions.record(_interaction(a, "event-a"))
-    assert await interactions.flush() == 1
+    for event_id, kind in (("display-a", "display"), ("purchase-a", "custom")):
+        interactions.record(_feedback(a, event_id, kind))
+    assert await interactions.flush() == 3
     assert await SqlCounterStore(db).try_consume(a.pk, [(A_COUNTER, 1)])
     async with db.write() as conn:
         await datastreams.create_datastream(
@@ -228,6 +231,34 @@ def a_user(a: Sandbox) -> str:
 def a_datastream(a: Sandbox) -> str:
     """Tenant A's datastream id (ids are global: one per test's tenant A)."""
     return f"ds-a-{a.pk}-{a.org_id[:8]}"
+
+
+# A decision event that feeds every rollup: an offer proposed, one capped.
+A_DECISION = {
+    "a": 1,
+    "xdm:propositions": [
+        {
+            "xdm:activity": {"xdm:id": "decision-a"},
+            "xdm:placement": {"xdm:id": "placement-a"},
+            "xdm:selections": [{"xdm:id": "offer-a"}],
+            "offerbase:cappedOptions": ["offer-a2"],
+        }
+    ],
+}
+
+
+def _feedback(sandbox: Sandbox, event_id: str, kind: str) -> InteractionEvent:
+    """A display (or custom event) of offer-a by one visitor: the same in every tenant."""
+    body = {
+        "activityId": "decision-a",
+        "placementId": "placement-a",
+        "itemIds": ["offer-a"],
+        "identity": {"namespace": "ECID", "id": "1234"},
+        "eventType": "commerce.purchases" if kind == "custom" else None,
+    }
+    return InteractionEvent(
+        sandbox.pk, event_id, 0, "proposition-a", "2024-01-01T00:00:00.000Z", kind, body
+    )
 
 
 def _interaction(sandbox: Sandbox, event_id: str) -> InteractionEvent:
@@ -558,6 +589,40 @@ async def _prune_events(t: Ctx) -> None:
     assert pruned.interaction_events >= 1
     assert await _b_interactions(t) == []
     assert (await DecisionEvents(t.db, t.b).page(10, None))[1] == 0
+
+
+def _report_query() -> reports.ReportQuery:
+    return reports.ReportQuery(("offer", "day"), "2024-01-01", "2024-01-31")
+
+
+async def _b_report(t: Ctx) -> list[dict[str, Any]]:
+    return (await reports.report(t.db, t.b, _report_query())).results
+
+
+@case("reports.report")
+async def _reports_report(t: Ctx) -> None:
+    assert (await reports.report(t.db, t.a, _report_query())).results != []
+    assert await _b_report(t) == []
+    everything = reports.ReportQuery(("activity",), "2024-01-01", "2024-01-31")
+    assert (await reports.report(t.db, t.b, everything)).totals["propositions"] == 0
+
+
+@case("rollups.decision_rollup")
+async def _rollups_decision(t: Ctx) -> None:
+    writer = EventWriter(t.db)
+    writer.record(PendingEvent(t.b.pk, "proposition-a", "2024-01-01T00:00:00.000Z", A_DECISION))
+    assert await writer.flush() == 1
+    counted = {(r["offerId"], r["decisions"], r["capHits"]) for r in await _b_report(t)}
+    assert counted == {("offer-a", 1, 0), ("offer-a2", 0, 1)}  # B's own, not A's + B's
+
+
+@case("rollups.interaction_rollup")
+async def _rollups_interaction(t: Ctx) -> None:
+    writer = interaction_writer(t.db)
+    writer.record(_feedback(t.b, "display-a", "display"))  # A's event id and identity
+    assert await writer.flush() == 1
+    (row,) = await _b_report(t)
+    assert (row["displays"], row["uniqueDisplays"]) == (1, 1)  # new in B, though A has it
 
 
 @case("counters.SqlCounterStore.get_many")

@@ -33,6 +33,7 @@ from offerbase.api import (
     openapi,
     platform,
     profiles,
+    reports,
     workloads,
 )
 from offerbase.api.admin_ui import routes as admin_ui
@@ -199,6 +200,7 @@ def create_app(
     app.include_router(build_router())
     app.include_router(profiles.router)
     app.include_router(events.router)
+    app.include_router(reports.router)
     app.include_router(admin.router)
     app.include_router(datastreams.router)
     app.include_router(workloads.router)

@@ -116,6 +116,8 @@ def event_body(
             ]
         elif scope.fallback is not None:
             item["xdm:fallback"] = {"xdm:id": scope.fallback.id}
+        if scope.capped:  # the offers a cap stopped (reports' capHits), only when there are any
+            item["offerbase:cappedOptions"] = list(scope.capped)
         propositions.append(item)
     return {
         "xdm:propositionId": proposition_id,

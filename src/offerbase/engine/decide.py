@@ -152,6 +152,8 @@ class _Run:
         if self.trace is not None:
             self.ev.on_error = self._rule_error
         self.scope_index = 0
+        self.capped: dict[str, None] = {}  # this scope's capped offers, ordered, once each
+        self.counting_caps = True  # False while a trace looks past the cut-off
         self.activity_id = ""
         self.placement_id = ""
 
@@ -206,6 +208,8 @@ class _Run:
         if rules is not None:
             capped = self._capped(rules)
             if capped is not None:
+                if self.counting_caps:
+                    self.capped[offer.id] = None
                 return capped
         constraint = offer.constraint
         # (identity: the loader shares one NO_CONSTRAINT; an equal copy just takes the slow path)
@@ -296,6 +300,20 @@ class _Run:
     ) -> None:
         """Trace only: say why candidates past the cut-off would or would not qualify, without
         touching the RNG (so a traced decision equals the untraced one)."""
+        self.counting_caps = False  # an untraced decision never checks these
+        try:
+            self._trace_tier(cplan, tier, per_offer, ranked, seen)
+        finally:
+            self.counting_caps = True
+
+    def _trace_tier(
+        self,
+        cplan: CriterionPlan,
+        tier: Sequence[Offer],
+        per_offer: bool,
+        ranked: Mapping[str, float | None],
+        seen: set[str],
+    ) -> None:
         for offer in tier:
             if offer.id in seen or offer.id in ranked:
                 continue
@@ -362,6 +380,7 @@ class _Run:
 
     def scope(self, i: int, plan: ScopePlan, count: int) -> ScopeResult:
         self.scope_index = i
+        self.capped = {}
         self.activity_id = plan.decision.id
         self.placement_id = pid = plan.placement.id
         ranked: dict[str, float | None] = {}
@@ -422,7 +441,7 @@ class _Run:
                     detail=why
                     + ("" if fallback else "; the decision has no (known) fallback offer"),
                 )
-        return ScopeResult(plan.decision, plan.placement, options, fallback)
+        return ScopeResult(plan.decision, plan.placement, options, fallback, tuple(self.capped))
 
 
 def _describe(constraint: ProfileConstraint) -> str:

@@ -77,6 +77,10 @@ class ScopeResult:
     placement: Placement
     options: list[ChosenOption]
     fallback: FallbackOption | None
+    # Offers this scope evaluated and excluded because a cap was reached, in the order they
+    # were met, each once (reports' capHits). Only candidates the decision itself evaluated:
+    # those a trace checks past the cut-off are not, so traced and untraced results agree.
+    capped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

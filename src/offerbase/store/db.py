@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
 import sqlalchemy as sa
+from asyncpg.pool import PoolConnectionProxy
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -68,6 +69,129 @@ def _create_private_file(url: str) -> None:
     if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
         return
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+Row = tuple[Any, ...]
+
+
+class Batch(Protocol):
+    """The transaction of one `Database.insert_rows` call, for the statements that must
+    commit with its rows (the reports' rollups). Rows carry their tenant column, as in
+    insert_rows: a batch holds rows of many sandboxes. Table and column names are the
+    caller's constants, never input."""
+
+    async def insert_new(
+        self, table: sa.Table, columns: tuple[str, ...], rows: list[Row], unique: tuple[str, ...]
+    ) -> list[Row]:
+        """Insert the rows whose `unique` key is not stored yet; returns those rows."""
+        ...
+
+    async def add(
+        self, table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...], rows: list[Row]
+    ) -> None:
+        """Upsert rows of (keys..., sums...): a new key is inserted, an existing one gets each
+        sum added. Rows are applied in key order (two batches lock rows in the same order)."""
+        ...
+
+
+BatchStep = Callable[[Batch, list[Row]], Awaitable[None]]
+
+
+def _check_tenant(table: sa.Table, columns: tuple[str, ...]) -> None:
+    if tenant_column(table).name not in columns:
+        raise UnscopedTable(f"Rows for '{table.name}' must say which sandbox they belong to.")
+
+
+def _upsert_sql(table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...], marks: str) -> str:
+    names = ", ".join((*keys, *sums))
+    added = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in sums)
+    return (
+        f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
+        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
+    )
+
+
+class _SqliteBatch:
+    """On the writer connection, inside its BEGIN IMMEDIATE (synchronous: microseconds a row)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def insert_new(
+        self, table: sa.Table, columns: tuple[str, ...], rows: list[Row], unique: tuple[str, ...]
+    ) -> list[Row]:
+        _check_tenant(table, columns)
+        marks = ", ".join("?" for _ in columns)
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+            f" ON CONFLICT ({', '.join(unique)}) DO NOTHING"
+        )
+        # One statement per row: rowcount says whether this row was new (executemany's
+        # total cannot say which).
+        return [row for row in rows if self.conn.execute(sql, row).rowcount == 1]
+
+    async def add(
+        self, table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...], rows: list[Row]
+    ) -> None:
+        _check_tenant(table, keys)
+        marks = ", ".join("?" for _ in (*keys, *sums))
+        self.conn.executemany(_upsert_sql(table, keys, sums, marks), sorted(rows))
+
+
+def _pg_array_type(column: sa.Column[Any]) -> str:
+    """The PostgreSQL array type that carries a column's values into unnest()."""
+    if isinstance(column.type, sa.Integer):  # BigInteger and SmallInteger included
+        return "bigint[]"
+    return "text[]"  # strings, and JSON as its text (cast back below)
+
+
+class _PgBatch:
+    def __init__(self, conn: asyncpg.Connection | PoolConnectionProxy) -> None:
+        self.conn = conn
+
+    async def insert_new(
+        self, table: sa.Table, columns: tuple[str, ...], rows: list[Row], unique: tuple[str, ...]
+    ) -> list[Row]:
+        _check_tenant(table, columns)
+        if not rows:
+            return []
+        # One statement for the batch: the rows as arrays, unnested; RETURNING names the
+        # rows inserted (by their position), ON CONFLICT skips the others.
+        arrays = ", ".join(
+            f"${index + 1}::{_pg_array_type(table.c[name])}" for index, name in enumerate(columns)
+        )
+        values = ", ".join(
+            f"u.{name}::jsonb" if isinstance(table.c[name].type, sa.JSON) else f"u.{name}"
+            for name in columns
+        )
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)})"
+            f" SELECT {values} FROM unnest({arrays}, $"
+            f"{len(columns) + 1}::bigint[]) AS u({', '.join(columns)}, position_)"
+            f" ORDER BY u.position_"
+            f" ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {', '.join(unique)}"
+        )
+        args = [list(column) for column in zip(*rows, strict=True)]
+        args.append(list(range(len(rows))))
+        returned = await self.conn.fetch(sql, *args)
+        index = [columns.index(name) for name in unique]
+        new = {tuple(record) for record in returned}
+        inserted = []
+        for row in rows:  # a key twice in the batch: its first row is the one inserted
+            key = tuple(row[i] for i in index)
+            if key in new:
+                new.discard(key)
+                inserted.append(row)
+        return inserted
+
+    async def add(
+        self, table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...], rows: list[Row]
+    ) -> None:
+        _check_tenant(table, keys)
+        if not rows:
+            return
+        marks = ", ".join(f"${index + 1}" for index in range(len(keys) + len(sums)))
+        await self.conn.executemany(_upsert_sql(table, keys, sums, marks), sorted(rows))
 
 
 class Database:
@@ -182,6 +306,7 @@ class Database:
         rows: list[tuple[Any, ...]],
         *,
         skip_duplicates_of: tuple[str, ...] | None = None,
+        then: BatchStep | None = None,
     ) -> bool:
         """A batch insert that never stalls the event loop for long (decision events).
         Returns False when SQLite's write lock is taken: try again later. `columns` are the
@@ -199,6 +324,11 @@ class Database:
         insert idempotent: a row whose key is stored already is skipped, `INSERT ... ON
         CONFLICT (key) DO NOTHING` on both backends (interaction events; COPY cannot skip, so
         on PostgreSQL it is one prepared INSERT run for every row, all or nothing).
+
+        `then(batch, inserted)` runs in the same transaction, after the insert, with the rows
+        that were inserted (all of them, or with `skip_duplicates_of` only those not stored
+        before): the reports' rollups (store/rollups.py), so a batch and its rollups commit
+        together and a duplicate never counts.
         """
         if tenant_column(table).name not in columns:
             raise UnscopedTable(f"Rows for '{table.name}' must say which sandbox they belong to.")
@@ -210,6 +340,16 @@ class Database:
         )
         if not self.is_sqlite:
             pool = self._pg_pool or await self._open_pg_pool()
+            if then is not None:
+                async with pool.acquire() as conn, conn.transaction():
+                    batch = _PgBatch(conn)
+                    if skip_duplicates_of:
+                        inserted = await batch.insert_new(table, columns, rows, skip_duplicates_of)
+                    else:
+                        await conn.copy_records_to_table(table.name, records=rows, columns=columns)
+                        inserted = rows
+                    await then(batch, inserted)
+                return True
             async with pool.acquire() as conn:
                 if skip:
                     numbered = ", ".join(f"${index + 1}" for index in range(len(columns)))
@@ -235,9 +375,22 @@ class Database:
             raise
         marks = ", ".join("?" for _ in columns)
         try:
-            self._writer.executemany(
-                f"INSERT INTO {table.name} ({names}) VALUES ({marks}){skip}", rows
-            )
+            if then is None:
+                self._writer.executemany(
+                    f"INSERT INTO {table.name} ({names}) VALUES ({marks}){skip}", rows
+                )
+            else:
+                sqlite_batch = _SqliteBatch(self._writer)
+                if skip_duplicates_of:
+                    inserted = await sqlite_batch.insert_new(
+                        table, columns, rows, skip_duplicates_of
+                    )
+                else:
+                    self._writer.executemany(
+                        f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows
+                    )
+                    inserted = rows
+                await then(sqlite_batch, inserted)
         except BaseException:
             self._writer.execute("ROLLBACK")
             raise

@@ -34,9 +34,10 @@ from prometheus_client import Counter
 
 from offerbase.logs import RateLimitedErrors
 from offerbase.metrics import EVENTS_DROPPED, EVENTS_REJECTED, EVENTS_WRITTEN
-from offerbase.store.db import Database
+from offerbase.store.db import BatchStep, Database
 from offerbase.store.errors import BadCursor
 from offerbase.store.outages import unavailable
+from offerbase.store.rollups import decision_rollup
 from offerbase.store.scope import Scope, tenant_column
 from offerbase.store.tables import decision_events
 from offerbase.store.tenants import Sandbox
@@ -117,6 +118,8 @@ class EventKind(Generic[E]):
     rejected: Counter
     # Idempotent kinds: a row whose unique key (these columns) is stored already is skipped.
     unique: tuple[str, ...] | None = None
+    # Run in each batch's transaction with the rows inserted (the reports' rollups).
+    rollup: BatchStep | None = None
 
 
 DECISION_EVENTS: EventKind[PendingEvent] = EventKind(
@@ -127,6 +130,7 @@ DECISION_EVENTS: EventKind[PendingEvent] = EventKind(
     EVENTS_WRITTEN,
     EVENTS_DROPPED,
     EVENTS_REJECTED,
+    rollup=decision_rollup,
 )
 
 
@@ -277,7 +281,7 @@ class EventWriter(Generic[E]):
         try:
             kind = self.kind
             stored = await self.db.insert_rows(
-                kind.table, kind.columns, rows, skip_duplicates_of=kind.unique
+                kind.table, kind.columns, rows, skip_duplicates_of=kind.unique, then=kind.rollup
             )
         except Exception as exc:
             if unavailable(exc):

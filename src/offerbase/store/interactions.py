@@ -41,6 +41,7 @@ from offerbase.store.events import (
     json_body,
     read_page,
 )
+from offerbase.store.rollups import interaction_rollup
 from offerbase.store.scope import Scope, template, tenant_column
 from offerbase.store.tables import interaction_events
 from offerbase.store.tenants import Sandbox
@@ -99,6 +100,7 @@ INTERACTION_EVENTS: EventKind[InteractionEvent] = EventKind(
     INTERACTIONS_DROPPED,
     INTERACTIONS_REJECTED,
     unique=_UNIQUE,
+    rollup=interaction_rollup,
 )
 
 

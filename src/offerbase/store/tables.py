@@ -320,3 +320,95 @@ workloads = sa.Table(
     sa.Index("ix_workloads_sandbox", "sandbox_pk"),
     info={"tenant": "sandbox_pk"},
 )
+
+# Reports (store/rollups.py writes them with the event batches, store/reports.py reads them;
+# docs/reports.md defines every number). Keys: the UTC day of the event's timestamp
+# (YYYY-MM-DD) and the activity, placement and offer ids, "" where the event names none
+# (unattributed). One row per (sandbox, day, activity, placement, offer):
+_KEY = 255  # an id longer than a catalog id is no offer of ours: counted as unattributed
+report_offer_days = sa.Table(
+    "report_offer_days",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("activity_id", sa.String(_KEY), primary_key=True),
+    sa.Column("placement_id", sa.String(_KEY), primary_key=True),
+    sa.Column("offer_id", sa.String(_KEY), primary_key=True),
+    sa.Column("decisions", sa.BigInteger, nullable=False),
+    sa.Column("fallbacks", sa.BigInteger, nullable=False),
+    sa.Column("cap_hits", sa.BigInteger, nullable=False),
+    sa.Column("displays", sa.BigInteger, nullable=False),
+    sa.Column("unique_displays", sa.BigInteger, nullable=False),
+    sa.Column("clicks", sa.BigInteger, nullable=False),
+    sa.Column("unique_clicks", sa.BigInteger, nullable=False),
+    info={"tenant": "sandbox_pk"},
+)
+
+# Custom events (conversions) per event type (the event's xdm.eventType), same keys.
+report_conversions = sa.Table(
+    "report_conversions",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("activity_id", sa.String(_KEY), primary_key=True),
+    sa.Column("placement_id", sa.String(_KEY), primary_key=True),
+    sa.Column("offer_id", sa.String(_KEY), primary_key=True),
+    sa.Column("event_type", sa.String(_KEY), primary_key=True),
+    sa.Column("conversions", sa.BigInteger, nullable=False),
+    info={"tenant": "sandbox_pk"},
+)
+
+# Decision-level: how many propositions (scopes decided) were answered with options, the
+# fallback or nothing, per (sandbox, day, activity, placement): the fallback rate.
+report_propositions = sa.Table(
+    "report_propositions",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("activity_id", sa.String(_KEY), primary_key=True),
+    sa.Column("placement_id", sa.String(_KEY), primary_key=True),
+    sa.Column("propositions", sa.BigInteger, nullable=False),
+    sa.Column("fallback_propositions", sa.BigInteger, nullable=False),
+    sa.Column("empty_propositions", sa.BigInteger, nullable=False),
+    info={"tenant": "sandbox_pk"},
+)
+
+# Exact unique counts: one row per identity that displayed (kind "display") or clicked
+# ("click") an offer in a (day, activity, placement). Inserted or ignored: a new row is what
+# raises report_offer_days' unique_* column; a range's uniques are COUNT(DISTINCT identity).
+report_uniques = sa.Table(
+    "report_uniques",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("activity_id", sa.String(_KEY), primary_key=True),
+    sa.Column("placement_id", sa.String(_KEY), primary_key=True),
+    sa.Column("offer_id", sa.String(_KEY), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("identity", sa.String(_KEY), primary_key=True),
+    info={"tenant": "sandbox_pk"},
+)
+
+# The same per (day, offer) whatever the activity and placement: the uniques of the usual
+# "by offer and day" report, stored (report_offer_day_uniques) rather than counted per request.
+report_offer_uniques = sa.Table(
+    "report_offer_uniques",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("offer_id", sa.String(_KEY), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("identity", sa.String(_KEY), primary_key=True),
+    info={"tenant": "sandbox_pk"},
+)
+
+report_offer_day_uniques = sa.Table(
+    "report_offer_day_uniques",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("offer_id", sa.String(_KEY), primary_key=True),
+    sa.Column("unique_displays", sa.BigInteger, nullable=False),
+    sa.Column("unique_clicks", sa.BigInteger, nullable=False),
+    info={"tenant": "sandbox_pk"},
+)
