@@ -254,6 +254,17 @@ async def test_counted_events_are_stored_once_and_the_others_too(edge, counters,
     stored = sorted((e["eventId"], e["type"]) for e in listed.json()["results"])
     assert stored == [("c1", "interact"), ("d1", "display"), ("d2", "display")]
     assert await _value(services, tenant, GLOBAL_KEY) == 1
+    # Counted at once or queued, every stored display is in the reports, once (on the day of
+    # the event's own timestamp, which this module's events set to 2020-01-01).
+    report = await edge.client.get(
+        "/data/core/ods/reports",
+        params={"groupBy": "offer", "from": "2020-01-01", "to": "2020-01-01"},
+        headers=tenant.headers,
+    )
+    assert report.status_code == 200, report.text
+    displays = {row["offerId"]: row["displays"] for row in report.json()["results"]}
+    assert displays.get("capped") == 1
+    assert displays.get("plain") == 1
 
 
 CAP = 3

@@ -15,21 +15,21 @@ the row new?) decides whether they count, so an event sent twice is counted once
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from offerbase.metrics import (
     INTERACTIONS_DROPPED,
     INTERACTIONS_REJECTED,
     INTERACTIONS_WRITTEN,
 )
-from offerbase.store.counters import CounterStore, SqlCounterStore
-from offerbase.store.db import Database
+from offerbase.store.counters import CounterStore
+from offerbase.store.db import Batch, Database
 from offerbase.store.events import (
     BadEvent,
     EventKind,
@@ -42,7 +42,7 @@ from offerbase.store.events import (
     read_page,
 )
 from offerbase.store.rollups import interaction_rollup
-from offerbase.store.scope import Scope, template, tenant_column
+from offerbase.store.scope import Scope, tenant_column
 from offerbase.store.tables import interaction_events
 from offerbase.store.tenants import Sandbox
 
@@ -111,20 +111,8 @@ def interaction_writer(
     return EventWriter(db, durable=durable, kind=INTERACTION_EVENTS, **options)
 
 
-@cache  # one per dialect
-def _insert_new(is_sqlite: bool) -> sa.Insert:
-    """Insert one row unless its (sandbox, event id, seq) is stored; RETURNING says which."""
-    t = interaction_events
-    insert = sqlite.insert(t) if is_sqlite else postgresql.insert(t)
-    stmt = insert.values(
-        event_id=sa.bindparam("event_id"),
-        seq=sa.bindparam("seq"),
-        proposition_id=sa.bindparam("proposition_id"),
-        timestamp=sa.bindparam("timestamp"),
-        type=sa.bindparam("type"),
-        body=sa.bindparam("body", type_=t.c.body.type),
-    )
-    return template(stmt.on_conflict_do_nothing(index_elements=list(_UNIQUE)).returning(t.c.seq))
+# How long a counted event waits for SQLite's write lock before the request gives up (503).
+COUNTED_LOCK_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -145,52 +133,48 @@ async def insert_counted(
     """Store each record of one sandbox now, unless it is stored already, and add 1 to its
     counter keys only if it was new: an event sent twice counts once.
 
-    With the SQL counter store of this database, the inserts and the increments are one
-    transaction (both or neither). With another store (Redis) the increments follow the commit:
-    a crash between the two loses those counts (never counts twice). Raises the database's
-    error when it is unavailable (nothing is counted then).
+    The rows go in as the writer's do (`Database.insert_rows`, skipping stored keys), with the
+    reports' rollups in the same transaction, so a counted display is in the reports too. The
+    counters are incremented after that commit: a crash between the two loses those counts
+    (an event is never counted twice). Raises the database's error when it is unavailable, and
+    TimeoutError when SQLite's write lock stays taken (nothing is counted then).
     """
-    insert = _insert_new(db.is_sqlite)
-    scope = Scope(sandbox_pk)
     bad: list[InteractionEvent] = []
-    checked: list[tuple[InteractionEvent, Sequence[str]]] = []
+    rows: list[Row] = []
+    keys_by_row: dict[tuple[str, int], Sequence[str]] = {}
     for record, keys in records:
         if record.sandbox_pk != sandbox_pk:
             raise ValueError("insert_counted: every record must be of the one sandbox")
         try:
-            interaction_row(record)  # the writer's checks: sizes, NUL, serialisable
+            row = interaction_row(record)  # the writer's checks: sizes, NUL, serialisable
         except BadEvent:
             bad.append(record)
             continue
-        checked.append((record, keys))
-    if not checked:
+        rows.append(row)
+        keys_by_row[(record.event_id, record.seq)] = keys
+    if not rows:
         return Counted(0, bad)
-    same_transaction = isinstance(counters, SqlCounterStore) and counters.db is db
-    keys_of_new: list[str] = []
-    new = 0
-    # One lock order for every caller on PostgreSQL (event rows by key, then counters by key,
-    # as try_consume locks them): two requests that share events or counters cannot deadlock.
-    checked.sort(key=lambda counted: (counted[0].event_id, counted[0].seq))
-    async with db.write() as conn:
-        for record, keys in checked:
-            params = scope.params(
-                event_id=record.event_id,
-                seq=record.seq,
-                proposition_id=record.proposition_id,
-                timestamp=record.timestamp,
-                type=record.type,
-                body=record.body,
-            )
-            if (await conn.execute(insert, params)).first() is not None:
-                new += 1
-                keys_of_new.extend(keys)
-        if same_transaction and keys_of_new:
-            assert isinstance(counters, SqlCounterStore)
-            await counters.add_in(conn, sandbox_pk, keys_of_new)
-    if not same_transaction and keys_of_new:
+    # One lock order for every caller on PostgreSQL (event rows by key): two requests that
+    # share events cannot deadlock.
+    rows.sort(key=lambda row: (row[1], row[2]))
+    inserted: list[Row] = []
+
+    async def then(batch: Batch, new_rows: list[Row]) -> None:
+        inserted[:] = new_rows
+        await interaction_rollup(batch, new_rows)
+
+    deadline = time.monotonic() + COUNTED_LOCK_WAIT_SECONDS
+    while not await db.insert_rows(
+        interaction_events, _COLUMNS, rows, skip_duplicates_of=_UNIQUE, then=then
+    ):
+        if time.monotonic() >= deadline:  # SQLite's write lock: taken for milliseconds
+            raise TimeoutError("The database stayed locked.")
+        await asyncio.sleep(0.001)
+    keys_of_new = [key for row in inserted for key in keys_by_row[(row[1], row[2])]]
+    if keys_of_new:
         await counters.add(sandbox_pk, keys_of_new)
-    INTERACTIONS_WRITTEN.inc(new)
-    return Counted(new, bad)
+    INTERACTIONS_WRITTEN.inc(len(inserted))
+    return Counted(len(inserted), bad)
 
 
 class InteractionEvents:
