@@ -63,3 +63,13 @@ def test_batch_vector_bench_runs() -> None:
     out = run("batch_vector.py", "--profiles", "300", "--runs", "1")
     assert "masks agree" in out
     assert "vectorised, from Arrow" in out
+
+
+def test_profiles_import_bench_runs(tmp_path: Path) -> None:
+    out = run(
+        "profiles_import.py",
+        *("--profiles", "50", "--runs", "1", "--backends", "sqlite"),
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert "sqlite run 1: 50 profiles, create" in out
+    assert "sqlite median of 1: create" in out

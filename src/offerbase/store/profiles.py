@@ -217,16 +217,23 @@ def _check_segments(body: Mapping[str, Any]) -> None:
                 )
 
 
-def prepare_body(namespace: str, identity: str, body: Any) -> tuple[dict[str, Any], list[Identity]]:
+def prepare_body(
+    namespace: str,
+    identity: str,
+    body: Any,
+    listed: list[tuple[Identity, bool]] | None = None,
+) -> tuple[dict[str, Any], list[Identity]]:
     """Validate a body addressed to (namespace, identity).
 
     Returns the body to store (the addressed identity added to identityMap when missing) and all
-    of its identities, the addressed one first, without duplicates.
+    of its identities, the addressed one first, without duplicates. `listed`: the body's
+    `body_identities`, when the caller has them already (the import).
     """
     path_identity = check_identity(namespace, identity)
     if not isinstance(body, dict):
         raise _invalid("", "A profile must be a JSON object.")
-    listed = body_identities(body)
+    if listed is None:
+        listed = body_identities(body)
     _check_segments(body)
     stored = dict(body)
     if path_identity not in {ident for ident, _ in listed}:
@@ -661,8 +668,9 @@ def _checked_line(number: int, line: str | bytes) -> ValidLine | None:
         body = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise BadLine(f"Not valid JSON: {exc}.") from exc
-    namespace, identity = import_identity(body)
-    stored, identities = prepare_body(namespace, identity, body)
+    listed = _import_listed(body)
+    namespace, identity = _addressed(body, listed)
+    stored, identities = prepare_body(namespace, identity, body, listed)
     return ValidLine(number, stored, identities)
 
 
@@ -674,11 +682,19 @@ class LineTooLong(str):
 
 def import_identity(body: Any) -> Identity:
     """The identity an imported body is addressed to: its primary identity, else its first."""
+    return _addressed(body, _import_listed(body))
+
+
+def _import_listed(body: Any) -> list[tuple[Identity, bool]]:
     if not isinstance(body, dict):
         raise _invalid("", "Each line must be a profile object.")
     listed = body_identities(body)
     if not listed:
         raise _invalid("/identityMap", "An imported profile needs at least one identity.")
+    return listed
+
+
+def _addressed(body: dict[str, Any], listed: list[tuple[Identity, bool]]) -> Identity:
     (namespace, identity), _ = next((item for item in listed if item[1]), listed[0])
     # Address it with the namespace as spelled in the body (same identity, normalized later).
     spelled = next(k for k in body["identityMap"] if normalize_namespace(k) == namespace)
@@ -696,12 +712,18 @@ async def import_lines(
     summary = ImportSummary()
     batch: list[str | bytes] = []
     first = 1
+    batches = 0
 
     async def flush() -> None:
-        nonlocal first
+        nonlocal first, batches
         if batch:
             async with db.write() as conn:
                 summary.add(await Profiles(conn, sandbox).import_ndjson(batch, first_line=first))
+            batches += 1
+            if batches & (batches - 1) == 0 and len(batch) >= batch_size:
+                # A long import: the planner must know how many rows the tables hold now
+                # (db.refresh_statistics), each time the import has doubled.
+                await db.refresh_statistics((profiles, profile_identities))
             first += len(batch)
             batch.clear()
 
