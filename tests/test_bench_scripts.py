@@ -80,3 +80,13 @@ def test_reports_bench_runs(tmp_path: Path) -> None:
     assert "stored 2,000 events with their rollups" in out
     assert "30 days by offer,day under 1 s:" in out
     assert "an event is in the report within 5 s:" in out
+
+
+def test_profiles_import_bench_runs(tmp_path: Path) -> None:
+    out = run(
+        "profiles_import.py",
+        *("--profiles", "50", "--runs", "1", "--backends", "sqlite"),
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert "sqlite run 1: 50 profiles, create" in out
+    assert "sqlite median of 1: create" in out

@@ -442,6 +442,11 @@ async def _import_lines(t: Ctx) -> None:
     line = b'{"identityMap": {"Email": [{"id": "joe@example.com"}]}, "tenant": "B"}'
     summary = await import_lines(t.db, t.b, [line])
     assert (summary.imported, summary.failed) == (1, 0)
+    # Replaces in bulk (update, unlink, link) reach B's rows only, within and across chunks.
+    with_ecid = b'{"identityMap": {"Email": [{"id": "joe@example.com"}], "ECID": [{"id": "1"}]}}'
+    lines = [with_ecid, line, with_ecid]
+    summary = await import_lines(t.db, t.b, lines, batch_size=2)
+    assert (summary.imported, summary.failed) == (3, 0)
 
 
 @case("profiles.Profiles.get")

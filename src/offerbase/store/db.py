@@ -397,6 +397,21 @@ class Database:
         self._writer.execute("COMMIT")
         return True
 
+    async def refresh_statistics(self, tables: tuple[sa.Table, ...]) -> None:
+        """PostgreSQL: ANALYZE `tables`, so the planner knows they hold rows; SQLite: nothing.
+
+        A bulk load into tables that were never analyzed (autovacuum has not run yet, or is
+        off) gets plans made for empty tables: a lookup of many identities then reads every
+        identity of the namespace instead of probing the primary key for each, and the load
+        slows down as the table grows. `tables` are the caller's constants; ANALYZE reads
+        statistics, no tenant's rows leave the database.
+        """
+        if self.is_sqlite:
+            return
+        pool = self._pg_pool or await self._open_pg_pool()
+        async with pool.acquire() as conn:
+            await conn.execute("ANALYZE " + ", ".join(table.name for table in tables))
+
     async def ping(self) -> bool:
         """Does the database answer? (/health; load balancers call it often, so it is cheap.)"""
         try:

@@ -31,6 +31,7 @@ from offerbase.catalog import merge_patch
 from offerbase.store.clock import now_iso
 from offerbase.store.db import Database
 from offerbase.store.errors import InvalidField, InvalidFields, NotFound, StoreError
+from offerbase.store.import_plan import ChunkPlan, Identity, ValidLine, plan_chunk
 from offerbase.store.scope import Scope, raw_sql
 from offerbase.store.tables import profile_identities, profiles
 from offerbase.store.tenants import Sandbox
@@ -39,6 +40,9 @@ MAX_PROFILE_BYTES = 256 * 1024
 MAX_NAMESPACE_CHARS = 255
 MAX_IDENTITY_CHARS = 1024
 IMPORT_BATCH = 500
+# Identities (or profiles) looked up per statement by the import: a chunk of IMPORT_BATCH lines
+# takes a few statements, far below any database's limit of bound parameters.
+IMPORT_LOOKUP = 500
 # Identities a profile may hold (a write with more is a 400 at /identityMap), and how many are
 # looked up per statement (a decision's candidates, a write's links): statements stay small and
 # their SQL is compiled once per size, whatever a client sends.
@@ -46,8 +50,6 @@ MAX_PROFILE_IDENTITIES = 1000
 IDENTITY_CHUNK = 20
 MAX_IMPORT_ERRORS = 20
 SEGMENT_STATUSES = frozenset({"realized", "existing", "exited"})
-
-Identity = tuple[str, str]  # (normalized namespace, id)
 
 
 class InvalidProfile(InvalidFields):
@@ -215,16 +217,23 @@ def _check_segments(body: Mapping[str, Any]) -> None:
                 )
 
 
-def prepare_body(namespace: str, identity: str, body: Any) -> tuple[dict[str, Any], list[Identity]]:
+def prepare_body(
+    namespace: str,
+    identity: str,
+    body: Any,
+    listed: list[tuple[Identity, bool]] | None = None,
+) -> tuple[dict[str, Any], list[Identity]]:
     """Validate a body addressed to (namespace, identity).
 
     Returns the body to store (the addressed identity added to identityMap when missing) and all
-    of its identities, the addressed one first, without duplicates.
+    of its identities, the addressed one first, without duplicates. `listed`: the body's
+    `body_identities`, when the caller has them already (the import).
     """
     path_identity = check_identity(namespace, identity)
     if not isinstance(body, dict):
         raise _invalid("", "A profile must be a JSON object.")
-    listed = body_identities(body)
+    if listed is None:
+        listed = body_identities(body)
     _check_segments(body)
     stored = dict(body)
     if path_identity not in {ident for ident, _ in listed}:
@@ -499,27 +508,170 @@ class Profiles:
         """Create or replace one profile per non-blank line, inside the caller's transaction.
 
         Each line is a profile body; its primary identity (else its first) addresses it. A bad
-        line is reported with its number and skipped (its writes are rolled back to a savepoint).
+        line is reported with its number and skipped. Lines are written IMPORT_BATCH at a time
+        with a few bulk statements (`_import_chunk`), with the result of importing them one by
+        one; a chunk the database refuses is rolled back and imported again line by line.
         """
         summary = ImportSummary()
+        chunk: list[tuple[int, str | bytes]] = []
         for number, line in enumerate(lines, start=first_line):
-            if isinstance(line, LineTooLong):
-                summary.fail(number, str(line))
-                continue
-            if not line.strip():
-                continue
+            chunk.append((number, line))
+            if len(chunk) >= IMPORT_BATCH:
+                summary.add(await self._import_chunk(chunk))
+                chunk = []
+        if chunk:
+            summary.add(await self._import_chunk(chunk))
+        return summary
+
+    async def _import_chunk(self, chunk: list[tuple[int, str | bytes]]) -> ImportSummary:
+        failures: list[tuple[int, str]] = []
+        valid: list[ValidLine] = []
+        # Every line is checked before any SQL, so a bad line fails alone.
+        for number, line in chunk:
             try:
-                body = orjson.loads(line)
-                namespace, identity = import_identity(body)
+                checked = _checked_line(number, line)
+            except StoreError as exc:
+                failures.append((number, exc.detail))
+            else:
+                if checked is not None:
+                    valid.append(checked)
+        try:
+            async with self.conn.begin_nested():
+                plan = plan_chunk(valid, *await self._stored_links(valid))
+                await self._write_plan(plan)
+        except (sa.exc.IntegrityError, sa.exc.DataError):
+            # Refused by the database (another transaction linked one of the identities
+            # meanwhile, on PostgreSQL): line by line, each line fails or succeeds alone.
+            return await self._import_one_by_one(chunk)
+        for number, (ns, value) in plan.conflicts:
+            failures.append((number, IdentityConflict(ns, value).detail))
+        summary = ImportSummary(imported=plan.imported)
+        for number, detail in sorted(failures):
+            summary.fail(number, detail)
+        return summary
+
+    async def _stored_links(
+        self, lines: list[ValidLine]
+    ) -> tuple[dict[Identity, int], dict[int, str]]:
+        """Who owns the identities the lines name, every identity of those profiles, and their
+        profile_key; in statements of at most IMPORT_LOOKUP identities or profiles."""
+        by_namespace: dict[str, set[str]] = {}
+        for line in lines:
+            for ns, value in line.identities:
+                by_namespace.setdefault(ns, set()).add(value)
+        owner_pks: set[int] = set()
+        for ns, values in by_namespace.items():
+            ordered = sorted(values)
+            for start in range(0, len(ordered), IMPORT_LOOKUP):
+                query = sa.select(profile_identities.c.profile_pk).where(
+                    profile_identities.c.namespace == ns,
+                    profile_identities.c.identity.in_(ordered[start : start + IMPORT_LOOKUP]),
+                )
+                owner_pks.update(await self.conn.scalars(self.scope.apply(query)))
+        owners: dict[Identity, int] = {}
+        keys: dict[int, str] = {}
+        pks = sorted(owner_pks)
+        for start in range(0, len(pks), IMPORT_LOOKUP):
+            query = (
+                sa.select(
+                    profile_identities.c.namespace,
+                    profile_identities.c.identity,
+                    profile_identities.c.profile_pk,
+                    profiles.c.profile_key,
+                )
+                .select_from(_BY_IDENTITY)
+                .where(profile_identities.c.profile_pk.in_(pks[start : start + IMPORT_LOOKUP]))
+            )
+            for row in await self.conn.execute(self.scope.apply(query)):
+                owners[(row.namespace, row.identity)] = row.profile_pk
+                keys[row.profile_pk] = row.profile_key
+        return owners, keys
+
+    async def _write_plan(self, plan: ChunkPlan) -> None:
+        """A chunk's plan in bulk: drop links, create and replace profiles, add links."""
+        now = now_iso()
+        if plan.unlinked:
+            unlink = profile_identities.delete().where(
+                _identity_is(sa.bindparam("u_ns"), sa.bindparam("u_id"))
+            )
+            await self.conn.execute(
+                self.scope.apply(unlink),
+                [{"u_ns": ns, "u_id": value} for ns, value in plan.unlinked],
+            )
+        real_pk: dict[int, int] = {}
+        if plan.created:
+            placeholders = list(plan.created)
+            insert = profiles.insert().returning(profiles.c.pk, sort_by_parameter_order=True)
+            created = await self.conn.execute(
+                self.scope.apply(insert),
+                [
+                    {"profile_key": key, "body": body, "created": now, "modified": now}
+                    for key, body in plan.created.values()
+                ],
+            )
+            real_pk = dict(zip(placeholders, created.scalars(), strict=True))
+        if plan.replaced:
+            update = (
+                profiles.update()
+                .where(profiles.c.pk == sa.bindparam("r_pk"))
+                .values(
+                    body=sa.bindparam("r_body"),
+                    profile_key=sa.bindparam("r_key"),
+                    modified=now,
+                )
+            )
+            await self.conn.execute(
+                self.scope.apply(update),
+                [
+                    {"r_pk": pk, "r_key": key, "r_body": body}
+                    for pk, (key, body) in plan.replaced.items()
+                ],
+            )
+        if plan.linked:
+            await self.conn.execute(
+                self.scope.apply(profile_identities.insert()),
+                [
+                    {"namespace": ns, "identity": value, "profile_pk": real_pk.get(pk, pk)}
+                    for (ns, value), pk in plan.linked
+                ],
+            )
+
+    async def _import_one_by_one(self, chunk: list[tuple[int, str | bytes]]) -> ImportSummary:
+        """The chunk as single upserts, each in its own savepoint."""
+        summary = ImportSummary()
+        for number, line in chunk:
+            try:
+                checked = _checked_line(number, line)
+                if checked is None:
+                    continue
                 async with self.conn.begin_nested():
-                    await self.upsert(namespace, identity, body)
-            except orjson.JSONDecodeError as exc:
-                summary.fail(number, f"Not valid JSON: {exc}.")
+                    owner = await self._owner(*checked.identities[0])
+                    await self._save(owner, checked.body, checked.identities)
             except StoreError as exc:
                 summary.fail(number, exc.detail)
             else:
                 summary.imported += 1
         return summary
+
+
+class BadLine(StoreError):
+    """An NDJSON line that is not JSON, or too long to read."""
+
+
+def _checked_line(number: int, line: str | bytes) -> ValidLine | None:
+    """A line's body and identities, validated; None for a blank line. Raises StoreError."""
+    if isinstance(line, LineTooLong):
+        raise BadLine(str(line))
+    if not line.strip():
+        return None
+    try:
+        body = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise BadLine(f"Not valid JSON: {exc}.") from exc
+    listed = _import_listed(body)
+    namespace, identity = _addressed(body, listed)
+    stored, identities = prepare_body(namespace, identity, body, listed)
+    return ValidLine(number, stored, identities)
 
 
 class LineTooLong(str):
@@ -530,11 +682,19 @@ class LineTooLong(str):
 
 def import_identity(body: Any) -> Identity:
     """The identity an imported body is addressed to: its primary identity, else its first."""
+    return _addressed(body, _import_listed(body))
+
+
+def _import_listed(body: Any) -> list[tuple[Identity, bool]]:
     if not isinstance(body, dict):
         raise _invalid("", "Each line must be a profile object.")
     listed = body_identities(body)
     if not listed:
         raise _invalid("/identityMap", "An imported profile needs at least one identity.")
+    return listed
+
+
+def _addressed(body: dict[str, Any], listed: list[tuple[Identity, bool]]) -> Identity:
     (namespace, identity), _ = next((item for item in listed if item[1]), listed[0])
     # Address it with the namespace as spelled in the body (same identity, normalized later).
     spelled = next(k for k in body["identityMap"] if normalize_namespace(k) == namespace)
@@ -552,12 +712,18 @@ async def import_lines(
     summary = ImportSummary()
     batch: list[str | bytes] = []
     first = 1
+    batches = 0
 
     async def flush() -> None:
-        nonlocal first
+        nonlocal first, batches
         if batch:
             async with db.write() as conn:
                 summary.add(await Profiles(conn, sandbox).import_ndjson(batch, first_line=first))
+            batches += 1
+            if batches & (batches - 1) == 0 and len(batch) >= batch_size:
+                # A long import: the planner must know how many rows the tables hold now
+                # (db.refresh_statistics), each time the import has doubled.
+                await db.refresh_statistics((profiles, profile_identities))
             first += len(batch)
             batch.clear()
 
