@@ -40,7 +40,10 @@ GroupBy = Annotated[
     ),
 ]
 Day = Annotated[date | None, Query(description="A UTC day, YYYY-MM-DD, inclusive.")]
-Id = Annotated[str | None, Query(min_length=1, max_length=255, description="Only this id.")]
+def _id(alias: str) -> Any:
+    """One id filter; alias and limits in one Query, so the served schema has the limits too
+    (a second Query() around a first would replace it in the OpenAPI document)."""
+    return Query(alias=alias, min_length=1, max_length=255, description="Only this id.")
 
 _COUNT = {"type": "integer", "minimum": 0}
 _RATIO = {"type": ["number", "null"], "minimum": 0}
@@ -132,9 +135,9 @@ async def get_report(
     group_by: GroupBy = None,
     first: Annotated[Day, Query(alias="from")] = None,
     last: Annotated[Day, Query(alias="to")] = None,
-    activity_id: Annotated[Id, Query(alias="activityId")] = None,
-    placement_id: Annotated[Id, Query(alias="placementId")] = None,
-    offer_id: Annotated[Id, Query(alias="offerId")] = None,
+    activity_id: Annotated[str | None, _id("activityId")] = None,
+    placement_id: Annotated[str | None, _id("placementId")] = None,
+    offer_id: Annotated[str | None, _id("offerId")] = None,
     unique_totals: Annotated[
         bool,
         Query(
