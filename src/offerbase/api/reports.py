@@ -40,10 +40,13 @@ GroupBy = Annotated[
     ),
 ]
 Day = Annotated[date | None, Query(description="A UTC day, YYYY-MM-DD, inclusive.")]
+
+
 def _id(alias: str) -> Any:
     """One id filter; alias and limits in one Query, so the served schema has the limits too
     (a second Query() around a first would replace it in the OpenAPI document)."""
     return Query(alias=alias, min_length=1, max_length=255, description="Only this id.")
+
 
 _COUNT = {"type": "integer", "minimum": 0}
 _RATIO = {"type": ["number", "null"], "minimum": 0}
