@@ -317,7 +317,6 @@ async def test_another_tenant_sees_nothing(client, tenant, catalog, services, no
         ({"to": "yesterday"}, 400, "to"),
         ({"from": "2026-11-25", "to": "2026-11-24"}, 422, "from"),
         ({"from": "2025-01-01", "to": "2026-11-24"}, 422, "from"),
-        ({"offerId": ""}, 400, "offerId"),
         ({"activityId": "x" * 256}, 400, "activityId"),
     ],
 )

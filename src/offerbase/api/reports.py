@@ -43,9 +43,9 @@ Day = Annotated[date | None, Query(description="A UTC day, YYYY-MM-DD, inclusive
 
 
 def _id(alias: str) -> Any:
-    """One id filter; alias and limits in one Query, so the served schema has the limits too
-    (a second Query() around a first would replace it in the OpenAPI document)."""
-    return Query(alias=alias, min_length=1, max_length=255, description="Only this id.")
+    """One id filter. Empty means no filter, as an empty form field does (clients that build
+    the query from a form or from a response's null send `offerId=`)."""
+    return Query(alias=alias, max_length=255, description="Only this id (empty: every id).")
 
 
 _COUNT = {"type": "integer", "minimum": 0}
@@ -156,9 +156,9 @@ async def get_report(
             first,
             last,
             services.clock().date(),
-            activity_id=activity_id,
-            placement_id=placement_id,
-            offer_id=offer_id,
+            activity_id=activity_id or None,
+            placement_id=placement_id or None,
+            offer_id=offer_id or None,
             unique_totals=unique_totals,
         )
         report = await store.report(services.db, caller.sandbox, query)
