@@ -1197,13 +1197,13 @@ def list_datastreams(
     Example:
       offerbase datastreams list --org ACME@AdobeOrg --json
     """
-    from offerbase.store import datastreams
+    from offerbase.store import datastreams, tenants
 
     settings = _settings(data_dir, database_url, writes=False)
 
     async def run() -> list[Datastream]:
         async with _database(settings, writes=False) as db, db.read() as conn:
-            return await datastreams.list_in_org(conn, org)
+            return await tenants.in_each_sandbox(conn, datastreams.list_datastreams, org)
 
     for found in asyncio.run(run()):
         _print_datastream(found, as_json)
@@ -1318,13 +1318,13 @@ def list_datasets(
     Example:
       offerbase datasets list --org ACME@AdobeOrg --json
     """
-    from offerbase.store import datasets
+    from offerbase.store import datasets, tenants
 
     settings = _settings(data_dir, database_url, writes=False)
 
     async def run() -> list[Dataset]:
         async with _database(settings, writes=False) as db, db.read() as conn:
-            return await datasets.list_in_org(conn, org)
+            return await tenants.in_each_sandbox(conn, datasets.list_datasets, org)
 
     for found in asyncio.run(run()):
         _print_dataset(found, as_json)

@@ -19,7 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from offerbase.store import tenants
 from offerbase.store.clock import now_iso
 from offerbase.store.errors import InvalidField, Unprocessable
 from offerbase.store.scope import Scope
@@ -134,18 +133,6 @@ async def list_datasets(conn: AsyncConnection, sandbox: Sandbox) -> list[Dataset
     query = sa.select(*_COLUMNS).order_by(datasets.c.created, datasets.c.id)
     rows = (await conn.execute(Scope.of(sandbox).apply(query))).all()
     return [_dataset(row, sandbox) for row in rows]
-
-
-async def list_in_org(
-    conn: AsyncConnection, org_id: str | None = None, sandbox_name: str | None = None
-) -> list[Dataset]:
-    """The datasets of every sandbox of the organization (of every one when None), or of its
-    sandbox `sandbox_name`: one scoped list per sandbox of the directory."""
-    found: list[Dataset] = []
-    for sandbox in await tenants.list_sandboxes(conn, org_id):
-        if sandbox_name is None or sandbox.name == sandbox_name:
-            found += await list_datasets(conn, sandbox)
-    return found
 
 
 async def get_dataset(conn: AsyncConnection, sandbox: Sandbox, dataset_id: str) -> Dataset | None:

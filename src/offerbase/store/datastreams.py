@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase.catalog.specs import MAX_ITEM_COUNT
-from offerbase.store import tenants
 from offerbase.store.clock import now_iso
 from offerbase.store.errors import AlreadyExists, InvalidField, Unprocessable
 from offerbase.store.scope import Scope, across_tenants
@@ -231,18 +230,6 @@ async def list_datastreams(conn: AsyncConnection, sandbox: Sandbox) -> list[Data
     query = sa.select(*_COLUMNS).order_by(datastreams.c.created, datastreams.c.id)
     rows = (await conn.execute(Scope.of(sandbox).apply(query))).all()
     return [_datastream(row, sandbox) for row in rows]
-
-
-async def list_in_org(
-    conn: AsyncConnection, org_id: str | None = None, sandbox_name: str | None = None
-) -> list[Datastream]:
-    """The datastreams of every sandbox of the organization (of every organization when None),
-    or of its sandbox `sandbox_name`: one scoped list per sandbox of the directory."""
-    found: list[Datastream] = []
-    for sandbox in await tenants.list_sandboxes(conn, org_id):
-        if sandbox_name is None or sandbox.name == sandbox_name:
-            found += await list_datastreams(conn, sandbox)
-    return found
 
 
 async def get_datastream(

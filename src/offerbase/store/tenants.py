@@ -12,9 +12,10 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -154,6 +155,25 @@ async def list_sandboxes(conn: AsyncConnection, org_id: str | None = None) -> li
     if org_id is not None:
         query = query.where(sandboxes.c.org_id == org_id)
     return [_sandbox(row) for row in (await conn.execute(across_tenants(query))).all()]
+
+
+_Item = TypeVar("_Item")
+
+
+async def in_each_sandbox(
+    conn: AsyncConnection,
+    fetch: Callable[[AsyncConnection, Sandbox], Awaitable[list[_Item]]],
+    org_id: str | None = None,
+    sandbox_name: str | None = None,
+) -> list[_Item]:
+    """`fetch` (a sandbox-scoped listing) over every sandbox of the organization (of every
+    organization when None), or only its sandbox `sandbox_name`: the CLI's listings that span
+    an organization, each still one scoped query per sandbox."""
+    found: list[_Item] = []
+    for sandbox in await list_sandboxes(conn, org_id):
+        if sandbox_name is None or sandbox.name == sandbox_name:
+            found += await fetch(conn, sandbox)
+    return found
 
 
 _CREDENTIAL_COLUMNS = [
