@@ -67,6 +67,19 @@ class EdgeError(Exception):
             "report": {"requestId": request_id},
         }
 
+    @classmethod
+    def of(cls, exc: Exception) -> EdgeError | None:
+        """The Edge answer for an exception an endpoint raised: its own errors as they are,
+        the API layer's problems and database outages in the Edge shape; None for a bug (it
+        propagates, and the app answers 500)."""
+        if isinstance(exc, EdgeError):
+            return exc
+        if isinstance(exc, ApiProblem):
+            return cls(exc.status, f"0{exc.status // 100}00", exc.title, exc.detail)
+        if unavailable(exc):
+            return cls(503, "0500", "Service Unavailable", "The database is unavailable; retry.")
+        return None
+
 
 def _request_id(request: Request) -> str:
     sent = request.query_params.get("requestId")
@@ -323,15 +336,8 @@ def _endpoint(action: str, v2: bool) -> Any:
             datastream = await _datastream(request, services)
             return await _answer(request, services, datastream, action, v2)
         except Exception as exc:
-            if isinstance(exc, EdgeError):
-                error = exc
-            elif isinstance(exc, ApiProblem):
-                error = EdgeError(exc.status, f"0{exc.status // 100}00", exc.title, exc.detail)
-            elif unavailable(exc):
-                error = EdgeError(
-                    503, "0500", "Service Unavailable", "The database is unavailable; retry."
-                )
-            else:
+            error = EdgeError.of(exc)
+            if error is None:
                 raise
             origin = request.headers.get("origin")
             allowed = (
