@@ -40,7 +40,7 @@ query (at most MAX_SANDBOXES_PER_PASS). None of this is on the decision path.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -221,7 +221,13 @@ def _stats_upsert(db: Database) -> sa.Insert:
     )
     return template(
         stmt.on_conflict_do_update(
-            index_elements=[t.c.sandbox_pk, t.c.strategy_id, t.c.arm, t.c.context_key, t.c.offer_id],
+            index_elements=[
+                t.c.sandbox_pk,
+                t.c.strategy_id,
+                t.c.arm,
+                t.c.context_key,
+                t.c.offer_id,
+            ],
             set_={
                 "trials": t.c.trials + stmt.excluded.trials,
                 "successes": t.c.successes + stmt.excluded.successes,
@@ -335,10 +341,7 @@ async def learn(
             )
             await conn.execute(
                 scope.apply(later.values(attempts=sa.bindparam("a"), due_ms=sa.bindparam("d"))),
-                [
-                    {"e": e, "s": s, "a": a + 1, "d": now_ms + _retry_ms(a)}
-                    for e, s, a in postponed
-                ],
+                [{"e": e, "s": s, "a": a + 1, "d": now_ms + _retry_ms(a)} for e, s, a in postponed],
             )
         new_version: int | None = None
         keys = sorted(set(trials) | set(successes))  # one lock order for every learner
@@ -444,19 +447,6 @@ async def pending(db: Database, sandbox_pk: int) -> int:
         return int(await conn.scalar(Scope(sandbox_pk).apply(query)) or 0)
 
 
-def merge(rows: Iterable[StatsRow], into: dict[StatsKey, tuple[int, int]]) -> set[str]:
-    """Replace `into`'s totals by the rows' (current totals, not deltas); returns the strategy
-    ids that changed."""
-    changed = set()
-    for row in rows:
-        into[(row.strategy_id, row.arm, row.context_key, row.offer_id)] = (
-            row.trials,
-            row.successes,
-        )
-        changed.add(row.strategy_id)
-    return changed
-
-
 __all__: Sequence[str] = (
     "GIVE_UP_SECONDS",
     "Learned",
@@ -466,7 +456,6 @@ __all__: Sequence[str] = (
     "changed_since",
     "enqueue",
     "learn",
-    "merge",
     "pending",
     "sandboxes_with_work",
     "strategy_totals",
