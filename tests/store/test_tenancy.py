@@ -160,6 +160,11 @@ def _bodies() -> list[tuple[str, str, dict[str, Any]]]:
             {"name": "Collection A", "filterType": "any-tags", "ids": ["tag-a"]},
         ),
         (
+            "ranking-strategy",
+            "strategy-a",
+            {"name": "Strategy A", "type": "auto-optimization", "holdoutPercentage": 5},
+        ),
+        (
             "decision",
             "decision-a",
             {
