@@ -404,7 +404,7 @@ def main() -> None:
     parser.add_argument("--methods", default="random,priority,auto,auto-6h,personalized")
     args = parser.parse_args()
     if args.small:
-        args.displays, args.after, args.retrain_every = 300, 50, 150
+        args.displays, args.after, args.retrain_every, args.workers = 300, 50, 150, 1
     with ExitStack() as cleanup:
         database_url = args.database_url
         if database_url:
