@@ -57,7 +57,6 @@ from offerbase.store.events import (
 from offerbase.store.interactions import (
     InteractionEvent,
     InteractionEvents,
-    after_insert,
     insert_counted,
     interaction_writer,
 )
@@ -683,27 +682,6 @@ async def _ranking_enqueue(t: Ctx) -> None:
     writer.record(_ranked_display(t.b, "waiting-a", "proposition-missing"))  # A's event id
     assert await writer.flush() == 1
     assert await ranking.pending(t.db, t.b.pk) == 1
-    async with t.db.write() as conn:  # ...and it is a BatchStep any insert may run
-        row = (t.b.pk, "direct-b", 0, "p", "2024-01-01T00:00:00.000Z", "display", "{}")
-        await after_insert(_DirectBatch(conn), [row])
-    assert await ranking.pending(t.db, t.b.pk) == 2
-
-
-class _DirectBatch:
-    """A Batch over a SQLAlchemy connection, for calling a BatchStep outside insert_rows."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    async def insert_new(self, table: Any, columns: Any, rows: Any, unique: Any) -> Any:
-        for row in rows:
-            values = dict(zip(columns, row, strict=True))
-            pk = values.pop("sandbox_pk")
-            await self.conn.execute(Scope(pk).apply(sa.insert(table).values(**values)))
-        return rows
-
-    async def add(self, table: Any, keys: Any, sums: Any, rows: Any) -> None:
-        assert rows == [] or table.name.startswith("report_")  # not reached by these rows
 
 
 @case("ranking.learn")

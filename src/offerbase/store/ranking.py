@@ -73,7 +73,6 @@ GIVE_UP_SECONDS = 600.0
 # Interaction types that may count: trials (display) and successes (interact, custom goals).
 QUEUED_TYPES = frozenset({"display", "interact", "custom"})
 _QUEUE_COLUMNS = ("sandbox_pk", "event_id", "seq", "received_ms", "due_ms", "attempts")
-_QUEUE_KEY = ("sandbox_pk", "event_id", "seq")
 
 StatsKey = tuple[str, str, str, str]  # strategy id, arm, context key, offer id
 # A strategy id -> its custom goal event type (None: clicks). Strategies it does not know (a
@@ -104,8 +103,8 @@ async def enqueue(batch: Batch, rows: list[Row]) -> None:
         if kind in QUEUED_TYPES:
             received = _received_ms(body)
             queued.append((sandbox_pk, event_id, seq, received, received, 0))
-    if queued:
-        await batch.insert_new(ranking_queue, _QUEUE_COLUMNS, sorted(queued), _QUEUE_KEY)
+    if queued:  # new events only (insert_rows' `then`): their queue rows are new too
+        await batch.insert_all(ranking_queue, _QUEUE_COLUMNS, sorted(queued))
 
 
 @dataclass(frozen=True)
