@@ -21,6 +21,7 @@ from offerbase.api.admin_ui.sign_in import SignInChecker
 from offerbase.api.client_auth import FailureThrottle, SecretChecker
 from offerbase.api.credential_cache import CredentialCache
 from offerbase.api.datastream_cache import DatastreamCache
+from offerbase.api.ranking_stats import InMemoryRankingStats, RankingStatsSource
 from offerbase.api.sandboxes import SandboxCache
 from offerbase.api.snapshots import SnapshotCache
 from offerbase.api.workload_runs import WorkloadRunner
@@ -53,6 +54,8 @@ class Services:
     interactions: EventWriter[InteractionEvent]
     # Batch decisioning workloads (api/workload_runs.py): this process's job runner.
     workloads: WorkloadRunner
+    # The evidence of the ranking strategies (api/ranking_stats.py), read per decision.
+    ranking_stats: RankingStatsSource
     # Injected time and randomness, so decisions are reproducible (tests pass their own).
     clock: Callable[[], datetime]
     rng: random.Random
@@ -95,6 +98,7 @@ class Services:
             events=EventWriter(db, durable=settings.events_durable),
             interactions=interaction_writer(db, durable=settings.events_durable),
             workloads=WorkloadRunner(db, counters, settings, clock),
+            ranking_stats=InMemoryRankingStats(),
             clock=clock,
             rng=rng or random.Random(),
         )
