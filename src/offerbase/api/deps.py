@@ -22,6 +22,7 @@ from offerbase.api.client_auth import FailureThrottle, SecretChecker
 from offerbase.api.credential_cache import CredentialCache
 from offerbase.api.datastream_cache import DatastreamCache
 from offerbase.api.ranking import Learner, RankingStatsCache
+from offerbase.api.ranking_stats import RankingStatsSource
 from offerbase.api.sandboxes import SandboxCache
 from offerbase.api.snapshots import SnapshotCache
 from offerbase.api.workload_runs import WorkloadRunner
@@ -54,9 +55,10 @@ class Services:
     interactions: EventWriter[InteractionEvent]
     # Batch decisioning workloads (api/workload_runs.py): this process's job runner.
     workloads: WorkloadRunner
-    # AI ranking (api/ranking.py): this worker's view of the strategies' evidence, and its
-    # learner (interaction events -> ranking_stats, off the hot path).
-    ranking_stats: RankingStatsCache
+    # AI ranking: the strategies' evidence read per decision (api/ranking_stats.py's seam;
+    # api/ranking.py's RankingStatsCache, this worker's view of the ranking_stats table), and
+    # this worker's learner (interaction events -> ranking_stats, off the hot path).
+    ranking_stats: RankingStatsSource
     learner: Learner
     # Injected time and randomness, so decisions are reproducible (tests pass their own).
     clock: Callable[[], datetime]

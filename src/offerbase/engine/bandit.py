@@ -13,13 +13,14 @@ with no evidence has the uniform Beta(1, 1) prior and is explored.
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from offerbase.catalog import RankingStrategy, enums
+from offerbase.catalog import Offer, RankingStrategy, enums
 
 MAX_CONTEXT_KEY = 255  # the ranking_stats.context_key column's size
 MAX_FEATURE_VALUE = 64  # characters of one feature value kept in a context key
@@ -96,3 +97,59 @@ def context_key(
     if len(key) > MAX_CONTEXT_KEY:
         return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     return key
+
+
+# Personalized optimization's prior strength: a context's posterior starts from the offer's
+# global evidence down-weighted to at most this many displays (empirical Bayes), so a context
+# with little data borrows the offer's overall CTR, and one with much more data than this
+# follows its own. 20 displays is about where one context's own clicks start to tell offers
+# with CTRs a few points apart (docs/decisioning.md, "Ranking by an AI strategy").
+SHRINK_STRENGTH = 20.0
+
+
+def _counts(arm: ArmStats | None) -> tuple[int, int]:
+    """(successes, failures), clamped so that a corrupt row cannot give a negative parameter."""
+    if arm is None:
+        return 0, 0
+    trials = max(0, arm.trials)
+    successes = min(max(0, arm.successes), trials)
+    return successes, trials - successes
+
+
+def posterior(
+    strategy: RankingStrategy, stats: StrategyStats, key: str, offer_id: str
+) -> tuple[float, float]:
+    """(alpha, beta) of the offer's Beta posterior of its success rate in context `key`.
+
+    Auto-optimization: Beta(1 + successes, 1 + failures), the uniform prior updated with all
+    the offer's evidence. Personalized: the context's evidence on top of a prior that is the
+    offer's global posterior scaled down to at most SHRINK_STRENGTH displays."""
+    successes, failures = _counts(stats.offers.get(offer_id))
+    if strategy.type != enums.STRATEGY_PERSONALIZED:
+        return 1.0 + successes, 1.0 + failures
+    total = successes + failures
+    weight = 1.0 if total <= SHRINK_STRENGTH else SHRINK_STRENGTH / total
+    in_context = stats.contexts.get(key)
+    cs, cf = _counts(in_context.get(offer_id) if in_context is not None else None)
+    return 1.0 + successes * weight + cs, 1.0 + failures * weight + cf
+
+
+MODEL = "model"
+HOLDOUT = "holdout"
+
+
+def sample(
+    strategy: RankingStrategy,
+    stats: StrategyStats,
+    key: str,
+    offers: Sequence[Offer],
+    rng: random.Random,
+) -> list[tuple[float, float, float]]:
+    """Thompson sampling: per offer, in order, (score, alpha, beta), the score drawn from the
+    offer's Beta(alpha, beta) posterior with the request's rng (so a seed pins the ranking)."""
+    out = []
+    draw = rng.betavariate
+    for offer in offers:
+        alpha, beta = posterior(strategy, stats, key, offer.id)
+        out.append((draw(alpha, beta), alpha, beta))
+    return out
