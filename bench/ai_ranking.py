@@ -41,6 +41,7 @@ import base64
 import json
 import os
 import random
+import shutil
 import subprocess
 import tempfile
 import time
@@ -444,6 +445,7 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
     verdicts(scenarios)
     if args.plot:
         plot(args.plot, scenarios, max(args.displays // 20, 10))
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def verdicts(scenarios: list[tuple[str, list[Run]]]) -> None:
