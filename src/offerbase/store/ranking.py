@@ -332,7 +332,12 @@ async def learn(
             else:
                 postponed.append((row.event_id, row.seq, row.attempts))
         if finished:
-            done = sa.tuple_(q.c.event_id, q.c.seq).in_(finished)
+            # The plain IN on event_id walks the primary key (PostgreSQL plans a row-value IN
+            # alone as a scan); the pairs then keep a (event, seq) not finished in this run.
+            done = sa.and_(
+                q.c.event_id.in_(sorted({event_id for event_id, _ in finished})),
+                sa.tuple_(q.c.event_id, q.c.seq).in_(finished),
+            )
             await conn.execute(scope.apply(sa.delete(q).where(done)))
         if postponed:
             later = sa.update(q).where(
