@@ -280,7 +280,7 @@ async def learn(
         due = (
             sa.select(q.c.event_id, q.c.seq, q.c.received_ms, q.c.attempts)
             .where(q.c.due_ms <= now_ms)
-            .order_by(q.c.due_ms, q.c.event_id, q.c.seq)
+            .order_by(q.c.due_ms)  # the index order: oldest due first
             .limit(batch_size)
         )
         queued = (await conn.execute(scope.apply(due))).all()
