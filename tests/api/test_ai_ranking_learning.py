@@ -7,6 +7,7 @@ each worker's reader re-reads on every decision (`ranking_refresh_seconds=0`).""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -344,3 +345,25 @@ def test_the_lift_formulas_match_the_worked_numbers() -> None:
     assert lift((0, 0), (10, 1))["relative"] is None
     assert lift((10, 2), (10, 0))["relative"] is None  # no holdout click: no ratio
     assert lift((10, 2), (10, 0))["pValue"] is not None
+
+
+async def test_two_workers_learning_at_once_count_each_event_once(
+    client, tenant, catalog, services, make_app, app_options
+):
+    """Two servers' learners on one database, run together over the same queue: each
+    display counts once (PostgreSQL: one takes the sandbox, the other skips it; SQLite: the
+    write lock serialises them and the second finds the queue done)."""
+    from offerbase.api.deps import services_of
+
+    other = services_of(make_app(**app_options))
+    visitor = await ranked_decision(catalog, client, tenant, ["gold", "silver"])
+    shown = [await visitor.fetch() for _ in range(30)]
+    await written(services)
+    for proposition in shown:
+        await visitor.display(proposition)
+    await written(services)
+    for _ in range(3):
+        await asyncio.gather(services.learner.run_once(), other.learner.run_once())
+    body = await report(client, tenant)
+    assert sum(arm["displays"] for arm in body["arms"].values()) == 30
+    assert await store.pending(services.db, (await sandbox_of(services, tenant)).pk) == 0
