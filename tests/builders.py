@@ -77,6 +77,22 @@ def placement(pid: str, item_count: int | None = None, allow_dup: bool | None = 
     return body
 
 
+def strategy(
+    sid: str,
+    kind: str = "auto-optimization",
+    *,
+    holdout: int | None = None,
+    features: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """A ranking strategy (Offerbase's own kind)."""
+    body: dict[str, Any] = {"id": sid, "etag": 1, "name": sid, "type": kind}
+    if holdout is not None:
+        body["holdoutPercentage"] = holdout
+    if features is not None:
+        body["features"] = features
+    return body
+
+
 def collection(cid: str, ids: list[str], filter_type: str = "offers") -> dict[str, Any]:
     return {"id": cid, "etag": 1, "name": cid, "filterType": filter_type, "ids": ids}
 
@@ -89,6 +105,7 @@ def criterion(
     priority: int | None = None,
     formula: str | None = None,
     order_type: str | None = None,
+    strategy: str | None = None,
     constraint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     crit: dict[str, Any] = {}
@@ -99,8 +116,11 @@ def criterion(
         rank["priority"] = priority
     if formula is not None:
         rank["order"] = {"orderEvaluationType": "scoringFunction", "function": formula}
-    elif order_type is not None:
-        rank["order"] = {"orderEvaluationType": order_type, "rankingStrategy": "ai1"}
+    elif order_type is not None or strategy is not None:
+        rank["order"] = {
+            "orderEvaluationType": order_type or "rankingStrategy",
+            "rankingStrategy": strategy or "ai1",
+        }
     if rank:
         crit["rank"] = rank
     if constraint is not None:

@@ -90,3 +90,10 @@ def test_profiles_import_bench_runs(tmp_path: Path) -> None:
     )
     assert "sqlite run 1: 50 profiles, create" in out
     assert "sqlite median of 1: create" in out
+
+
+def test_ai_ranking_bench_runs(tmp_path: Path) -> None:
+    out = run("ai_ranking.py", "--small", env={"TMPDIR": str(tmp_path)})
+    assert "five offers, CTR 1%-5% (300 displays each)" in out
+    assert "auto-optimization serves the best offer to >= 80% of the model arm:" in out
+    assert "personalized CTR >= 20% above auto-optimization's:" in out

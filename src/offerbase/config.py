@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     # How often an idle runner looks for QUEUED workloads submitted through another process
     # (its own process's submissions wake it at once).
     batch_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # AI ranking (docs/ai-ranking.md): how often each worker's learner turns new displays and
+    # clicks into the strategies' evidence, and how often each worker re-reads that evidence.
+    # Together they bound how soon feedback moves every worker's posteriors (about 3 s by
+    # default; at most 10 s within these bounds, while the database keeps up).
+    ranking_learn_seconds: float = Field(default=0.5, gt=0, le=4)
+    # Up to 30 days: a benchmark emulates a model retrained every few hours with a reader that
+    # reads once per server start (bench/ai_ranking.py); past 5 s the 10 s bound no longer holds.
+    ranking_refresh_seconds: float = Field(default=2.0, ge=0, le=30 * 86_400)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -82,6 +82,13 @@ INTERACTIONS_REJECTED = Counter(
     "offerbase_interaction_events_rejected",
     "Interaction events that cannot be stored, each rejected on its own.",
 )
+RANKING_EVENTS = Counter(
+    "offerbase_ranking_events",
+    "Interaction events the AI ranking learner finished with (store/ranking.py), by outcome: "
+    "counted (a display or goal event of a ranked offer), ignored (its decision was not "
+    "ranked by a strategy), expired (its decision event never came).",
+    ["outcome"],
+)
 
 
 def prepare_multiprocess_dir(path: Path) -> None:

@@ -29,6 +29,7 @@ KINDS: dict[str, tuple[str, str | None]] = {
     "decision-rule": ("offer-rules", None),
     "ranking-formula": ("ranking-formulas", None),
     "decision": ("offer-decisions", None),
+    "ranking-strategy": ("ranking-strategies", None),
 }
 ALL_KINDS = list(KINDS)
 
@@ -42,6 +43,8 @@ SCHEMAS: dict[str, str] = {
     "decision-rule": f"{NS}/eligibility-rule;version=0.3",
     "ranking-formula": f"{NS}/ranking-function;version=0.3",
     "decision": f"{NS}/offer-activity;version=0.8",
+    # Offerbase's own collection: its own namespace
+    "ranking-strategy": "https://ns.offerbase.dev/ranking-strategy;version=1",
 }
 
 RECEIPT_KEYS = {
@@ -104,6 +107,8 @@ def body(kind: str, **fields: Any) -> dict[str, Any]:
         }
     elif kind == "decision":
         base = {"name": unique("Decision"), "status": "draft"}
+    elif kind == "ranking-strategy":
+        base = {"name": unique("Strategy"), "type": "auto-optimization"}
     else:
         raise ValueError(kind)
     base.update(copy.deepcopy(fields))
@@ -205,6 +210,7 @@ async def build_graph(api: Api) -> dict[str, str]:
     ids["tag"] = await api.create("tag")
     ids["decision-rule"] = await api.create("decision-rule")
     ids["ranking-formula"] = await api.create("ranking-formula")
+    ids["ranking-strategy"] = await api.create("ranking-strategy")
     ids["personalized-offer"] = await api.create(
         "personalized-offer",
         representations=[html_representation(ids["placement"])],
@@ -232,7 +238,18 @@ async def build_graph(api: Api) -> dict[str, str]:
                         "function": ids["ranking-formula"],
                     },
                 },
-            )
+            ),
+            criterion(
+                [ids["placement"]],
+                ids["collection"],
+                rank={
+                    "priority": 0,
+                    "order": {
+                        "orderEvaluationType": "rankingStrategy",
+                        "rankingStrategy": ids["ranking-strategy"],
+                    },
+                },
+            ),
         ],
     )
     return ids

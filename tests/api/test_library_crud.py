@@ -29,6 +29,7 @@ ID_WORDS = {
     "decision-rule": "eligibility-rule",
     "ranking-formula": "ranking-function",
     "decision": "offer-activity",
+    "ranking-strategy": "ranking-strategy",
 }
 
 
@@ -293,6 +294,7 @@ async def test_spelling_variants_are_read_back_as_written(api):
     )
 
     fallback = await api.create("fallback-offer")
+    strategy = await api.create("ranking-strategy")
     decision = await api.create(
         "decision",
         fallback=fallback,
@@ -303,7 +305,7 @@ async def test_spelling_variants_are_read_back_as_written(api):
                     "priority": 0,
                     "order": {
                         "orderEvaluationType": "ranking-strategy",
-                        "rankingStrategy": "123456789123",
+                        "rankingStrategy": strategy,
                     },
                 },
                 "optionSelection": {"filter": collection},

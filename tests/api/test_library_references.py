@@ -55,6 +55,21 @@ async def test_create_naming_a_missing_entity_is_422(api, kind, fields, pointer)
     assert await api.ids(kind) == []
 
 
+async def test_criterion_naming_a_missing_ranking_strategy_is_422(api):
+    placement = await api.create("placement")
+    collection = await api.create("collection")
+    order = {"orderEvaluationType": "rankingStrategy", "rankingStrategy": "missingStrategy"}
+    criteria = [criterion([placement], collection, rank={"order": order})]
+    response = await api.post("decision", body("decision", criteria=criteria))
+    payload = problem(response, 422)
+    assert pointers(payload) == ["/criteria/0/rank/order/rankingStrategy"]
+    assert await api.ids("decision") == []
+    # A ranking formula is not a ranking strategy.
+    order["rankingStrategy"] = await api.create("ranking-formula")
+    response = await api.post("decision", body("decision", criteria=criteria))
+    assert pointers(problem(response, 422)) == ["/criteria/0/rank/order/rankingStrategy"]
+
+
 async def test_reference_to_the_wrong_kind_is_422(api):
     tag = await api.create("tag")
     response = await api.post("decision", body("decision", fallback=tag))
@@ -86,6 +101,7 @@ async def test_update_naming_a_missing_entity_is_422_and_changes_nothing(api):
         ("tag", {"personalized-offer", "collection"}),
         ("decision-rule", {"personalized-offer"}),
         ("ranking-formula", {"decision"}),
+        ("ranking-strategy", {"decision"}),
         ("fallback-offer", {"decision"}),
         ("collection", {"decision"}),
     ],
@@ -135,6 +151,7 @@ async def test_self_contained_graph_deletes_in_dependency_order(api):
         "tag",
         "decision-rule",
         "ranking-formula",
+        "ranking-strategy",
         "placement",
     ]
     for kind in order:

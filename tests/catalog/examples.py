@@ -178,3 +178,19 @@ DECISION: dict[str, Any] = {
 def fresh(body: dict[str, Any]) -> dict[str, Any]:
     """A deep copy, so a test can modify an example freely."""
     return copy.deepcopy(body)
+
+
+# Offerbase's own collection (Adobe keeps AI models in its UI): every field set.
+RANKING_STRATEGY: dict[str, Any] = {
+    "name": "Homepage hero by audience",
+    "description": "Clicks per display, per loyalty audience and device",
+    "type": "personalized-optimization",
+    "optimizationGoal": {"eventType": "interact"},
+    "holdoutPercentage": 10,
+    "features": {
+        "audiences": ["gold-members"],
+        "profilePaths": ["/person/gender"],
+        "contextPaths": ["/_xdm.context.device;version=1/type"],
+    },
+    "labels": ["core/C1"],
+}

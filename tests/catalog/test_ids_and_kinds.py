@@ -26,6 +26,7 @@ ID_WORDS = {
     "decision-rule": "eligibility-rule",
     "ranking-formula": "ranking-function",
     "decision": "offer-activity",
+    "ranking-strategy": "ranking-strategy",
 }
 
 
@@ -81,6 +82,7 @@ def test_kinds_table() -> None:
         "offer-rules": ["decision-rule"],
         "ranking-formulas": ["ranking-formula"],
         "offer-decisions": ["decision"],
+        "ranking-strategies": ["ranking-strategy"],
     }
     ns = "https://ns.adobe.com/experience/offer-management/"
     assert KINDS["personalized-offer"].schema_uri == ns + "personalized-offer;version=0.15"
@@ -90,6 +92,10 @@ def test_kinds_table() -> None:
     assert KINDS["tag"].schema_uri == ns + "tag;version=0.1"
     assert KINDS["decision-rule"].schema_uri == ns + "eligibility-rule;version=0.3"
     assert KINDS["decision"].schema_uri == ns + "offer-activity;version=0.8"
+    # Offerbase's own collection is in Offerbase's namespace, not Adobe's.
+    assert KINDS["ranking-strategy"].schema_uri == (
+        "https://ns.offerbase.dev/ranking-strategy;version=1"
+    )
 
 
 VARIANTS = {

@@ -58,6 +58,8 @@ def test_decision_references() -> None:
         Reference("/fallback", ("fallback-offer",), "fallbackOffer1234"),
         Reference("/criteria/0/placements/0", ("placement",), "offerPlacement1234"),
         Reference("/criteria/0/placements/1", ("placement",), "offerPlacement5678"),
+        # Adobe's example ranks by an AI model; Offerbase's strategies are catalog entities
+        Reference("/criteria/0/rank/order/rankingStrategy", ("ranking-strategy",), "123456789123"),
         Reference("/criteria/0/profileConstraint/eligibilityRule", ("decision-rule",), "rule1"),
         Reference("/criteria/0/optionSelection/filter", ("collection",), "offerCollection1234"),
         Reference("/criteria/1/rank/order/function", ("ranking-formula",), "rf1"),

@@ -36,6 +36,7 @@ EXAMPLES = {
     "decision-rule": ex.DECISION_RULE,
     "ranking-formula": ex.RANKING_FORMULA,
     "decision": ex.DECISION,
+    "ranking-strategy": ex.RANKING_STRATEGY,
 }
 
 

@@ -24,6 +24,7 @@ from offerbase.engine import (
     build_snapshot,
     decide,
 )
+from offerbase.engine.bandit import RankingStats
 
 # The shared entity builders (tests/builders.py), under the names the engine tests use.
 collection = builders.collection
@@ -35,6 +36,7 @@ offer = builders.offer
 placement = builders.placement
 rep = builders.rep
 rule = builders.rule
+strategy = builders.strategy
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -48,6 +50,7 @@ def catalog(
     rules: list[dict[str, Any]] = (),  # type: ignore[assignment]
     formulas: list[dict[str, Any]] = (),  # type: ignore[assignment]
     fallbacks: list[dict[str, Any]] | None = None,
+    strategies: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> Snapshot:
     return build_snapshot(
         load_stored(
@@ -61,6 +64,7 @@ def catalog(
                 "decision": decisions,
                 "decision-rule": list(rules),
                 "ranking-formula": list(formulas),
+                "ranking-strategy": list(strategies),
             }
         )
     )
@@ -94,11 +98,21 @@ def run(
     counters: dict[str, int] | None = None,
     now: datetime = NOW,
     seed: int = 1,
+    ranking: RankingStats | None = None,
+    rng: random.Random | None = None,
     **req: Any,
 ) -> DecisionResult:
     scope_objs = [ScopeRequest(*s) for s in (scopes or [("D1", "P1")])]
     request = DecisionRequest(scopes=scope_objs, **req)
-    return decide(snap, request, profile or {}, counters or {}, now=now, rng=random.Random(seed))
+    return decide(
+        snap,
+        request,
+        profile or {},
+        counters or {},
+        now=now,
+        rng=rng or random.Random(seed),
+        ranking=ranking,
+    )
 
 
 def ids(result: DecisionResult, scope: int = 0) -> list[str]:

@@ -13,6 +13,7 @@ from engine_helpers import (
     collection,
     criterion,
     decision,
+    events,
     fallback,
     formula,
     ids,
@@ -73,16 +74,18 @@ def test_decision_dates() -> None:
         assert err.value.status == 422
 
 
-def test_ai_ranking_is_422() -> None:
+def test_a_strategy_the_snapshot_does_not_know_ranks_at_random() -> None:
     snap = catalog(
-        [offer("O1")],
+        [offer("O1"), offer("O2", 5)],
         [decision("D1", [criterion("C1", order_type="rankingStrategy")])],
-        collections=[collection("C1", ["O1"])],
+        collections=[collection("C1", ["O1", "O2"])],
     )
-    with pytest.raises(DecisionError) as err:
-        run(snap)
-    assert err.value.status == 422
-    assert "AI ranking is not supported yet" in err.value.detail
+    result = run(snap, trace=True)
+    assert len(ids(result)) == 1
+    assert result.scopes[0].ranking is None
+    assert [e["strategy"] for e in events(result, "strategy_missing")] == ["ai1"]
+    chosen = {ids(run(snap, seed=s))[0] for s in range(40)}
+    assert chosen == {"O1", "O2"}  # priority is not what ranks it
 
 
 def test_item_count_limits_and_defaults() -> None:

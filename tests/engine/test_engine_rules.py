@@ -104,20 +104,6 @@ def test_unknown_decision_and_placement_name_the_id() -> None:
     assert "P-missing" in err.detail
 
 
-def test_ai_ranking_error_points_at_the_scope() -> None:
-    snap = catalog(
-        [offer("O1")],
-        [
-            decision("D0", [criterion("C1")]),
-            decision("D1", [criterion("C1", order_type="rankingStrategy")]),
-        ],
-        collections=[collection("C1", ["O1"])],
-    )
-    err = _error(snap, [("D0", "P1"), ("D1", "P1")])
-    assert (err.status, err.pointer) == (422, "/xdm:propositionRequests/1/xdm:activityId")
-    assert "D1" in err.detail
-
-
 def test_errors_are_raised_before_any_scope_is_decided() -> None:
     snap = _one_decision()
     err = _error(snap, [("D1", "P1", 31), ("D-missing", "P1")])

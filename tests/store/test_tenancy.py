@@ -36,6 +36,7 @@ from offerbase.store import (
     datasets,
     datastreams,
     guardrails,
+    ranking,
     reports,
     scope,
     tenants,
@@ -158,6 +159,11 @@ def _bodies() -> list[tuple[str, str, dict[str, Any]]]:
             {"name": "Collection A", "filterType": "any-tags", "ids": ["tag-a"]},
         ),
         (
+            "ranking-strategy",
+            "strategy-a",
+            {"name": "Strategy A", "type": "auto-optimization", "holdoutPercentage": 5},
+        ),
+        (
             "decision",
             "decision-a",
             {
@@ -191,6 +197,9 @@ async def _fill(db: Database, a: Sandbox) -> None:
     for event_id, kind in (("display-a", "display"), ("purchase-a", "custom")):
         interactions.record(_feedback(a, event_id, kind))
     assert await interactions.flush() == 3
+    await _learn_ranked_display(db, a, "ranked-a")  # ranking_stats and ranking_state rows
+    interactions.record(_ranked_display(a, "waiting-a", "proposition-missing"))  # stays queued
+    assert await interactions.flush() == 1
     assert await SqlCounterStore(db).try_consume(a.pk, [(A_COUNTER, 1)])
     async with db.write() as conn:
         await datastreams.create_datastream(
@@ -245,6 +254,40 @@ A_DECISION = {
         }
     ],
 }
+
+
+# A decision event ranked by a strategy (AI ranking): what the learner attributes to.
+A_RANKED = {
+    "xdm:propositions": [
+        {
+            "xdm:activity": {"xdm:id": "decision-a"},
+            "xdm:placement": {"xdm:id": "placement-a"},
+            "xdm:selections": [{"xdm:id": "offer-a"}],
+            "offerbase:ranking": {"strategyId": "strategy-a", "arm": "model", "contextKey": ""},
+        }
+    ]
+}
+
+
+def _ranked_display(sandbox: Sandbox, event_id: str, proposition: str) -> InteractionEvent:
+    body = {"activityId": "decision-a", "placementId": "placement-a", "itemIds": ["offer-a"]}
+    return InteractionEvent(
+        sandbox.pk, event_id, 0, proposition, "2024-01-01T00:00:00.000Z", "display", body
+    )
+
+
+async def _learn_ranked_display(db: Database, sandbox: Sandbox, event_id: str) -> None:
+    """A ranked decision (the same proposition id in every tenant), a display of it, learned."""
+    writer = EventWriter(db)
+    writer.record(
+        PendingEvent(sandbox.pk, "proposition-ranked", "2024-01-01T00:00:00.000Z", A_RANKED)
+    )
+    assert await writer.flush() == 1
+    interactions = interaction_writer(db)
+    interactions.record(_ranked_display(sandbox, event_id, "proposition-ranked"))
+    assert await interactions.flush() == 1
+    while (await ranking.learn(db, sandbox.pk, 10**13, lambda _strategy: None)).done:
+        pass
 
 
 def _feedback(sandbox: Sandbox, event_id: str, kind: str) -> InteractionEvent:
@@ -628,6 +671,50 @@ async def _rollups_interaction(t: Ctx) -> None:
     assert await writer.flush() == 1
     (row,) = await _b_report(t)
     assert (row["displays"], row["uniqueDisplays"]) == (1, 1)  # new in B, though A has it
+
+
+@case("interactions.after_insert")
+@case("ranking.enqueue")
+async def _ranking_enqueue(t: Ctx) -> None:
+    assert await ranking.pending(t.db, t.a.pk) == 1
+    assert await ranking.pending(t.db, t.b.pk) == 0
+    writer = interaction_writer(t.db)  # its batches run after_insert, which runs enqueue
+    writer.record(_ranked_display(t.b, "waiting-a", "proposition-missing"))  # A's event id
+    assert await writer.flush() == 1
+    assert await ranking.pending(t.db, t.b.pk) == 1
+
+
+@case("ranking.learn")
+@case("ranking.strategy_totals")
+async def _ranking_learn(t: Ctx) -> None:
+    assert await ranking.strategy_totals(t.db, t.a.pk, "strategy-a") != []
+    assert await ranking.strategy_totals(t.db, t.b.pk, "strategy-a") == []
+    assert (await ranking.learn(t.db, t.b.pk, 10**13, lambda _strategy: None)).done == 0
+    await _learn_ranked_display(t.db, t.b, "ranked-a")  # A's proposition and event ids
+    (totals,) = await ranking.strategy_totals(t.db, t.b.pk, "strategy-a")
+    assert (totals.offer_id, totals.arm, totals.trials, totals.successes) == (
+        "offer-a",
+        "model",
+        1,
+        0,
+    )
+
+
+@case("ranking.sandboxes_with_work")
+async def _ranking_sandboxes(t: Ctx) -> None:
+    """Housekeeping across tenants by design (the learner's pass): it names sandboxes only."""
+    due = await ranking.sandboxes_with_work(t.db, 10**13)
+    assert t.b.pk not in due
+
+
+@case("ranking.changed_since")
+@case("ranking.pending")
+async def _ranking_changed(t: Ctx) -> None:
+    version, rows = await ranking.changed_since(t.db, t.a.pk, 0)
+    assert version > 0
+    assert rows
+    assert await ranking.changed_since(t.db, t.b.pk, 0) == (0, [])
+    assert await ranking.pending(t.db, t.b.pk) == 0
 
 
 @case("counters.SqlCounterStore.get_many")
@@ -1153,6 +1240,7 @@ def test_store_sql_is_built_through_scope() -> None:
             "counters.py",
             "datastreams.py",
             "workloads.py",
+            "ranking.py",  # the learner's pass: which sandboxes have due work (pks only)
         }:
             wrong.append(f"{name} spans tenants")
     assert wrong == []

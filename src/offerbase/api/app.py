@@ -33,6 +33,7 @@ from offerbase.api import (
     openapi,
     platform,
     profiles,
+    ranking_report,
     reports,
     workloads,
 )
@@ -177,7 +178,9 @@ def create_app(
         checkpointer = asyncio.create_task(_checkpoint_loop(services.db))
         pruner = asyncio.create_task(pruning_loop(services))  # OFFERBASE_EVENT_RETENTION_DAYS
         services.workloads.start()
+        learner = asyncio.create_task(services.learner.loop())  # AI ranking (api/ranking.py)
         yield
+        learner.cancel()
         await services.workloads.stop()
         checkpointer.cancel()
         pruner.cancel()
@@ -201,6 +204,7 @@ def create_app(
     app.include_router(profiles.router)
     app.include_router(events.router)
     app.include_router(reports.router)
+    app.include_router(ranking_report.router)
     app.include_router(admin.router)
     app.include_router(datastreams.router)
     app.include_router(workloads.router)

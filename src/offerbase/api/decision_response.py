@@ -118,6 +118,12 @@ def event_body(
             item["xdm:fallback"] = {"xdm:id": scope.fallback.id}
         if scope.capped:  # the offers a cap stopped (reports' capHits), only when there are any
             item["offerbase:cappedOptions"] = list(scope.capped)
+        if scope.ranking is not None:  # what the learner attributes this scope's feedback to
+            item["offerbase:ranking"] = {
+                "strategyId": scope.ranking.strategy_id,
+                "arm": scope.ranking.arm,
+                "contextKey": scope.ranking.context_key,
+            }
         propositions.append(item)
     return {
         "xdm:propositionId": proposition_id,

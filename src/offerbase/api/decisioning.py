@@ -69,8 +69,18 @@ async def _decide(
     engine_request = parsed.engine_request(profile_key)
     keys = capping_keys(snapshot, engine_request, now)
     counters = await services.counters.get_many(sandbox.pk, keys) if keys else {}
+    # The strategies' evidence, only when the catalog has strategies (the common case: none).
+    ranking = await services.ranking_stats.get(sandbox) if snapshot.strategies else None
     for _attempt in range(MAX_CAPPING_ATTEMPTS):
-        result = decide(snapshot, engine_request, profile, counters, now=now, rng=services.rng)
+        result = decide(
+            snapshot,
+            engine_request,
+            profile,
+            counters,
+            now=now,
+            rng=services.rng,
+            ranking=ranking,
+        )
         if parsed.dry_run or not result.consumption:
             return result
         items = [(c.key, c.limit) for c in result.consumption]

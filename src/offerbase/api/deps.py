@@ -21,6 +21,8 @@ from offerbase.api.admin_ui.sign_in import SignInChecker
 from offerbase.api.client_auth import FailureThrottle, SecretChecker
 from offerbase.api.credential_cache import CredentialCache
 from offerbase.api.datastream_cache import DatastreamCache
+from offerbase.api.ranking import Learner, RankingStatsCache
+from offerbase.api.ranking_stats import RankingStatsSource
 from offerbase.api.sandboxes import SandboxCache
 from offerbase.api.snapshots import SnapshotCache
 from offerbase.api.workload_runs import WorkloadRunner
@@ -53,6 +55,11 @@ class Services:
     interactions: EventWriter[InteractionEvent]
     # Batch decisioning workloads (api/workload_runs.py): this process's job runner.
     workloads: WorkloadRunner
+    # AI ranking: the strategies' evidence read per decision (api/ranking_stats.py's seam;
+    # api/ranking.py's RankingStatsCache, this worker's view of the ranking_stats table), and
+    # this worker's learner (interaction events -> ranking_stats, off the hot path).
+    ranking_stats: RankingStatsSource
+    learner: Learner
     # Injected time and randomness, so decisions are reproducible (tests pass their own).
     clock: Callable[[], datetime]
     rng: random.Random
@@ -68,6 +75,7 @@ class Services:
     ) -> Services:
         counters = counter_store(db, settings.redis_url, settings.redis_prefix)
         clock = clock or _now
+        snapshots = SnapshotCache(db, settings.snapshot_poll_seconds)
         return cls(
             settings=settings,
             db=db,
@@ -89,12 +97,14 @@ class Services:
                     key_prefix=f"{settings.redis_prefix}admin-sign-in",
                 )
             ),
-            snapshots=SnapshotCache(db, settings.snapshot_poll_seconds),
+            snapshots=snapshots,
             datastreams=DatastreamCache(db, settings.snapshot_poll_seconds),
             counters=counters,
             events=EventWriter(db, durable=settings.events_durable),
             interactions=interaction_writer(db, durable=settings.events_durable),
             workloads=WorkloadRunner(db, counters, settings, clock),
+            ranking_stats=RankingStatsCache(db, settings.ranking_refresh_seconds),
+            learner=Learner(db, snapshots, clock, settings.ranking_learn_seconds),
             clock=clock,
             rng=rng or random.Random(),
         )

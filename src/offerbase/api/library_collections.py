@@ -16,6 +16,7 @@ COLLECTIONS: dict[str, tuple[str, ...]] = {
     "offer-rules": ("decision-rule",),
     "ranking-formulas": ("ranking-formula",),
     "offer-decisions": ("decision",),
+    "ranking-strategies": ("ranking-strategy",),  # Offerbase's own (docs/offer-library.md)
 }
 OFFER_TYPES = {"personalized": "personalized-offer", "fallback": "fallback-offer"}
 

@@ -35,7 +35,7 @@ ROOT = "/data/core/ode"
 XCORE_HOME_MEDIA_TYPE = "application/vnd.adobe.platform.xcore.home.hal+json"
 CONTAINER_SCHEMA = "https://ns.adobe.com/experience/xcore/container"
 _CATALOG_KINDS = ("personalized-offer", "fallback-offer", "collection", "tag")
-_ACTIVITY_KINDS = ("decision", "placement", "decision-rule", "ranking-formula")
+_ACTIVITY_KINDS = ("decision", "placement", "decision-rule", "ranking-formula", "ranking-strategy")
 
 
 async def container_sandbox(request: Request) -> Sandbox:

@@ -206,7 +206,10 @@ def execute(spec: JobSpec) -> Summary:
                 continue
             request = DecisionRequest(scopes=scopes, profile_key=f"{identity[0]}:{identity[1]}")
             try:
-                result = decide(snapshot, request, body, counters, now=spec.now, rng=rng)
+                # ranking=None: batch ranks by a strategy's prior alone, as batch/ does
+                result = decide(
+                    snapshot, request, body, counters, now=spec.now, rng=rng, ranking=None
+                )
             except DecisionError as exc:
                 raise JobFailed(f"{exc.pointer or ''} {exc.detail}".strip()) from exc
             for consumed in result.consumption:  # later profiles see these proposals

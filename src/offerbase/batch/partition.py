@@ -409,8 +409,17 @@ def decide_profile(
     """One row's decision: the online path's engine call (see the module docstring)."""
     request = DecisionRequest(scopes=job.scopes, profile_key=profile.key)
     rng = random.Random(row_seed(job.seed, profile.key or f"row:{profile.row}"))
+    # ranking=None: a batch job ranks by a strategy's prior alone (Adobe has no batch
+    # decisioning with AI models; docs/batch.md).
     return decide(
-        snapshot, request, profile.body, counters, now=job.now, rng=rng, known_rules=known
+        snapshot,
+        request,
+        profile.body,
+        counters,
+        now=job.now,
+        rng=rng,
+        known_rules=known,
+        ranking=None,
     )
 
 

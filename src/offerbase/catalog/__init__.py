@@ -17,6 +17,7 @@ from offerbase.catalog.domain import (
     Placement,
     ProfileConstraint,
     RankingFormula,
+    RankingStrategy,
     Rule,
     Tag,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "Placement",
     "ProfileConstraint",
     "RankingFormula",
+    "RankingStrategy",
     "Reference",
     "Rule",
     "Tag",

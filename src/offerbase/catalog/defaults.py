@@ -36,3 +36,7 @@ ORDER_EVALUATION_TYPE = "static"
 
 # Ranking formulas (INTEGER is the only documented example).
 RETURN_TYPE = "INTEGER"
+
+# Ranking strategies (Offerbase's own): clicks per display, 10% random holdout (Adobe's split).
+STRATEGY_GOAL_EVENT_TYPE = "interact"
+STRATEGY_HOLDOUT_PERCENTAGE = 10

@@ -180,6 +180,23 @@ class RankingFormula:
 
 
 @dataclass(frozen=True, slots=True)
+class RankingStrategy:
+    """An AI ranking model (Offerbase's own collection, docs/offer-library.md): how a criterion
+    whose rank.order is ``rankingStrategy`` orders its eligible offers (engine/bandit.py)."""
+
+    id: str
+    etag: Any
+    body: Body
+    type: str  # enums.STRATEGY_AUTO | enums.STRATEGY_PERSONALIZED
+    goal_event_type: str  # optimizationGoal.eventType: "interact" (clicks) or a custom type
+    holdout: float  # holdoutPercentage, 0..50: the share of traffic served at random
+    # Personalized optimization's features (empty for auto-optimization), in stored order:
+    audiences: tuple[str, ...] = ()  # features.audiences: audience (segment) ids
+    profile_paths: tuple[tuple[str, ...], ...] = ()  # features.profilePaths, as pointer tokens
+    context_paths: tuple[tuple[str, ...], ...] = ()  # features.contextPaths, as pointer tokens
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     """One sandbox's whole catalog, each kind in stored order."""
 
@@ -190,4 +207,5 @@ class Catalog:
     tags: tuple[Tag, ...] = ()
     rules: tuple[Rule, ...] = ()
     formulas: tuple[RankingFormula, ...] = ()
+    strategies: tuple[RankingStrategy, ...] = ()
     decisions: tuple[Decision, ...] = ()

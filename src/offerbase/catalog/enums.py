@@ -52,6 +52,11 @@ ORDER_EVALUATION_TYPE: Mapping[str, str] = {
     "scoring-function": "scoringFunction",
 }
 
+# Ranking strategies (Offerbase's own collection, docs/offer-library.md).
+RANKING_STRATEGY_TYPE: Mapping[str, str] = _identity(
+    "auto-optimization", "personalized-optimization"
+)
+
 FILTER_TYPE: Mapping[str, str] = {
     **_identity("offers", "any-tags", "all-tags"),
     "anyTags": "any-tags",
@@ -115,6 +120,9 @@ SEGMENT_CONSTRAINT_ALL = "allSegments"
 ORDER_STATIC = "static"
 ORDER_FORMULA = "scoringFunction"
 ORDER_AI = "rankingStrategy"
+STRATEGY_AUTO = "auto-optimization"
+STRATEGY_PERSONALIZED = "personalized-optimization"
+GOAL_CLICKS = "interact"  # optimizationGoal.eventType's default: clicks per display
 FILTER_OFFERS = "offers"
 FILTER_ANY_TAGS = "any-tags"
 FILTER_ALL_TAGS = "all-tags"

@@ -1,4 +1,7 @@
-"""The eight Offer Library kinds: URL collection, id type word, read schema URI, body model."""
+"""The Offer Library kinds: URL collection, id type word, read schema URI, body model.
+
+Eight are Adobe's; `ranking-strategy` is Offerbase's own (Adobe keeps AI models in its UI), so
+its schema URI is in Offerbase's namespace."""
 
 from __future__ import annotations
 
@@ -46,6 +49,13 @@ KINDS: dict[str, Kind] = {
             "ranking-function;version=0.3",
         ),
         _kind("decision", "offer-decisions", "offer-activity", "offer-activity;version=0.8"),
+        Kind(
+            "ranking-strategy",
+            "ranking-strategies",
+            "ranking-strategy",
+            "https://ns.offerbase.dev/ranking-strategy;version=1",
+            MODELS["ranking-strategy"],
+        ),
     )
 }
 

@@ -25,6 +25,7 @@ from offerbase.catalog.domain import (
     Placement,
     ProfileConstraint,
     RankingFormula,
+    RankingStrategy,
     Rule,
     Tag,
 )
@@ -242,6 +243,27 @@ def load_formula(body: Body) -> RankingFormula:
     )
 
 
+def _pointer(path: str) -> tuple[str, ...]:
+    """RFC 6901 tokens of a validated JSON Pointer ("/a/b~1c" -> ("a", "b/c"))."""
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in path.split("/")[1:])
+
+
+def load_strategy(body: Body) -> RankingStrategy:
+    goal = body.get("optimizationGoal") or {}
+    features = body.get("features") or {}
+    return RankingStrategy(
+        id=str(body["id"]),
+        etag=body.get("etag"),
+        body=body,
+        type=enums.canonical(enums.RANKING_STRATEGY_TYPE, body["type"]),
+        goal_event_type=goal.get("eventType", defaults.STRATEGY_GOAL_EVENT_TYPE),
+        holdout=float(body.get("holdoutPercentage", defaults.STRATEGY_HOLDOUT_PERCENTAGE)),
+        audiences=tuple(dict.fromkeys(features.get("audiences", ()))),
+        profile_paths=tuple(_pointer(p) for p in features.get("profilePaths", ())),
+        context_paths=tuple(_pointer(p) for p in features.get("contextPaths", ())),
+    )
+
+
 LOADERS = {
     "personalized-offer": load_offer,
     "fallback-offer": load_fallback,
@@ -251,6 +273,7 @@ LOADERS = {
     "decision-rule": load_rule,
     "ranking-formula": load_formula,
     "decision": load_decision,
+    "ranking-strategy": load_strategy,
 }
 
 
@@ -273,5 +296,6 @@ def load_catalog(bodies: Mapping[str, Iterable[Body]]) -> Catalog:
         tags=each("tag"),
         rules=each("decision-rule"),
         formulas=each("ranking-formula"),
+        strategies=each("ranking-strategy"),
         decisions=each("decision"),
     )

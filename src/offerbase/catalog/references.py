@@ -64,12 +64,13 @@ def references(kind: str, body: dict[str, Any]) -> list[Reference]:
                 rank = criterion.get("rank")
                 order = rank.get("order") if isinstance(rank, dict) else None
                 _ref(out, order, "function", f"{base}/rank/order", ("ranking-formula",))
+                _ref(out, order, "rankingStrategy", f"{base}/rank/order", ("ranking-strategy",))
                 _profile_constraint(
                     out, criterion.get("profileConstraint"), f"{base}/profileConstraint"
                 )
                 selection = criterion.get("optionSelection")
                 _ref(out, selection, "filter", f"{base}/optionSelection", ("collection",))
                 _refs(out, selection, "options", f"{base}/optionSelection", ("personalized-offer",))
-    elif kind not in ("placement", "tag", "decision-rule", "ranking-formula"):
+    elif kind not in ("placement", "tag", "decision-rule", "ranking-formula", "ranking-strategy"):
         raise ValueError(f"unknown kind {kind!r}")
     return out

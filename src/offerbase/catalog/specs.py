@@ -565,6 +565,95 @@ DECISION = Obj(
     name="a decision",
 )
 
+# Ranking strategies: Offerbase's own collection (Adobe keeps AI models in its UI only), so
+# every rule here is ours, written down in docs/offer-library.md.
+MAX_STRATEGY_AUDIENCES = 50  # Adobe's personalized optimization: 0-50 audiences
+MAX_STRATEGY_PATHS = 10  # profile paths, and again context paths
+MAX_HOLDOUT_PERCENTAGE = 50
+JSON_POINTER = r"(?:/(?:[^~/]|~[01])*)+"
+FEATURE_PATH = Arr(
+    Str(
+        min_length=1,
+        max_length=256,
+        pattern=JSON_POINTER,
+        what="a JSON Pointer string",
+        pattern_hint="use a JSON Pointer such as /person/gender (~0 for ~, ~1 for /).",
+    ),
+    max_items=MAX_STRATEGY_PATHS,
+)
+# The goal event: a key of the feedback event's propositionEventType ("interact" = clicks, or a
+# custom event type); "display" is what a trial is, so it cannot also be the success.
+GOAL_EVENT_TYPE = Str(
+    min_length=1,
+    max_length=64,
+    pattern=r"[A-Za-z][A-Za-z0-9_.:-]*",
+    what="an event type string",
+    pattern_hint="use interact (clicks) or a custom event type: a letter, then letters, digits, "
+    "or _ . : -.",
+)
+
+
+def _strategy_rule(obj: dict[str, Any], pointer: str, errors: list[FieldError]) -> None:
+    kind = _canonical(enums.RANKING_STRATEGY_TYPE, obj.get("type"))
+    goal = obj.get("optimizationGoal")
+    if isinstance(goal, dict) and goal.get("eventType") == "display":
+        errors.append(
+            FieldError(
+                child(child(pointer, "optimizationGoal"), "eventType"),
+                "display is what a trial is; the goal is the event counted as a success "
+                "(interact for clicks, or a custom event type).",
+            )
+        )
+    features = obj.get("features")
+    used = 0
+    if isinstance(features, dict):
+        used = sum(len(v) for v in features.values() if isinstance(v, list))
+    if kind == enums.STRATEGY_PERSONALIZED and used == 0:
+        errors.append(
+            FieldError(
+                child(pointer, "features"),
+                "A personalized-optimization strategy needs at least one feature (audiences, "
+                "profilePaths or contextPaths).",
+            )
+        )
+    elif kind == enums.STRATEGY_AUTO and features is not None:
+        errors.append(
+            FieldError(
+                child(pointer, "features"),
+                "An auto-optimization strategy is not personalized: remove features, or use "
+                "type personalized-optimization.",
+            )
+        )
+
+
+RANKING_STRATEGY = Obj(
+    {
+        "name": NAME,
+        "description": TEXT,
+        "type": Enum(enums.RANKING_STRATEGY_TYPE),
+        "optimizationGoal": Obj(
+            {"eventType": GOAL_EVENT_TYPE},
+            required=frozenset({"eventType"}),
+            name="optimizationGoal",
+        ),
+        "holdoutPercentage": Int(minimum=0, maximum=MAX_HOLDOUT_PERCENTAGE),
+        "features": Obj(
+            {
+                "audiences": Arr(
+                    ID, max_items=MAX_STRATEGY_AUDIENCES, max_reason=" (audiences per strategy)"
+                ),
+                "profilePaths": FEATURE_PATH,
+                "contextPaths": FEATURE_PATH,
+            },
+            name="features",
+        ),
+        "labels": LABELS,
+    },
+    required=frozenset({"name", "type"}),
+    checks=[_strategy_rule],
+    name="a ranking strategy",
+)
+
 SPECS: dict[str, Obj] = {
     "personalized-offer": PERSONALIZED_OFFER,
     "fallback-offer": FALLBACK_OFFER,
@@ -574,4 +663,5 @@ SPECS: dict[str, Obj] = {
     "decision-rule": DECISION_RULE,
     "ranking-formula": RANKING_FORMULA,
     "decision": DECISION,
+    "ranking-strategy": RANKING_STRATEGY,
 }

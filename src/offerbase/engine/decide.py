@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from offerbase.catalog import NO_CONSTRAINT, Offer, ProfileConstraint, enums
+from offerbase.engine import bandit
+from offerbase.engine.bandit import RankingStats
 from offerbase.engine.capping import (
     BucketCache,
     CapRule,
@@ -38,6 +40,7 @@ from offerbase.engine.model import (
     DecisionRequest,
     DecisionResult,
     FallbackOption,
+    RankingChoice,
     ScopeRequest,
     ScopeResult,
 )
@@ -101,16 +104,7 @@ def _resolve(
             _pointer(i, "itemCount"),
             i,
         )
-    plan = snapshot.plan(decision, placement)
-    if plan.uses_ai:
-        raise DecisionError(
-            422,
-            "Unsupported ranking",
-            f"AI ranking is not supported yet (decision '{decision.id}')",
-            _pointer(i, "activityId"),
-            i,
-        )
-    return plan, count
+    return snapshot.plan(decision, placement), count
 
 
 def _dedup_flags(request: DecisionRequest, plans: Sequence[ScopePlan]) -> tuple[bool, bool]:
@@ -135,8 +129,15 @@ class _Run:
         rng: random.Random,
         allow: tuple[bool, bool],
         known_rules: Mapping[str, bool] | None = None,
+        ranking: RankingStats | None = None,
     ) -> None:
         self.snapshot = snapshot
+        self.ranking: RankingStats = ranking or {}
+        self.context_keys: dict[str, str] = {}  # strategy id -> this request's context key
+        self.profile = profile
+        self.context = request.context
+        # this scope's offers ranked by a strategy -> how (the scope's `offerbase:ranking`)
+        self.ranked_by: dict[str, RankingChoice] = {}
         self.caps = snapshot.caps
         self.profile_key = request.profile_key
         self.counters = counters
@@ -329,7 +330,7 @@ class _Run:
             if self.trace is not None:
                 for oid, reason, detail in cplan.dropped:
                     self._drop(cplan, oid, (reason, detail))
-        if len(group) == 1 and group[0].criterion.order != enums.ORDER_FORMULA:
+        if len(group) == 1 and group[0].criterion.order == enums.ORDER_STATIC:
             gate = self._criterion_gate(group[0])
             if gate is False:
                 return []
@@ -345,6 +346,8 @@ class _Run:
             per_offer = gate is True
             crit = cplan.criterion
             formula = None
+            by_strategy = crit.order == enums.ORDER_AI
+            eligible: list[Offer] = []  # a strategy ranks the eligible offers all at once
             if crit.order == enums.ORDER_FORMULA:
                 formula = self.snapshot.formulas.get(crit.formula_id or "")
                 if formula is None or formula.expr is None:
@@ -361,6 +364,9 @@ class _Run:
                     if drop is not None:
                         self._drop(cplan, offer.id, drop)
                         continue
+                    if by_strategy:
+                        eligible.append(offer)
+                        continue
                     if crit.order == enums.ORDER_FORMULA:
                         score = (
                             self.ev.score(formula, offer.id, offer.view)
@@ -373,14 +379,66 @@ class _Run:
                     prev = best.get(offer.id)
                     if prev is None or value > prev[0]:
                         best[offer.id] = (value, score, offer)
+            if eligible:
+                for offer, score in self._by_strategy(cplan, eligible):
+                    value = rank_value(score)
+                    prev = best.get(offer.id)
+                    if prev is None or value > prev[0]:
+                        best[offer.id] = (value, score, offer)
         ordered = order_scored([(v, (o, s)) for v, s, o in best.values()], self.rng)
         return ordered
+
+    def _by_strategy(
+        self, cplan: CriterionPlan, offers: Sequence[Offer]
+    ) -> list[tuple[Offer, float | None]]:
+        """Scores of a criterion's eligible offers by its ranking strategy (engine/bandit.py):
+        the holdout arm (drawn from the request's rng) scores none, so they are ordered
+        uniformly at random; the model arm scores each with a draw from its posterior."""
+        crit = cplan.criterion
+        strategy = self.snapshot.strategies.get(crit.strategy_id or "")
+        if strategy is None:  # an older snapshot, or an engine caller's own catalog
+            self.event("strategy_missing", criterion=crit.index, strategy=crit.strategy_id)
+            return [(offer, None) for offer in offers]
+        key = self.context_keys.get(strategy.id)
+        if key is None:
+            key = self.context_keys[strategy.id] = bandit.context_key(
+                strategy, self.profile, self.context
+            )
+        arm = bandit.HOLDOUT if self.rng.random() * 100.0 < strategy.holdout else bandit.MODEL
+        choice = RankingChoice(strategy.id, arm, key)
+        for offer in offers:
+            self.ranked_by.setdefault(offer.id, choice)
+        self.event(
+            "ranking_strategy",
+            criterion=crit.index,
+            strategy=strategy.id,
+            type=strategy.type,
+            arm=arm,
+            contextKey=key,
+            candidates=len(offers),
+        )
+        if arm == bandit.HOLDOUT:
+            return [(offer, None) for offer in offers]
+        stats = self.ranking.get(strategy.id, bandit.EMPTY)
+        scored = bandit.sample(strategy, stats, key, offers, self.rng)
+        if self.trace is not None:
+            for offer, (score, alpha, beta) in zip(offers, scored, strict=True):
+                self.event(
+                    "sampled",
+                    criterion=crit.index,
+                    offer=offer.id,
+                    score=score,
+                    alpha=alpha,
+                    beta=beta,
+                )
+        return [(offer, s[0]) for offer, s in zip(offers, scored, strict=True)]
 
     # -- one scope ---------------------------------------------------------------------------
 
     def scope(self, i: int, plan: ScopePlan, count: int) -> ScopeResult:
         self.scope_index = i
         self.capped = {}
+        self.ranked_by = {}
         self.activity_id = plan.decision.id
         self.placement_id = pid = plan.placement.id
         ranked: dict[str, float | None] = {}
@@ -441,7 +499,10 @@ class _Run:
                     detail=why
                     + ("" if fallback else "; the decision has no (known) fallback offer"),
                 )
-        return ScopeResult(plan.decision, plan.placement, options, fallback, tuple(self.capped))
+        ranking = next((self.ranked_by[o.id] for o in chosen if o.id in self.ranked_by), None)
+        return ScopeResult(
+            plan.decision, plan.placement, options, fallback, tuple(self.capped), ranking
+        )
 
 
 def _describe(constraint: ProfileConstraint) -> str:
@@ -460,8 +521,13 @@ def decide(
     now: datetime,
     rng: random.Random,
     known_rules: Mapping[str, bool] | None = None,
+    ranking: RankingStats | None = None,
 ) -> DecisionResult:
     """Decide every scope of `request` (see docs/decisioning.md).
+
+    `ranking`: the evidence of the sandbox's ranking strategies (engine/bandit.py), read like
+    the capping counters; None or a missing strategy means no evidence yet (every offer has
+    the uniform prior).
 
     `known_rules`: rule id -> value for offer-independent rules already evaluated for this
     profile (batch decisioning computes them vectorised); they must equal what the rule's
@@ -494,6 +560,7 @@ def decide(
         rng,
         _dedup_flags(request, [p for p, _ in resolved]),
         known_rules,
+        ranking,
     )
     scopes = [run.scope(i, plan, count) for i, (plan, count) in enumerate(resolved)]
     return DecisionResult(scopes, run.consumption, run.trace)

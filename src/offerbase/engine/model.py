@@ -55,7 +55,8 @@ class ChosenOption:
     id: str
     etag: Any
     body: Mapping[str, Any]
-    # the ranking formula's score (xdm:score); None when ranked by priority or no score
+    # xdm:score: the ranking formula's score, or the ranking strategy's sampled score; None when
+    # ranked by priority, by a strategy's holdout, or when there is no score
     score: float | None
     # the offer's representation for the requested placement (channel, placement, components)
     representation: Mapping[str, Any]
@@ -72,6 +73,16 @@ class FallbackOption:
 
 
 @dataclass(frozen=True, slots=True)
+class RankingChoice:
+    """How a ranking strategy served a scope (recorded as the decision event's
+    `offerbase:ranking`, which the learner attributes feedback with)."""
+
+    strategy_id: str
+    arm: str  # "model" (Thompson sampling) | "holdout" (uniformly random control)
+    context_key: str  # bandit.context_key: "" for auto-optimization
+
+
+@dataclass(frozen=True, slots=True)
 class ScopeResult:
     activity: Decision
     placement: Placement
@@ -81,6 +92,9 @@ class ScopeResult:
     # were met, each once (reports' capHits). Only candidates the decision itself evaluated:
     # those a trace checks past the cut-off are not, so traced and untraced results agree.
     capped: tuple[str, ...] = ()
+    # The strategy that ranked the scope's first option ranked by one, with its arm; None when
+    # no option came from a ranking strategy.
+    ranking: RankingChoice | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from offerbase import pql
-from offerbase.catalog import Catalog, Criterion, Decision, Offer, Placement, enums
-from offerbase.catalog.domain import FallbackOffer, RankingFormula, Rule
+from offerbase.catalog import Catalog, Criterion, Decision, Offer, Placement
+from offerbase.catalog.domain import FallbackOffer, RankingFormula, RankingStrategy, Rule
 from offerbase.engine.capping import CapRule, cap_rules, entity_part
 from offerbase.engine.eligibility import CompiledRule
 from offerbase.engine.model import EXPERIENCE_EVENTS
@@ -39,7 +39,6 @@ class ScopePlan:
     # Criteria that apply to the placement, grouped by rank.priority (highest first);
     # equal priorities form one group ranked together.
     groups: tuple[tuple[CriterionPlan, ...], ...]
-    uses_ai: bool
     # Every cap rule of the candidates that applies in this placement, with its entity key part
     # (for capping_keys()).
     cap_rules: tuple[tuple[CapRule, str], ...] = ()
@@ -76,6 +75,7 @@ class Snapshot:
         self.fallbacks: dict[str, FallbackOffer] = {f.id: f for f in catalog.fallbacks}
         self.placements: dict[str, Placement] = {p.id: p for p in catalog.placements}
         self.decisions: dict[str, Decision] = {d.id: d for d in catalog.decisions}
+        self.strategies: dict[str, RankingStrategy] = {s.id: s for s in catalog.strategies}
         self.rules: dict[str, CompiledRule] = {
             r.id: _compile(r, r.condition, "rule") for r in catalog.rules
         }
@@ -189,7 +189,6 @@ class Snapshot:
             decision=decision,
             placement=placement,
             groups=tuple(tuple(g) for g in groups),
-            uses_ai=any(c.order == enums.ORDER_AI for c in applicable),
             cap_rules=tuple(
                 (rule, entity_part(rule, pid))
                 for rules in capped.values()

@@ -26,6 +26,7 @@ ORDER = (
     "personalized-offer",
     "fallback-offer",
     "collection",
+    "ranking-strategy",
     "decision",
 )
 

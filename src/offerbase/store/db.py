@@ -86,6 +86,10 @@ class Batch(Protocol):
         """Insert the rows whose `unique` key is not stored yet; returns those rows."""
         ...
 
+    async def insert_all(self, table: sa.Table, columns: tuple[str, ...], rows: list[Row]) -> None:
+        """Insert every row (rows known to be new: the AI ranking learner's queue)."""
+        ...
+
     async def add(
         self, table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...], rows: list[Row]
     ) -> None:
@@ -129,6 +133,13 @@ class _SqliteBatch:
         # One statement per row: rowcount says whether this row was new (executemany's
         # total cannot say which).
         return [row for row in rows if self.conn.execute(sql, row).rowcount == 1]
+
+    async def insert_all(self, table: sa.Table, columns: tuple[str, ...], rows: list[Row]) -> None:
+        _check_tenant(table, columns)
+        marks = ", ".join("?" for _ in columns)
+        self.conn.executemany(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows
+        )
 
     async def add(
         self, table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...], rows: list[Row]
@@ -183,6 +194,11 @@ class _PgBatch:
                 new.discard(key)
                 inserted.append(row)
         return inserted
+
+    async def insert_all(self, table: sa.Table, columns: tuple[str, ...], rows: list[Row]) -> None:
+        _check_tenant(table, columns)
+        if rows:
+            await self.conn.copy_records_to_table(table.name, records=rows, columns=columns)
 
     async def add(
         self, table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...], rows: list[Row]

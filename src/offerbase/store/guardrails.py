@@ -29,6 +29,7 @@ TOTALS: tuple[Total, ...] = (
     Total(("tag",), 1_000, "collection qualifiers"),
     Total(("decision-rule", "ranking-formula"), 10_000, "decision rules and ranking formulas"),
     Total(("decision",), 10_000, "decisions"),
+    Total(("ranking-strategy",), 5, "AI ranking models"),  # Adobe: 5 AI models per sandbox
 )
 LIVE_DECISIONS = 1_000
 

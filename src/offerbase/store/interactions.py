@@ -41,6 +41,7 @@ from offerbase.store.events import (
     json_body,
     read_page,
 )
+from offerbase.store.ranking import enqueue as enqueue_for_ranking
 from offerbase.store.rollups import interaction_rollup
 from offerbase.store.scope import Scope, tenant_column
 from offerbase.store.tables import interaction_events
@@ -69,6 +70,13 @@ class InteractionEvent:
     timestamp: str  # ISO-8601 ms Z: the event's xdm.timestamp if valid, else when it arrived
     type: str  # one of INTERACTION_TYPES
     body: dict[str, Any]  # the exported record (docs/edge.md, "Feedback events")
+
+
+async def after_insert(batch: Batch, rows: list[Row]) -> None:
+    """What commits with the interaction rows just inserted (new ones only): the reports'
+    rollups, and the AI ranking learner's queue (store/ranking.py)."""
+    await interaction_rollup(batch, rows)
+    await enqueue_for_ranking(batch, rows)
 
 
 def interaction_row(event: InteractionEvent) -> Row:
@@ -100,7 +108,7 @@ INTERACTION_EVENTS: EventKind[InteractionEvent] = EventKind(
     INTERACTIONS_DROPPED,
     INTERACTIONS_REJECTED,
     unique=_UNIQUE,
-    rollup=interaction_rollup,
+    rollup=after_insert,
 )
 
 
@@ -161,7 +169,7 @@ async def insert_counted(
 
     async def then(batch: Batch, new_rows: list[Row]) -> None:
         inserted[:] = new_rows
-        await interaction_rollup(batch, new_rows)
+        await after_insert(batch, new_rows)
 
     deadline = time.monotonic() + COUNTED_LOCK_WAIT_SECONDS
     while not await db.insert_rows(

@@ -180,6 +180,8 @@ decision_events = sa.Table(
     sa.Column("timestamp", sa.String(32), nullable=False),
     sa.Column("body", Json, nullable=False),
     sa.Index("ix_decision_events_time", "sandbox_pk", "timestamp", "row_id"),
+    # The AI ranking learner finds the decision of a display or click by its proposition id.
+    sa.Index("ix_decision_events_proposition", "sandbox_pk", "proposition_id"),
     info={"tenant": "sandbox_pk"},
 )
 
@@ -410,5 +412,53 @@ report_offer_day_uniques = sa.Table(
     sa.Column("offer_id", sa.String(_KEY), primary_key=True),
     sa.Column("unique_displays", sa.BigInteger, nullable=False),
     sa.Column("unique_clicks", sa.BigInteger, nullable=False),
+    info={"tenant": "sandbox_pk"},
+)
+
+# AI ranking (store/ranking.py; docs/ai-ranking.md). The evidence of each ranking strategy: per
+# (strategy, arm, context key, offer) the displays (trials) and goal events (successes) that
+# the learner attributed to it. `version` is the ranking_state version of the learner run that
+# last changed the row: each worker's reader loads only the rows changed since its last load.
+ranking_stats = sa.Table(
+    "ranking_stats",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("strategy_id", sa.String(_KEY), primary_key=True),
+    sa.Column("arm", sa.String(16), primary_key=True),  # "model" | "holdout"
+    sa.Column("context_key", sa.String(_KEY), primary_key=True),  # "" for auto-optimization
+    sa.Column("offer_id", sa.String(_KEY), primary_key=True),
+    sa.Column("trials", sa.BigInteger, nullable=False),
+    sa.Column("successes", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Index("ix_ranking_stats_version", "sandbox_pk", "version"),
+    info={"tenant": "sandbox_pk"},
+)
+
+# One row per sandbox that has learned anything: `version` is bumped by every learner run
+# that changed ranking_stats, under this row's lock, so runs of one sandbox are serialised
+# (one learner at a time, whichever worker) and versions commit in order.
+ranking_state = sa.Table(
+    "ranking_state",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    info={"tenant": "sandbox_pk"},
+)
+
+# The learner's work: one row per interaction event (display, interact, custom) not learned
+# from yet, inserted in the same transaction as the event itself (store/interactions.py), and
+# deleted in the same transaction as the ranking_stats it adds (or when the learner gives up on
+# it: its decision event never came). `due_ms`: when to look at it next (Unix ms).
+ranking_queue = sa.Table(
+    "ranking_queue",
+    metadata,
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), primary_key=True),
+    sa.Column("event_id", sa.String(255), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("received_ms", sa.BigInteger, nullable=False),
+    sa.Column("due_ms", sa.BigInteger, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Index("ix_ranking_queue_due", "sandbox_pk", "due_ms"),
+    sa.Index("ix_ranking_queue_due_all", "due_ms"),
     info={"tenant": "sandbox_pk"},
 )
