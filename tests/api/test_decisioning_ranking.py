@@ -9,10 +9,10 @@ import random
 from collections import Counter
 from datetime import UTC, datetime
 
-import builders
 import pytest
 from decisioning_catalog import Catalog, decision_request
 
+import builders
 from offerbase.engine.bandit import ArmStats, StrategyStats
 
 ODS = "/data/core/ods/decisions"
@@ -91,7 +91,8 @@ async def test_the_trace_and_the_decision_event_say_how_it_was_ranked(client, te
         else:
             assert sampled == {}
             assert "xdm:score" not in option
-    assert arms["model"] and arms["holdout"]
+    assert arms["model"]
+    assert arms["holdout"]
     await services.events.flush()
     listed = await client.get("/data/core/ods/decision-events?limit=100", headers=tenant.headers)
     recorded = Counter()
