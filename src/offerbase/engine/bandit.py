@@ -187,20 +187,21 @@ class Table:
 
 
 class Tables:
-    """A snapshot's tables, by (decision, placement, criterion, strategy, context key)."""
+    """A snapshot's tables, by (criterion plan, context key): a criterion plan is one
+    criterion of one decision in one placement, and names its strategy."""
 
     def __init__(self) -> None:
-        self._tables: dict[tuple[str, str, int, str, str], Table] = {}
+        self._tables: dict[tuple[object, str], Table] = {}
 
     def get(
         self,
-        where: tuple[str, str, int],
+        where: object,
         strategy: RankingStrategy,
         stats: StrategyStats,
         key: str,
         offers: Sequence[Offer],
     ) -> Table:
-        memo_key = (*where, strategy.id, key)
+        memo_key = (where, key)
         table = self._tables.get(memo_key)
         if table is None or table.stats is not stats:
             if len(self._tables) >= MAX_TABLES:

@@ -403,7 +403,7 @@ class _Run:
         if strategy is None:  # an older snapshot, or an engine caller's own catalog
             self.event("strategy_missing", criterion=crit.index, strategy=crit.strategy_id)
             return None
-        key = self.context_keys.get(strategy.id)
+        key = "" if strategy.type == enums.STRATEGY_AUTO else self.context_keys.get(strategy.id)
         if key is None:
             key = self.context_keys[strategy.id] = bandit.context_key(
                 strategy, self.profile, self.context
@@ -428,7 +428,7 @@ class _Run:
     ) -> tuple[bandit.Table, list[float], list[int]]:
         """The posterior draws this request ranks by (one of the table's worlds)."""
         table = self.snapshot.bandit_tables.get(
-            (self.activity_id, self.placement_id, cplan.criterion.index),
+            cplan,  # the snapshot's memoised plan of this criterion in this placement
             strategy,
             self.ranking.get(strategy.id, bandit.EMPTY),
             choice.context_key,
@@ -571,7 +571,10 @@ class _Run:
                 )
         ranking = None
         if self.ranked_by:
-            ranking = next((self.ranked_by[o.id] for o in chosen if o.id in self.ranked_by), None)
+            for offer in chosen:
+                ranking = self.ranked_by.get(offer.id)
+                if ranking is not None:
+                    break
         return ScopeResult(
             plan.decision, plan.placement, options, fallback, tuple(self.capped), ranking
         )
