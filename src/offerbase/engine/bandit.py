@@ -156,7 +156,7 @@ class Table:
     strategy, the context, the candidates and their posteriors, so they are the same in every
     worker and every run."""
 
-    __slots__ = ("index", "offers", "params", "seed", "stats", "worlds")
+    __slots__ = ("offers", "params", "positions", "seed", "stats", "worlds")
 
     def __init__(
         self,
@@ -168,7 +168,7 @@ class Table:
         self.stats = stats
         self.offers = offers
         self.params = [posterior(strategy, stats, key, o.id) for o in offers]
-        self.index = {o.id: i for i, o in enumerate(offers)}
+        self.positions = {o.id: i for i, o in enumerate(offers)}
         digest = hashlib.sha256(
             orjson.dumps([strategy.id, key, [o.id for o in offers], self.params])
         ).digest()

@@ -501,7 +501,7 @@ class _Run:
         if picked[1].arm == bandit.HOLDOUT:
             return [(offer, None) for offer in offers]
         table, scores, _order = self._world(cplan, *picked)
-        return [(offer, scores[table.index[offer.id]]) for offer in offers]
+        return [(offer, scores[table.positions[offer.id]]) for offer in offers]
 
     # -- one scope ---------------------------------------------------------------------------
 
