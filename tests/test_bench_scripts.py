@@ -90,3 +90,14 @@ def test_profiles_import_bench_runs(tmp_path: Path) -> None:
     )
     assert "sqlite run 1: 50 profiles, create" in out
     assert "sqlite median of 1: create" in out
+
+
+def test_admin_bench_runs(tmp_path: Path) -> None:
+    out = run(
+        "admin.py",
+        *("--backends", "sqlite", "--runs", "1", "--offers", "30", "--samples", "2"),
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert "sqlite median of 1 runs (ms):" in out
+    assert "simulation run" in out
+    assert "every page p95 < 100 ms:" in out

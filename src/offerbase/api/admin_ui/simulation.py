@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ from offerbase.store.tenants import Sandbox
 MAX_JSON_CHARS = 12 * 1024  # a pasted profile or context (the form itself is at most 16 KiB)
 MAX_PLACEMENTS = 20  # placements one simulation asks for (each is a scope)
 PLACEMENT_FIELD = "placement:"  # one checkbox per placement: `placement:<id>`
+# Candidate rows shown per placement (chosen ones first); the reasons of all are counted.
+MAX_CANDIDATE_ROWS = 200
 
 # What each trace reason means to a marketer; the detail of the trace follows it.
 REASONS: dict[str, tuple[str, str]] = {
@@ -135,7 +138,9 @@ class ScopeView:
     placement_name: str
     chosen: list[OfferRow]
     fallback: tuple[str, str] | None  # (id, name)
-    rows: list[OfferRow]
+    rows: list[OfferRow]  # at most MAX_CANDIDATE_ROWS
+    hidden: int  # candidates past MAX_CANDIDATE_ROWS
+    summary: list[tuple[str, int]]  # (topic, dropped candidates whose first reason it is)
     notes: list[str]  # skipped criteria, rule errors, why the fallback
 
 
@@ -329,6 +334,7 @@ def _scope_view(
             )
         )
     rows.sort(key=lambda row: (not row.chosen, row.position or 10**9, row.name.lower()))
+    summary = Counter(row.reasons[0][0] for row in rows if not row.chosen and row.reasons)
     placement = snapshot.placements.get(scope.placement.id)
     fallback = scope.fallback
     return ScopeView(
@@ -337,7 +343,9 @@ def _scope_view(
         str(placement.body.get("name", scope.placement.id)) if placement else scope.placement.id,
         [row for row in rows if row.chosen],
         None if fallback is None else (fallback.id, names.get(fallback.id, fallback.id)),
-        rows,
+        rows[:MAX_CANDIDATE_ROWS],
+        max(0, len(rows) - MAX_CANDIDATE_ROWS),
+        sorted(summary.items(), key=lambda item: (-item[1], item[0])),
         notes,
     )
 
