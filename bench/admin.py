@@ -2,8 +2,9 @@
 
 For each backend (SQLite, PostgreSQL): a fresh data dir (and for PostgreSQL a fresh database it
 creates and drops); through the CLI, as an operator would, a credential, an admin user and a
-catalog of `--offers` offers (one of them the fallback; the others personalized, 70% approved, priorities 0 to 10, one tag) in one
-collection behind one live decision (`offerbase catalog import`); then the real server
+catalog of `--offers` offers (the fallback, and personalized ones: 70% approved, priorities 0
+to 10, one tag) in one collection behind one live decision (`offerbase catalog import`); then
+the real server
 (`offerbase serve`, one worker), a sign-in through the form, and `--samples` sequential requests
 (one client, keep-alive, after 3 warm-up requests) of every page in PAGES, `--runs` times.
 A page's time is the whole answer as a browser's request sees it on the loopback: the server
