@@ -43,15 +43,22 @@ PASSWORD = "bench password, long enough"
 TARGET_MS = 100.0
 SB = "/admin/sandbox/prod"
 # (name, method, path, form or None): every page timed. `{offer}` is an offer id in the middle
-# of the catalog. The simulation runs the live decision over every offer (all are candidates:
-# the trace explains each one).
+# of the catalog. "simulation 50" runs a live decision over a collection of 50 offers (a usual
+# decision); "simulation all" one over every offer of the catalog, the worst case: all are
+# candidates, and the trace explains each one.
 PAGES: list[tuple[str, str, str, dict[str, str] | None]] = [
     ("offers list", "GET", f"{SB}/offers", None),
     ("offers search", "GET", f"{SB}/offers?q=offer+77&status=approved&sort=priority", None),
     ("offer history", "GET", f"{SB}/history/personalized-offer/{{offer}}", None),
     ("simulation form", "GET", f"{SB}/simulation", None),
     (
-        "simulation run",
+        "simulation 50",
+        "POST",
+        f"{SB}/simulation",
+        {"decision": "bench-small", "identity": "ann@example.com", "placement:bench-web": "on"},
+    ),
+    (
+        "simulation all",
         "POST",
         f"{SB}/simulation",
         {"decision": "bench-decision", "identity": "ann@example.com", "placement:bench-web": "on"},
@@ -113,6 +120,27 @@ def catalog_document(offers: int) -> dict[str, Any]:
             "kind": "collection",
             "id": "bench-all",
             "body": {"name": "All bench offers", "filterType": "any-tags", "ids": ["bench-tag"]},
+        },
+        {
+            "kind": "collection",
+            "id": "bench-fifty",
+            "body": {
+                "name": "Fifty bench offers",
+                "filterType": "offers",
+                "ids": [f"bench-offer-{index}" for index in range(min(50, offers - 1))],
+            },
+        },
+        {
+            "kind": "decision",
+            "id": "bench-small",
+            "body": {
+                "name": "Bench decision over 50 offers",
+                "status": "live",
+                "startDate": "2022-01-01T00:00:00.000Z",
+                "endDate": "2035-01-01T00:00:00.000Z",
+                "fallback": "bench-fallback",
+                "criteria": [{"optionSelection": {"filter": "bench-fifty"}}],
+            },
         },
         {
             "kind": "decision",
@@ -237,7 +265,10 @@ def main() -> None:
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f} (shared machine)")
-    print(f"catalog: {args.offers:,} offers in one live decision; {args.samples} samples a page")
+    print(
+        f"catalog: {args.offers:,} offers, all in one live decision, 50 in another; "
+        f"{args.samples} samples a page"
+    )
     for backend in args.backends.split(","):
         print(f"{backend}: p50/p95 ms per page", flush=True)
         runs = run_backend(backend, args)

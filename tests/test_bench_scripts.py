@@ -99,5 +99,5 @@ def test_admin_bench_runs(tmp_path: Path) -> None:
         env={"TMPDIR": str(tmp_path)},
     )
     assert "sqlite median of 1 runs (ms):" in out
-    assert "simulation run" in out
+    assert "simulation all" in out
     assert "every page p95 < 100 ms:" in out

@@ -88,7 +88,7 @@ async def simulate(http: httpx.AsyncClient, **fields: str) -> httpx.Response:
 def candidate_rows(html: str) -> dict[str, str]:
     """Offer id -> the text of its row in the candidates table."""
     rows = {}
-    for row in re.findall(r"<tr class=\"(?:chosen|dropped)\">(.*?)</tr>", html, re.S):
+    for row in re.findall(r"<tr class=\"(?:chosen|eligible|dropped)\">(.*?)</tr>", html, re.S):
         found = re.search(r"<small>([^<]+)</small>", row)
         assert found
         rows[found.group(1)] = text_of(row)
@@ -154,6 +154,7 @@ async def test_a_viewer_simulates_and_sees_why_each_offer_was_chosen_or_dropped(
         as_joe = candidate_rows((await simulate(http, profile=joe)).text)
         assert "Chosen" in as_joe["bronze"]
         assert "Chosen" not in as_joe["silver"]
+        assert "Eligible, not chosen" in as_joe["silver"]
         assert "below the item count" in as_joe["silver"]
 
         # On another day, old is within its dates again.

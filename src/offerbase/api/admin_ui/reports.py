@@ -25,7 +25,7 @@ from offerbase.store import reports as store
 router = APIRouter(prefix=ui.ROOT, include_in_schema=False)
 
 MAX_BARS = 20  # bars in one chart (the table below it has every row)
-CHART_WIDTH, BAR_HEIGHT, LINE_HEIGHT = 640, 22, 200
+CHART_WIDTH, BAR_HEIGHT, LINE_HEIGHT = 480, 24, 180
 # The downloads: (name, group keys).
 VIEWS = {"day": ("day",), "offer": ("offer",), "decision": ("activity",)}
 
@@ -97,12 +97,13 @@ def bars(rows: list[tuple[str, float]]) -> dict[str, Any]:
     """A horizontal bar chart of (label, value), the largest first, at most MAX_BARS bars."""
     shown = sorted(rows, key=lambda row: -row[1])[:MAX_BARS]
     top = max((value for _, value in shown), default=0) or 1
-    label_width, plot = 200, CHART_WIDTH - 200 - 60
+    label_width = 150
+    plot = CHART_WIDTH - label_width - 60
     items = [
         {
             "y": index * BAR_HEIGHT,
             "width": max(1.0, plot * value / top) if value else 0,
-            "label": label if len(label) <= 28 else label[:27] + "…",
+            "label": label if len(label) <= 20 else label[:19] + "…",
             "value": value,
         }
         for index, (label, value) in enumerate(shown)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +38,8 @@ from offerbase.store.tenants import Sandbox
 MAX_JSON_CHARS = 12 * 1024  # a pasted profile or context (the form itself is at most 16 KiB)
 MAX_PLACEMENTS = 20  # placements one simulation asks for (each is a scope)
 PLACEMENT_FIELD = "placement:"  # one checkbox per placement: `placement:<id>`
+# Drop reasons that leave an eligible offer out for its rank only.
+RANKED_OUT = frozenset({"not_needed", "already_ranked"})
 # Candidate rows shown per placement (chosen ones first); the reasons of all are counted.
 MAX_CANDIDATE_ROWS = 200
 
@@ -125,6 +127,7 @@ class OfferRow:
     offer_id: str
     name: str
     chosen: bool
+    eligible: bool  # chosen, or eligible and ranked past the item count
     position: int | None
     score: float | None
     priority: int | None
@@ -255,7 +258,7 @@ async def simulate(
         errors[_field_of(exc.pointer or "")] = exc.detail
         return Form(**{**form.__dict__, "errors": errors}), None
     result = decided.result
-    names = _names(snapshot)
+    names = _Names(snapshot)
     trace = result.trace or []
     scopes = [
         _scope_view(index, scope, trace, names, snapshot)
@@ -271,10 +274,39 @@ async def simulate(
     return form, Outcome(scopes, note, json.dumps(response, indent=2, sort_keys=True))
 
 
-def _names(snapshot: Snapshot) -> dict[str, str]:
-    names = {oid: str(o.body.get("name", oid)) for oid, o in snapshot.offers.items()}
-    names.update({fid: str(f.body.get("name", fid)) for fid, f in snapshot.fallbacks.items()})
-    return names
+class _Names(Mapping[str, str]):
+    """Offer and fallback names, read from the snapshot when asked (not copied per request)."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def __getitem__(self, oid: str) -> str:
+        entity = self.snapshot.offers.get(oid) or self.snapshot.fallbacks.get(oid)
+        if entity is None:
+            raise KeyError(oid)
+        return str(entity.body.get("name", oid))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.snapshot.offers, *self.snapshot.fallbacks])
+
+    def __len__(self) -> int:
+        return len(self.snapshot.offers) + len(self.snapshot.fallbacks)
+
+
+def _topic(event: Mapping[str, Any]) -> str:
+    reason = str(event["reason"])
+    if reason == "offer_eligibility":
+        return "Rule" if str(event.get("detail") or "").startswith("rule ") else "Audience"
+    return REASONS.get(reason, (reason, ""))[0]
+
+
+def _explained(event: Mapping[str, Any]) -> tuple[str, str]:
+    reason = str(event["reason"])
+    meaning = REASONS.get(reason, (reason, ""))[1]
+    detail = str(event.get("detail") or "")
+    # (not_needed's detail says what its explanation says)
+    text = meaning if not detail or reason == "not_needed" else f"{meaning} ({detail})"
+    return _topic(event), f"criterion {event.get('criterion')}: {text}"
 
 
 def _scope_view(
@@ -284,7 +316,9 @@ def _scope_view(
     names: Mapping[str, str],
     snapshot: Snapshot,
 ) -> ScopeView:
-    reasons: dict[str, list[tuple[str, str]]] = {}
+    # One pass over the trace keeps the raw events; only the rows shown are formatted (a
+    # decision over 10,000 offers has a trace event for each).
+    drops: dict[str, list[Mapping[str, Any]]] = {}
     ranked: dict[str, Mapping[str, Any]] = {}
     notes: list[str] = []
     for event in trace:
@@ -292,15 +326,7 @@ def _scope_view(
             continue
         kind = event["event"]
         if kind == "dropped":
-            topic, meaning = REASONS.get(event["reason"], (event["reason"], ""))
-            detail = str(event.get("detail") or "")
-            if event["reason"] == "offer_eligibility":
-                topic = "Rule" if detail.startswith("rule ") else "Audience"
-            text = f"{meaning} ({detail})" if detail and detail != meaning else meaning
-            entry = (topic, f"criterion {event.get('criterion')}: {text}")
-            found = reasons.setdefault(event["offer"], [])
-            if entry not in found:
-                found.append(entry)
+            drops.setdefault(event["offer"], []).append(event)
         elif kind == "ranked":
             ranked[event["offer"]] = event
         elif kind == "criterion_skipped":
@@ -315,11 +341,33 @@ def _scope_view(
             notes.append(f"Fallback: {event['detail']}.")
         elif kind == "formula_missing":
             notes.append(f"Criterion {event['criterion']}: formula {event['formula']} missing.")
-    rows = []
-    for oid in dict.fromkeys([*ranked, *reasons]):
+    summary: Counter[str] = Counter()
+    order: list[tuple[bool, bool, int, str]] = []
+    for oid in dict.fromkeys([*ranked, *drops]):
         rank = ranked.get(oid)
         chosen = bool(rank and rank.get("selected"))
-        own = list(reasons.get(oid, []))
+        # It qualified when a criterion ranked it, or only the item count left it out.
+        eligible = (
+            chosen
+            or rank is not None
+            or all(event["reason"] in RANKED_OUT for event in drops.get(oid, ()))
+        )
+        if not eligible:
+            summary[_topic(drops[oid][0])] += 1
+        position = int(rank["position"]) if rank is not None else 10**9
+        # Chosen first, then eligible, by rank; then the dropped, by id (names are read only
+        # for the rows shown).
+        order.append((not chosen, not eligible, position, oid))
+    order.sort()
+    rows = []
+    for _, _, _, oid in order[:MAX_CANDIDATE_ROWS]:
+        rank = ranked.get(oid)
+        chosen = bool(rank and rank.get("selected"))
+        own: list[tuple[str, str]] = []
+        for event in drops.get(oid, ()):
+            entry = _explained(event)
+            if entry not in own:
+                own.append(entry)
         if rank is not None and not chosen:
             own.append(("Rank", f"ranked {rank['position']}, below the item count"))
         rows.append(
@@ -327,14 +375,13 @@ def _scope_view(
                 oid,
                 names.get(oid, oid),
                 chosen,
+                chosen or all(topic == "Rank" for topic, _ in own),
                 None if rank is None else int(rank["position"]),
                 None if rank is None else rank.get("score"),
                 None if rank is None else rank.get("priority"),
                 own,
             )
         )
-    rows.sort(key=lambda row: (not row.chosen, row.position or 10**9, row.name.lower()))
-    summary = Counter(row.reasons[0][0] for row in rows if not row.chosen and row.reasons)
     placement = snapshot.placements.get(scope.placement.id)
     fallback = scope.fallback
     return ScopeView(
@@ -343,8 +390,8 @@ def _scope_view(
         str(placement.body.get("name", scope.placement.id)) if placement else scope.placement.id,
         [row for row in rows if row.chosen],
         None if fallback is None else (fallback.id, names.get(fallback.id, fallback.id)),
-        rows[:MAX_CANDIDATE_ROWS],
-        max(0, len(rows) - MAX_CANDIDATE_ROWS),
+        rows,
+        max(0, len(order) - MAX_CANDIDATE_ROWS),
         sorted(summary.items(), key=lambda item: (-item[1], item[0])),
         notes,
     )
