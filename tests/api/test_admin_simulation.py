@@ -349,3 +349,25 @@ async def test_a_deleted_entity_keeps_its_history(
         assert "Restore" not in page.text
         assert (await http.get("/admin/sandbox/prod/history/placement/never")).status_code == 404
         assert (await http.get("/admin/sandbox/prod/history/no-kind/lonely")).status_code == 404
+
+
+async def test_stored_markup_is_text_on_the_simulation_and_history_pages(
+    app: Any, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    evil = '<script>document.title="owned"</script><img src=x onerror=alert(1)>'
+    catalog = Catalog(client, tenant)
+    await catalog.placement("hero", name=evil)
+    await catalog.offer("x", ["hero"], name=evil, status="draft")
+    await catalog.collection("c", ["x"])
+    await catalog.decision("dec", [criterion("c")], fallback=None, name=evil)
+    async with signed_in(app, tenant.org) as http:
+        for response in (
+            await simulate(http, **{"placement:hero": "on"}),
+            await http.get("/admin/sandbox/prod/history/personalized-offer/x"),
+            await http.get("/admin/sandbox/prod/history/decision/dec"),
+        ):
+            assert response.status_code == 200, response.text
+            assert evil not in response.text
+            assert "&lt;script&gt;" in response.text
+            assert response.text.count("<script") == 1  # the vendored htmx only
+            assert "<img" not in response.text
