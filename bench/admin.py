@@ -172,10 +172,11 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
-def prepare(env: dict[str, str], offers: int, workdir: Path) -> str:
-    """The org's credential, an admin user and the catalog, through the CLI; the user's email."""
+def prepare(env: dict[str, str], offers: int, workdir: Path) -> tuple[str, dict[str, str]]:
+    """The org's credential, an admin user and the catalog, through the CLI: the user's email
+    and the credential."""
     org = f"BENCH{uuid.uuid4().hex[:12].upper()}@AdobeOrg"
-    cli(env, "credentials", "create", "--org", org, "--json")
+    credential = json.loads(cli(env, "credentials", "create", "--org", org, "--json"))
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
     cli(
         env,
@@ -188,7 +189,7 @@ def prepare(env: dict[str, str], offers: int, workdir: Path) -> str:
     started = time.monotonic()
     cli(env, "catalog", "import", str(document), "--org", org)
     print(f"  imported {offers:,} offers in {time.monotonic() - started:.1f} s", flush=True)
-    return email
+    return email, credential
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -196,9 +197,55 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def time_pages(base: str, email: str, offers: int, samples: int) -> dict[str, tuple[float, float]]:
-    """(p50, p95) in ms of every page."""
+def api_headers(base: str, credential: dict[str, str]) -> dict[str, str]:
+    token = httpx.post(
+        f"{base}/ims/token/v3",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": credential["client_id"],
+            "client_secret": credential["client_secret"],
+        },
+    ).json()["access_token"]
+    return {
+        "Authorization": f"Bearer {token}",
+        "x-api-key": credential["client_id"],
+        "x-gw-ims-org-id": credential["org"],
+        "x-sandbox-name": credential["sandbox"] or "prod",
+    }
+
+
+# The reference, timed in the same run: the Decisioning API deciding what "simulation 50" and
+# "simulation all" simulate, with the trace (a dry run), as JSON.
+API_DECISIONS = {"API decision 50": "bench-small", "API decision all": "bench-decision"}
+
+
+def time_pages(
+    base: str, email: str, offers: int, samples: int, credential: dict[str, str]
+) -> dict[str, tuple[float, float]]:
+    """(p50, p95) in ms of every page, and of the API decisions."""
     out: dict[str, tuple[float, float]] = {}
+    headers = api_headers(base, credential)
+    with httpx.Client(base_url=base, timeout=60) as api:
+        for name, decision in API_DECISIONS.items():
+            body = {
+                "xdm:propositionRequests": [
+                    {"xdm:activityId": decision, "xdm:placementId": "bench-web"}
+                ],
+                "xdm:profiles": [
+                    {"xdm:identityMap": {"Email": [{"xdm:id": "ann@example.com", "primary": True}]}}
+                ],
+                "xdm:dryRun": True,
+                "offerbase:trace": True,
+            }
+            times = []
+            for sample in range(3 + samples):
+                started = time.perf_counter()
+                response = api.post("/data/core/ods/decisions", json=body, headers=headers)
+                elapsed = (time.perf_counter() - started) * 1000
+                assert response.status_code == 200, response.text[:300]
+                if sample >= 3:
+                    times.append(elapsed)
+            out[name] = (statistics.median(times), percentile(times, 0.95))
     with httpx.Client(base_url=base, timeout=60) as http:
         signed = http.post("/admin/sign-in", data={"email": email, "password": PASSWORD})
         assert signed.status_code == 303, signed.text
@@ -235,14 +282,13 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[dict[str, tuple[
             env = {**os.environ, "OFFERBASE_DATA_DIR": str(workdir / "data")}
             if url is not None:
                 env["OFFERBASE_DATABASE_URL"] = url
-            email = prepare(env, args.offers, workdir)
+            email, credential = prepare(env, args.offers, workdir)
             port = free_port()
             server = start_server(env, port)
             try:
                 for index in range(args.runs):
-                    result = time_pages(
-                        f"http://127.0.0.1:{port}", email, args.offers, args.samples
-                    )
+                    server_url = f"http://127.0.0.1:{port}"
+                    result = time_pages(server_url, email, args.offers, args.samples, credential)
                     runs.append(result)
                     print(f"  run {index + 1}: " + _line(result), flush=True)
             finally:
@@ -274,11 +320,17 @@ def main() -> None:
         runs = run_backend(backend, args)
         print(f"{backend} median of {len(runs)} runs (ms):")
         worst = 0.0
-        for name, *_ in PAGES:
+        for name in [*API_DECISIONS, *(page[0] for page in PAGES)]:
             p50 = statistics.median(run[name][0] for run in runs)
             p95 = statistics.median(run[name][1] for run in runs)
-            worst = max(worst, p95)
+            if name not in API_DECISIONS:  # the verdict is the pages'
+                worst = max(worst, p95)
             print(f"  {name:<16} p50 {p50:7.1f}  p95 {p95:7.1f}")
+        for kind in ("50", "all"):
+            ratio = statistics.median(
+                run[f"simulation {kind}"][0] / run[f"API decision {kind}"][0] for run in runs
+            )
+            print(f"  simulation {kind} / API decision {kind} (p50, same run): {ratio:.2f}")
         verdict = "yes" if worst < TARGET_MS else "NO"
         print(f"{backend} every page p95 < {TARGET_MS:.0f} ms: {verdict} (worst {worst:.1f} ms)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")

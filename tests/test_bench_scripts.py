@@ -100,4 +100,5 @@ def test_admin_bench_runs(tmp_path: Path) -> None:
     )
     assert "sqlite median of 1 runs (ms):" in out
     assert "simulation all" in out
+    assert "simulation 50 / API decision 50" in out
     assert "every page p95 < 100 ms:" in out
