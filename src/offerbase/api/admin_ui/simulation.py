@@ -265,6 +265,8 @@ async def simulate(
         for index, scope in enumerate(result.scopes)
     ]
     response = render(result, parsed, decided.proposition_id, int(time.time() * 1000))
+    # The trace is what the tables above explain; shown raw it would be one event per candidate.
+    response.pop(TRACE, None)
     note = (
         "A pasted profile."
         if parsed.inline_profile is not None
