@@ -371,3 +371,30 @@ async def test_stored_markup_is_text_on_the_simulation_and_history_pages(
             assert "&lt;script&gt;" in response.text
             assert response.text.count("<script") == 1  # the vendored htmx only
             assert "<img" not in response.text
+
+
+async def test_restoring_an_approved_version_over_a_draft_needs_an_approver(
+    app: Any, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await shop(client, tenant)  # silver is approved
+    current = await client.get(url("personalized-offer", "silver"), headers=tenant.headers)
+    patch = [{"op": "replace", "path": "/status", "value": "draft"}]
+    drafted = await client.patch(
+        url("personalized-offer", "silver"),
+        json=patch,
+        headers={
+            **tenant.headers,
+            "If-Match": f'"{current.json()["etag"]}"',
+            "Content-Type": "application/json-patch+json",
+        },
+    )
+    assert drafted.status_code == 200, drafted.text
+    for role, status in (("editor", 403), ("approver", 303)):
+        async with signed_in(app, tenant.org, role) as http:
+            page = await http.get(HISTORY)
+            first = re.findall(r'name="version" value="(\d+)"', page.text)[-1]
+            form = {"csrf": csrf_of(page.text), "version": first, "etag": "2"}
+            response = await http.post(f"{HISTORY}/restore", data=form)
+            assert response.status_code == status, (role, response.text)
+    now = await client.get(url("personalized-offer", "silver"), headers=tenant.headers)
+    assert (now.json()["status"], now.json()["etag"]) == ("approved", 3)
