@@ -103,3 +103,15 @@ def test_ai_ranking_bench_runs(tmp_path: Path) -> None:
     assert "five offers, CTR 1%-5% (300 displays each)" in out
     assert "auto-optimization serves the best offer to >= 80% of the model arm:" in out
     assert "personalized CTR >= 20% above auto-optimization's:" in out
+
+
+def test_admin_bench_runs(tmp_path: Path) -> None:
+    out = run(
+        "admin.py",
+        *("--backends", "sqlite", "--runs", "1", "--offers", "30", "--samples", "2"),
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert "sqlite median of 1 runs (ms):" in out
+    assert "simulation all" in out
+    assert "simulation 50 / API decision 50" in out
+    assert "every page p95 < 100 ms:" in out

@@ -372,6 +372,14 @@ async def _get(t: Ctx) -> None:
                 await Library(conn, t.b).get(ALL_KINDS, entity_id)
 
 
+@case("library.Library.history")
+async def _history(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert await Library(conn, t.a).history(ALL_KINDS, A_IDS[0]), "the case saw nothing"
+        for entity_id in A_IDS:
+            assert await Library(conn, t.b).history(ALL_KINDS, entity_id) == []
+
+
 @case("library.Library.current_bodies")
 async def _current_bodies(t: Ctx) -> None:
     async with t.db.read() as conn:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -64,8 +65,9 @@ async def _decide(
     parsed: ParsedRequest,
     profile: Any,
     profile_key: str | None,
+    now: datetime | None = None,
 ) -> DecisionResult:
-    now = services.clock()
+    now = services.clock() if now is None else now
     engine_request = parsed.engine_request(profile_key)
     keys = capping_keys(snapshot, engine_request, now)
     counters = await services.counters.get_many(sandbox.pk, keys) if keys else {}
@@ -118,15 +120,24 @@ class Decided:
 
 
 async def decide_and_record(
-    services: Services, sandbox: Sandbox, parsed: ParsedRequest, snapshot: Snapshot | None = None
+    services: Services,
+    sandbox: Sandbox,
+    parsed: ParsedRequest,
+    snapshot: Snapshot | None = None,
+    *,
+    now: datetime | None = None,
 ) -> Decided:
-    """The one decision path of every front door (the Decisioning API and Edge): the profile,
-    the engine with the capping protocol, and the decision event. Raises DecisionError."""
+    """The one decision path of every front door (the Decisioning API, Edge and the admin UI's
+    simulation): the profile, the engine with the capping protocol, and the decision event.
+    `now` (the simulation's chosen date) is only for dry runs: a real decision happens now.
+    Raises DecisionError."""
+    if now is not None and not parsed.dry_run:
+        raise ValueError("a decision at another time than now must be a dry run")
     if snapshot is None:
         snapshot = await services.snapshots.get(sandbox)
     profile_key, profile = await _profile(services.db, sandbox, parsed)
     try:
-        result = await _decide(services, sandbox, snapshot, parsed, profile, profile_key)
+        result = await _decide(services, sandbox, snapshot, parsed, profile, profile_key, now)
     except DecisionError as exc:
         if exc.status != 404:
             raise
@@ -135,7 +146,7 @@ async def decide_and_record(
         newer = await services.snapshots.get(sandbox, recheck=True)
         if newer is snapshot:
             raise
-        result = await _decide(services, sandbox, newer, parsed, profile, profile_key)
+        result = await _decide(services, sandbox, newer, parsed, profile, profile_key, now)
     proposition_id = str(uuid.uuid4())
     if not parsed.dry_run:
         timestamp = iso(services.clock())

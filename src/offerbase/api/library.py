@@ -355,7 +355,7 @@ class CollectionRoutes:
         kinds = kinds_for(self.path, offer_type)
         async with _catalog_write(services, caller) as conn:
             await Library(conn, caller.sandbox).delete(
-                kinds, entity_id, request.headers.get("if-match")
+                kinds, entity_id, request.headers.get("if-match"), _actor(caller)
             )
         return Response(b"", 200)
 

@@ -38,7 +38,13 @@ from offerbase.store.errors import (
 )
 from offerbase.store.listing import Dialect, OrderKey, RegexTerm, Term, split_regex_terms
 from offerbase.store.scope import Scope, raw_sql
-from offerbase.store.tables import alive_entities, entities, references, sandboxes
+from offerbase.store.tables import (
+    alive_entities,
+    entities,
+    entity_history,
+    references,
+    sandboxes,
+)
 from offerbase.store.tenants import Sandbox
 
 # Superseded entity versions are kept this long so that paging cursors stay exact.
@@ -46,6 +52,7 @@ CURSOR_TTL = timedelta(hours=1)
 _PRUNE_EVERY = 100
 MAX_ID_LENGTH = 255  # entities.entity_id is String(255)
 MAX_CURSOR_OFFSET = 2**31  # far past any sandbox's guardrails (10,000 entities of a kind)
+MAX_HISTORY = 200  # versions one history read returns (the newest)
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,21 @@ class Page:
     next_cursor: str | None
     prev_cursor: str | None
     self_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Version:
+    """One entry of an entity's history (store/tables.py `entity_history`)."""
+
+    number: int  # the history row: increasing, unique in the sandbox
+    kind: str
+    id: str
+    action: str  # created | updated | deleted
+    etag: int
+    body: dict[str, Any] | None  # None for a deletion
+    at: str
+    by_user: str
+    by_client: str
 
 
 # The sandbox's catalog version: on the decision path (api/snapshots.py polls it), so plain SQL.
@@ -491,6 +513,7 @@ class Library:
             actor.client_id,
         )
         await self._insert(entity, version)
+        await self._record("created", entity, actor)
         await self._save_references(kind, entity_id, refs)
         return entity
 
@@ -538,10 +561,17 @@ class Library:
             actor.client_id,
         )
         await self._insert(new, version)
+        await self._record("updated", new, actor)
         await self._save_references(old.kind, entity_id, refs)
         return new
 
-    async def delete(self, kinds: Sequence[str], entity_id: str, if_match: str | None) -> Entity:
+    async def delete(
+        self,
+        kinds: Sequence[str],
+        entity_id: str,
+        if_match: str | None,
+        actor: Actor | None = None,
+    ) -> Entity:
         version = await self._next_version()
         old = await self._current_row(kinds, entity_id, if_match)
         query = sa.select(references.c.from_id, references.c.from_kind, references.c.pointer).where(
@@ -553,6 +583,7 @@ class Library:
             names = ", ".join(sorted({r.id for r in referrers}))
             raise StillReferenced(f"'{entity_id}' is still referenced by {names}.", referrers)
         await self._close(old.id, version)
+        await self._record("deleted", old, actor)
         await self._save_references(old.kind, entity_id, [])
         return old
 
@@ -563,6 +594,46 @@ class Library:
             .values(valid_to=version, closed_at=now_iso())
         )
         await self.conn.execute(self.scope.apply(close))
+
+    async def _record(self, action: str, entity: Entity, actor: Actor | None) -> None:
+        """The entity's history: this version (or its deletion), who and when."""
+        row = entity_history.insert().values(
+            kind=entity.kind,
+            entity_id=entity.id,
+            action=action,
+            etag=entity.etag,
+            body=None if action == "deleted" else entity.body,
+            at=entity.modified if action != "deleted" else now_iso(),
+            by_user=actor.user if actor else "",
+            by_client=actor.client_id if actor else "",
+        )
+        await self.conn.execute(self.scope.apply(row))
+
+    async def history(self, kinds: Sequence[str], entity_id: str) -> Sequence[Version]:
+        """The entity's versions, newest first (at most MAX_HISTORY), deleted ones included."""
+        if not _storable_id(entity_id):
+            return []
+        query = (
+            sa.select(entity_history)
+            .where(entity_history.c.entity_id == entity_id, entity_history.c.kind.in_(kinds))
+            .order_by(entity_history.c.row_id.desc())
+            .limit(MAX_HISTORY)
+        )
+        rows = (await self.conn.execute(self.scope.apply(query))).all()
+        return [
+            Version(
+                number=int(row.row_id),
+                kind=row.kind,
+                id=row.entity_id,
+                action=row.action,
+                etag=int(row.etag),
+                body=None if row.body is None else dict(row.body),
+                at=row.at,
+                by_user=row.by_user,
+                by_client=row.by_client,
+            )
+            for row in rows
+        ]
 
     async def _insert(self, entity: Entity, version: int) -> None:
         row = entities.insert().values(

@@ -156,6 +156,27 @@ def alive_entities(as_of: int | None = None) -> sa.ColumnElement[bool]:
     )
 
 
+# Every version an entity ever had, and its deletion: who, when, what (migration 0016). The
+# `entities` table keeps superseded versions only CURSOR_TTL (for paging), so this is where the
+# admin UI's history, diffs and restores read from. `body` is None for a deletion.
+entity_history = sa.Table(
+    "entity_history",
+    metadata,
+    sa.Column("row_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("entity_id", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # created | updated | deleted
+    sa.Column("etag", sa.Integer, nullable=False),
+    sa.Column("body", Json, nullable=True),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("by_user", sa.String(255), nullable=False),
+    sa.Column("by_client", sa.String(64), nullable=False),
+    sa.Index("ix_entity_history_entity", "sandbox_pk", "entity_id", "row_id"),
+    info={"tenant": "sandbox_pk"},
+)
+
+
 # Current references between entities, for referential integrity on delete.
 references = sa.Table(
     "entity_references",

@@ -32,8 +32,8 @@ HERE = Path(__file__).parent
 MAX_FORM_FIELD_CHARS = 2048
 # Who wrote, in an entity's history, when a change came through the UI (with the user's email).
 ADMIN_UI_CLIENT = "admin-ui"  # email (320) and password (1024) fit
-# The navigation, in order: (slug, link text). Only "offers" is built so far; the others answer
-# the "not built yet" page (docs/admin-ui.md).
+# The navigation, in order: (slug, link text). Sections not in BUILT answer the "not built yet"
+# page (docs/admin-ui.md).
 SECTIONS = [
     ("offers", "Offers"),
     ("fallback-offers", "Fallback offers"),
@@ -46,7 +46,7 @@ SECTIONS = [
     ("reports", "Reports"),
     ("profiles", "Profiles"),
 ]
-BUILT = {"offers"}
+BUILT = {"offers", "simulation", "reports"}
 # Scripts and styles from this server only, no inline script, no framing: a stored value that
 # escaped escaping still could not run (autoescape is the defence; this is the second line).
 SECURITY_HEADERS = {
@@ -332,6 +332,12 @@ async def not_built(
 
 def install(app: FastAPI) -> None:
     """The pages, the vendored static files, and the UI's answers to its own exceptions."""
+    # Pages in modules of their own use this module's helpers, so they are imported here; they
+    # come before `router`, whose last route answers every other section as "not built".
+    from offerbase.api.admin_ui import history, reports, simulation
+
+    for pages in (simulation, history, reports):
+        app.include_router(pages.router)
     app.include_router(router)
     app.mount(f"{ROOT}/static", StaticFiles(directory=HERE / "static"), name="admin-static")
 
