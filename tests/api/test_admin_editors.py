@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote
 
 import httpx
 import pytest
+from admin_evil import EVIL, ORDER, evil_body
 from factories import Api, build_graph, html_representation
 from test_admin_ui import add_user, browser, csrf_of, make_tenant, sign_in
 
@@ -78,6 +79,22 @@ class _Form(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.textarea is not None:
             self.text += data
+
+
+class _Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, {name: value or "" for name, value in attrs}))
+
+
+def _elements(html: str) -> list[tuple[str, dict[str, str]]]:
+    """Every element of the page as a browser's parser sees it: (tag, attributes)."""
+    parser = _Elements()
+    parser.feed(html)
+    return parser.found
 
 
 def form_of(html: str) -> list[tuple[str, str]]:
@@ -607,3 +624,36 @@ async def test_no_page_or_form_reaches_another_organization(
             "prod",
             "theirs-only",
         ]
+
+
+# -- escaping ------------------------------------------------------------------------------------
+
+
+async def test_markup_in_every_text_field_of_every_kind_is_shown_as_text(
+    client: httpx.AsyncClient, tenant: Tenant, approver: httpx.AsyncClient
+) -> None:
+    """Lists and editors: no stored value becomes markup; the only HTML a representation may
+    render is in the srcdoc of an iframe with sandbox="" (escaped as an attribute)."""
+    api = Api(client, tenant)
+    ids: dict[str, str] = {}
+    for kind in ORDER:
+        ids[kind] = await api.create(kind, evil_body(kind, ids))
+    for kind, entity_id in ids.items():
+        for path in (f"/admin/sandbox/prod/{SLUG_OF[kind]}", _editor_path(kind, entity_id)):
+            page = await approver.get(path)
+            assert page.status_code == 200, path
+            html = page.text
+            elements = _elements(html)
+            for tag, attrs in elements:
+                assert not [name for name in attrs if name.startswith("on")], (path, tag, attrs)
+                if tag == "script":
+                    assert attrs == {"src": "/admin/static/htmx.min.js", "defer": ""}, path
+                if tag == "iframe":
+                    assert attrs.get("sandbox") == "", (path, attrs)
+                if tag == "img":
+                    assert attrs.get("src", "").startswith("https://"), (path, attrs)
+            assert "&lt;script&gt;window.owned" in html, path
+            frames = [attrs for tag, attrs in elements if tag == "iframe"]
+            if kind.endswith("offer") and path.startswith(_editor_path(kind, entity_id)):
+                assert frames, "the HTML representation has a preview"
+                assert EVIL in frames[0]["srcdoc"]  # the HTML itself, only in the frame

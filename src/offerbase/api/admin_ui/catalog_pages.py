@@ -163,11 +163,16 @@ def _previews(body: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "type": kind,
                     "content": content if isinstance(content, str) else json.dumps(content),
-                    "url": str(component.get("deliveryURL", "")),
+                    "url": _image_url(component.get("deliveryURL")),
                 }
             )
         shown.append({"index": index + 1, "placement": rep.get("placement", ""), "items": items})
     return shown
+
+
+def _image_url(url: Any) -> str:
+    """An image URL the preview may load: https only (the editor's CSP allows no other)."""
+    return url if isinstance(url, str) and url.lower().startswith("https://") else ""
 
 
 def _editor_context(page: KindPage, visitor: Visitor) -> dict[str, Any]:
@@ -242,6 +247,25 @@ async def _read_editor_form(request: Request, services: Services) -> dict[str, l
     return sessions.form_values(request)
 
 
+def _body_of(page: KindPage, values: dict[str, list[str]]) -> forms.Parsed:
+    parsed = forms.parse(SPECS[page.kind], values)
+    defined_on = parsed.body.get("definedOn")
+    if page.kind == "decision-rule" and _only_reference_paths(defined_on):
+        # What the catalog derives from the condition when definedOn is absent: left out, so
+        # a changed condition gets its own paths instead of the old condition's.
+        del parsed.body["definedOn"]
+    return parsed
+
+
+def _only_reference_paths(defined_on: Any) -> bool:
+    return (
+        isinstance(defined_on, dict)
+        and set(defined_on) == {"profile"}
+        and isinstance(defined_on["profile"], dict)
+        and set(defined_on["profile"]) == {"referencePaths"}
+    )
+
+
 def _problem_errors(problem: ApiProblem) -> list[tuple[str, str]]:
     named = [(e.get("pointer", ""), e.get("detail", "")) for e in problem.errors]
     return named or [("", problem.detail)]
@@ -260,7 +284,7 @@ def _editor_routes(page: KindPage) -> None:
         values = await _read_editor_form(request, services)
         await sessions.check_csrf(request, visitor.session)
         sessions.require(visitor.user, users.Role.EDITOR)
-        parsed = forms.parse(spec, values)
+        parsed = _body_of(page, values)
         chosen = (values.get("id") or [""])[0].strip()
         _check_status(page, visitor, None, parsed.body)
         if parsed.errors:
@@ -299,7 +323,7 @@ def _editor_routes(page: KindPage) -> None:
         await sessions.check_csrf(request, visitor.session)
         sessions.require(visitor.user, users.Role.EDITOR)
         entity = await _entity(services, page, visitor, sandboxes, sandbox, entity_id)
-        parsed = forms.parse(spec, values)
+        parsed = _body_of(page, values)
         etag = (values.get("etag") or [""])[0]
 
         async def again(
