@@ -17,10 +17,10 @@ from urllib.parse import quote, unquote
 
 import httpx
 import pytest
-from admin_evil import EVIL, ORDER, evil_body
 from factories import Api, build_graph, html_representation
 from test_admin_ui import add_user, browser, csrf_of, make_tenant, sign_in
 
+from admin_evil import EVIL, ORDER, evil_body
 from conftest import Tenant
 from offerbase.api.admin_ui.kinds import PAGES
 from offerbase.api.deps import services_of

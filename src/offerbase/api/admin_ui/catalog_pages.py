@@ -272,7 +272,6 @@ def _problem_errors(problem: ApiProblem) -> list[tuple[str, str]]:
 
 
 def _editor_routes(page: KindPage) -> None:
-    spec = SPECS[page.kind]
     path = f"/sandbox/{{sandbox_name}}/{page.slug}"
 
     async def new_form(request: Request, services: ServicesDep, sandbox_name: str) -> Response:
