@@ -285,7 +285,13 @@ def _editor_routes(page: KindPage) -> None:
         sessions.require(visitor.user, users.Role.EDITOR)
         parsed = _body_of(page, values)
         chosen = (values.get("id") or [""])[0].strip()
-        _check_status(page, visitor, None, parsed.body)
+        try:
+            _check_status(page, visitor, None, parsed.body)
+        except Refused as refused:  # the form comes back as sent, with why
+            return await _render_editor(
+                request, services, page, visitor, sandboxes, sandbox, parsed.body, None,
+                status=403, raw_text=parsed.raw_text, chosen_id=chosen, message=refused.message,
+            )  # fmt: skip
         if parsed.errors:
             return await _render_editor(
                 request, services, page, visitor, sandboxes, sandbox, parsed.body, None,
@@ -362,6 +368,8 @@ def _editor_routes(page: KindPage) -> None:
                     "make yours again.",
                 )
             return await again(problem.status, _problem_errors(problem))
+        except Refused as refused:  # _check_status, from the transform
+            return await again(403, [], refused.message)
         services.snapshots.invalidate(sandbox.pk)
         return RedirectResponse(f"{_base(sandbox, page)}/edit/{quote(saved.id)}?saved=1", 303)
 
