@@ -28,9 +28,9 @@ if not CHROMIUM.exists():
         pytest.fail("CI=true but /usr/bin/chromium is missing (apt-get install chromium)")
     pytest.skip("no /usr/bin/chromium: browser tests skipped", allow_module_level=True)
 
-from admin_evil import ORDER, evil_body  # noqa: E402
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright  # noqa: E402
 
+from admin_evil import ORDER, evil_body  # noqa: E402
 from real_server import clean_environment, serving, token_headers  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("browser")  # one browser at a time on the two cores
