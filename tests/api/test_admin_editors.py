@@ -589,6 +589,11 @@ async def test_no_page_or_form_reaches_another_organization(
     their_ids = await build_graph(theirs)
     before = {kind: await theirs.read(kind, entity_id) for kind, entity_id in their_ids.items()}
     their_names = [f">{body['name']}<" for body in before.values()]
+    stream = await client.post(
+        "/data/core/edge/datastreams", json={"name": "Theirs"}, headers=other.headers
+    )
+    assert stream.status_code == 201, stream.text
+    their_stream = stream.json()["id"]
     routes = _sandbox_routes()
     assert len(routes) > 40  # lists, editors, checks, profiles, datastreams, approve
     async with signed_in(app, tenant.org, "admin") as admin:
@@ -601,7 +606,7 @@ async def test_no_page_or_form_reaches_another_organization(
                         .replace("{entity_id:path}", entity_id)
                         .replace("{entity_id}", entity_id)
                         .replace("{offer_id}", entity_id)
-                        .replace("{datastream_id}", entity_id)
+                        .replace("{datastream_id}", their_stream)
                     )
                     data = {"csrf": csrf, "etag": "1", "/name": "Owned", "name": "Owned"}
                     response = await admin.request(
@@ -619,6 +624,8 @@ async def test_no_page_or_form_reaches_another_organization(
                         break  # a route without an id: once is enough
     for kind, entity_id in their_ids.items():
         assert await theirs.read(kind, entity_id) == before[kind], kind
+    listed = await client.get("/data/core/edge/datastreams", headers=other.headers)
+    assert [d["id"] for d in listed.json()["results"]] == [their_stream]
     async with services_of(app).db.read() as conn:
         assert [s.name for s in await tenants.list_sandboxes(conn, other.org)] == [
             "prod",
@@ -657,3 +664,25 @@ async def test_markup_in_every_text_field_of_every_kind_is_shown_as_text(
             if kind.endswith("offer") and path.startswith(_editor_path(kind, entity_id)):
                 assert frames, "the HTML representation has a preview"
                 assert EVIL in frames[0]["srcdoc"]  # the HTML itself, only in the frame
+
+
+async def test_criteria_are_reordered_and_removed_by_their_rows(
+    client: httpx.AsyncClient, tenant: Tenant, editor: httpx.AsyncClient
+) -> None:
+    """The decision builder's evaluation order is the rows' Position; Remove drops a row."""
+    api = Api(client, tenant)
+    ids = await build_graph(api)
+    first = {"placements": [ids["placement"]], "optionSelection": {"filter": ids["collection"]}}
+    second = {**first, "rank": {"priority": 2}}
+    decision = await api.create("decision", name="Ordered", criteria=[first, second])
+    path = _editor_path("decision", decision)
+    page = await editor.get(path)
+    assert '<label for="f-2f-criteria-2f-0-23-position">Position</label>' in page.text
+    assert "Remove criterion 2" in page.text
+    fields = set_field(form_of(page.text), "/criteria/1#position", "0")
+    assert (await send(editor, path, fields)).status_code == 303
+    assert (await api.read("decision", decision))["criteria"] == [second, first]
+    page = await editor.get(path)
+    fields = [*form_of(page.text), ("/criteria/0#remove", "yes")]
+    assert (await send(editor, path, fields)).status_code == 303
+    assert (await api.read("decision", decision))["criteria"] == [first]

@@ -9,8 +9,9 @@ A form turns back into a raw body (`parse`) that goes through `Library.create`/`
 API's own path: this module only shapes the request, it validates nothing the catalog checks.
 An empty control leaves its field out; an object or a list row with nothing filled in is left
 out too. Arrays of objects (representations, their components, caps, criteria, audiences)
-are repeated groups with one blank row to add one; opaque JSON (`definedOn`, `segmentModel`)
-is a JSON textarea.
+are repeated groups with one blank row to add one, and each row has a Position (rows are saved
+in that order: a decision's criteria are evaluated in it) and a Remove box; opaque JSON
+(`definedOn`, `segmentModel`) is a JSON textarea.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ from offerbase.catalog.schema import (
 
 MAX_ROWS = 30  # rows of one array of objects a form may send (the guardrails' largest is 30)
 MAX_LINES = 500  # lines of a list field (a collection lists up to 500 offers)
+# A row's own controls, not fields of the body: their names are the row's pointer with a suffix
+# no pointer has (a pointer's tokens are separated by "/").
+POSITION = "#position"
+REMOVE = "#remove"
 # References: a field (its pointer with `*` for each array index) -> the kinds it may name
 # (catalog/references.py has the same list for the store's integrity check).
 REFERENCES: dict[str, tuple[str, ...]] = {
@@ -81,13 +86,23 @@ LABELS = {
 }
 
 
+# What one row of a list of objects is called.
+ROW_LABELS = {
+    "criteria": "Criterion",
+    "representations": "Representation",
+    "components": "Component",
+    "frequencyCappingConstraints": "Frequency cap",
+    "segmentIdentities": "Audience",
+}
+
+
 @dataclass
 class Control:
     """One form control: its pointer (also its name), label, widget and what it shows."""
 
     pointer: str
     label: str
-    widget: str  # text, textarea, number, select, lines, pairs, json, ref, refs
+    widget: str  # text, textarea, number, select, lines, pairs, json, ref, refs, check
     value: Any = ""
     choices: list[tuple[str, str]] = field(default_factory=list)
     required: bool = False
@@ -201,8 +216,16 @@ def _group(node: Obj, body: Any, pointer: str, label: str, refs: Choices) -> Gro
             limit = min(sub.max_items or MAX_ROWS, MAX_ROWS)
             shown = rows[:limit] + ([{}] if len(rows) < limit else [])
             for index, row in enumerate(shown):
-                title = f"{label_of(key)} {index + 1}" + (" (new)" if index == len(rows) else "")
-                repeat.items.append(_group(sub.items, row, child(ptr, index), title, refs))
+                row_label = ROW_LABELS.get(key, label_of(key))
+                title = f"{row_label} {index + 1}" + (" (new)" if index == len(rows) else "")
+                row_group = _group(sub.items, row, child(ptr, index), title, refs)
+                if index < len(rows):  # a row's place in the list, and a way to drop it
+                    row_ptr = child(ptr, index)
+                    row_group.items[0:0] = [
+                        Control(row_ptr + POSITION, "Position", "number", str(index + 1)),
+                        Control(row_ptr + REMOVE, f"Remove {title.lower()}", "check"),
+                    ]
+                repeat.items.append(row_group)
             group.items.append(repeat)
         else:
             control = _control(key, sub, ptr, value, refs)
@@ -287,16 +310,16 @@ def _parse_obj(
             if value:
                 out[key] = value
         elif isinstance(sub, Arr) and isinstance(sub.items, Obj):
-            rows = []
+            placed: list[tuple[float, int, dict[str, Any]]] = []
             for index in range(MAX_ROWS):
                 row_ptr = child(ptr, index)
-                if not _has_under(form, row_ptr):
-                    continue  # a blank row (or none): left out
+                if not _has_under(form, row_ptr) or form.get(row_ptr + REMOVE):
+                    continue  # a blank row (or none), or one to remove: left out
                 row = _parse_obj(sub.items, form, row_ptr, parsed)
                 if row:
-                    rows.append(row)
-            if rows:
-                out[key] = rows
+                    placed.append((_position(form, row_ptr, index), index, row))
+            if placed:
+                out[key] = [row for _, _, row in sorted(placed, key=lambda item: item[:2])]
         else:
             values = form.get(ptr)
             if values is None:
@@ -310,6 +333,12 @@ def _parse_obj(
         except ValueError:
             pass
     return out
+
+
+def _position(form: Mapping[str, list[str]], row_ptr: str, index: int) -> float:
+    """Where a row goes: its Position field if it is a number, else where it is."""
+    text = (form.get(row_ptr + POSITION) or [""])[0].strip()
+    return float(text) if re.fullmatch(r"-?\d{1,6}(\.\d{1,6})?", text) else index + 1
 
 
 def _parse_value(key: str, node: Node, pointer: str, values: list[str], parsed: Parsed) -> Any:
