@@ -401,6 +401,12 @@ async def test_the_rule_editor_checks_pql_and_tests_it_against_a_profile(
         headers={"X-CSRF-Token": csrf},
     )
     assert "The PQL is valid." in good.text
+    formula = await editor.post(
+        "/admin/sandbox/prod/ranking-formulas/check-pql",
+        data={"/expression/value": "offer.rank.priority * "},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert "Line 1, column" in formula.text, formula.text
     assert (
         await editor.post(f"{base}/check-pql", data={"/condition/value": "profile.age > 3"})
     ).status_code == 403  # no CSRF token

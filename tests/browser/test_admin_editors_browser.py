@@ -150,6 +150,8 @@ def test_build_a_catalog_approve_and_go_live_through_the_forms(
     for name in ("Spring sale", "Loyalty bonus"):
         _new(page, "Offers", "New offer")
         page.locator('[name="/name"]').fill(name)
+        page.get_by_text("Add representation").click()
+        page.get_by_text("Add component").first.click()
         page.locator('[name="/representations/0/channel"]').fill(WEB)
         page.locator('[name="/representations/0/placement"]').select_option(label="Home banner")
         page.locator('[name="/representations/0/components/0/type"]').select_option("html")
@@ -193,6 +195,7 @@ def test_build_a_catalog_approve_and_go_live_through_the_forms(
     _new(page, "Decisions", "New decision")
     page.locator('[name="/name"]').fill("Homepage")
     page.locator('[name="/status"]').select_option("live")
+    page.get_by_text("Add criterion").click()
     page.get_by_role("group", name="Placements").get_by_role("checkbox", name="Home banner").check()
     page.locator('[name="/criteria/0/optionSelection/filter"]').select_option(label="Everything")
     page.locator('[name="/criteria/0/rank/order/orderEvaluationType"]').select_option("static")

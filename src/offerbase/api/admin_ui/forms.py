@@ -125,6 +125,7 @@ class Group:
     label: str
     items: list[Control | Group] = field(default_factory=list)
     repeated: bool = False  # an array of objects: its items are the rows
+    adds: str = ""  # a blank row to add one: the name of what it adds (shown folded)
     errors: list[str] = field(default_factory=list)
 
 
@@ -225,6 +226,8 @@ def _group(node: Obj, body: Any, pointer: str, label: str, refs: Choices) -> Gro
                         Control(row_ptr + POSITION, "Position", "number", str(index + 1)),
                         Control(row_ptr + REMOVE, f"Remove {title.lower()}", "check"),
                     ]
+                else:
+                    row_group.adds = row_label.lower()
                 repeat.items.append(row_group)
             group.items.append(repeat)
         else:
