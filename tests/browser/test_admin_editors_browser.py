@@ -145,6 +145,14 @@ def test_build_a_catalog_approve_and_go_live_through_the_forms(
     expect(page.locator("#pql-check")).to_contain_text("Line 1, column")
     pql.fill("person.age > 20")
     expect(page.locator("#pql-check")).to_have_text("The PQL is valid.")
+    # Tested against a stored profile before it is saved (the rule as typed).
+    stored = httpx.put(
+        f"{base}/data/core/ups/profiles/ECID/adult-1", headers=headers, json={"person": {"age": 42}}
+    )
+    assert stored.status_code in (200, 201), stored.text
+    page.get_by_label("Identity", exact=True).fill("adult-1")
+    page.get_by_role("button", name="Test", exact=True).click()
+    expect(page.locator("#rule-test-result")).to_contain_text("The profile qualifies")
     _create(page)
 
     for name in ("Spring sale", "Loyalty bonus"):
