@@ -215,7 +215,16 @@ async def test_every_editor_round_trips_every_field(
         name="Every field",
         description="All of them",
         status="draft",
-        representations=[html_representation(ids["placement"], "<b>Hi</b>")],
+        representations=[
+            {
+                **html_representation(ids["placement"], "<b>Hi</b>"),
+                "components": [
+                    {"type": "html", "format": "text/html", "content": "<b>Hi</b>"},
+                    {"type": "json", "format": "application/json", "content": {"a": [1, 2]}},
+                    {"type": "imagelink", "deliveryURL": "https://cdn.example/a.png"},
+                ],
+            }
+        ],
         selectionConstraint={
             "startDate": "2026-01-01T00:00:00Z",
             "endDate": "2026-12-31T00:00:00Z",

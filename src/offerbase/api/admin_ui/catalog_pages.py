@@ -146,7 +146,7 @@ async def _choices(library: Library, spec: Obj) -> forms.Choices:
     return menus
 
 
-def _previews(body: dict[str, Any]) -> list[dict[str, Any]]:
+def _previews(body: dict[str, Any], placements: dict[str, str]) -> list[dict[str, Any]]:
     """What the representations show: per component its type and content or image URL (the
     template puts HTML in a sandboxed iframe's srcdoc, escaped, never in the page)."""
     shown = []
@@ -166,7 +166,10 @@ def _previews(body: dict[str, Any]) -> list[dict[str, Any]]:
                     "url": _image_url(component.get("deliveryURL")),
                 }
             )
-        shown.append({"index": index + 1, "placement": rep.get("placement", ""), "items": items})
+        placement = str(rep.get("placement", ""))
+        shown.append(
+            {"index": index + 1, "placement": placements.get(placement, placement), "items": items}
+        )
     return shown
 
 
@@ -181,7 +184,6 @@ def _editor_context(page: KindPage, visitor: Visitor) -> dict[str, Any]:
         "kind": page,
         "section": page.slug,
         "may_edit": role.allows(users.Role.EDITOR),
-        "may_approve": role.allows(users.Role.APPROVER),
         "pql": {"decision-rule": "condition", "ranking-formula": "expression"}.get(page.kind),
     }
 
@@ -197,7 +199,7 @@ async def _render_editor(
     entity: Entity | None,
     *,
     status: int = 200,
-    errors: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    errors: list[tuple[str, str]] | None = None,
     raw_text: dict[str, str] | None = None,
     message: str | None = None,
     chosen_id: str = "",
@@ -206,7 +208,7 @@ async def _render_editor(
     async with transaction(services.db, write=False) as conn:
         menus = await _choices(Library(conn, sandbox), spec)
     form = forms.build(spec, body, menus, raw_text)
-    general = forms.attach_errors(form, list(errors))
+    general = forms.attach_errors(form, errors or [])
     title = entity.body.get("name", entity.id) if entity else f"New {page.singular}"
     return _page(
         request,
@@ -219,7 +221,7 @@ async def _render_editor(
         general_errors=general,
         form_has_errors=bool(errors),
         message=message,
-        previews=_previews(body),
+        previews=_previews(body, dict(menus.get(("placement",), []))),
         base=_base(sandbox, page),
         chosen_id=chosen_id,
         saved=request.query_params.get("saved") == "1",

@@ -184,13 +184,12 @@ def _control(key: str, node: Node, pointer: str, value: Any, refs: Choices) -> C
     if isinstance(node, Str):
         widget = "textarea" if key in LONG_TEXT else "text"
         return Control(pointer, label, widget, value if isinstance(value, str) else "")
+    if key == "content":  # the HTML or text itself, or JSON for a json component
+        content = value if isinstance(value, str) else "" if value is None else json.dumps(value)
+        return Control(pointer, "Content (HTML, text, or JSON)", "textarea", content)
     # Opaque JSON (AnyValue, Map of AnyValue) and whatever has no widget of its own.
-    if key == "content" and isinstance(value, str):
-        return Control(pointer, label, "textarea", value)
     text = "" if value is None or value == "" else json.dumps(value, indent=2)
-    return Control(
-        pointer, f"{label_of(key)}" if key in LABELS else f"{label} (JSON)", "json", text
-    )
+    return Control(pointer, label if key in LABELS else f"{label} (JSON)", "json", text)
 
 
 def build(
