@@ -30,24 +30,28 @@ SECTIONS = [
     "Fallback offers",
     "Placements",
     "Collections",
+    "Collection qualifiers",
     "Decision rules",
     "Ranking formulas",
     "Decisions",
     "Simulation",
     "Reports",
     "Profiles",
+    "Datastreams",
 ]
 SLUGS = [
     "offers",
     "fallback-offers",
     "placements",
     "collections",
+    "collection-qualifiers",
     "decision-rules",
     "ranking-formulas",
     "decisions",
     "simulation",
     "reports",
     "profiles",
+    "datastreams",
 ]
 
 
@@ -274,7 +278,7 @@ async def test_a_session_expires_on_the_server(
 # -- the shell -----------------------------------------------------------------------------------
 
 
-async def test_the_layout_links_every_section_and_unbuilt_ones_say_so(
+async def test_the_layout_links_every_section_and_each_answers(
     person: httpx.AsyncClient,
 ) -> None:
     page = await person.get("/admin/sandbox/prod/offers")
@@ -294,7 +298,8 @@ async def test_the_layout_links_every_section_and_unbuilt_ones_say_so(
 
 async def test_the_sandbox_switcher(person: httpx.AsyncClient) -> None:
     page = (await person.get("/admin/sandbox/prod/placements")).text
-    assert re.findall(r'<option value="([^"]+)"', page) == ["dev", "prod"]
+    switcher = page.split('id="sandbox-switch"')[1].split("</select>")[0]
+    assert re.findall(r'<option value="([^"]+)"', switcher) == ["dev", "prod"]
     assert '<option value="prod" selected>' in page
     response = await person.get("/admin/switch", params={"sandbox": "dev", "section": "placements"})
     assert response.status_code == 303
@@ -333,7 +338,7 @@ async def test_offers_search_filter_sort_and_pages(
     await api.create("fallback-offer", name="Summer fallback")  # not an offer of this page
 
     def names(html: str) -> list[str]:
-        return re.findall(r'<td class="name">([^<]*)<br>', html)
+        return re.findall(r'<td class="name"><a href="[^"]+">([^<]*)</a><br>', html)
 
     first = await person.get("/admin/sandbox/prod/offers", params={"sort": "name"})
     assert "31 offers, 25 on this page." in text_of(first.text)
@@ -443,7 +448,7 @@ def test_no_template_turns_escaping_off() -> None:
 
     autoescape = routes.templates.autoescape
     assert callable(autoescape)
-    assert autoescape("offers.html")
+    assert autoescape("list.html")
     assert autoescape(None)
     for path in (routes.HERE / "templates").glob("*.html"):
         source = path.read_text()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -20,7 +20,6 @@ from starlette.staticfiles import StaticFiles
 from offerbase.api.admin_ui import offers, sessions
 from offerbase.api.admin_ui.sessions import Refused, SignInRequired, Visitor
 from offerbase.api.deps import Services, ServicesDep
-from offerbase.api.paging import CursorSigner
 from offerbase.api.problems import ApiProblem
 from offerbase.api.store_problems import transaction
 from offerbase.store import tenants, users
@@ -32,21 +31,38 @@ HERE = Path(__file__).parent
 MAX_FORM_FIELD_CHARS = 2048
 # Who wrote, in an entity's history, when a change came through the UI (with the user's email).
 ADMIN_UI_CLIENT = "admin-ui"  # email (320) and password (1024) fit
-# The navigation, in order: (slug, link text). Sections not in BUILT answer the "not built yet"
+# The navigation, in order: (slug, link text). Pages not built yet answer the "not built yet"
 # page (docs/admin-ui.md).
 SECTIONS = [
     ("offers", "Offers"),
     ("fallback-offers", "Fallback offers"),
     ("placements", "Placements"),
     ("collections", "Collections"),
+    ("collection-qualifiers", "Collection qualifiers"),
     ("decision-rules", "Decision rules"),
     ("ranking-formulas", "Ranking formulas"),
     ("decisions", "Decisions"),
     ("simulation", "Simulation"),
     ("reports", "Reports"),
     ("profiles", "Profiles"),
+    ("datastreams", "Datastreams"),
 ]
-BUILT = {"offers", "simulation", "reports"}
+# The catalog's lists and editors (catalog_pages.py), profiles and datastreams (records.py).
+BUILT = {
+    "offers",
+    "fallback-offers",
+    "placements",
+    "collections",
+    "collection-qualifiers",
+    "decision-rules",
+    "ranking-formulas",
+    "decisions",
+    "profiles",
+    "datastreams",
+    # simulation.py and reports.py
+    "simulation",
+    "reports",
+}
 # Scripts and styles from this server only, no inline script, no framing: a stored value that
 # escaped escaping still could not run (autoescape is the defence; this is the second line).
 SECURITY_HEADERS = {
@@ -222,51 +238,6 @@ async def switch_sandbox(request: Request, services: ServicesDep) -> Response:
 # -- pages in a sandbox --------------------------------------------------------------------------
 
 
-@router.get("/sandbox/{sandbox_name}/offers")
-async def offers_list(request: Request, services: ServicesDep, sandbox_name: str) -> Response:
-    visitor, sandboxes, sandbox = await _sandbox_page(services, request, sandbox_name)
-    query = offers.OfferQuery.of(request.query_params)
-    signer = CursorSigner(services.settings.resolved_secret_key, sandbox.pk)
-    layout = _in_layout(visitor, sandboxes, sandbox)
-    try:
-        async with transaction(services.db, write=False) as conn:
-            page, next_start, prev_start = await offers.offers_page(
-                Library(conn, sandbox), query, signer
-            )
-    except ApiProblem as problem:  # a cursor from elsewhere, a bad search pattern
-        return _page(
-            request,
-            "message.html",
-            problem.status,
-            title="Offers",
-            message=problem.detail,
-            **layout,
-        )
-    base = f"{ROOT}/sandbox/{quote(sandbox.name, safe='')}/offers"
-
-    def href(start: str | None) -> str | None:
-        return None if start is None else f"{base}?{urlencode(query.link(start))}"
-
-    # htmx asks for the results only (the search box is not replaced while one types).
-    template = "offers_results.html" if request.headers.get("hx-request") else "offers.html"
-    return _page(
-        request,
-        template,
-        title="Offers",
-        section="offers",
-        query=query,
-        page=page,
-        statuses=offers.STATUSES,
-        sorts=offers.SORTS,
-        next_href=href(next_start),
-        prev_href=href(prev_start),
-        base=base,
-        back=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
-        may_approve=visitor.user.role.allows(users.Role.APPROVER),
-        **layout,
-    )
-
-
 @router.post("/sandbox/{sandbox_name}/offers/{offer_id}/approve")
 async def approve_offer(
     request: Request, services: ServicesDep, sandbox_name: str, offer_id: str
@@ -332,11 +303,11 @@ async def not_built(
 
 def install(app: FastAPI) -> None:
     """The pages, the vendored static files, and the UI's answers to its own exceptions."""
-    # Pages in modules of their own use this module's helpers, so they are imported here; they
-    # come before `router`, whose last route answers every other section as "not built".
-    from offerbase.api.admin_ui import history, reports, simulation
+    # Imported here: these pages build on this module's helpers. Their routes are explicit paths,
+    # so they come first, before this module's catch-all "not built yet" page.
+    from offerbase.api.admin_ui import catalog_pages, history, records, reports, simulation
 
-    for pages in (simulation, history, reports):
+    for pages in (catalog_pages, records, simulation, history, reports):
         app.include_router(pages.router)
     app.include_router(router)
     app.mount(f"{ROOT}/static", StaticFiles(directory=HERE / "static"), name="admin-static")

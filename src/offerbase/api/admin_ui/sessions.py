@@ -45,31 +45,44 @@ class FormTooLarge(Exception):
     """413: a form body larger than MAX_FORM_BYTES."""
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_form(
+    request: Request, max_bytes: int = MAX_FORM_BYTES, max_fields: int = MAX_FORM_FIELDS
+) -> dict[str, str]:
     """The request's urlencoded form (the first value of each field), read once, bounded in
-    bytes and fields; any other body type reads as an empty form."""
+    bytes and fields; any other body type reads as an empty form. Every value of a repeated
+    field is kept too (`form_values`). An editor's form is larger: it reads it first, with
+    its own bounds."""
     cached: dict[str, str] | None = getattr(request.state, "admin_form", None)
     if cached is not None:
         return cached
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+    if declared.isdigit() and int(declared) > max_bytes:
         raise FormTooLarge
     raw = bytearray()
     async for chunk in request.stream():
         raw.extend(chunk)
-        if len(raw) > MAX_FORM_BYTES:
+        if len(raw) > max_bytes:
             raise FormTooLarge
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     form: dict[str, str] = {}
+    values: dict[str, list[str]] = {}
     if media == "application/x-www-form-urlencoded":
         try:
-            pairs = parse_qsl(raw.decode(), max_num_fields=MAX_FORM_FIELDS)
+            pairs = parse_qsl(raw.decode(), keep_blank_values=True, max_num_fields=max_fields)
         except (UnicodeDecodeError, ValueError):
             pairs = []
         for key, value in pairs:
             form.setdefault(key, value)
+            values.setdefault(key, []).append(value)
     request.state.admin_form = form
+    request.state.admin_form_values = values
     return form
+
+
+def form_values(request: Request) -> dict[str, list[str]]:
+    """Every value of each field of the form `read_form` read."""
+    found: dict[str, list[str]] = getattr(request.state, "admin_form_values", {})
+    return found
 
 
 class SignInRequired(Exception):
