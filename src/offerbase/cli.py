@@ -1375,8 +1375,21 @@ def batch_decide(
         int, typer.Option(metavar="N", min=1, max=64, help="Worker processes (default 1).")
     ] = 1,
     engine: Annotated[
-        str, typer.Option(metavar="NAME", help="Where partitions run: local (the default).")
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="Where partitions run: local (the default) or dask (the offerbase[dask] "
+            "extra; --input and --output may then be fsspec URLs every worker reaches).",
+        ),
     ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="With --engine dask: a running scheduler (tcp://host:8786); without it a "
+            "local cluster of --workers processes is started.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Count no capping counter and record no decision event."),
@@ -1409,6 +1422,7 @@ def batch_decide(
     import secrets
     from datetime import UTC, datetime
 
+    from offerbase.batch.distributed import is_url
     from offerbase.batch.partition import BatchInputError, BatchJob
     from offerbase.batch.run import BatchError, Summary, counters_to_read, run_batch
     from offerbase.engine import DecisionError, ScopeRequest
@@ -1416,7 +1430,7 @@ def batch_decide(
     from offerbase.store.library import Library
 
     settings = _settings(data_dir, database_url, writes=not dry_run)
-    if not input_path.is_file():
+    if not is_url(input_path) and not input_path.is_file():  # a URL: the engine checks it
         typer.echo(f"No such file: {input_path}", err=True)
         raise typer.Exit(2)
     now = datetime.now(UTC)
@@ -1464,6 +1478,7 @@ def batch_decide(
                 engine=engine,
                 progress=bar,
                 record=record,
+                scheduler=scheduler,
             )
     except (BatchInputError, BatchError) as exc:
         typer.echo(f"Batch failed, nothing published: {exc}", err=True)
