@@ -1398,6 +1398,14 @@ def batch_decide(
         int | None,
         typer.Option(metavar="N", help="The seed of the random tie-breaks (default random)."),
     ] = None,
+    save_job: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Write the job (catalog, counters read now, scope, clock, seed) as JSON to "
+            "FILE and decide nothing: for an engine of your own, e.g. Spark (docs/batch.md).",
+        ),
+    ] = None,
     as_json: AsJson = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -1463,6 +1471,12 @@ def batch_decide(
         return found, dataclasses.replace(job, counters=start)
 
     found, job = asyncio.run(_in_sandbox(settings, org, sandbox, read, writes=not dry_run))
+    if save_job is not None:
+        from offerbase.batch.distributed import dump_job
+
+        save_job.write_bytes(dump_job(job))
+        typer.echo(f"job {job.workload_id} -> {save_job}")
+        return
 
     def record(summary: Summary, event_files: list[Path]) -> None:
         asyncio.run(_record_batch(settings, found, summary, event_files))

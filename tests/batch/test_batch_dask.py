@@ -154,3 +154,28 @@ def test_an_unknown_engine_is_refused(tmp_path: Path) -> None:
     job = BatchJob(_catalog(False), 1, (ScopeRequest("D1", "P1", 1),), False, NOW, 1, {}, "w")
     with pytest.raises(BatchError, match="unknown engine 'ray': one of local, dask"):
         run_batch(job, tmp_path / "in.parquet", tmp_path / "out", engine="ray")
+
+
+def test_a_saved_job_is_the_cli_job(data_dir: Path, tmp_path: Path) -> None:
+    """`--save-job`: the job as JSON for an engine offerbase does not run (the Spark recipe of
+    docs/batch.md); loaded back, the partition function gives the CLI's rows."""
+    from offerbase.batch.distributed import dump_job, load_job
+    from offerbase.batch.partition import decide_partition
+
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pylist(people(60)), source)
+    saved = tmp_path / "job.json"
+    text = decide(data_dir, source, tmp_path / "o", "--seed", "9", "--save-job", str(saved))
+    assert text.startswith("job ")
+    assert not (tmp_path / "o").exists()
+    job = load_job(saved.read_bytes())
+    assert (job.seed, job.scopes, job.dry_run) == (9, (ScopeRequest("dec", "web", None),), False)
+    assert job.catalog["decision"][0]["id"] == "dec"
+    assert load_job(dump_job(job)) == job
+    run_batch(job, source, tmp_path / "local")  # one partition: nothing to arbitrate across
+    table = pq.read_table(source)
+    rows = pa.array(range(1, 61), pa.int64())
+    output, _stats = decide_partition(job, table.append_column("_row", rows))
+    assert output.to_pylist() == pq.read_table(tmp_path / "local").to_pylist()
+    with pytest.raises(BatchError, match="not an offerbase batch job"):
+        load_job(b'{"format": "other"}')

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -51,6 +52,7 @@ from offerbase.batch.partition import (
     decide_partition,
     iso_ms,
 )
+from offerbase.engine import ScopeRequest
 
 # Tasks waiting per worker thread beyond the running one: enough to keep workers busy while
 # this process settles a part, few enough that a global cap exhausted meanwhile is seen soon.
@@ -89,6 +91,47 @@ def _filesystem(url: str) -> tuple[Any, str]:
         return fs, str(path)
     except (ImportError, ValueError) as exc:  # a scheme whose fsspec package is absent
         raise run.BatchError(f"{url}: no filesystem for it ({exc})") from None
+
+
+# -- a job as JSON (`offerbase batch decide --save-job`, for engines offerbase does not run) ----
+
+
+def dump_job(job: BatchJob) -> bytes:
+    """The job as JSON: the catalog and counters read at start, the scopes, clock and seed,
+    everything `decide_partition` needs on a machine with no access to the database."""
+    return orjson.dumps(
+        {
+            "format": "offerbase-batch-job/1",
+            "catalog": job.catalog,
+            "catalog_version": job.catalog_version,
+            "scopes": [[s.activity_id, s.placement_id, s.item_count] for s in job.scopes],
+            "include_content": job.include_content,
+            "now": job.now.isoformat(),
+            "seed": job.seed,
+            "counters": job.counters,
+            "workload_id": job.workload_id,
+            "dry_run": job.dry_run,
+        }
+    )
+
+
+def load_job(data: bytes) -> BatchJob:
+    from datetime import datetime
+
+    fields = orjson.loads(data)
+    if not isinstance(fields, dict) or fields.get("format") != "offerbase-batch-job/1":
+        raise run.BatchError("not an offerbase batch job (offerbase batch decide --save-job)")
+    return BatchJob(
+        catalog=fields["catalog"],
+        catalog_version=int(fields["catalog_version"]),
+        scopes=tuple(ScopeRequest(a, p, n) for a, p, n in fields["scopes"]),
+        include_content=bool(fields["include_content"]),
+        now=datetime.fromisoformat(fields["now"]),
+        seed=int(fields["seed"]),
+        counters={str(k): int(v) for k, v in fields["counters"].items()},
+        workload_id=str(fields["workload_id"]),
+        dry_run=bool(fields["dry_run"]),
+    )
 
 
 # -- slices ------------------------------------------------------------------------------------
