@@ -90,3 +90,13 @@ def test_profiles_import_bench_runs(tmp_path: Path) -> None:
     )
     assert "sqlite run 1: 50 profiles, create" in out
     assert "sqlite median of 1: create" in out
+
+
+def test_batch_engines_bench_runs() -> None:
+    out = run(
+        "batch_engines.py",
+        *("--profiles", "400", "--partition", "100", "--runs", "1"),
+        *("--engines", "pool,dask,run-local,run-dask"),
+    )
+    assert "400 profiles, partitions of 100, 1 runs" in out
+    assert "run-dask" in out
