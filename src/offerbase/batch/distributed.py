@@ -25,6 +25,7 @@ every worker must reach: a shared filesystem or an object store on a real cluste
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import re
@@ -245,7 +246,7 @@ def _stands(arbiter: run.Arbiter, stats: PartitionStats) -> bool:
     without reading it: priority-only ranking, and each row's consumption fitting under the
     true counters after the rows before it (`Arbiter.fits`, with this partition's own)."""
     if arbiter.order_sensitive:
-        return not stats.consuming  # it reads every row's profile key: read the slice
+        return False  # a row whose own counters fit may still read one that changed: see run.py
     pending: dict[str, int] = {}
     for _index, consumption in stats.consuming:
         wanted: dict[str, int] = {}
@@ -325,7 +326,10 @@ def run_dask(
 
         def settle() -> None:
             piece, view, future = in_flight.popleft()
-            outcome: Outcome = future.result()
+            try:
+                outcome: Outcome = future.result()
+            except Exception as exc:  # a worker lost, a task the cluster could not run
+                raise run.BatchError(f"part {piece.number} failed on the cluster: {exc!r}") from exc
             if outcome.input_error is not None:
                 raise BatchInputError(*outcome.input_error)
             if outcome.batch_error is not None or outcome.stats is None:
@@ -337,7 +341,7 @@ def run_dask(
                 for _index, consumption in stats.consuming:
                     arbiter.consume(consumption)
             else:
-                with _filesystem(part)[0].open(_filesystem(part)[1], "rb") as handle:
+                with fs.open(f"{staging}/part-{piece.number:05d}.parquet", "rb") as handle:
                     output = pq.read_table(handle)
                 final, events, redecided = run._arbitrate(
                     job, arbiter, view, read_slice(piece), output, stats
@@ -382,7 +386,8 @@ def run_dask(
     except BaseException:
         for _piece, _view, future in in_flight:
             future.cancel()
-        fs.rm(staging, recursive=True)
+        with contextlib.suppress(OSError):  # keep the job's own error
+            fs.rm(staging, recursive=True)
         raise
     finally:
         shutil.rmtree(events_dir, ignore_errors=True)
