@@ -363,3 +363,36 @@ async def test_a_decision_gone_before_the_job_runs_is_an_error_and_nothing_is_pu
     assert "'dec'" in error["message"]
     assert not (Path(dataset["path"]) / started.json()["@id"]).exists()
     assert not any((Path(dataset["path"]) / ".staging").glob("*"))
+
+
+async def test_a_dataset_directory_that_cannot_be_written_is_an_error_naming_it(
+    make_app,
+) -> None:
+    import shutil
+
+    import httpx
+
+    from conftest import make_tenant
+
+    app = make_app(batch_poll_seconds=0.1)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            tenant = await make_tenant(app, client)
+            await _catalog(client, tenant)
+            await _profiles(client, tenant)
+            dataset = await _dataset(client, tenant)
+            where = Path(dataset["path"])
+            shutil.rmtree(where, ignore_errors=True)
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.write_text("not a directory")  # the job's staging directory cannot be made
+            started = await client.post(
+                DECISIONS, json=_request(dataset["id"]), headers=tenant.headers
+            )
+            assert started.status_code == 200, started.text
+            done = await _until_finished(client, tenant, started.json()["@id"])
+    assert done["ode:status"] == "ERROR", done
+    [error] = done["ode:statusDetail"]["errors"]
+    assert error["code"] == "storage"
+    assert str(where) in error["message"]
+    assert where.read_text() == "not a directory"
