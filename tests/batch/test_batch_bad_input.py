@@ -39,7 +39,7 @@ class Output(Cli):
         return str(result.output)
 
 
-pytestmark = pytest.mark.xdist_group("batch")
+pytestmark = pytest.mark.xdist_group("batch-dask")  # its own cluster: beside the other batch tests
 
 
 def _people(count: int) -> list[dict[str, Any]]:

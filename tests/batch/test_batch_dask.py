@@ -25,7 +25,7 @@ from .test_batch_cli import data_dir as data_dir
 from .test_batch_cli import decide, nothing_published, people
 from .test_batch_run import NOW, _catalog, _online, _profiles
 
-pytestmark = pytest.mark.xdist_group("batch")
+pytestmark = pytest.mark.xdist_group("batch-dask")  # its own cluster: beside the other batch tests
 IDS = ("decision_event_id", "proposition_id", "workload_id", "timestamp")  # per CLI run
 
 
