@@ -49,7 +49,7 @@ def _people(count: int) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize("engine", ["local", "dask"])
+@pytest.mark.parametrize(("engine", "workers"), [("local", "1"), ("local", "2"), ("dask", "2")])
 async def test_a_bad_row_late_in_the_file_writes_nothing_anywhere(
     database: Any,
     make_app: Any,
@@ -57,6 +57,7 @@ async def test_a_bad_row_late_in_the_file_writes_nothing_anywhere(
     monkeypatch: pytest.MonkeyPatch,
     scheduler: str,
     engine: str,
+    workers: str,
 ) -> None:
     import offerbase.batch.run as run
     from conftest import make_tenant
@@ -75,7 +76,8 @@ async def test_a_bad_row_late_in_the_file_writes_nothing_anywhere(
     rows[24] = {"identityMap": {"Email": [{"id": "", "primary": True}]}, "tier": "gold"}
     source = tmp_path / "in.parquet"
     pq.write_table(pa.Table.from_pylist(rows), source, row_group_size=10)
-    on = ["--engine", engine] + (["--scheduler", scheduler] if engine == "dask" else [])
+    on = ["--engine", engine, "--workers", workers]
+    on += ["--scheduler", scheduler] if engine == "dask" else []
 
     async def decide(*args: str, code: int) -> str:
         return await command(
