@@ -224,13 +224,13 @@ def _write(table: pa.Table, url: str) -> None:
 def decide_slice(job: BatchJob, piece: Slice, view: dict[str, int], part_url: str) -> Outcome:
     """One task: read the slice, decide it (`decide_partition`), write its part.
 
-    Errors come back as values: BatchInputError's constructor takes three arguments, which
-    pickle does not restore from an exception's args."""
+    Bad input comes back as a value, so that the command raises it as its own error type
+    (naming the row and field) whatever the cluster does with a task's exception."""
     try:
         output, stats = decide_partition(job, read_slice(piece), view)
         _write(output, part_url)
     except BatchInputError as exc:
-        return Outcome(input_error=(exc.row, exc.pointer, str(exc).split(": ", 1)[-1]))
+        return Outcome(input_error=(exc.row, exc.pointer, exc.message))
     except run.BatchError as exc:
         return Outcome(batch_error=str(exc))
     ids = list(dict.fromkeys(output.column("proposition_id").to_pylist())) if stats.events else []
