@@ -85,6 +85,10 @@ def _decide_installed(table: pa.Table) -> tuple[pa.Table, Any]:
     return decide_partition(_JOB, table)
 
 
+def _ping(value: int) -> int:
+    return value
+
+
 class Engine:
     """start() -> seconds; map(tables) -> output rows; stop()."""
 
@@ -167,7 +171,8 @@ class Ray(Engine):
         self.ray = ray
         self.remote = ray.remote(decide_partition)
         self.shared = ray.put(self.job)
-        ray.get([ray.remote(len).remote([1]) for _ in range(WORKERS)])
+        ping = ray.remote(_ping)
+        ray.get([ping.remote(1) for _ in range(WORKERS)])
         return time.perf_counter() - began
 
     def map(self, tables: list[pa.Table]) -> int:
