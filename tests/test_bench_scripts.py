@@ -115,3 +115,13 @@ def test_admin_bench_runs(tmp_path: Path) -> None:
     assert "simulation all" in out
     assert "simulation 50 / API decision 50" in out
     assert "every page p95 < 100 ms:" in out
+
+
+def test_batch_engines_bench_runs() -> None:
+    out = run(
+        "batch_engines.py",
+        *("--profiles", "400", "--partition", "100", "--runs", "1"),
+        *("--engines", "pool,dask,run-local,run-dask"),
+    )
+    assert "400 profiles, partitions of 100, 1 runs" in out
+    assert "run-dask" in out

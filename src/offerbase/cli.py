@@ -1375,8 +1375,21 @@ def batch_decide(
         int, typer.Option(metavar="N", min=1, max=64, help="Worker processes (default 1).")
     ] = 1,
     engine: Annotated[
-        str, typer.Option(metavar="NAME", help="Where partitions run: local (the default).")
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="Where partitions run: local (the default) or dask (the offerbase[dask] "
+            "extra; --input and --output may then be fsspec URLs every worker reaches).",
+        ),
     ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="With --engine dask: a running scheduler (tcp://host:8786); without it a "
+            "local cluster of --workers processes is started.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Count no capping counter and record no decision event."),
@@ -1384,6 +1397,14 @@ def batch_decide(
     seed: Annotated[
         int | None,
         typer.Option(metavar="N", help="The seed of the random tie-breaks (default random)."),
+    ] = None,
+    save_job: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Write the job (catalog, counters read now, scope, clock, seed) as JSON to "
+            "FILE and decide nothing: for an engine of your own, e.g. Spark (docs/batch.md).",
+        ),
     ] = None,
     as_json: AsJson = False,
     data_dir: DataDir = None,
@@ -1409,6 +1430,7 @@ def batch_decide(
     import secrets
     from datetime import UTC, datetime
 
+    from offerbase.batch.distributed import is_url
     from offerbase.batch.partition import BatchInputError, BatchJob
     from offerbase.batch.run import BatchError, Summary, counters_to_read, run_batch
     from offerbase.engine import DecisionError, ScopeRequest
@@ -1416,7 +1438,7 @@ def batch_decide(
     from offerbase.store.library import Library
 
     settings = _settings(data_dir, database_url, writes=not dry_run)
-    if not input_path.is_file():
+    if not is_url(input_path) and not input_path.is_file():  # a URL: the engine checks it
         typer.echo(f"No such file: {input_path}", err=True)
         raise typer.Exit(2)
     now = datetime.now(UTC)
@@ -1449,6 +1471,12 @@ def batch_decide(
         return found, dataclasses.replace(job, counters=start)
 
     found, job = asyncio.run(_in_sandbox(settings, org, sandbox, read, writes=not dry_run))
+    if save_job is not None:
+        from offerbase.batch.distributed import dump_job
+
+        save_job.write_bytes(dump_job(job))
+        typer.echo(f"job {job.workload_id} -> {save_job}")
+        return
 
     def record(summary: Summary, event_files: list[Path]) -> None:
         asyncio.run(_record_batch(settings, found, summary, event_files))
@@ -1464,6 +1492,7 @@ def batch_decide(
                 engine=engine,
                 progress=bar,
                 record=record,
+                scheduler=scheduler,
             )
     except (BatchInputError, BatchError) as exc:
         typer.echo(f"Batch failed, nothing published: {exc}", err=True)

@@ -284,3 +284,115 @@ async def test_at_most_five_run_per_dataset(database: Database, tmp_path: Path) 
     assert lost is not None
     assert lost.status == "ERROR"
     assert lost.status_detail["errors"][0]["code"] == "runner-lost"
+
+
+async def _token(client, tenant: Tenant) -> Tenant:  # type: ignore[no-untyped-def]
+    """The tenant with a token of this app (another app may sign with another key)."""
+    import dataclasses
+
+    response = await client.post(
+        "/ims/token/v3",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": tenant.client_id,
+            "client_secret": tenant.client_secret,
+        },
+    )
+    assert response.status_code == 200, response.text
+    return dataclasses.replace(tenant, token=response.json()["access_token"])
+
+
+async def test_an_audience_no_profile_has_completes_with_one_empty_file(make_app) -> None:
+    import httpx
+
+    from conftest import make_tenant
+
+    app = make_app(batch_poll_seconds=0.1)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            tenant = await make_tenant(app, client)
+            await _catalog(client, tenant)
+            await _profiles(client, tenant)
+            dataset = await _dataset(client, tenant)
+            body = {**_request(dataset["id"]), "xdm:segmentIds": ["no-such-audience"]}
+            started = await client.post(DECISIONS, json=body, headers=tenant.headers)
+            assert started.status_code == 200, started.text
+            done = await _until_finished(client, tenant, started.json()["@id"])
+    assert done["ode:status"] == "COMPLETED", done
+    detail = done["ode:statusDetail"]
+    assert (detail["profiles"], detail["rowsWritten"], detail["files"]) == (0, 0, 1)
+    table = pq.read_table(Path(detail["path"]))
+    assert (table.num_rows, "option_id" in table.column_names) == (0, True)
+
+
+async def test_a_decision_gone_before_the_job_runs_is_an_error_and_nothing_is_published(
+    make_app,
+) -> None:
+    """Accepted while the decision existed, removed before a runner took the job: ERROR with
+    `ode:statusDetail.errors` naming the activity, no workload directory, nothing in staging."""
+    import httpx
+    from decisioning_catalog import DPS
+
+    from conftest import make_tenant
+
+    queueing = make_app(batch_runners=0)  # no runner: the job stays QUEUED
+    async with queueing.router.lifespan_context(queueing):
+        transport = httpx.ASGITransport(app=queueing)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            tenant = await make_tenant(queueing, client)
+            await _catalog(client, tenant)
+            await _profiles(client, tenant)
+            dataset = await _dataset(client, tenant)
+            started = await client.post(
+                DECISIONS, json=_request(dataset["id"]), headers=tenant.headers
+            )
+            assert started.status_code == 200, started.text
+            gone = await client.delete(f"{DPS}/offer-decisions/dec", headers=tenant.headers)
+            assert gone.status_code < 300, gone.text
+    running = make_app(batch_poll_seconds=0.1)
+    async with running.router.lifespan_context(running):
+        transport = httpx.ASGITransport(app=running)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            tenant = await _token(client, tenant)
+            done = await _until_finished(client, tenant, started.json()["@id"])
+    assert done["ode:status"] == "ERROR", done
+    assert done["seen"][-1] == "ERROR"
+    [error] = done["ode:statusDetail"]["errors"]
+    assert error["code"] == "invalid"
+    assert "'dec'" in error["message"]
+    assert not (Path(dataset["path"]) / started.json()["@id"]).exists()
+    assert not any((Path(dataset["path"]) / ".staging").glob("*"))
+
+
+async def test_a_dataset_directory_that_cannot_be_written_is_an_error_naming_it(
+    make_app,
+) -> None:
+    import shutil
+
+    import httpx
+
+    from conftest import make_tenant
+
+    app = make_app(batch_poll_seconds=0.1)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            tenant = await make_tenant(app, client)
+            await _catalog(client, tenant)
+            await _profiles(client, tenant)
+            dataset = await _dataset(client, tenant)
+            where = Path(dataset["path"])
+            shutil.rmtree(where, ignore_errors=True)
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.write_text("not a directory")  # the job's staging directory cannot be made
+            started = await client.post(
+                DECISIONS, json=_request(dataset["id"]), headers=tenant.headers
+            )
+            assert started.status_code == 200, started.text
+            done = await _until_finished(client, tenant, started.json()["@id"])
+    assert done["ode:status"] == "ERROR", done
+    [error] = done["ode:statusDetail"]["errors"]
+    assert error["code"] == "storage"
+    assert str(where) in error["message"]
+    assert where.read_text() == "not a directory"

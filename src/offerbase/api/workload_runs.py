@@ -171,6 +171,9 @@ class WorkloadRunner:
             raise
         except (JobFailed, DecisionError) as exc:
             await self._advance(workload.id, workloads.ERROR, _error(str(exc), "invalid"))
+        except OSError as exc:  # the dataset's directory: gone, not a directory, full, ...
+            message = f"The dataset's directory cannot be written: {exc}"  # names the path
+            await self._advance(workload.id, workloads.ERROR, _error(message, "storage"))
         except Exception as exc:
             log.error("batch workload failed", workload=workload.id, error=repr(exc)[:300])
             with contextlib.suppress(Exception):

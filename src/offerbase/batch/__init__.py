@@ -11,5 +11,8 @@ a worker process or on a cluster engine. `tests/test_layers.py` checks it.
 * `partition`: one partition of profiles decided (`decide_partition`: picklable arguments, the
   engine per row, the output columns).
 * `run`: a job on files (`run_batch`: streamed input, worker processes, the cap arbitration in
-  input order, atomic publish). docs/batch.md describes both.
+  input order, atomic publish).
+* `distributed`: the same partitions and arbitration on a Dask cluster (`run_batch(engine=
+  "dask")`, the optional `offerbase[dask]` extra, imported only then); a job as JSON for other
+  engines. docs/batch.md describes them.
 """

@@ -80,6 +80,12 @@ class BatchInputError(ValueError):
         super().__init__(f"{where}: {message}")
         self.row = row
         self.pointer = pointer
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # whole through pickle: a worker process sends it back (pickle would call the class
+        # with the one formatted message, and the pool would break instead)
+        return (BatchInputError, (self.row, self.pointer, self.message))
 
 
 @dataclass(frozen=True, slots=True)

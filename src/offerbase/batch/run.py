@@ -60,7 +60,7 @@ from offerbase.engine.capping import profile_part
 
 ROWS_PER_PARTITION = 50_000  # rows per task: memory per worker stays in the tens of MB
 MAX_LINE_BYTES = 1024 * 1024  # one NDJSON profile (the store takes 256 KiB)
-ENGINES = ("local",)
+ENGINES = ("local", "dask")  # dask: batch/distributed.py, the offerbase[dask] extra
 EVENT_SCHEMA = pa.schema(
     [("proposition_id", pa.string()), ("timestamp", pa.string()), ("body", pa.string())]
 )
@@ -337,6 +337,7 @@ def run_batch(
     engine: str = "local",
     progress: Callable[[int], None] | None = None,
     record: Callable[[Summary, list[Path]], None] | None = None,
+    scheduler: str | None = None,
 ) -> Summary:
     """Decide every profile of `input_path` and publish the Parquet parts in `output_dir`.
 
@@ -346,6 +347,13 @@ def run_batch(
     failure anywhere leaves no `output_dir` (or the empty one there was)."""
     if engine not in ENGINES:
         raise BatchError(f"unknown engine '{engine}': one of {', '.join(ENGINES)}")
+    if engine == "dask":  # the same partitions and arbitration on a cluster (`scheduler`)
+        from offerbase.batch.distributed import run_dask
+
+        return run_dask(
+            job, input_path, output_dir, workers=workers, scheduler=scheduler,
+            progress=progress, record=record,
+        )  # fmt: skip
     started = time.monotonic()
     output_dir = output_dir.absolute()
     _publish_dir(output_dir)
