@@ -2,7 +2,7 @@
 UI's history, diff and restore). Filled here from the versions the entities table still holds.
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0016"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
