@@ -37,6 +37,7 @@ def _values(spellings: dict[str, str] | object) -> tuple[str, ...]:
 
 OFFER_STATUSES = _values(dict(enums.OFFER_STATUS))
 DECISION_STATUSES = _values(dict(enums.DECISION_STATUS))
+RANKING_STRATEGY_TYPES = (enums.STRATEGY_AUTO, enums.STRATEGY_PERSONALIZED)
 _OFFER_COLUMNS: tuple[Column, ...] = (
     ("Status", "/status"),
     ("Priority", "/rank/priority"),
@@ -97,6 +98,14 @@ PAGES: dict[str, KindPage] = {
             "ranking formula",
             "ranking-formula",
             (("Expression", "/expression/value"),),
+        ),
+        KindPage(
+            "ranking-strategies",
+            "Ranking strategies",
+            "ranking strategy",
+            "ranking-strategy",
+            (("Type", "/type"), ("Holdout %", "/holdoutPercentage")),
+            (("type", "Type", RANKING_STRATEGY_TYPES),),
         ),
         KindPage(
             "decisions",
