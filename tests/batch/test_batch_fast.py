@@ -19,6 +19,7 @@ from builders import criterion, decision, fallback, offer, placement, rule
 from offerbase.batch.partition import (
     BODY_COLUMN,
     ROW_COLUMN,
+    BatchInputError,
     BatchJob,
     Counts,
     decide_partition,
@@ -102,9 +103,21 @@ def _catalog(rng: random.Random) -> dict[str, list[dict[str, Any]]]:
 
 def _profile(rng: random.Random, i: int, mixed: bool) -> dict[str, Any]:
     body: dict[str, Any] = {}
-    if rng.random() < 0.9:
-        person = f"p{rng.randrange(40)}@x"
+    person = f"p{rng.randrange(40)}@x"
+    shape = rng.randrange(6)
+    if shape < 3:
         body["identityMap"] = {"Email": [{"id": person, "primary": True}]}
+    elif shape == 3:  # the primary identity in the second namespace
+        body["identityMap"] = {
+            "Email": [{"id": person, "primary": False}],
+            "ECID": [{"id": f"e{rng.randrange(9)}", "primary": True}],
+        }
+    elif shape == 4:  # no primary: the first identity; an empty namespace before it
+        body["identityMap"] = {
+            "ECID": [],
+            # (no primary: null in a Parquet column, absent in NDJSON)
+            "Email": [{"id": person}, {"id": "other@x", "primary": False}],
+        }
     points: Any = rng.choice([None, rng.randrange(100), rng.randrange(100)])
     if mixed:
         points = rng.choice([points, str(rng.randrange(100)), True, 12.5, "x"])
@@ -159,6 +172,21 @@ def test_fast_path_equals_decide(seed: int) -> None:
     assert fast_stats.consuming == ref_stats.consuming
     assert fast_stats.events == ref_stats.events
     assert fast_stats.bounds == ref_stats.bounds
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 1025, None])
+def test_a_malformed_identity_is_named_on_both_paths(bad: str | None) -> None:
+    rng = random.Random(3)
+    job = BatchJob(_catalog(rng), 1, (ScopeRequest("D1", "P1", 1),), False, NOW, 3, {}, "w")
+    profiles = [_profile(rng, i, False) for i in range(5)]
+    profiles[3]["identityMap"] = {"Email": [{"id": "a@x", "primary": False}, {"id": bad}]}
+    table = _table(profiles, False)
+    with pytest.raises(BatchInputError) as fast:
+        decide_partition(job, table)
+    with pytest.raises(BatchInputError) as reference:
+        read_profiles(table)
+    assert str(fast.value) == str(reference.value)
+    assert "row 4, /identityMap/Email/1" in str(fast.value)
 
 
 def test_jobs_the_fast_path_does_not_answer_go_to_the_engine() -> None:

@@ -287,6 +287,104 @@ def read_profiles(table: pa.Table, *, bodies: bool = True) -> list[Profile]:
     ]
 
 
+def _identities(data: pa.Table, rows: list[int]) -> list[Profile]:
+    """Profiles without bodies: the identity of each row, vectorised over the identityMap
+    column when its shape allows (lists of {id, primary} per namespace), else per row with
+    `_identity`, as are the rows the vectorised form cannot vouch for (a null entry or id, an
+    id of 0 or more than 1024 characters: `_identity` raises the error naming the field)."""
+    count = data.num_rows
+    if "identityMap" not in data.column_names:
+        return [Profile(row, None, None, None, None) for row in rows]
+    column = data.column("identityMap").combine_chunks()
+    got = _vector_identities(column)
+    if got is None:
+        namespaces: list[Any] = [None] * count
+        identities: list[Any] = [None] * count
+        irregular = list(range(count))
+    else:
+        namespaces, identities, irregular = got
+    if irregular:
+        maps = column.take(pa.array(irregular, pa.int64())).to_pylist()
+        for index, identity_map in zip(irregular, maps, strict=True):
+            # _without_nulls of the subtree: what the whole body's would leave there
+            body = {} if identity_map is None else {"identityMap": _without_nulls(identity_map)}
+            namespaces[index], identities[index] = _identity(body, rows[index])
+    out = []
+    for row, namespace, identity in zip(rows, namespaces, identities, strict=True):
+        key = None if namespace is None else f"{namespace.strip().lower()}:{identity}"
+        out.append(Profile(row, None, namespace, identity, key))
+    return out
+
+
+def _vector_identities(
+    column: pa.Array,
+) -> tuple[list[str | None], list[str | None], list[int]] | None:
+    """(namespaces, ids, irregular row indices) of a struct column of namespace -> list of
+    {id: string, primary: bool}; None when the column has another shape."""
+    import polars as pl  # loaded where it is used, as batch/vector.py
+
+    kind = column.type
+    if not pa.types.is_struct(kind) or kind.num_fields == 0:
+        return None
+    names = [kind.field(i).name for i in range(kind.num_fields)]
+    with_primary: set[str] = set()
+    for i, name in enumerate(names):
+        entries = kind.field(i).type
+        if not name.strip() or len(name) > MAX_NAMESPACE_CHARS:
+            return None
+        if not pa.types.is_list(entries) or not pa.types.is_struct(entries.value_type):
+            return None
+        entry = entries.value_type
+        fields = {entry.field(j).name: entry.field(j).type for j in range(entry.num_fields)}
+        if set(fields) - {"id", "primary"} or not pa.types.is_string(fields.get("id")):
+            return None
+        if "primary" in fields:
+            if not pa.types.is_boolean(fields["primary"]):
+                return None
+            with_primary.add(name)
+    series = pl.Series(column)  # a Struct series
+    frame = series.struct.unnest() if series.len() else None
+    if frame is None:
+        return [], [], []
+    e = pl.element()
+    bad: list[pl.Expr] = []
+    primary_ns: list[pl.Expr] = []
+    primary_id: list[pl.Expr] = []
+    first_ns: list[pl.Expr] = []
+    first_id: list[pl.Expr] = []
+    for name in names:
+        entries = pl.col(name)
+        ident = e.struct.field("id")
+        bad.append(
+            entries.list.eval(
+                e.is_null()
+                | ident.is_null()
+                | (ident.str.len_chars() == 0)
+                | (ident.str.len_chars() > MAX_IDENTITY_CHARS)
+            )
+            .list.any()
+            .fill_null(False)
+        )
+        if name in with_primary:
+            chosen = entries.list.eval(
+                e.filter(e.struct.field("primary").fill_null(False)).struct.field("id")
+            ).list.first()
+            primary_id.append(chosen)
+            primary_ns.append(pl.when(chosen.is_not_null()).then(pl.lit(name)))
+        first = entries.list.eval(ident).list.first()
+        first_id.append(first)
+        first_ns.append(pl.when(first.is_not_null()).then(pl.lit(name)))
+    none = pl.lit(None, dtype=pl.String)
+    picked = frame.select(
+        pl.any_horizontal(bad).alias("bad"),
+        pl.coalesce([*primary_ns, *first_ns, none]).alias("ns"),
+        pl.coalesce([*primary_id, *first_id, none]).alias("id"),
+    )
+    # a null identityMap is no identity (rows of a null struct unnest to null fields)
+    irregular = picked.get_column("bad").arg_true().to_list()
+    return picked.get_column("ns").to_list(), picked.get_column("id").to_list(), irregular
+
+
 # -- eligibility: the vectorised hook ----------------------------------------------------------
 
 
