@@ -273,14 +273,7 @@ def read_profiles(table: pa.Table, *, bodies: bool = True) -> list[Profile]:
         return profiles
     data = table.drop_columns([ROW_COLUMN]) if ROW_COLUMN in names else table
     if not bodies:
-        maps = data.column("identityMap").to_pylist() if "identityMap" in names else [None] * count
-        out = []
-        for row, identity_map in zip(rows, maps, strict=True):
-            # _without_nulls of the subtree: what the whole body's would leave there
-            body = {} if identity_map is None else {"identityMap": _without_nulls(identity_map)}
-            found = _profile(row, body)
-            out.append(Profile(row, None, found.namespace, found.identity, found.key))
-        return out
+        return _identities(data, rows)
     return [
         _profile(row, _without_nulls(body))
         for row, body in zip(rows, data.to_pylist(), strict=True)
