@@ -77,6 +77,12 @@ def test_batch_bench_runs() -> None:
     assert "peak memory < 2 GiB:" in out
 
 
+def test_batch_profile_bench_runs() -> None:
+    out = run("batch_profile.py", "--profiles", "300", "--top", "5")
+    assert "under cProfile" in out
+    assert "function calls" in out
+
+
 def test_reports_bench_runs(tmp_path: Path) -> None:
     out = run(
         "reports.py",

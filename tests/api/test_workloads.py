@@ -13,6 +13,7 @@ import pytest
 from decisioning_catalog import Catalog, criterion, decision_request
 
 from conftest import Tenant
+from offerbase.batch.partition import schema as batch_schema
 from offerbase.store import datasets, tenants, workloads
 from offerbase.store.db import Database
 
@@ -127,7 +128,10 @@ async def test_a_workload_decides_every_member_of_the_audience(make_app, tmp_pat
     assert detail["path"] == str(directory)
     files = sorted(directory.glob("part-*.parquet"))
     assert files
-    rows = pq.read_table(directory).to_pylist()
+    table = pq.read_table(directory)
+    # the columns `offerbase batch decide` writes: the job runs the same pipeline
+    assert table.schema.names == batch_schema(True).names
+    rows = table.to_pylist()
     chosen = {row["identity_id"]: row["option_id"] for row in rows}
     assert chosen == {"ann@example.com": "gold-offer", "bob@example.com": "plain-offer"}
     assert chosen == online

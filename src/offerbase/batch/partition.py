@@ -11,18 +11,22 @@ through the engine's own `decide()` with
   depend on where it sits in the file or which process decides it,
 * the capping counters read at job start plus the job's own decisions so far (`running`).
 
-Eligibility comes from one function, `rule_values`: for now it returns nothing and the engine
-evaluates every rule per row with its compiled closures (the reference); a vectorised
-evaluator (PQL compiled to Polars) plugs in there and hands the engine the values of the
-offer-independent rules per row (`decide(known_rules=...)`).
+Eligibility is vectorised: `rule_values` evaluates the offer-independent rules of the job's
+scope for the whole partition at once (batch/vector.py: PQL compiled to Polars, the compiled
+closures as the reference for the rows the translation does not model). Then
+
+* when the job qualifies for the fast path (batch/fast.py: one scope, priority ranking, rules
+  only), each row's decision is replayed from its vector of rule values, its RNG and its
+  per-profile counters, without `decide()`'s per-offer checks, and Parquet rows are never
+  turned into dicts (only their identityMap is read);
+* otherwise every row goes through `decide()` with the rule values as `known_rules`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +34,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from offerbase.batch.fast import FastPlan, fast_plan
 from offerbase.catalog import Placement, load_catalog
 from offerbase.engine import (
     ChosenOption,
@@ -91,7 +96,7 @@ class BatchInputError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Profile:
     row: int  # 1-based number in the input (NDJSON: the line number)
-    body: Mapping[str, Any]
+    body: Mapping[str, Any] | None  # None: not read (the fast path needs only the identity)
     namespace: str | None  # the primary (else first) identity, as spelled in the body
     identity: str | None
     key: str | None  # the per-profile capping key (None: no identity)
@@ -123,6 +128,7 @@ def row_seed(seed: int, identity: str) -> int:
 
 
 _SNAPSHOT: list[tuple[Mapping[str, Sequence[Mapping[str, Any]]], int, Snapshot]] = []
+_FAST: dict[tuple[int, tuple[ScopeRequest, ...], datetime], FastPlan | None] = {}
 
 
 def job_snapshot(job: BatchJob) -> Snapshot:
@@ -136,7 +142,44 @@ def job_snapshot(job: BatchJob) -> Snapshot:
     loaded = load_catalog({kind: list(bodies) for kind, bodies in job.catalog.items()})
     snapshot = build_snapshot(loaded, version=job.catalog_version)
     _SNAPSHOT[:] = [(job.catalog, job.catalog_version, snapshot)]  # one job at a time
+    _FAST.clear()
     return snapshot
+
+
+def job_fast_plan(job: BatchJob) -> FastPlan | None:
+    """The job's fast plan (batch/fast.py), or None: built once per process and snapshot."""
+    snapshot = job_snapshot(job)
+    key = (id(snapshot), job.scopes, job.now)
+    if key not in _FAST:
+        _FAST.clear()
+        _FAST[key] = fast_plan(job.scopes, snapshot, job.now)
+    return _FAST[key]
+
+
+def job_rule_ids(job: BatchJob) -> list[str]:
+    """Every rule the job's scopes can evaluate that does not read the offer, the context or
+    parameters: what `rule_values` evaluates for the whole partition."""
+    snapshot = job_snapshot(job)
+    found: dict[str, None] = {}
+    for scope in job.scopes:
+        decision = snapshot.decisions.get(scope.activity_id)
+        placement = snapshot.placements.get(scope.placement_id)
+        if decision is None or placement is None:
+            continue
+        for group in snapshot.plan(decision, placement).groups:
+            for cplan in group:
+                constraints = [cplan.criterion.constraint]
+                constraints += [o.constraint for _p, tier in cplan.tiers for o in tier]
+                for constraint in constraints:
+                    if constraint.is_rule:
+                        found.update(dict.fromkeys(constraint.rule_ids))
+    return [
+        rid
+        for rid in found
+        if (rule := snapshot.rules.get(rid)) is None
+        or rule.expr is None
+        or not (rule.uses_offer or rule.params)
+    ]
 
 
 class Counts(Mapping[str, int]):
@@ -216,8 +259,10 @@ def _profile(row: int, body: Any) -> Profile:
     return Profile(row, body, namespace, identity, key)
 
 
-def read_profiles(table: pa.Table) -> list[Profile]:
-    """The profiles of a partition, in order; raises BatchInputError for a malformed row."""
+def read_profiles(table: pa.Table, *, bodies: bool = True) -> list[Profile]:
+    """The profiles of a partition, in order; raises BatchInputError for a malformed row.
+    `bodies=False`: Parquet rows are not turned into dicts, only their identityMap is read
+    (NDJSON lines are parsed anyway)."""
     names = table.column_names
     count = table.num_rows
     rows: list[int] = (
@@ -233,23 +278,164 @@ def read_profiles(table: pa.Table) -> list[Profile]:
             profiles.append(_profile(row, body))
         return profiles
     data = table.drop_columns([ROW_COLUMN]) if ROW_COLUMN in names else table
+    if not bodies:
+        return _identities(data, rows)
     return [
         _profile(row, _without_nulls(body))
         for row, body in zip(rows, data.to_pylist(), strict=True)
     ]
 
 
+def _identities(data: pa.Table, rows: list[int]) -> list[Profile]:
+    """Profiles without bodies: the identity of each row, vectorised over the identityMap
+    column when its shape allows (lists of {id, primary} per namespace), else per row with
+    `_identity`, as are the rows the vectorised form cannot vouch for (a null entry or id, an
+    id of 0 or more than 1024 characters: `_identity` raises the error naming the field)."""
+    count = data.num_rows
+    if "identityMap" not in data.column_names:
+        return [Profile(row, None, None, None, None) for row in rows]
+    column = data.column("identityMap").combine_chunks()
+    got = _vector_identities(column)
+    if got is None:
+        namespaces: list[Any] = [None] * count
+        identities: list[Any] = [None] * count
+        irregular = list(range(count))
+    else:
+        namespaces, identities, irregular = got
+    if irregular:
+        maps = column.take(pa.array(irregular, pa.int64())).to_pylist()
+        for index, identity_map in zip(irregular, maps, strict=True):
+            # _without_nulls of the subtree: what the whole body's would leave there
+            body = {} if identity_map is None else {"identityMap": _without_nulls(identity_map)}
+            namespaces[index], identities[index] = _identity(body, rows[index])
+    out = []
+    for row, namespace, identity in zip(rows, namespaces, identities, strict=True):
+        key = None if namespace is None else f"{namespace.strip().lower()}:{identity}"
+        out.append(Profile(row, None, namespace, identity, key))
+    return out
+
+
+def _vector_identities(
+    column: pa.Array,
+) -> tuple[list[str | None], list[str | None], list[int]] | None:
+    """(namespaces, ids, irregular row indices) of a struct column of namespace -> list of
+    {id: string, primary: bool}; None when the column has another shape."""
+    import polars as pl  # loaded where it is used, as batch/vector.py
+
+    kind = column.type
+    if not pa.types.is_struct(kind) or kind.num_fields == 0:
+        return None
+    names = [kind.field(i).name for i in range(kind.num_fields)]
+    with_primary: set[str] = set()
+    for i, name in enumerate(names):
+        entries = kind.field(i).type
+        if not name.strip() or len(name) > MAX_NAMESPACE_CHARS:
+            return None
+        if not pa.types.is_list(entries) or not pa.types.is_struct(entries.value_type):
+            return None
+        entry = entries.value_type
+        fields = {entry.field(j).name: entry.field(j).type for j in range(entry.num_fields)}
+        if set(fields) - {"id", "primary"} or not pa.types.is_string(fields.get("id")):
+            return None
+        if "primary" in fields:
+            if not pa.types.is_boolean(fields["primary"]):
+                return None
+            with_primary.add(name)
+    series = pl.Series(column)  # a Struct series
+    frame = series.struct.unnest() if series.len() else None
+    if frame is None:
+        return [], [], []
+    e = pl.element()
+    bad: list[pl.Expr] = []
+    primary_ns: list[pl.Expr] = []
+    primary_id: list[pl.Expr] = []
+    first_ns: list[pl.Expr] = []
+    first_id: list[pl.Expr] = []
+    for name in names:
+        entries = pl.col(name)
+        ident = e.struct.field("id")
+        bad.append(
+            entries.list.eval(
+                e.is_null()
+                | ident.is_null()
+                | (ident.str.len_chars() == 0)
+                | (ident.str.len_chars() > MAX_IDENTITY_CHARS)
+            )
+            .list.any()
+            .fill_null(False)
+        )
+        if name in with_primary:
+            chosen = entries.list.eval(
+                e.filter(e.struct.field("primary").fill_null(False)).struct.field("id")
+            ).list.first()
+            primary_id.append(chosen)
+            primary_ns.append(pl.when(chosen.is_not_null()).then(pl.lit(name)))
+        first = entries.list.eval(ident).list.first()
+        first_id.append(first)
+        first_ns.append(pl.when(first.is_not_null()).then(pl.lit(name)))
+    none = pl.lit(None, dtype=pl.String)
+    picked = frame.select(
+        pl.any_horizontal(bad).alias("bad"),
+        pl.coalesce([*primary_ns, *first_ns, none]).alias("ns"),
+        pl.coalesce([*primary_id, *first_id, none]).alias("id"),
+    )
+    # a null identityMap is no identity (rows of a null struct unnest to null fields)
+    irregular = picked.get_column("bad").arg_true().to_list()
+    return picked.get_column("ns").to_list(), picked.get_column("id").to_list(), irregular
+
+
 # -- eligibility: the vectorised hook ----------------------------------------------------------
 
 
+class RuleValues(Sequence[Mapping[str, bool]]):
+    """Per row, rule id -> value: columns kept as lists, a row's dict built when asked."""
+
+    def __init__(self, columns: Mapping[str, list[bool]], rows: int) -> None:
+        self.columns = columns
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.rows))]
+        return {rid: values[index] for rid, values in self.columns.items()}
+
+
 def rule_values(
-    snapshot: Snapshot, table: pa.Table, profiles: Sequence[Profile]
-) -> Sequence[Mapping[str, bool]] | None:
-    """Per profile, the values of offer-independent rules evaluated for the whole partition at
-    once, or None to let the engine evaluate every rule per row (what it does today). A
-    vectorised evaluator (batch/vector.py) replaces this body; whatever it returns must equal
-    the compiled closures' answers, which stay the reference."""
-    return None
+    snapshot: Snapshot,
+    table: pa.Table,
+    profiles: Sequence[Profile],
+    rule_ids: Iterable[str] | None = None,
+    now: datetime | None = None,
+) -> RuleValues | None:
+    """Per profile, the values of the offer-independent `rule_ids` (default: every rule of
+    the catalog) evaluated for the whole partition at once (batch/vector.eligible_mask), or
+    None when none has a vectorised form (the engine evaluates them per row). Equal to the
+    compiled closures' answers, which stay the reference: rows the vectorised form leaves
+    undecided are evaluated with them, on the profile bodies as `read_profiles` reads them."""
+    from offerbase.batch.vector import eligible_mask  # polars: loaded where it is used
+
+    ids = list(snapshot.rules if rule_ids is None else rule_ids)
+    if not ids:
+        return None
+    names = table.column_names
+    source: Any
+    bodies: Callable[[list[int]], Sequence[Mapping[str, Any]]] | None = None
+    if BODY_COLUMN in names:  # NDJSON: the parsed bodies
+        source = [p.body if p.body is not None else {} for p in profiles]
+    else:
+        data = table.drop_columns([ROW_COLUMN]) if ROW_COLUMN in names else table
+        source = data
+
+        def bodies(positions: list[int]) -> list[Mapping[str, Any]]:
+            picked = data.take(pa.array(positions, pa.int64())).to_pylist()
+            return [_without_nulls(body) for body in picked]
+
+    masks = eligible_mask(snapshot, ids, source, now=now, bodies=bodies)
+    columns = {rid: mask.to_list() for rid, mask in masks.items() if mask is not None}
+    return RuleValues(columns, len(profiles)) if columns else None
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -257,8 +443,12 @@ def rule_values(
 
 def _uuid(*parts: object) -> str:
     """A deterministic UUID (version 4 layout): a re-run of a job names its rows the same."""
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).digest()
-    return str(uuid.UUID(bytes=digest, version=4))
+    digest = bytearray(hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).digest())
+    # uuid.UUID(bytes=digest, version=4) without the object: the same text, a row's hot path
+    digest[6] = (digest[6] & 0x0F) | 0x40
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _component(representation: Mapping[str, Any] | None, placement: Placement) -> Any:
@@ -413,8 +603,8 @@ def decide_profile(
     known: Mapping[str, bool] | None = None,
 ) -> DecisionResult:
     """One row's decision: the online path's engine call (see the module docstring)."""
+    assert profile.body is not None  # read_profiles(bodies=True)
     request = DecisionRequest(scopes=job.scopes, profile_key=profile.key)
-    rng = random.Random(row_seed(job.seed, profile.key or f"row:{profile.row}"))
     # ranking=None: a batch job ranks by a strategy's prior alone (Adobe has no batch
     # decisioning with AI models; docs/batch.md).
     return decide(
@@ -423,10 +613,30 @@ def decide_profile(
         profile.body,
         counters,
         now=job.now,
-        rng=rng,
+        rng=_rng(job, profile),
         known_rules=known,
         ranking=None,
     )
+
+
+def _rng(job: BatchJob, profile: Profile) -> random.Random:
+    return random.Random(row_seed(job.seed, profile.key or f"row:{profile.row}"))
+
+
+def _decide_each(
+    job: BatchJob,
+    profiles: Sequence[Profile],
+    decide_one: Callable[[int, Profile], DecisionResult],
+) -> tuple[pa.Table, PartitionStats]:
+    stats = PartitionStats()
+    out = _Output(job, stats)
+    for index, profile in enumerate(profiles):
+        result = decide_one(index, profile)
+        out.add(profile, result)
+        if result.consumption:
+            stats.consuming.append((index, tuple((c.key, c.limit) for c in result.consumption)))
+    stats.rows = len(profiles)
+    return out.table(), stats
 
 
 def decide_rows(
@@ -435,18 +645,16 @@ def decide_rows(
     counters: Mapping[str, int],
     known: Sequence[Mapping[str, bool]] | None = None,
 ) -> tuple[pa.Table, PartitionStats]:
-    """Decide `profiles`, every one against the same `counters` (the caller arbitrates caps:
-    batch/run.py)."""
+    """Decide `profiles` (read with their bodies) with `decide()`, every one against the same
+    `counters` (the caller arbitrates caps: batch/run.py)."""
     snapshot = job_snapshot(job)
-    stats = PartitionStats()
-    out = _Output(job, stats)
-    for index, profile in enumerate(profiles):
-        result = decide_profile(job, snapshot, profile, counters, known[index] if known else None)
-        out.add(profile, result)
-        if result.consumption:
-            stats.consuming.append((index, tuple((c.key, c.limit) for c in result.consumption)))
-    stats.rows = len(profiles)
-    return out.table(), stats
+    return _decide_each(
+        job,
+        profiles,
+        lambda index, profile: decide_profile(
+            job, snapshot, profile, counters, known[index] if known else None
+        ),
+    )
 
 
 def decide_partition(
@@ -458,7 +666,22 @@ def decide_partition(
     Every row sees the same counters: a row's own consumption is reported in
     `stats.consuming` and arbitrated by the caller in input order (batch/run.py), which
     re-decides a row only when a counter it consumed was exhausted by earlier rows."""
-    profiles = read_profiles(table)
     snapshot = job_snapshot(job)
-    known = rule_values(snapshot, table, profiles)
-    return decide_rows(job, profiles, Counts(job.counters, running or {}), known)
+    counters = Counts(job.counters, running or {})
+    fast = job_fast_plan(job)
+    if fast is None:
+        profiles = read_profiles(table)
+        known = rule_values(snapshot, table, profiles, job_rule_ids(job), job.now)
+        return decide_rows(job, profiles, counters, known)
+    profiles = read_profiles(table, bodies=False)
+    values = rule_values(snapshot, table, profiles, fast.rule_ids, job.now)
+    columns = [values.columns[rid] for rid in fast.rule_ids] if values is not None else []
+    patterns: list[tuple[bool, ...]] = (
+        list(zip(*columns, strict=True)) if columns else [()] * len(profiles)
+    )
+    decider = fast.decider(snapshot, counters)
+    return _decide_each(
+        job,
+        profiles,
+        lambda index, profile: decider.decide(patterns[index], profile.key, _rng(job, profile)),
+    )

@@ -766,12 +766,15 @@ def eligible_mask(
     profiles: Profiles,
     *,
     now: datetime | None = None,
+    bodies: Callable[[list[int]], Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, pl.Series | None]:
     """Per rule id, a Boolean Series over the profiles (True = the rule holds), or None when the
     rule has no vectorised form (the caller evaluates it per row, with the offer or context).
 
     Exactly the engine's answers: unknown and broken rules are all False; rows the expression
-    leaves undecided are evaluated with the rule's closure.
+    leaves undecided are evaluated with the rule's closure, on `bodies(positions)` when given
+    (the caller's profile dicts of those rows: batch/partition.py reads a null struct field as
+    an absent one), else on the rows as `DataFrame.to_dicts()` reads them.
     """
     frame = _as_frame(profiles)
     height = len(profiles) if frame is None else frame.height
@@ -803,7 +806,9 @@ def eligible_mask(
         undecided = mask.is_null()
         if undecided.any():
             at = undecided.arg_true()
-            if frame is None:
+            if bodies is not None:
+                values = [_closure(closure, p, now) for p in bodies(at.to_list())]
+            elif frame is None:
                 dicts = _dicts(profiles)
                 values = [_closure(closure, dicts[j], now) for j in at.to_list()]
             else:
