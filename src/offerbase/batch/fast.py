@@ -132,7 +132,7 @@ def fast_plan(scopes: Sequence[ScopeRequest], snapshot: Snapshot, now: datetime)
         return None  # decide() raises the error
     count = scope.item_count if scope.item_count is not None else placement.item_count
     plan = snapshot.plan(decision, placement)
-    if count < 1 or count > MAX_ITEM_COUNT or plan.uses_ai:
+    if count < 1 or count > MAX_ITEM_COUNT:
         return None
     index: dict[str, int] = {}
     groups = []
@@ -141,7 +141,8 @@ def fast_plan(scopes: Sequence[ScopeRequest], snapshot: Snapshot, now: datetime)
     cap_parts: dict[str, tuple[tuple[CapRule, str, str], ...]] = {}
     pid = placement.id
     for group in plan.groups:
-        if len(group) != 1 or group[0].criterion.order == enums.ORDER_FORMULA:
+        # Priority ranking only: a formula or an AI ranking strategy goes through decide().
+        if len(group) != 1 or group[0].criterion.order != enums.ORDER_STATIC:
             return None
         try:
             gate = _rule_indices(group[0].criterion.constraint, index, snapshot)
