@@ -375,7 +375,9 @@ def test_a_mutated_translation_fails_the_property_test(mutation: str) -> None:
     table, a, b, rules = MUTATIONS[mutation]
 
     @settings(
-        max_examples=500,
+        # Enough that finding the mutation does not hang on one derandomized seed (500 missed
+        # starts-ends once an unrelated change moved the seed).
+        max_examples=2000,
         deadline=None,
         derandomize=True,  # the same examples every run: the test must not be flaky
         phases=[Phase.generate],  # finding it is the point; shrinking would only cost time
