@@ -235,9 +235,10 @@ Input = tuple[DecisionRequest, dict[str, Any], dict[str, int]]
 def make_inputs(
     args: argparse.Namespace, snapshot: Any, rng: random.Random, activity: str
 ) -> list[Input]:
+    # profiles first, then counters: the draws of the original priority-only workload
+    profiles = [make_profile(rng) for _ in range(1000)]
     inputs = []
-    for i in range(1000):
-        profile = make_profile(rng)
+    for i, profile in enumerate(profiles):
         request = DecisionRequest(
             scopes=[ScopeRequest(activity, "dps:offer-placement:web", args.item_count)],
             profile_key=f"ECID:{i}",
