@@ -11,7 +11,7 @@ Options: --runs N (default 5), --n N decisions per run (default 20000), --item-c
 --ranking-strategy: the same decisions also ranked by an auto-optimization strategy (a second
 decision over the same collection, 10% holdout) with realistic evidence (5,000 displays spread
 unevenly over the offers, clicks at true CTRs of 1-5%); each run times both, alternating, and
-prints both p50s and their ratio.
+prints both p50s and their ratio. --no-caps: the same catalog without its frequency caps.
 """
 
 from __future__ import annotations
@@ -96,7 +96,9 @@ def make_stats(rng: random.Random, displays: int = 5000) -> RankingStats:
     return {STRATEGY: StrategyStats(offers, {})}
 
 
-def make_catalog(rng: random.Random, equal_priority: bool) -> dict[str, list[dict[str, Any]]]:
+def make_catalog(
+    rng: random.Random, equal_priority: bool, caps: bool = True
+) -> dict[str, list[dict[str, Any]]]:
     offers = []
     for i in range(1000):
         body: dict[str, Any] = {
@@ -122,7 +124,7 @@ def make_catalog(rng: random.Random, equal_priority: bool) -> dict[str, list[dic
             "rank": {"priority": 0 if equal_priority else rng.randint(0, 99)},
             "tags": ["dps:tag:all"],
         }
-        if i % 10 == 0:
+        if caps and i % 10 == 0:
             body["frequencyCappingConstraints"] = [
                 {"limit": 1000, "scope": "global", "entity": "offer"},
                 {
@@ -235,9 +237,10 @@ Input = tuple[DecisionRequest, dict[str, Any], dict[str, int]]
 def make_inputs(
     args: argparse.Namespace, snapshot: Any, rng: random.Random, activity: str
 ) -> list[Input]:
+    # profiles first, then counters: the draws of the original priority-only workload
+    profiles = [make_profile(rng) for _ in range(1000)]
     inputs = []
-    for i in range(1000):
-        profile = make_profile(rng)
+    for i, profile in enumerate(profiles):
         request = DecisionRequest(
             scopes=[ScopeRequest(activity, "dps:offer-placement:web", args.item_count)],
             profile_key=f"ECID:{i}",
@@ -255,7 +258,8 @@ def one_run(
     """(p50, p99, fallbacks) of the priority-ranked decisions, and the strategy-ranked (p50,
     p99) (None without --ranking-strategy), timed alternately in the same run."""
     rng = random.Random(seed)
-    snapshot = build_snapshot(load_stored(make_catalog(random.Random(7), args.equal_priority)))
+    bodies = make_catalog(random.Random(7), args.equal_priority, caps=not args.no_caps)
+    snapshot = build_snapshot(load_stored(bodies))
     inputs = make_inputs(args, snapshot, rng, "dps:offer-activity:1")
     ai_inputs = make_inputs(args, snapshot, random.Random(seed), AI_DECISION)
     ranking = make_stats(random.Random(11)) if args.ranking_strategy else None
@@ -309,10 +313,12 @@ def main() -> None:
     parser.add_argument("--equal-priority", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--ranking-strategy", action="store_true")
+    parser.add_argument("--no-caps", action="store_true")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]} | nproc {os.cpu_count()} | cpu {cpu_model()}")
     print(
-        f"catalog: 1000 offers, 100 rules, 10% capped | itemCount {args.item_count or 1} | "
+        f"catalog: 1000 offers, 100 rules, {'no caps' if args.no_caps else '10% capped'} | "
+        f"itemCount {args.item_count or 1} | "
         f"{'equal' if args.equal_priority else 'random 0-99'} priorities | "
         f"{args.n} decisions x {args.runs} runs"
     )

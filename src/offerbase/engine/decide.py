@@ -140,7 +140,7 @@ class _Run:
         self.ranked_by: dict[str, RankingChoice] = {}
         self.caps = snapshot.caps
         self.profile_key = request.profile_key
-        self.profile_part = profile_part(request.profile_key)
+        self.profile_part: str | None = None
         self.counters = counters
         self.now_ts = now.timestamp()
         self.rng = rng
@@ -183,9 +183,13 @@ class _Run:
         return False
 
     def _cap_key(self, rule: CapRule) -> CounterKey:
-        # counter_key's parts, the profile's escaped once per request
+        # counter_key's parts, the profile's escaped once per request (on first use: most
+        # priority walks never reach a capped offer)
+        part = self.profile_part
+        if part is None:
+            part = self.profile_part = profile_part(self.profile_key)
         entity = entity_part(rule, self.placement_id)
-        return compose_key(rule, self.profile_part, entity, self.buckets.label(rule))
+        return compose_key(rule, part, entity, self.buckets.label(rule))
 
     def _capped(self, rules: Sequence[CapRule]) -> _Drop | None:
         for rule in rules:
@@ -465,7 +469,7 @@ class _Run:
             walk = iter(order)
         out: list[tuple[Offer, float | None]] = []
         tracing = self.trace is not None
-        seen: set[str] = set()
+        seen: set[str] = set()  # (trace only)
         for i in walk:
             offer = flat[i]
             if tracing:
