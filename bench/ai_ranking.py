@@ -29,8 +29,10 @@ Target: personalized optimization's CTR at least 20% above auto-optimization's.
 
 Figures: CTR (clicks / displays, holdout included: what the site got) and cumulative expected
 regret (sum over displays of best true CTR for the visitor minus the shown offer's true CTR).
-The plot shows CTR per method over windows of displays. Results vary a little from run to run
-(the server's sampling is not seeded; visitors run concurrently).
+The plot shows cumulative CTR and regret per method over displays. Every method's visitors draw
+the same random numbers (common random numbers: the same audiences and the same click draws),
+so chance moves all methods alike and the gaps between them are the methods'. Results still
+vary a little from run to run (the server's sampling is not seeded; visitors run concurrently).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from serving import auth_headers, free_port, machine, start_server, stop_server
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
 FIVE = {"all": [0.01, 0.02, 0.03, 0.04, 0.05]}
 AUDIENCES = {"a": [0.05, 0.01, 0.02, 0.01, 0.035], "b": [0.01, 0.05, 0.02, 0.01, 0.035]}
+TWO_AUDIENCES = "two audiences, best offer differs"
 CONTEXT = "_xdm.context.additionalParameters;version=1"
 FEEDBACK_BATCH = 50  # events per /ee/v2/collect request (at most 100)
 REFRESH_NEVER = str(30 * 86_400)  # the reader loads once per server start
@@ -357,27 +360,40 @@ def print_runs(title: str, runs: list[Run], displays: int) -> None:
         )
 
 
-def plot(path: Path, scenarios: list[tuple[str, list[Run]]], window: int) -> None:
+def plot(path: Path, scenarios: list[tuple[str, list[Run]]], truths: dict[str, Any]) -> None:
+    """Per scenario: cumulative CTR (top) and cumulative expected regret (bottom)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 4), squeeze=False)
-    for ax, (title, runs) in zip(axes[0], scenarios, strict=True):
+    columns = len(scenarios)
+    figure, axes = plt.subplots(2, columns, figsize=(6 * columns, 7), squeeze=False)
+    for column, (title, runs) in enumerate(scenarios):
+        truth = truths[title]
+        best = {audience: max(ctrs) for audience, ctrs in truth.items()}
+        top, bottom = axes[0][column], axes[1][column]
         for run in runs:
-            xs, ys = [], []
-            for end in range(window, len(run.shown) + 1, window):
-                xs.append(end)
-                ys.append(run.ctr(end - window, end) * 100)
-            ax.plot(xs, ys, label=run.method)
-        ax.set_title(title)
-        ax.set_xlabel("displays")
-        ax.set_ylabel(f"CTR % (windows of {window})")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+            clicks = regret = 0.0
+            xs, ctrs, regrets = [], [], []
+            for index, (audience, offer, click) in enumerate(run.shown, 1):
+                clicks += click
+                regret += best[audience] - truth[audience][offer]
+                if index % 100 == 0:
+                    xs.append(index)
+                    ctrs.append(clicks / index * 100)
+                    regrets.append(regret)
+            top.plot(xs, ctrs, label=run.method)
+            bottom.plot(xs, regrets, label=run.method)
+        top.set_title(title)
+        top.set_ylabel("cumulative CTR %")
+        bottom.set_ylabel("cumulative regret (expected clicks lost)")
+        bottom.set_xlabel("displays")
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     print(f"\nplot: {path}")
 
 
@@ -424,7 +440,7 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
     scenarios: list[tuple[str, list[Run]]] = []
     for title, truth, wanted in (
         ("five offers, CTR 1%-5%", FIVE, ("random", "priority", "auto", "auto-6h")),
-        ("two audiences, best offer differs", AUDIENCES, ("auto", "personalized")),
+        (TWO_AUDIENCES, AUDIENCES, ("auto", "personalized")),
     ):
         runs = []
         for method in (m for m in wanted if m in methods):
@@ -444,7 +460,7 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
             scenarios.append((title, runs))
     verdicts(scenarios)
     if args.plot:
-        plot(args.plot, scenarios, max(args.displays // 20, 10))
+        plot(args.plot, scenarios, {"five offers, CTR 1%-5%": FIVE, TWO_AUDIENCES: AUDIENCES})
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -457,7 +473,7 @@ def verdicts(scenarios: list[tuple[str, list[Run]]]) -> None:
             f"auto-optimization serves the best offer to >= 80% of the model arm: {share:.1%} "
             f"{'PASS' if share >= 0.8 else 'FAIL'}"
         )
-    title = "two audiences, best offer differs"
+    title = TWO_AUDIENCES
     plain, personal = (
         by_name.get((title, LABELS["auto"])),
         by_name.get((title, LABELS["personalized"])),

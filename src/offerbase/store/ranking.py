@@ -266,14 +266,14 @@ async def learn(
     scope = Scope(sandbox_pk)
     state = ranking_state
     async with db.write() as conn:
-        # The sandbox's state row, created once (its lock serialises the sandbox's learners).
-        ensure = (sqlite.insert(state) if db.is_sqlite else postgresql.insert(state)).values(
-            version=0
-        )
-        await conn.execute(scope.apply(ensure.on_conflict_do_nothing()))
-    async with db.write() as conn:
-        locked = sa.select(state.c.version).with_for_update(skip_locked=True)
-        version = await conn.scalar(scope.apply(locked))
+        locked = scope.apply(sa.select(state.c.version).with_for_update(skip_locked=True))
+        version = await conn.scalar(locked)
+        if version is None and await conn.scalar(scope.apply(sa.select(state.c.version))) is None:
+            # The sandbox's first run creates its state row (its lock serialises the sandbox's
+            # learners); a concurrent first run waits on the insert, then skips the sandbox.
+            insert = sqlite.insert(state) if db.is_sqlite else postgresql.insert(state)
+            await conn.execute(scope.apply(insert.values(version=0).on_conflict_do_nothing()))
+            version = await conn.scalar(locked)
         if version is None:  # another worker's learner has this sandbox now
             return Learned()
         q = ranking_queue
