@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+
+from pgdb import fresh_database
 
 
 def machine() -> str:
@@ -26,6 +32,22 @@ def machine() -> str:
         platform.processor(),
     )
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def run_load_test(
+    parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace, str | None], None]
+) -> None:
+    """The main of the wrk load tests: parse the arguments (the parser has --database-url),
+    check that wrk is installed, and call `run(args, url)` with a fresh PostgreSQL database
+    on the server of --database-url (dropped afterwards), or None for SQLite."""
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    with ExitStack() as cleanup:
+        database_url = args.database_url
+        if database_url:
+            database_url = cleanup.enter_context(fresh_database(database_url))
+        run(args, database_url)
 
 
 def free_port() -> int:
