@@ -33,7 +33,7 @@ import httpx
 
 from load_decide import run_wrk
 from load_edge import decisioning_body, edge_server
-from serving import machine, run_load_test
+from serving import cpu_seconds, machine, run_load_test
 
 TARGET_DROP = 0.10
 STREAM_CONNECTIONS = 64  # many, so that pacing, not latency, sets the rate
@@ -105,22 +105,29 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
     alone: list[float] = []
     with_stream: list[float] = []
     streamed: list[dict[str, float]] = []
-    with edge_server(args, database_url, "offerbase-ingest-") as (base, headers, datastream):
+    decision_cpu: list[float] = []  # server CPU ms per decision, alone
+    event_cpu: list[float] = []  # server CPU ms per event: the rest of a round with events
+    with edge_server(args, database_url, "offerbase-ingest-") as (
+        base,
+        headers,
+        datastream,
+        server,
+    ):
         decisions_url = f"{base}/data/core/ods/decisions"
         collect_url = f"{base}/ee/v2/collect?dataStreamId={datastream}"
         body = decisioning_body()
 
-        def decide() -> float:
+        def decide() -> dict[str, float]:
             figures = run_wrk(decisions_url, "POST", body, headers, args.connections, args.duration)
             assert figures["non_2xx"] == 0, figures
-            return figures["rps"]
+            return figures
 
         run_wrk(decisions_url, "POST", body, headers, args.connections, 3)  # warm-up
-        warm = decide()
+        warm = decide()["rps"]
         rate = args.rate or args.fraction * warm
         print(f"decisions/s alone (warm-up): {warm:.0f}; stream target {rate:.0f} events/s")
 
-        def with_events(round_number: int) -> float:
+        def with_events(round_number: int) -> dict[str, float]:
             script = stream_script(
                 rate, args.per_request, f"r{round_number}-{random.getrandbits(32):08x}"
             )
@@ -138,22 +145,31 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
                     )
                 )
             )
+            cpu = cpu_seconds(server)
             stream.start()
             threading.Event().wait(1)  # the stream is under way before decisions are counted
             decided = decide()
             stream.join()
+            threading.Event().wait(0.5)  # the writer's last batch of the stream
+            rest = (cpu_seconds(server) - cpu) * 1000 - decided["requests"] * decision_cpu[-1]
             assert figures[0]["non_2xx"] == 0, figures
             streamed.append(figures[0])
+            event_cpu.append(rest / (figures[0]["requests"] * args.per_request))
             return decided
 
         for round_number in range(args.rounds):
-            alone.append(decide())
-            with_stream.append(with_events(round_number))
+            cpu = cpu_seconds(server)
+            decided = decide()
+            decision_cpu.append((cpu_seconds(server) - cpu) * 1000 / decided["requests"])
+            alone.append(decided["rps"])
+            with_stream.append(with_events(round_number)["rps"])
             print(
                 f"round {round_number + 1}: alone {alone[-1]:.0f}/s, with events "
                 f"{with_stream[-1]:.0f}/s (stream {streamed[-1]['rps'] * args.per_request:.0f} "
                 f"events/s, p99 "
-                f"{streamed[-1]['p99_ms']:.1f} ms); load average {_load()}",
+                f"{streamed[-1]['p99_ms']:.1f} ms); server CPU per decision "
+                f"{decision_cpu[-1]:.2f} ms, per event {event_cpu[-1]:.2f} ms; "
+                f"load average {_load()}",
                 flush=True,
             )
         stored = _stored(base, headers)
@@ -175,6 +191,10 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
         + " ".join(f"{v:.0f}" for v in alone)
         + "; with events: "
         + " ".join(f"{v:.0f}" for v in with_stream)
+    )
+    print(
+        f"server CPU: median {statistics.median(decision_cpu):.2f} ms per decision alone, "
+        f"{statistics.median(event_cpu):.2f} ms per event (a round's CPU less its decisions')"
     )
     sent = sum(figures["requests"] for figures in streamed) * args.per_request
     print(f"events sent {sent:.0f}; in the report after the runs: {stored}")

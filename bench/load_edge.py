@@ -102,10 +102,11 @@ def main() -> None:
 @contextmanager
 def edge_server(
     args: argparse.Namespace, database_url: str | None, prefix: str
-) -> Iterator[tuple[str, dict[str, str], str]]:
+) -> Iterator[tuple[str, dict[str, str], str, subprocess.Popen[bytes]]]:
     """`offerbase serve --workers N` (fresh data dir; SQLite unless `database_url`; events not
     durable) with bench/load_decide.py's catalog and a datastream of its sandbox: yields the
-    base URL, the Decisioning API's headers and the datastream id; stops the server after."""
+    base URL, the Decisioning API's headers, the datastream id and the server process; stops
+    the server after."""
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     env = {**os.environ, "OFFERBASE_DATA_DIR": str(data_dir), "OFFERBASE_EVENTS_DURABLE": "false"}
     if database_url:
@@ -117,14 +118,19 @@ def edge_server(
         headers = {**auth_headers(base, env, "LOAD"), "Content-Type": "application/json"}
         build_catalog(base, headers, args.offers, args.caps)
         datastream = create_datastream(env, headers["x-gw-ims-org-id"], headers["x-sandbox-name"])
-        yield base, headers, datastream
+        yield base, headers, datastream, server
     finally:
         stop_server(server)
 
 
 def run(args: argparse.Namespace, database_url: str | None) -> None:
     runs: dict[str, list[dict[str, float]]] = {"decisioning": [], "edge": []}
-    with edge_server(args, database_url, "offerbase-load-edge-") as (base, headers, datastream):
+    with edge_server(args, database_url, "offerbase-load-edge-") as (
+        base,
+        headers,
+        datastream,
+        _server,
+    ):
         targets = {
             "decisioning": (f"{base}/data/core/ods/decisions", decisioning_body(), headers),
             "edge": (

@@ -77,6 +77,20 @@ def start_server(env: dict[str, str], port: int, workers: int = 1) -> subprocess
     raise RuntimeError("offerbase serve did not answer /health within 60 s")
 
 
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """CPU time (user + system) the server and its worker processes have used so far: the
+    cost of a run is the difference, which other load on a shared machine barely changes."""
+    pids = [process.pid]
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    if children.exists():
+        pids += [int(pid) for pid in children.read_text().split()]
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def stop_server(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
