@@ -17,17 +17,13 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
-from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
-from pgdb import fresh_database
-from serving import auth_headers, free_port, machine, start_server, stop_server
+from serving import auth_headers, free_port, machine, run_load_test, start_server, stop_server
 
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
 PROFILE = {"loyalty": {"points": 450}, "homeAddress": {"country": "US"}}
@@ -125,10 +121,19 @@ wrk.body = {body}
 
 
 def run_wrk(
-    url: str, method: str, body: str, headers: dict[str, str], connections: int, duration: int
+    url: str,
+    method: str,
+    body: str,
+    headers: dict[str, str],
+    connections: int,
+    duration: int,
+    script: str | None = None,
 ) -> dict[str, float]:
+    """wrk's figures of `duration` seconds of requests; `script` (Lua) replaces the request of
+    method, body and headers (bench/ingest_effect.py's paced stream of distinct events)."""
     lua_headers = "\n".join(f'wrk.headers["{k}"] = {json.dumps(v)}' for k, v in headers.items())
-    script = WRK_SCRIPT.format(method=method, body=json.dumps(body), headers=lua_headers)
+    if script is None:
+        script = WRK_SCRIPT.format(method=method, body=json.dumps(body), headers=lua_headers)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     output = subprocess.run(
@@ -160,6 +165,7 @@ def _ms(value: str) -> float:
 
 def parse_wrk(output: str) -> dict[str, float]:
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
+    result["requests"] = float(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     for pct in ("50", "90", "99"):
         match = re.search(rf"\s{pct}%\s+([\d.]+\w+)", output)
         result[f"p{pct}_ms"] = _ms(match.group(1)) if match else float("nan")
@@ -188,15 +194,7 @@ def main() -> None:
         action="store_true",
         help="send the profile in the request (offerbase:profile): no profile read",
     )
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
-
-    with ExitStack() as cleanup:
-        database_url = args.database_url
-        if database_url:
-            database_url = cleanup.enter_context(fresh_database(database_url))
-        run(args, database_url)
+    run_load_test(parser, run)
 
 
 def run(args: argparse.Namespace, database_url: str | None) -> None:

@@ -19,19 +19,18 @@ import argparse
 import base64
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 from load_decide import build_catalog, run_wrk
-from pgdb import fresh_database
-from serving import auth_headers, free_port, machine, start_server, stop_server
+from serving import auth_headers, free_port, machine, run_load_test, start_server, stop_server
 
 IDENTITY = {"Email": [{"id": "load@example.com", "primary": True}]}
 
@@ -97,29 +96,41 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each, alternating")
     parser.add_argument("--offers", type=int, default=100)
     parser.add_argument("--caps", action="store_true", help="frequency caps on 10%% of offers")
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
-    with ExitStack() as cleanup:
-        database_url = args.database_url
-        if database_url:
-            database_url = cleanup.enter_context(fresh_database(database_url))
-        run(args, database_url)
+    run_load_test(parser, run)
 
 
-def run(args: argparse.Namespace, database_url: str | None) -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="offerbase-load-edge-"))
+@contextmanager
+def edge_server(
+    args: argparse.Namespace, database_url: str | None, prefix: str
+) -> Iterator[tuple[str, dict[str, str], str, subprocess.Popen[bytes]]]:
+    """`offerbase serve --workers N` (fresh data dir; SQLite unless `database_url`; events not
+    durable) with bench/load_decide.py's catalog and a datastream of its sandbox: yields the
+    base URL, the Decisioning API's headers, the datastream id and the server process; stops
+    the server after."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     env = {**os.environ, "OFFERBASE_DATA_DIR": str(data_dir), "OFFERBASE_EVENTS_DURABLE": "false"}
     if database_url:
         env["OFFERBASE_DATABASE_URL"] = database_url
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(env, port, args.workers)
-    runs: dict[str, list[dict[str, float]]] = {"decisioning": [], "edge": []}
     try:
         headers = {**auth_headers(base, env, "LOAD"), "Content-Type": "application/json"}
         build_catalog(base, headers, args.offers, args.caps)
         datastream = create_datastream(env, headers["x-gw-ims-org-id"], headers["x-sandbox-name"])
+        yield base, headers, datastream, server
+    finally:
+        stop_server(server)
+
+
+def run(args: argparse.Namespace, database_url: str | None) -> None:
+    runs: dict[str, list[dict[str, float]]] = {"decisioning": [], "edge": []}
+    with edge_server(args, database_url, "offerbase-load-edge-") as (
+        base,
+        headers,
+        datastream,
+        _server,
+    ):
         targets = {
             "decisioning": (f"{base}/data/core/ods/decisions", decisioning_body(), headers),
             "edge": (
@@ -142,8 +153,6 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
                     f"p99 {figures['p99_ms']:6.2f} ms  non-2xx {figures['non_2xx']:.0f}",
                     flush=True,
                 )
-    finally:
-        stop_server(server)
     print(f"machine: {machine()}")
     print(
         f"database: {args.database_url or 'sqlite'}; workers {args.workers}; "

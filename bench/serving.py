@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+
+from pgdb import fresh_database
 
 
 def machine() -> str:
@@ -26,6 +32,22 @@ def machine() -> str:
         platform.processor(),
     )
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def run_load_test(
+    parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace, str | None], None]
+) -> None:
+    """The main of the wrk load tests: parse the arguments (the parser has --database-url),
+    check that wrk is installed, and call `run(args, url)` with a fresh PostgreSQL database
+    on the server of --database-url (dropped afterwards), or None for SQLite."""
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    with ExitStack() as cleanup:
+        database_url = args.database_url
+        if database_url:
+            database_url = cleanup.enter_context(fresh_database(database_url))
+        run(args, database_url)
 
 
 def free_port() -> int:
@@ -53,6 +75,20 @@ def start_server(env: dict[str, str], port: int, workers: int = 1) -> subprocess
         time.sleep(0.2)
     process.kill()
     raise RuntimeError("offerbase serve did not answer /health within 60 s")
+
+
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """CPU time (user + system) the server and its worker processes have used so far: the
+    cost of a run is the difference, which other load on a shared machine barely changes."""
+    pids = [process.pid]
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    if children.exists():
+        pids += [int(pid) for pid in children.read_text().split()]
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:

@@ -4,9 +4,13 @@ Timings are printed, never asserted (machines are noisy; see docs/benchmarks.md)
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).parents[1] / "bench"
 
@@ -86,9 +90,10 @@ def test_batch_profile_bench_runs() -> None:
 def test_reports_bench_runs(tmp_path: Path) -> None:
     out = run(
         "reports.py",
-        *("--events", "2000", "--runs", "1", "--samples", "2"),
+        *("--events", "2000", "--runs", "1", "--samples", "2", "--check", "1000"),
         env={"TMPDIR": str(tmp_path)},
     )
+    assert "bulk fill check: the first 1,000 events give the same rollup rows both ways" in out
     assert "stored 2,000 events with their rollups" in out
     assert "30 days by offer,day under 1 s:" in out
     assert "an event is in the report within 5 s:" in out
@@ -131,3 +136,17 @@ def test_batch_engines_bench_runs() -> None:
     )
     assert "400 profiles, partitions of 100, 1 runs" in out
     assert "run-dask" in out
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_ingest_effect_bench_runs(tmp_path: Path) -> None:
+    out = run(
+        "ingest_effect.py",
+        *("--duration", "1", "--rounds", "1", "--offers", "5", "--rate", "50"),
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert "event stream: target 50/s, reached median" in out
+    stored = re.search(r"in the report after the runs: displays (\d+), clicks (\d+)", out)
+    assert stored is not None
+    assert int(stored.group(1)) > 0  # the events were stored and counted, not only answered
+    assert "with / without events: median" in out

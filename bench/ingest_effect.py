@@ -1,0 +1,224 @@
+"""Decision throughput without and with a concurrent stream of feedback events (issue 12,
+point 4: ingesting events must not lower decision throughput by more than 10%).
+
+Run by hand (needs `wrk`, Debian package `wrk`):
+
+    .venv/bin/python bench/ingest_effect.py [--database-url postgresql+asyncpg://...] \
+        [--fraction 1.0 | --rate N] [--rounds 5] [--duration 10] [--connections 32]
+
+One `offerbase serve --workers 2` (bench/load_edge.py's set-up: the catalog of
+bench/load_decide.py, a datastream, events not durable). A warm-up wrk run measures the
+Decisioning API's decisions/s alone; the event stream's rate is `--fraction` of it (1.0: one
+feedback event per decision, the rate bench/load_edge.py sustains, since every decision there
+could be followed by a display) or `--rate` events/s. Then `--rounds` rounds, each decisions
+alone and then decisions while a second wrk posts the stream to `/ee/v2/collect`: one event
+per request (as the Web SDK sends them; `--per-request K` for K), each with its own event id
+and one of 500,000 visitors, 19 displays to 1 click, paced by wrk's per-connection delay.
+Prints each round, the stream's rate actually reached, the displays and clicks the report
+counts afterwards (the events were stored, not only answered), and the median of the
+per-round ratios with / without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import statistics
+import threading
+from datetime import UTC, datetime
+
+import httpx
+
+from load_decide import run_wrk
+from load_edge import decisioning_body, edge_server
+from serving import cpu_seconds, machine, run_load_test
+
+TARGET_DROP = 0.10
+STREAM_CONNECTIONS = 64  # many, so that pacing, not latency, sets the rate
+SCOPE = base64.b64encode(b'{"activityId":"dec","placementId":"web"}').decode()
+
+# One distinct event per request: a duplicate event id would be skipped, and cost less than a
+# new event does. `delay()` paces each connection (ms between its answer and its next request).
+STREAM_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local counter = 0
+local function event()
+  counter = counter + 1
+  local kind, event_type = "display", "decisioning.propositionDisplay"
+  if counter %% 20 == 0 then kind, event_type = "interact", "decisioning.propositionInteract" end
+  return string.format(
+    '{"xdm":{"_id":"%(run)s-%%d","eventType":"%%s","timestamp":"%(timestamp)s",'
+    .. '"identityMap":{"Email":[{"id":"v%%d@example.com","primary":true}]},'
+    .. '"_experience":{"decisioning":{"propositionEventType":{"%%s":1},'
+    .. '"propositions":[{"id":"%(run)s-p%%d","scope":"%(scope)s",'
+    .. '"items":[{"id":"offer%%d"}]}]}}}}',
+    counter, event_type, math.random(1, 500000), kind, counter, counter %% 100)
+end
+request = function()
+  local events = {}
+  for i = 1, %(per_request)d do events[i] = event() end
+  return wrk.format(nil, nil, nil, '{"events":[' .. table.concat(events, ",") .. ']}')
+end
+delay = function() return %(delay_ms).3f end
+"""
+
+
+def stream_script(rate: float, per_request: int, run: str) -> str:
+    """wrk's Lua for `rate` events/s, `per_request` events per request, over
+    STREAM_CONNECTIONS connections (an upper bound: each connection also waits for its
+    answers)."""
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    delay_ms = STREAM_CONNECTIONS * 1000 * per_request / rate
+    return STREAM_SCRIPT % {
+        "run": run,
+        "timestamp": timestamp,
+        "scope": SCOPE,
+        "per_request": per_request,
+        "delay_ms": delay_ms,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32, help="decision connections")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of each run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--offers", type=int, default=100)
+    parser.add_argument("--caps", action="store_true", help="frequency caps on 10%% of offers")
+    parser.add_argument(
+        "--fraction", type=float, default=1.0, help="events/s as a fraction of decisions/s alone"
+    )
+    parser.add_argument("--rate", type=float, help="events/s (instead of --fraction)")
+    parser.add_argument(
+        "--per-request", type=int, default=1, help="events per collect request (1: the Web SDK's)"
+    )
+    run_load_test(parser, run)
+
+
+def run(args: argparse.Namespace, database_url: str | None) -> None:
+    print(f"machine: {machine()}; load average {_load()}", flush=True)
+    alone: list[float] = []
+    with_stream: list[float] = []
+    streamed: list[dict[str, float]] = []
+    decision_cpu: list[float] = []  # server CPU ms per decision, alone
+    event_cpu: list[float] = []  # server CPU ms per event: the rest of a round with events
+    with edge_server(args, database_url, "offerbase-ingest-") as (
+        base,
+        headers,
+        datastream,
+        server,
+    ):
+        decisions_url = f"{base}/data/core/ods/decisions"
+        collect_url = f"{base}/ee/v2/collect?dataStreamId={datastream}"
+        body = decisioning_body()
+
+        def decide() -> dict[str, float]:
+            figures = run_wrk(decisions_url, "POST", body, headers, args.connections, args.duration)
+            assert figures["non_2xx"] == 0, figures
+            return figures
+
+        run_wrk(decisions_url, "POST", body, headers, args.connections, 3)  # warm-up
+        warm = decide()["rps"]
+        rate = args.rate or args.fraction * warm
+        print(f"decisions/s alone (warm-up): {warm:.0f}; stream target {rate:.0f} events/s")
+
+        def with_events(round_number: int) -> dict[str, float]:
+            script = stream_script(
+                rate, args.per_request, f"r{round_number}-{random.getrandbits(32):08x}"
+            )
+            figures: list[dict[str, float]] = []
+            stream = threading.Thread(
+                target=lambda: figures.append(
+                    run_wrk(
+                        collect_url,
+                        "POST",
+                        "",
+                        {},
+                        STREAM_CONNECTIONS,
+                        args.duration + 2,
+                        script=script,
+                    )
+                )
+            )
+            cpu = cpu_seconds(server)
+            stream.start()
+            threading.Event().wait(1)  # the stream is under way before decisions are counted
+            decided = decide()
+            stream.join()
+            threading.Event().wait(0.5)  # the writer's last batch of the stream
+            rest = (cpu_seconds(server) - cpu) * 1000 - decided["requests"] * decision_cpu[-1]
+            assert figures[0]["non_2xx"] == 0, figures
+            streamed.append(figures[0])
+            event_cpu.append(rest / (figures[0]["requests"] * args.per_request))
+            return decided
+
+        for round_number in range(args.rounds):
+            cpu = cpu_seconds(server)
+            decided = decide()
+            decision_cpu.append((cpu_seconds(server) - cpu) * 1000 / decided["requests"])
+            alone.append(decided["rps"])
+            with_stream.append(with_events(round_number)["rps"])
+            print(
+                f"round {round_number + 1}: alone {alone[-1]:.0f}/s, with events "
+                f"{with_stream[-1]:.0f}/s (stream {streamed[-1]['rps'] * args.per_request:.0f} "
+                f"events/s, p99 "
+                f"{streamed[-1]['p99_ms']:.1f} ms); server CPU per decision "
+                f"{decision_cpu[-1]:.2f} ms, per event {event_cpu[-1]:.2f} ms; "
+                f"load average {_load()}",
+                flush=True,
+            )
+        stored = _stored(base, headers)
+    ratios = [w / a for w, a in zip(with_stream, alone, strict=True)]
+    ratio = statistics.median(ratios)
+    reached = statistics.median(figures["rps"] for figures in streamed) * args.per_request
+    print(
+        f"database: {args.database_url or 'sqlite'}; workers {args.workers}; "
+        f"{args.connections} decision connections; {args.rounds} rounds of {args.duration}s; "
+        f"offers {args.offers}; caps {args.caps}"
+    )
+    print(
+        f"event stream: target {rate:.0f}/s, reached median {reached:.0f} events/s "
+        f"({reached / statistics.median(alone):.2f} per decision alone), /ee/v2/collect, "
+        f"{args.per_request} per request"
+    )
+    print(
+        "decisions/s alone: "
+        + " ".join(f"{v:.0f}" for v in alone)
+        + "; with events: "
+        + " ".join(f"{v:.0f}" for v in with_stream)
+    )
+    print(
+        f"server CPU: median {statistics.median(decision_cpu):.2f} ms per decision alone, "
+        f"{statistics.median(event_cpu):.2f} ms per event (a round's CPU less its decisions')"
+    )
+    sent = sum(figures["requests"] for figures in streamed) * args.per_request
+    print(f"events sent {sent:.0f}; in the report after the runs: {stored}")
+    verdict = "met" if 1 - ratio <= TARGET_DROP else "NOT met"
+    print(
+        f"with / without events: median {ratio:.2f} (per round: "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+        + f"); drop {1 - ratio:.1%} (target <= {TARGET_DROP:.0%}: {verdict})"
+    )
+
+
+def _stored(base: str, headers: dict[str, str]) -> str:
+    """The displays and clicks the report counts once the writer has flushed: the stream's
+    events were stored and counted, not only answered."""
+    threading.Event().wait(2)
+    totals = httpx.get(
+        f"{base}/data/core/ods/reports", params={"groupBy": "offer"}, headers=headers, timeout=30
+    ).json()["totals"]
+    return f"displays {totals['displays']}, clicks {totals['clicks']}"
+
+
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+if __name__ == "__main__":
+    main()
