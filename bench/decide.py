@@ -7,7 +7,11 @@ profile from a pool of varied profiles and counters for the capped offers (some 
 Prints p50/p99 per decide() in microseconds, per run and the median over runs.
 
 Options: --runs N (default 5), --n N decisions per run (default 20000), --item-count N,
---equal-priority (every offer priority 0: one tie tier of 1,000), --profile (cProfile one run).
+--equal-priority (every offer priority 0: one tie tier of 1,000), --profile (cProfile one run),
+--ranking-strategy: the same decisions also ranked by an auto-optimization strategy (a second
+decision over the same collection, 10% holdout) with realistic evidence (5,000 displays spread
+unevenly over the offers, clicks at true CTRs of 1-5%); each run times both, alternating, and
+prints both p50s and their ratio. --no-caps: the same catalog without its frequency caps.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from offerbase.engine import (
     capping_keys,
     decide,
 )
+from offerbase.engine.bandit import ArmStats, RankingStats, StrategyStats
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TIERS = ["bronze", "silver", "gold", "platinum"]
@@ -70,7 +75,30 @@ def make_rules(rng: random.Random) -> list[dict[str, Any]]:
     return rules
 
 
-def make_catalog(rng: random.Random, equal_priority: bool) -> dict[str, list[dict[str, Any]]]:
+STRATEGY = "dps:ranking-strategy:1"
+AI_DECISION = "dps:offer-activity:2"
+
+
+def make_stats(rng: random.Random, displays: int = 5000) -> RankingStats:
+    """Evidence as a learner would hold it after `displays` displays: uneven traffic (a few
+    offers were shown much more than most, some never), clicks at true CTRs of 1-5%."""
+    weights = [rng.paretovariate(1.2) for _ in range(1000)]
+    shown = rng.choices(range(1000), weights=weights, k=displays)
+    trials = [0] * 1000
+    for i in shown:
+        trials[i] += 1
+    offers = {}
+    for i, t in enumerate(trials):
+        if t:
+            ctr = rng.uniform(0.01, 0.05)
+            clicks = sum(rng.random() < ctr for _ in range(t))
+            offers[f"dps:personalized-offer:{i:04d}"] = ArmStats(t, clicks)
+    return {STRATEGY: StrategyStats(offers, {})}
+
+
+def make_catalog(
+    rng: random.Random, equal_priority: bool, caps: bool = True
+) -> dict[str, list[dict[str, Any]]]:
     offers = []
     for i in range(1000):
         body: dict[str, Any] = {
@@ -96,7 +124,7 @@ def make_catalog(rng: random.Random, equal_priority: bool) -> dict[str, list[dic
             "rank": {"priority": 0 if equal_priority else rng.randint(0, 99)},
             "tags": ["dps:tag:all"],
         }
-        if i % 10 == 0:
+        if caps and i % 10 == 0:
             body["frequencyCappingConstraints"] = [
                 {"limit": 1000, "scope": "global", "entity": "offer"},
                 {
@@ -141,6 +169,15 @@ def make_catalog(rng: random.Random, equal_priority: bool) -> dict[str, list[dic
             }
         ],
         "decision-rule": make_rules(rng),
+        "ranking-strategy": [
+            {
+                "id": STRATEGY,
+                "etag": 1,
+                "name": "auto",
+                "type": "auto-optimization",
+                "holdoutPercentage": 10,
+            }
+        ],
         "decision": [
             {
                 "id": "dps:offer-activity:1",
@@ -149,7 +186,25 @@ def make_catalog(rng: random.Random, equal_priority: bool) -> dict[str, list[dic
                 "status": "live",
                 "fallback": "dps:fallback-offer:1",
                 "criteria": [{"optionSelection": {"filter": "dps:offer-collection:all"}}],
-            }
+            },
+            {
+                "id": AI_DECISION,
+                "etag": 1,
+                "name": "ai decision",
+                "status": "live",
+                "fallback": "dps:fallback-offer:1",
+                "criteria": [
+                    {
+                        "optionSelection": {"filter": "dps:offer-collection:all"},
+                        "rank": {
+                            "order": {
+                                "orderEvaluationType": "rankingStrategy",
+                                "rankingStrategy": STRATEGY,
+                            }
+                        },
+                    }
+                ],
+            },
         ],
     }
 
@@ -176,26 +231,43 @@ def load_stored(bodies: dict[str, list[dict[str, Any]]]) -> Any:
     )
 
 
-def one_run(args: argparse.Namespace, seed: int) -> tuple[float, float, int]:
-    rng = random.Random(seed)
-    snapshot = build_snapshot(load_stored(make_catalog(random.Random(7), args.equal_priority)))
+Input = tuple[DecisionRequest, dict[str, Any], dict[str, int]]
+
+
+def make_inputs(
+    args: argparse.Namespace, snapshot: Any, rng: random.Random, activity: str
+) -> list[Input]:
+    # profiles first, then counters: the draws of the original priority-only workload
     profiles = [make_profile(rng) for _ in range(1000)]
     inputs = []
     for i, profile in enumerate(profiles):
         request = DecisionRequest(
-            scopes=[
-                ScopeRequest("dps:offer-activity:1", "dps:offer-placement:web", args.item_count)
-            ],
+            scopes=[ScopeRequest(activity, "dps:offer-placement:web", args.item_count)],
             profile_key=f"ECID:{i}",
         )
         keys = capping_keys(snapshot, request, NOW)
         # Counters as a store would return them: random usage, some at the limit.
         counters = {k: rng.choice([0, 1, 2, 3, 3, 999]) for k in keys}
         inputs.append((request, profile, counters))
+    return inputs
+
+
+def one_run(
+    args: argparse.Namespace, seed: int
+) -> tuple[float, float, int, tuple[float, float] | None]:
+    """(p50, p99, fallbacks) of the priority-ranked decisions, and the strategy-ranked (p50,
+    p99) (None without --ranking-strategy), timed alternately in the same run."""
+    rng = random.Random(seed)
+    bodies = make_catalog(random.Random(7), args.equal_priority, caps=not args.no_caps)
+    snapshot = build_snapshot(load_stored(bodies))
+    inputs = make_inputs(args, snapshot, rng, "dps:offer-activity:1")
+    ai_inputs = make_inputs(args, snapshot, random.Random(seed), AI_DECISION)
+    ranking = make_stats(random.Random(11)) if args.ranking_strategy else None
     decision_rng = random.Random(seed)
-    for request, profile, counters in inputs[:200]:  # warm-up (plan memo, caches)
-        decide(snapshot, request, profile, counters, now=NOW, rng=decision_rng)
-    samples = []
+    for request, profile, counters in inputs[:200] + ai_inputs[:200]:  # warm-up (plan memo)
+        decide(snapshot, request, profile, counters, now=NOW, rng=decision_rng, ranking=ranking)
+    samples: list[int] = []
+    ai_samples: list[int] = []
     fallbacks = 0
     clock = time.perf_counter_ns
     for j in range(args.n):
@@ -204,10 +276,22 @@ def one_run(args: argparse.Namespace, seed: int) -> tuple[float, float, int]:
         result = decide(snapshot, request, profile, counters, now=NOW, rng=decision_rng)
         samples.append(clock() - t0)
         fallbacks += result.scopes[0].fallback is not None
+        if ranking is not None:
+            request, profile, counters = ai_inputs[j % len(ai_inputs)]
+            t0 = clock()
+            decide(snapshot, request, profile, counters, now=NOW, rng=decision_rng, ranking=ranking)
+            ai_samples.append(clock() - t0)
     samples.sort()
+    ai_samples.sort()
     p50 = samples[len(samples) // 2] / 1000
     p99 = samples[int(len(samples) * 0.99)] / 1000
-    return p50, p99, fallbacks
+    ai = None
+    if ai_samples:
+        ai = (
+            ai_samples[len(ai_samples) // 2] / 1000,
+            ai_samples[int(len(ai_samples) * 0.99)] / 1000,
+        )
+    return p50, p99, fallbacks, ai
 
 
 def cpu_model() -> str:
@@ -228,10 +312,13 @@ def main() -> None:
     parser.add_argument("--item-count", type=int, default=None)
     parser.add_argument("--equal-priority", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--ranking-strategy", action="store_true")
+    parser.add_argument("--no-caps", action="store_true")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]} | nproc {os.cpu_count()} | cpu {cpu_model()}")
     print(
-        f"catalog: 1000 offers, 100 rules, 10% capped | itemCount {args.item_count or 1} | "
+        f"catalog: 1000 offers, 100 rules, {'no caps' if args.no_caps else '10% capped'} | "
+        f"itemCount {args.item_count or 1} | "
         f"{'equal' if args.equal_priority else 'random 0-99'} priorities | "
         f"{args.n} decisions x {args.runs} runs"
     )
@@ -242,13 +329,23 @@ def main() -> None:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(20)
         return
-    p50s, p99s = [], []
+    p50s, p99s, ratios = [], [], []
     for r in range(args.runs):
-        p50, p99, fallbacks = one_run(args, r)
+        p50, p99, fallbacks, ai = one_run(args, r)
         p50s.append(p50)
         p99s.append(p99)
-        print(f"run {r}: p50 {p50:7.1f} us   p99 {p99:7.1f} us   fallbacks {fallbacks}/{args.n}")
-    print(f"median: p50 {statistics.median(p50s):.1f} us   p99 {statistics.median(p99s):.1f} us")
+        line = f"run {r}: p50 {p50:7.1f} us   p99 {p99:7.1f} us   fallbacks {fallbacks}/{args.n}"
+        if ai is not None:
+            ratios.append(ai[0] / p50)
+            line += (
+                f"   strategy p50 {ai[0]:7.1f} us   p99 {ai[1]:7.1f} us   ratio {ai[0] / p50:.2f}"
+            )
+        print(line)
+    summary = f"median: p50 {statistics.median(p50s):.1f} us   p99 {statistics.median(p99s):.1f} us"
+    if ratios:
+        summary += f"   strategy/priority p50 ratio {statistics.median(ratios):.2f}"
+    print(summary)
+    print(f"load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

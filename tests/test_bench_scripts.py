@@ -35,6 +35,12 @@ def test_engine_bench_runs() -> None:
     assert "median: p50" in out
 
 
+def test_engine_bench_runs_with_a_ranking_strategy() -> None:
+    out = run("decide.py", "--runs", "1", "--n", "50", "--ranking-strategy")
+    assert "strategy p50" in out
+    assert "strategy/priority p50 ratio" in out
+
+
 def test_catalog_bench_runs(tmp_path: Path) -> None:
     # The filtered list page it times needs a few hundred offers to be full.
     out = run(

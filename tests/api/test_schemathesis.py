@@ -93,6 +93,9 @@ UNEXPRESSIBLE = re.compile(
             r"^orderEvaluationType is ",  # _order_rule
             r"^Give either filter|^optionSelection needs|^optionSelectionType is ",
             r"^The criteria name \d+ distinct",  # _decision_guardrails
+            # _strategy_rule: features by type, and the goal cannot be the trial itself
+            r"^A personalized-optimization strategy needs|^An auto-optimization strategy is not",
+            r"^display is what a trial is",
             # `offer-type` picks which of the two offer schemas (an anyOf) the body must fit;
             # a body of the other kind has a member this kind does not know.
             r"^Unknown field .* in a (personalized|fallback) offer;",
@@ -102,6 +105,7 @@ UNEXPRESSIBLE = re.compile(
             # What is stored, not the request: references to other entities, unique names.
             r"^No \S+ with id .* exists in this sandbox\.$",
             r"^The name .* is already used by ",
+            r"^Guardrail: at most \d+ ",  # a sandbox's total (5 ranking strategies)
         ]
     )
 )

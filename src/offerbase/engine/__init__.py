@@ -6,7 +6,8 @@ The HTTP layer calls exactly this API::
     snapshot = build_snapshot(catalog, version=n)        # once per catalog version
                                                          # (catalog = catalog.load_catalog(bodies))
     keys = capping_keys(snapshot, request, now)          # counters to fetch in one round trip
-    result = decide(snapshot, request, profile, counters, now=now, rng=rng)
+    result = decide(snapshot, request, profile, counters, now=now, rng=rng,
+                    ranking=stats)                     # stats: engine/bandit.py RankingStats
     keys = feedback_keys(snapshot, record, event=xdm, ...)  # what a display/click feeds
 """
 
@@ -24,6 +25,7 @@ from offerbase.engine.model import (
     DecisionRequest,
     DecisionResult,
     FallbackOption,
+    RankingChoice,
     ScopeRequest,
     ScopeResult,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "DecisionResult",
     "FeedbackRecord",
     "FallbackOption",
+    "RankingChoice",
     "ScopeRequest",
     "ScopeResult",
     "Snapshot",

@@ -137,19 +137,74 @@ def posterior(
 MODEL = "model"
 HOLDOUT = "holdout"
 
+# Posterior draws kept per table (below): a request ranks by one of them, picked with its rng.
+WORLDS = 64
+MAX_TABLES = 256  # tables kept per snapshot (contexts of personalized strategies add up)
 
-def sample(
-    strategy: RankingStrategy,
-    stats: StrategyStats,
-    key: str,
-    offers: Sequence[Offer],
-    rng: random.Random,
-) -> list[tuple[float, float, float]]:
-    """Thompson sampling: per offer, in order, (score, alpha, beta), the score drawn from the
-    offer's Beta(alpha, beta) posterior with the request's rng (so a seed pins the ranking)."""
-    out = []
-    draw = rng.betavariate
-    for offer in offers:
-        alpha, beta = posterior(strategy, stats, key, offer.id)
-        out.append((draw(alpha, beta), alpha, beta))
-    return out
+
+class Table:
+    """One criterion's candidates under one strategy, its evidence and a context: each
+    candidate's posterior, and up to WORLDS joint draws from them ("worlds"), each made on
+    first use and kept while the evidence is the same object.
+
+    A request on the model arm ranks by world r (r uniform, from the request's rng): each
+    candidate's score is one draw from its posterior, exactly Thompson sampling for that
+    request, and the candidates are walked best draw first, checking eligibility only until
+    itemCount offers qualify (the cost of a priority walk, not of 1,000 draws). Requests that
+    pick the same world while the evidence is unchanged share its draws; new evidence (a new
+    stats object) makes new worlds. A world's draws come from a seed that is a digest of the
+    strategy, the context, the candidates and their posteriors, so they are the same in every
+    worker and every run."""
+
+    __slots__ = ("offers", "params", "positions", "seed", "stats", "worlds")
+
+    def __init__(
+        self,
+        strategy: RankingStrategy,
+        stats: StrategyStats,
+        key: str,
+        offers: Sequence[Offer],
+    ) -> None:
+        self.stats = stats
+        self.offers = offers
+        self.params = [posterior(strategy, stats, key, o.id) for o in offers]
+        self.positions = {o.id: i for i, o in enumerate(offers)}
+        digest = hashlib.sha256(
+            orjson.dumps([strategy.id, key, [o.id for o in offers], self.params])
+        ).digest()
+        self.seed = int.from_bytes(digest[:8], "big")
+        self.worlds: dict[int, tuple[list[float], list[int]]] = {}
+
+    def world(self, r: int) -> tuple[list[float], list[int]]:
+        """World r: (score per candidate, candidate indexes best score first)."""
+        got = self.worlds.get(r)
+        if got is None:
+            draw = random.Random(self.seed * WORLDS + r).betavariate
+            scores = [draw(alpha, beta) for alpha, beta in self.params]
+            order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
+            got = self.worlds[r] = (scores, order)  # benign race: equal worlds
+        return got
+
+
+class Tables:
+    """A snapshot's tables, by (criterion plan, context key): a criterion plan is one
+    criterion of one decision in one placement, and names its strategy."""
+
+    def __init__(self) -> None:
+        self._tables: dict[tuple[object, str], Table] = {}
+
+    def get(
+        self,
+        where: object,
+        strategy: RankingStrategy,
+        stats: StrategyStats,
+        key: str,
+        offers: Sequence[Offer],
+    ) -> Table:
+        memo_key = (where, key)
+        table = self._tables.get(memo_key)
+        if table is None or table.stats is not stats:
+            if len(self._tables) >= MAX_TABLES:
+                self._tables.clear()  # bounded: a burst of new contexts starts afresh
+            table = self._tables[memo_key] = Table(strategy, stats, key, offers)
+        return table

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from offerbase.catalog import Offer
 from offerbase.catalog.enums import EVENT_CLICK, EVENT_CUSTOM, EVENT_DECISIONING, EVENT_IMPRESSION
@@ -132,8 +133,15 @@ def period_start(unit: str, unit_count: int, now: datetime) -> date:
 def bucket(rule: CapRule, now: datetime) -> str:
     if rule.unit is None:
         return "all"
-    start = period_start(rule.unit, rule.unit_count, now)
-    return f"{start.isoformat()}/P{rule.unit_count}{_UNIT_LETTER[rule.unit]}"
+    return _label(rule.unit, rule.unit_count, as_utc(now).date())
+
+
+@lru_cache(maxsize=1024)
+def _label(unit: str, unit_count: int, today: date) -> str:
+    # Memoised across requests (a few µs each, and every request of a day asks the same): a
+    # strategy's walk meets repeating caps that a priority walk often never reaches.
+    start = period_start(unit, unit_count, datetime(today.year, today.month, today.day, tzinfo=UTC))
+    return f"{start.isoformat()}/P{unit_count}{_UNIT_LETTER[unit]}"
 
 
 def applies(rule: CapRule, placement_id: str, profile_key: str | None) -> bool:

@@ -12,11 +12,11 @@ Pure: time, randomness, the profile and the capping counters are all passed in.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from offerbase.catalog import NO_CONSTRAINT, Offer, ProfileConstraint, enums
+from offerbase.catalog import NO_CONSTRAINT, Offer, ProfileConstraint, RankingStrategy, enums
 from offerbase.engine import bandit
 from offerbase.engine.bandit import RankingStats
 from offerbase.engine.capping import (
@@ -25,7 +25,7 @@ from offerbase.engine.capping import (
     applies,
     as_utc,
     compose_key,
-    counter_key,
+    entity_part,
     profile_part,
 )
 from offerbase.engine.eligibility import Evaluator
@@ -140,6 +140,7 @@ class _Run:
         self.ranked_by: dict[str, RankingChoice] = {}
         self.caps = snapshot.caps
         self.profile_key = request.profile_key
+        self.profile_part: str | None = None
         self.counters = counters
         self.now_ts = now.timestamp()
         self.rng = rng
@@ -182,7 +183,13 @@ class _Run:
         return False
 
     def _cap_key(self, rule: CapRule) -> CounterKey:
-        return counter_key(rule, self.placement_id, self.profile_key, self.buckets.label(rule))
+        # counter_key's parts, the profile's escaped once per request (on first use: most
+        # priority walks never reach a capped offer)
+        part = self.profile_part
+        if part is None:
+            part = self.profile_part = profile_part(self.profile_key)
+        entity = entity_part(rule, self.placement_id)
+        return compose_key(rule, part, entity, self.buckets.label(rule))
 
     def _capped(self, rules: Sequence[CapRule]) -> _Drop | None:
         for rule in rules:
@@ -330,10 +337,12 @@ class _Run:
             if self.trace is not None:
                 for oid, reason, detail in cplan.dropped:
                     self._drop(cplan, oid, (reason, detail))
-        if len(group) == 1 and group[0].criterion.order == enums.ORDER_STATIC:
+        if len(group) == 1 and group[0].criterion.order != enums.ORDER_FORMULA:
             gate = self._criterion_gate(group[0])
             if gate is False:
                 return []
+            if group[0].criterion.order == enums.ORDER_AI:
+                return self._strategy_walk(group[0], gate is True, need, ranked)
             return self._static_walk(group[0], gate is True, need, ranked)
         # General case: every candidate of every criterion in the group is scored; an offer
         # in several criteria keeps its best score (Adobe's worked example).
@@ -388,50 +397,115 @@ class _Run:
         ordered = order_scored([(v, (o, s)) for v, s, o in best.values()], self.rng)
         return ordered
 
-    def _by_strategy(
-        self, cplan: CriterionPlan, offers: Sequence[Offer]
-    ) -> list[tuple[Offer, float | None]]:
-        """Scores of a criterion's eligible offers by its ranking strategy (engine/bandit.py):
-        the holdout arm (drawn from the request's rng) scores none, so they are ordered
-        uniformly at random; the model arm scores each with a draw from its posterior."""
+    # -- ranking by a strategy (engine/bandit.py) ---------------------------------------------
+
+    def _arm(self, cplan: CriterionPlan) -> tuple[RankingStrategy, RankingChoice] | None:
+        """The criterion's strategy and the arm this request is served by (the holdout drawn
+        from the request's rng); None, and a trace event, when the snapshot lacks it."""
         crit = cplan.criterion
         strategy = self.snapshot.strategies.get(crit.strategy_id or "")
         if strategy is None:  # an older snapshot, or an engine caller's own catalog
             self.event("strategy_missing", criterion=crit.index, strategy=crit.strategy_id)
-            return [(offer, None) for offer in offers]
-        key = self.context_keys.get(strategy.id)
+            return None
+        key = "" if strategy.type == enums.STRATEGY_AUTO else self.context_keys.get(strategy.id)
         if key is None:
             key = self.context_keys[strategy.id] = bandit.context_key(
                 strategy, self.profile, self.context
             )
-        arm = bandit.HOLDOUT if self.rng.random() * 100.0 < strategy.holdout else bandit.MODEL
-        choice = RankingChoice(strategy.id, arm, key)
-        for offer in offers:
-            self.ranked_by.setdefault(offer.id, choice)
-        self.event(
-            "ranking_strategy",
-            criterion=crit.index,
-            strategy=strategy.id,
-            type=strategy.type,
-            arm=arm,
-            contextKey=key,
-            candidates=len(offers),
-        )
-        if arm == bandit.HOLDOUT:
-            return [(offer, None) for offer in offers]
-        stats = self.ranking.get(strategy.id, bandit.EMPTY)
-        scored = bandit.sample(strategy, stats, key, offers, self.rng)
+        arm = bandit.MODEL
+        if strategy.holdout and self.rng.random() * 100.0 < strategy.holdout:
+            arm = bandit.HOLDOUT
         if self.trace is not None:
-            for offer, (score, alpha, beta) in zip(offers, scored, strict=True):
+            self.event(
+                "ranking_strategy",
+                criterion=crit.index,
+                strategy=strategy.id,
+                type=strategy.type,
+                arm=arm,
+                contextKey=key,
+                candidates=len(cplan.flat),
+            )
+        return strategy, RankingChoice(strategy.id, arm, key)
+
+    def _world(
+        self, cplan: CriterionPlan, strategy: RankingStrategy, choice: RankingChoice
+    ) -> tuple[bandit.Table, list[float], list[int]]:
+        """The posterior draws this request ranks by (one of the table's worlds)."""
+        table = self.snapshot.bandit_tables.get(
+            cplan,  # the snapshot's memoised plan of this criterion in this placement
+            strategy,
+            self.ranking.get(strategy.id, bandit.EMPTY),
+            choice.context_key,
+            cplan.flat,
+        )
+        scores, order = table.world(int(self.rng.random() * bandit.WORLDS))
+        if self.trace is not None:
+            for i in order:
+                alpha, beta = table.params[i]
                 self.event(
                     "sampled",
-                    criterion=crit.index,
-                    offer=offer.id,
-                    score=score,
+                    criterion=cplan.criterion.index,
+                    offer=cplan.flat[i].id,
+                    score=scores[i],
                     alpha=alpha,
                     beta=beta,
                 )
-        return [(offer, s[0]) for offer, s in zip(offers, scored, strict=True)]
+        return table, scores, order
+
+    def _strategy_walk(
+        self, cplan: CriterionPlan, per_offer: bool, need: int, ranked: dict[str, float | None]
+    ) -> list[tuple[Offer, float | None]]:
+        """A single criterion ranked by a strategy: walk its candidates best draw first (the
+        model arm) or in uniformly random order (the holdout), and stop once `need` new
+        eligible offers are found."""
+        flat = cplan.flat
+        picked = self._arm(cplan)
+        walk: Iterator[int]
+        scores: list[float] | None = None  # the holdout scores none
+        if picked is None or picked[1].arm == bandit.HOLDOUT:
+            walk = random_order(range(len(flat)), self.rng)
+        else:
+            _table, scores, order = self._world(cplan, *picked)
+            walk = iter(order)
+        out: list[tuple[Offer, float | None]] = []
+        tracing = self.trace is not None
+        seen: set[str] = set()  # (trace only)
+        for i in walk:
+            offer = flat[i]
+            if tracing:
+                seen.add(offer.id)
+            if offer.id in ranked:
+                self._drop(cplan, offer.id, ("already_ranked", "by an earlier group"))
+                continue
+            drop = self.check(offer, cplan, per_offer)
+            if drop is None:
+                out.append((offer, scores[i] if scores is not None else None))
+                if len(out) >= need:
+                    break
+            elif tracing:
+                self._drop(cplan, offer.id, drop)
+        if tracing and len(seen) < len(flat):
+            self._trace_rest(cplan, flat, per_offer, ranked, seen)
+        if picked is not None:
+            for offer, _score in out:
+                self.ranked_by.setdefault(offer.id, picked[1])
+        return out
+
+    def _by_strategy(
+        self, cplan: CriterionPlan, offers: Sequence[Offer]
+    ) -> list[tuple[Offer, float | None]]:
+        """Scores of a criterion's eligible offers when it is ranked together with others of
+        the same rank.priority: the draws of the model arm, none on the holdout (so they are
+        ordered uniformly at random)."""
+        picked = self._arm(cplan)
+        if picked is None:
+            return [(offer, None) for offer in offers]
+        for offer in offers:
+            self.ranked_by.setdefault(offer.id, picked[1])
+        if picked[1].arm == bandit.HOLDOUT:
+            return [(offer, None) for offer in offers]
+        table, scores, _order = self._world(cplan, *picked)
+        return [(offer, scores[table.positions[offer.id]]) for offer in offers]
 
     # -- one scope ---------------------------------------------------------------------------
 
@@ -499,7 +573,12 @@ class _Run:
                     detail=why
                     + ("" if fallback else "; the decision has no (known) fallback offer"),
                 )
-        ranking = next((self.ranked_by[o.id] for o in chosen if o.id in self.ranked_by), None)
+        ranking = None
+        if self.ranked_by:
+            for offer in chosen:
+                ranking = self.ranked_by.get(offer.id)
+                if ranking is not None:
+                    break
         return ScopeResult(
             plan.decision, plan.placement, options, fallback, tuple(self.capped), ranking
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from offerbase.catalog import Decision, Placement
 
@@ -72,10 +72,10 @@ class FallbackOption:
     representation: Mapping[str, Any] | None
 
 
-@dataclass(frozen=True, slots=True)
-class RankingChoice:
+class RankingChoice(NamedTuple):
     """How a ranking strategy served a scope (recorded as the decision event's
-    `offerbase:ranking`, which the learner attributes feedback with)."""
+    `offerbase:ranking`, which the learner attributes feedback with). A NamedTuple: one is
+    made per ranked criterion on the hot path, and a frozen dataclass is slower to build."""
 
     strategy_id: str
     arm: str  # "model" (Thompson sampling) | "holdout" (uniformly random control)

@@ -17,6 +17,7 @@ from typing import Any
 from offerbase import pql
 from offerbase.catalog import Catalog, Criterion, Decision, Offer, Placement
 from offerbase.catalog.domain import FallbackOffer, RankingFormula, RankingStrategy, Rule
+from offerbase.engine.bandit import Tables
 from offerbase.engine.capping import CapRule, cap_rules, entity_part
 from offerbase.engine.eligibility import CompiledRule
 from offerbase.engine.model import EXPERIENCE_EVENTS
@@ -30,6 +31,8 @@ class CriterionPlan:
     tiers: tuple[tuple[int, tuple[Offer, ...]], ...]
     # Candidates removed by the static filters, for the trace: (offer id, reason, detail).
     dropped: tuple[tuple[str, str, str], ...]
+    # The tiers' offers in one tuple (a ranking strategy ignores priorities).
+    flat: tuple[Offer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -109,6 +112,8 @@ class Snapshot:
             if r.error is not None
         }
         self._plans: dict[tuple[str, str], ScopePlan] = {}
+        # Ranking strategies' posterior tables (engine/bandit.py), memoised per evidence.
+        self.bandit_tables = Tables()
 
     def candidates(self, criterion: Criterion) -> tuple[str, ...]:
         """The criterion's offer ids: its option list, or its collection's offers."""
@@ -179,7 +184,7 @@ class Snapshot:
                 else:
                     tiers.append((offer.priority, [offer]))
             frozen_tiers = tuple((prio, tuple(members)) for prio, members in tiers)
-            cplan = CriterionPlan(crit, frozen_tiers, tuple(dropped))
+            cplan = CriterionPlan(crit, frozen_tiers, tuple(dropped), tuple(kept))
             if last is not None and crit.priority == last:
                 groups[-1].append(cplan)
             else:
