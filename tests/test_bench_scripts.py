@@ -103,3 +103,11 @@ def test_ai_ranking_bench_runs(tmp_path: Path) -> None:
     assert "five offers, CTR 1%-5% (300 displays each)" in out
     assert "auto-optimization serves the best offer to >= 80% of the model arm:" in out
     assert "personalized CTR >= 20% above auto-optimization's:" in out
+
+
+def test_ranking_learner_bench_runs(tmp_path: Path) -> None:
+    out = run(
+        "ranking_learner.py", "--events", "200", "--rounds", "1", env={"TMPDIR": str(tmp_path)}
+    )
+    assert "queue cost: storing feedback takes" in out
+    assert "learner: 200 of 200 queued displays learned" in out
