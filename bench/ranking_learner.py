@@ -136,7 +136,8 @@ def main() -> None:
         if url:
             url = cleanup.enter_context(fresh_database(url))
         else:
-            url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'learner.db'}"
+            directory = cleanup.enter_context(tempfile.TemporaryDirectory())
+            url = f"sqlite+aiosqlite:///{Path(directory) / 'learner.db'}"
         asyncio.run(bench(url, args.events, args.rounds))
 
 

@@ -150,3 +150,11 @@ def test_ingest_effect_bench_runs(tmp_path: Path) -> None:
     assert stored is not None
     assert int(stored.group(1)) > 0  # the events were stored and counted, not only answered
     assert "with / without events: median" in out
+
+
+def test_ranking_learner_bench_runs(tmp_path: Path) -> None:
+    out = run(
+        "ranking_learner.py", "--events", "200", "--rounds", "1", env={"TMPDIR": str(tmp_path)}
+    )
+    assert "queue cost: storing feedback takes" in out
+    assert "learner: 200 of 200 queued displays learned" in out

@@ -37,10 +37,26 @@ async def _catalog(client, tenant, holdout: int = 0) -> None:
     await catalog.decision("dec", [criterion], fallback="fb", status="live")
 
 
+class _GivenEvidence:
+    """A Services.ranking_stats (api/ranking_stats.py's seam) holding the evidence a test
+    gives, in place of the learner's reader: these tests are about the engine's use of it
+    (tests/api/test_ai_ranking_learning.py learns it from feedback)."""
+
+    def __init__(self, by_sandbox: dict[int, dict[str, StrategyStats]]) -> None:
+        self.by_sandbox = by_sandbox
+
+    async def get(self, sandbox) -> dict[str, StrategyStats]:
+        return self.by_sandbox.get(sandbox.pk, {})
+
+
 async def _evidence(services, tenant, **arms: tuple[int, int]) -> None:
     sandbox = await services.sandboxes.get(tenant.org, tenant.sandbox)
     offers = {oid: ArmStats(t, s) for oid, (t, s) in arms.items()}
-    services.ranking_stats.set(sandbox.pk, {"ctr": StrategyStats(offers, {})})
+    given = services.ranking_stats
+    if not isinstance(given, _GivenEvidence):
+        given = _GivenEvidence({})
+        object.__setattr__(services, "ranking_stats", given)  # Services is frozen: a test's swap
+    given.by_sandbox[sandbox.pk] = {"ctr": StrategyStats(offers, {})}
 
 
 async def _decide(client, tenant, **params: str) -> dict:
