@@ -99,9 +99,8 @@ async def test_the_page_shows_the_apis_numbers_with_charts_and_csv(
         assert bars
         assert bars.group(0).count("<rect") == len(by_offer["results"])
         assert "<polyline" in html  # CTR over time
-        # Ranking strategies: a marked place, no invented numbers.
-        assert 'id="ranking-strategies"' in html
-        assert "Not built yet" in html
+        # Ranking strategies: this sandbox has none (their numbers: the test below).
+        assert "This sandbox has no ranking strategy." in html
 
         # The CSV download is the API's CSV for the same query.
         link = re.search(r'href="([^"]+reports\.csv\?[^"]*view=offer[^"]*)"', html)
@@ -153,3 +152,40 @@ async def test_another_organization_sees_none_of_our_reports(
         csv_response = await them.get(f"{PAGE}.csv", params={**RANGE, "view": "offer"})
         assert "gold" not in csv_response.text
         assert (await them.get(f"/admin/sandbox/{tenant.sandbox}x/reports")).status_code == 404
+
+
+async def test_ranking_strategies_show_model_versus_holdout_as_the_api_reports_them(
+    app: Any, client: httpx.AsyncClient, tenant: Tenant, services: Any
+) -> None:
+    from test_ai_ranking_learning import ranked_decision, report, written
+
+    visitor = await ranked_decision(
+        Catalog(client, tenant), client, tenant, ["gold", "silver"], holdout=50
+    )
+    async with signed_in(app, tenant.org, "viewer") as http:
+        empty = (await http.get(PAGE)).text
+        assert "No display yet." in empty  # the strategy, before any feedback
+        clicks = random.Random(3)
+        for _ in range(40):
+            proposition = await visitor.fetch()
+            await written(services)
+            await visitor.display(proposition)
+            if clicks.random() < 0.5:
+                await visitor.click(proposition, event_id=f"click-{proposition['id']}")
+        await written(services)
+        await services.learner.run_once()
+        api = await report(client, tenant)
+        page = await http.get(PAGE)
+        assert page.status_code == 200, page.text
+    html = page.text
+    assert "Strategy best" in html
+    for arm, row in api["arms"].items():
+        assert row["displays"] > 0, arm  # 50% holdout: both arms served
+        cells = f"<tr><td>{arm}</td><td>{row['displays']}</td><td>{row['clicks']}</td>"
+        assert cells + f"<td>{percent(row['ctr'])}</td></tr>" in html
+    for offer in api["offers"]:
+        assert (
+            f'<td class="name">{offer["offerId"]}</td><td>{percent(offer["estimate"])}</td>'
+            f"<td>{offer['displays']}</td>"
+        ) in html
+    assert "two-proportion z-test" in html

@@ -17,10 +17,13 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from offerbase.api import ranking_report
 from offerbase.api.admin_ui import routes as ui
-from offerbase.api.deps import ServicesDep
+from offerbase.api.deps import Services, ServicesDep
 from offerbase.api.reports import report_csv
+from offerbase.store import ranking
 from offerbase.store import reports as store
+from offerbase.store.tenants import Sandbox
 
 router = APIRouter(prefix=ui.ROOT, include_in_schema=False)
 
@@ -154,6 +157,18 @@ ui.templates.filters["percent"] = percent
 # -- the page ------------------------------------------------------------------------------------
 
 
+async def _strategy_reports(services: Services, sandbox: Sandbox) -> list[dict[str, Any]]:
+    """Every ranking strategy of the sandbox (at most 5) as the API's ranking-strategy report
+    (model versus holdout since the strategy's first decision: the report has no date range)."""
+    snapshot = await services.snapshots.get(sandbox)
+    return [
+        ranking_report.report_body(
+            strategy, await ranking.strategy_totals(services.db, sandbox.pk, strategy.id)
+        )
+        for strategy in sorted(snapshot.catalog.strategies, key=lambda s: s.id)
+    ]
+
+
 @router.get("/sandbox/{sandbox_name}/reports")
 async def reports_page(request: Request, services: ServicesDep, sandbox_name: str) -> Response:
     visitor, sandboxes, sandbox = await ui._sandbox_page(services, request, sandbox_name)
@@ -173,11 +188,11 @@ async def reports_page(request: Request, services: ServicesDep, sandbox_name: st
             errors["to"] = f"{exc} Narrow the range or the filters."
             break
     base = f"{ui.ROOT}/sandbox/{quote(sandbox.name, safe='')}/reports"
-    context: dict[str, Any] = {}
+    context: dict[str, Any] = {"strategies": await _strategy_reports(services, sandbox)}
     if not errors and span is not None:
         days = results["day"].results
         offers = results["offer"].results
-        context = {
+        context |= {
             "totals": results["offer"].totals,
             "decision_totals": results["decision"].totals,
             "first_day": span.first_day,
