@@ -49,6 +49,10 @@ SB = "/admin/sandbox/prod"
 PAGES: list[tuple[str, str, str, dict[str, str] | None]] = [
     ("offers list", "GET", f"{SB}/offers", None),
     ("offers search", "GET", f"{SB}/offers?q=offer+77&status=approved&sort=priority", None),
+    ("offer editor", "GET", f"{SB}/offers/edit/{{offer}}", None),
+    ("new offer editor", "GET", f"{SB}/offers/new", None),
+    ("decision editor", "GET", f"{SB}/decisions/edit/bench-decision", None),
+    ("decisions list", "GET", f"{SB}/decisions", None),
     ("offer history", "GET", f"{SB}/history/personalized-offer/{{offer}}", None),
     ("simulation form", "GET", f"{SB}/simulation", None),
     (
