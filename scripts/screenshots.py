@@ -242,6 +242,9 @@ def main() -> None:
                 page.wait_for_url("**/offers")
                 sandbox = "/admin/sandbox/prod"
                 shoot(page, base, "offers", f"{sandbox}/offers")
+                shoot(page, base, "offer-editor", f"{sandbox}/offers/edit/spring")
+                shoot(page, base, "decision-builder", f"{sandbox}/decisions/edit/home-page")
+                shoot(page, base, "rule-editor", f"{sandbox}/decision-rules/edit/loyal")
                 shoot(page, base, "history", f"{sandbox}/history/personalized-offer/spring")
                 shoot(page, base, "reports", f"{sandbox}/reports")
                 for width in WIDTHS:
