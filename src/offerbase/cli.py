@@ -19,7 +19,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -1335,7 +1335,6 @@ def list_datasets(
 batch_app = _group("Decide for every profile of a file, with no server (docs/batch.md).")
 app.add_typer(batch_app, name="batch")
 # Counter increments written per transaction after a job (each key once, with its count).
-_COUNTER_WRITE_CHUNK = 500
 
 
 @batch_app.command("decide")
@@ -1543,35 +1542,15 @@ def _progress_bar(path: Path) -> _Progress:
 async def _record_batch(
     settings: Settings, found: Sandbox, summary: object, event_files: list[Path]
 ) -> None:
-    """After a batch job: its decision events into decision_events (through an EventWriter),
-    its consumption added to the capping counters."""
-    import pyarrow.parquet as pq
-
+    """After a batch job: its decision events and counter increments (api/batch_records.py)."""
+    from offerbase.api.batch_records import record_batch
     from offerbase.store.counters import counter_store
-    from offerbase.store.events import write_encoded_events
-
-    def events() -> Iterator[tuple[str, str, str]]:
-        for path in event_files:  # one partition at a time: bounded memory
-            table = pq.read_table(path)
-            yield from zip(
-                table.column("proposition_id").to_pylist(),
-                table.column("timestamp").to_pylist(),
-                table.column("body").to_pylist(),
-                strict=True,
-            )
 
     db = Database.for_settings(settings)
     counters = counter_store(db, settings.redis_url, settings.redis_prefix)
     try:
-        await write_encoded_events(db, found, events())
-        # Unconditional increments: the job's decisions count even if online traffic consumed
-        # the same counters meanwhile (Adobe: counted after the job, from the counts read at
-        # its start).
         consumption: dict[str, int] = getattr(summary, "consumption", {})
-        items = list(consumption.items())
-        for i in range(0, len(items), _COUNTER_WRITE_CHUNK):
-            chunk = [key for key, n in items[i : i + _COUNTER_WRITE_CHUNK] for _ in range(n)]
-            await counters.add(found.pk, chunk)
+        await record_batch(db, counters, found, consumption, event_files)
     finally:
         await counters.close()
         await db.dispose()

@@ -108,6 +108,18 @@ async def test_a_workload_decides_every_member_of_the_audience(make_app, tmp_pat
             assert (body["xdm:imsOrgId"], body["ode:status"]) == (tenant.org, "QUEUED")
             assert isinstance(body["ode:createDate"], int)
             done = await _until_finished(client, tenant, body["@id"])
+            # The job's decisions are recorded, so the reports include them (before any online
+            # decision: these are the job's alone).
+            events = await client.get(
+                "/data/core/ods/decision-events", params={"limit": 100}, headers=tenant.headers
+            )
+            assert events.status_code == 200, events.text
+            recorded = {event["xdm:propositionId"] for event in events.json()["results"]}
+            report = await client.get(
+                "/data/core/ods/reports", params={"groupBy": "offer"}, headers=tenant.headers
+            )
+            assert report.status_code == 200, report.text
+            reported = {row["offerId"]: row["decisions"] for row in report.json()["results"]}
             # The online answers for the same profiles, to compare with.
             online = {}
             for email in ("ann@example.com", "bob@example.com"):
@@ -135,6 +147,8 @@ async def test_a_workload_decides_every_member_of_the_audience(make_app, tmp_pat
     chosen = {row["identity_id"]: row["option_id"] for row in rows}
     assert chosen == {"ann@example.com": "gold-offer", "bob@example.com": "plain-offer"}
     assert chosen == online
+    assert recorded == {row["proposition_id"] for row in rows}
+    assert reported == {"gold-offer": 1, "plain-offer": 1}
     for row in rows:
         assert row["identity_namespace"] == "email"
         assert row["workload_id"] == body["@id"]

@@ -9,7 +9,9 @@ Inputs are plain, picklable values (the catalog's stored bodies, the counters re
 start, a seed), so a worker process rebuilds the snapshot itself and the result depends on
 nothing else. Capping: the counters are read once at job start (Adobe: "frozen for the duration
 of a snapshot"); within the job every proposal counts against them, in input order, so a
-global cap is honoured across the whole job.
+global cap is honoured across the whole job. The job's decision events and its counter
+increments are kept aside (`JobSpec.events_dir`, `Summary.consumption`) for the runner to store
+before it publishes the rows (api/batch_records.py, as the command line does).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 
 from offerbase.batch.partition import BatchInputError, BatchJob, schema
 from offerbase.batch.run import BatchError, run_batch
+from offerbase.batch.run import Summary as BatchSummary
 from offerbase.engine import DecisionError, ScopeRequest
 from offerbase.store.profiles import request_identities
 
@@ -42,6 +45,7 @@ class JobSpec:
     counters: Mapping[str, int]  # the capping counters read at job start
     input_path: str  # NDJSON, one stored profile body per line
     output_dir: str  # must not exist: created complete (written aside, then renamed)
+    events_dir: str  # where the job's decision events (Parquet files) are kept for the runner
 
 
 @dataclass
@@ -53,6 +57,10 @@ class Summary:
     errors: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     files: int = 0
+    # For the runner to record (not in the status detail): the job's counter increments and
+    # its decision events (Parquet files under JobSpec.events_dir).
+    consumption: dict[str, int] = field(default_factory=dict)
+    event_files: list[str] = field(default_factory=list)
 
     def as_detail(self) -> dict[str, Any]:
         return {
@@ -95,13 +103,20 @@ def execute(spec: JobSpec) -> Summary:
         seed=spec.seed,
         counters=spec.counters,
         workload_id=spec.workload_id,
-        # the runner neither records decision events nor adds the job's counts afterwards
-        # (the command line does): no event is built
-        dry_run=True,
     )
     output = Path(spec.output_dir)
+    kept: list[str] = []
+
+    def keep(_summary: BatchSummary, event_files: list[Path]) -> None:
+        """run_batch's `record`: move the events out of its work directory (it removes it); the
+        runner stores them, and the consumption, before publishing."""
+        events = Path(spec.events_dir)
+        events.mkdir(parents=True, exist_ok=True)
+        for i, path in enumerate(event_files):
+            kept.append(str(path.rename(events / f"events-{i:05d}.parquet")))
+
     try:
-        done = run_batch(job, Path(spec.input_path), output)
+        done = run_batch(job, Path(spec.input_path), output, record=keep)
     except DecisionError as exc:
         raise JobFailed(f"{exc.pointer or ''} {exc.detail}".strip()) from exc
     except (BatchInputError, BatchError) as exc:
@@ -116,4 +131,6 @@ def execute(spec: JobSpec) -> Summary:
         fallbacks=done.fallbacks,
         files=len(parts),
         seconds=done.seconds,
+        consumption=done.consumption,
+        event_files=kept,
     )

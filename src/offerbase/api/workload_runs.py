@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 import structlog
 
+from offerbase.api.batch_records import record_batch
 from offerbase.api.workload_runner import JobFailed, JobSpec, Summary, execute, profile_key
 from offerbase.catalog import load_catalog
 from offerbase.config import Settings
@@ -158,6 +159,10 @@ class WorkloadRunner:
         try:
             summary = await self._decide(claimed, staging)
             await self._advance(workload.id, workloads.INGESTING, {"profiles": summary.profiles})
+            # Recorded before the rows are published: a job that fails here publishes nothing.
+            await record_batch(
+                self.db, self.counters, workload.sandbox, summary.consumption, summary.event_files
+            )
             target = dataset.workload_dir(workload.id)
             await asyncio.to_thread(os.rename, staging / "result", target)
             detail = {**summary.as_detail(), "path": str(target)}
@@ -215,6 +220,7 @@ class WorkloadRunner:
             counters=counters,
             input_path=str(input_path),
             output_dir=str(staging / "result"),
+            events_dir=str(staging / "events"),
         )
         assert self.pool is not None
         loop = asyncio.get_running_loop()

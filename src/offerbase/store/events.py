@@ -152,6 +152,8 @@ ENCODED_DECISION_EVENTS: EventKind[tuple[int, str, str, str]] = EventKind(
     EVENTS_WRITTEN,
     EVENTS_DROPPED,
     EVENTS_REJECTED,
+    # batch jobs' decisions are in the reports like online ones (same body, same rollup)
+    rollup=decision_rollup,
 )
 
 
