@@ -243,12 +243,15 @@ async def test_feedback_whose_decision_never_comes_is_dropped_after_ten_minutes(
     await visitor.display(proposition)
     await written(services)
     pk = (await sandbox_of(services, tenant)).pk
+    # The learner runs over every sandbox of the (shared) test database: what it reports may
+    # include other tests' leftovers, so this sandbox's queue and report are what is checked.
     for _ in range(12):  # retried with backoff meanwhile, never counted
-        assert (await services.learner.run_once()).counted == 0
+        await services.learner.run_once()
+        assert await store.pending(services.db, pk) == 1
         now["now"] += timedelta(seconds=40)
-    assert await store.pending(services.db, pk) == 1
+    assert (await report(client, tenant))["arms"]["model"]["displays"] == 0
     now["now"] += timedelta(minutes=3)
-    assert (await services.learner.run_once()).expired == 1
+    assert (await services.learner.run_once()).expired >= 1
     assert await store.pending(services.db, pk) == 0
     assert (await report(client, tenant))["arms"]["model"]["displays"] == 0
 
