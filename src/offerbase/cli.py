@@ -19,7 +19,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -81,6 +81,18 @@ OrgFilter = Annotated[
 ]
 SandboxName = Annotated[str, typer.Option(metavar="NAME", help="The sandbox name.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _refusable(run: Callable[[], Coroutine[Any, Any, T]], refused: str) -> T:
+    """asyncio.run(run()); a refusal of the store (StoreError: a bad field, a duplicate, a
+    limit) is printed as "<refused>: <detail>" and exits 1."""
+    from offerbase.store.errors import StoreError
+
+    try:
+        return asyncio.run(run())
+    except StoreError as exc:
+        typer.echo(f"{refused}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _settings(data_dir: Path | None, database_url: str | None, *, writes: bool = True) -> Settings:
@@ -473,8 +485,6 @@ def create_user(
     """
     from datetime import UTC, datetime
 
-    from offerbase.store.errors import StoreError
-
     if not password_stdin:
         typer.echo("Give the password on standard input with --password-stdin.", err=True)
         raise typer.Exit(1)
@@ -495,11 +505,7 @@ def create_user(
                 conn, org, email, role, sandbox or None, password_hash, now=datetime.now(UTC)
             )
 
-    try:
-        created = asyncio.run(run())
-    except StoreError as exc:
-        typer.echo(f"Not created: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
+    created = _refusable(run, "Not created")
     _print_user(created, as_json)
 
 
@@ -566,19 +572,13 @@ def set_user_role(
     Example:
       offerbase users set-role --org ACME@AdobeOrg --email ana@acme.example --role approver
     """
-    from offerbase.store.errors import StoreError
-
     settings = _settings(data_dir, database_url)
 
     async def run() -> users.User | None:
         async with _database(settings, writes=True) as db, db.write() as conn:
             return await users.set_role(conn, org, email, role)
 
-    try:
-        changed = asyncio.run(run())
-    except StoreError as exc:
-        typer.echo(f"Not changed: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
+    changed = _refusable(run, "Not changed")
     if changed is None:
         typer.echo(f"Organization '{org}' has no user '{email}'.", err=True)
         raise typer.Exit(2)
@@ -1158,7 +1158,6 @@ def create_datastream(
       offerbase datastreams create --org ACME@AdobeOrg --origin https://www.shop.example --json
     """
     from offerbase.store import datastreams
-    from offerbase.store.errors import StoreError
 
     settings = _settings(data_dir, database_url)
     counts = _item_counts(item_count or [])
@@ -1175,11 +1174,7 @@ def create_datastream(
                 datastream_id=datastream_id,
             )
 
-    try:
-        created = asyncio.run(run())
-    except StoreError as exc:
-        typer.echo(f"Not created: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
+    created = _refusable(run, "Not created")
     _print_datastream(created, as_json)
 
 
@@ -1285,7 +1280,6 @@ def create_dataset(
       offerbase datasets create --org ACME@AdobeOrg --name "Newsletter offers" --json
     """
     from offerbase.store import datasets
-    from offerbase.store.errors import StoreError
 
     settings = _settings(data_dir, database_url)
 
@@ -1296,11 +1290,7 @@ def create_dataset(
                 conn, found, data_dir=settings.data_dir, name=name, path=path
             )
 
-    try:
-        created = asyncio.run(run())
-    except StoreError as exc:
-        typer.echo(f"Not created: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
+    created = _refusable(run, "Not created")
     _print_dataset(created, as_json)
 
 
