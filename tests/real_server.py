@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 
 def free_port() -> int:
@@ -48,6 +49,36 @@ def _is_ip(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def require_chromium() -> Path:
+    """Debian's Chromium, for the browser tests (Playwright with executable_path; never a
+    download). Without it the calling test module is skipped with a notice, except in CI
+    (`CI=true`), where it fails. Call it at module level, before importing playwright."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but /usr/bin/chromium is missing (apt-get install chromium)")
+        pytest.skip("no /usr/bin/chromium: browser tests skipped", allow_module_level=True)
+    return CHROMIUM
+
+
+def create_user(env: dict[str, str], email: str, role: str, password: str, *sandboxes: str) -> None:
+    """`offerbase users create` in the organization "default" (the one a fresh `serve` makes),
+    the password on standard input as a user types it."""
+    sandbox_args = [arg for name in sandboxes for arg in ("--sandbox", name)]
+    created = subprocess.run(
+        [sys.executable, "-m", "offerbase", "users", "create", "--org", "default"]
+        + ["--email", email, "--role", role, *sandbox_args, "--password-stdin"],
+        input=password + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
 
 
 def clean_environment(data_dir: Path | None = None) -> dict[str, str]:

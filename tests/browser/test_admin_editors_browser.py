@@ -11,27 +11,19 @@ the tests are skipped with a notice, except in CI (`CI=true`), where they must r
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from real_server import clean_environment, create_user, require_chromium, serving, token_headers
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but /usr/bin/chromium is missing (apt-get install chromium)")
-    pytest.skip("no /usr/bin/chromium: browser tests skipped", allow_module_level=True)
+CHROMIUM = require_chromium()
 
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright  # noqa: E402
 
 from admin_evil import ORDER, evil_body  # noqa: E402
-from real_server import clean_environment, serving, token_headers  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("browser")  # one browser at a time on the two cores
 
@@ -56,16 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     data_dir = tmp_path_factory.mktemp("admin-editors") / "data"
     env = clean_environment(data_dir)
     for role, email in ROLES.items():
-        created = subprocess.run(
-            [sys.executable, "-m", "offerbase", "users", "create", "--org", "default"]
-            + ["--email", email, "--role", role, "--password-stdin"],
-            input=PASSWORD + "\n",
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert created.returncode == 0, created.stderr
+        create_user(env, email, role, PASSWORD)
     with serving("--log-level", "warning", env=env) as url:
         credential = json.loads((data_dir / "credentials.json").read_text())
         yield url, token_headers(url, credential)

@@ -9,26 +9,17 @@ test_admin_ui_browser.py; skipped without it, except in CI.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from real_server import clean_environment, create_user, require_chromium, serving, token_headers
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but /usr/bin/chromium is missing (apt-get install chromium)")
-    pytest.skip("no /usr/bin/chromium: browser tests skipped", allow_module_level=True)
+CHROMIUM = require_chromium()
 
 from playwright.sync_api import Page, Route, expect, sync_playwright  # noqa: E402
-
-from real_server import clean_environment, serving, token_headers  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -54,16 +45,7 @@ DATES = {"startDate": "2020-01-01T00:00:00Z", "endDate": "2040-01-01T00:00:00Z"}
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("admin-simulation") / "data"
     env = clean_environment(data_dir)
-    created = subprocess.run(
-        [sys.executable, "-m", "offerbase", "users", "create", "--org", "default"]
-        + ["--email", EMAIL, "--role", "viewer", "--password-stdin"],
-        input=PASSWORD + "\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert created.returncode == 0, created.stderr
+    create_user(env, EMAIL, "viewer", PASSWORD)
     with serving("--log-level", "warning", env=env) as url:
         credential = json.loads((data_dir / "credentials.json").read_text())
         _store_catalog(url, token_headers(url, credential))

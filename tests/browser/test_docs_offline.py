@@ -7,24 +7,18 @@ the tests are skipped with a notice, except in CI (`CI=true`), where they must r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-DECORATIVE = {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
+from real_server import clean_environment, require_chromium, serving
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but /usr/bin/chromium is missing (apt-get install chromium)")
-    pytest.skip("no /usr/bin/chromium: browser tests skipped", allow_module_level=True)
+DECORATIVE = {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
+CHROMIUM = require_chromium()
 
 from playwright.sync_api import Page, Route, sync_playwright  # noqa: E402
-
-from real_server import clean_environment, serving  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("browser")  # one browser at a time on the two cores
 
