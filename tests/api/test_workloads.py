@@ -5,9 +5,12 @@ real `offerbase serve`: tests/api/test_workloads_restart.py."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow.parquet as pq
 import pytest
 from decisioning_catalog import Catalog, criterion, decision_request
@@ -72,6 +75,15 @@ def _request(dataset_id: str, **scope: Any) -> dict[str, Any]:
     }
 
 
+@asynccontextmanager
+async def _running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` with its lifespan running: the job runner claims and runs workloads."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client
+
+
 async def _until_finished(client, tenant: Tenant, workload_id: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     seen = []
     for _ in range(600):  # at most a minute: a worker process starts, then decides 2 profiles
@@ -87,49 +99,43 @@ async def _until_finished(client, tenant: Tenant, workload_id: str) -> dict[str,
 
 
 async def test_a_workload_decides_every_member_of_the_audience(make_app, tmp_path: Path) -> None:
-    import httpx
-
     from conftest import make_tenant
 
     app = make_app(batch_poll_seconds=0.1)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            tenant = await make_tenant(app, client)
-            await _catalog(client, tenant)
-            await _profiles(client, tenant)
-            dataset = await _dataset(client, tenant)
-            started = await client.post(
-                DECISIONS, json=_request(dataset["id"]), headers=tenant.headers
+    async with _running(app) as client:
+        tenant = await make_tenant(app, client)
+        await _catalog(client, tenant)
+        await _profiles(client, tenant)
+        dataset = await _dataset(client, tenant)
+        started = await client.post(DECISIONS, json=_request(dataset["id"]), headers=tenant.headers)
+        assert started.status_code == 200, started.text
+        body = started.json()
+        assert set(body) == {"@id", "xdm:imsOrgId", "ode:createDate", "ode:status"}
+        assert (body["xdm:imsOrgId"], body["ode:status"]) == (tenant.org, "QUEUED")
+        assert isinstance(body["ode:createDate"], int)
+        done = await _until_finished(client, tenant, body["@id"])
+        # The job's decisions are recorded, so the reports include them (before any online
+        # decision: these are the job's alone).
+        events = await client.get(
+            "/data/core/ods/decision-events", params={"limit": 100}, headers=tenant.headers
+        )
+        assert events.status_code == 200, events.text
+        recorded = {event["xdm:propositionId"] for event in events.json()["results"]}
+        report = await client.get(
+            "/data/core/ods/reports", params={"groupBy": "offer"}, headers=tenant.headers
+        )
+        assert report.status_code == 200, report.text
+        reported = {row["offerId"]: row["decisions"] for row in report.json()["results"]}
+        # The online answers for the same profiles, to compare with.
+        online = {}
+        for email in ("ann@example.com", "bob@example.com"):
+            answer = await client.post(
+                "/data/core/ods/decisions",
+                json=decision_request([("dec", "P")], identity=email),
+                headers=tenant.headers,
             )
-            assert started.status_code == 200, started.text
-            body = started.json()
-            assert set(body) == {"@id", "xdm:imsOrgId", "ode:createDate", "ode:status"}
-            assert (body["xdm:imsOrgId"], body["ode:status"]) == (tenant.org, "QUEUED")
-            assert isinstance(body["ode:createDate"], int)
-            done = await _until_finished(client, tenant, body["@id"])
-            # The job's decisions are recorded, so the reports include them (before any online
-            # decision: these are the job's alone).
-            events = await client.get(
-                "/data/core/ods/decision-events", params={"limit": 100}, headers=tenant.headers
-            )
-            assert events.status_code == 200, events.text
-            recorded = {event["xdm:propositionId"] for event in events.json()["results"]}
-            report = await client.get(
-                "/data/core/ods/reports", params={"groupBy": "offer"}, headers=tenant.headers
-            )
-            assert report.status_code == 200, report.text
-            reported = {row["offerId"]: row["decisions"] for row in report.json()["results"]}
-            # The online answers for the same profiles, to compare with.
-            online = {}
-            for email in ("ann@example.com", "bob@example.com"):
-                answer = await client.post(
-                    "/data/core/ods/decisions",
-                    json=decision_request([("dec", "P")], identity=email),
-                    headers=tenant.headers,
-                )
-                assert answer.status_code == 200, answer.text
-                online[email] = answer.json()["xdm:propositions"][0]["xdm:options"][0]["xdm:id"]
+            assert answer.status_code == 200, answer.text
+            online[email] = answer.json()["xdm:propositions"][0]["xdm:options"][0]["xdm:id"]
     assert done["ode:status"] == "COMPLETED", done
     assert done["seen"][-1] == "COMPLETED"
     assert "ERROR" not in done["seen"]
@@ -321,22 +327,18 @@ async def _token(client, tenant: Tenant) -> Tenant:  # type: ignore[no-untyped-d
 
 
 async def test_an_audience_no_profile_has_completes_with_one_empty_file(make_app) -> None:
-    import httpx
-
     from conftest import make_tenant
 
     app = make_app(batch_poll_seconds=0.1)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            tenant = await make_tenant(app, client)
-            await _catalog(client, tenant)
-            await _profiles(client, tenant)
-            dataset = await _dataset(client, tenant)
-            body = {**_request(dataset["id"]), "xdm:segmentIds": ["no-such-audience"]}
-            started = await client.post(DECISIONS, json=body, headers=tenant.headers)
-            assert started.status_code == 200, started.text
-            done = await _until_finished(client, tenant, started.json()["@id"])
+    async with _running(app) as client:
+        tenant = await make_tenant(app, client)
+        await _catalog(client, tenant)
+        await _profiles(client, tenant)
+        dataset = await _dataset(client, tenant)
+        body = {**_request(dataset["id"]), "xdm:segmentIds": ["no-such-audience"]}
+        started = await client.post(DECISIONS, json=body, headers=tenant.headers)
+        assert started.status_code == 200, started.text
+        done = await _until_finished(client, tenant, started.json()["@id"])
     assert done["ode:status"] == "COMPLETED", done
     detail = done["ode:statusDetail"]
     assert (detail["profiles"], detail["rowsWritten"], detail["files"]) == (0, 0, 1)
@@ -349,31 +351,24 @@ async def test_a_decision_gone_before_the_job_runs_is_an_error_and_nothing_is_pu
 ) -> None:
     """Accepted while the decision existed, removed before a runner took the job: ERROR with
     `ode:statusDetail.errors` naming the activity, no workload directory, nothing in staging."""
-    import httpx
     from decisioning_catalog import DPS
 
     from conftest import make_tenant
 
     queueing = make_app(batch_runners=0)  # no runner: the job stays QUEUED
-    async with queueing.router.lifespan_context(queueing):
-        transport = httpx.ASGITransport(app=queueing)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            tenant = await make_tenant(queueing, client)
-            await _catalog(client, tenant)
-            await _profiles(client, tenant)
-            dataset = await _dataset(client, tenant)
-            started = await client.post(
-                DECISIONS, json=_request(dataset["id"]), headers=tenant.headers
-            )
-            assert started.status_code == 200, started.text
-            gone = await client.delete(f"{DPS}/offer-decisions/dec", headers=tenant.headers)
-            assert gone.status_code < 300, gone.text
+    async with _running(queueing) as client:
+        tenant = await make_tenant(queueing, client)
+        await _catalog(client, tenant)
+        await _profiles(client, tenant)
+        dataset = await _dataset(client, tenant)
+        started = await client.post(DECISIONS, json=_request(dataset["id"]), headers=tenant.headers)
+        assert started.status_code == 200, started.text
+        gone = await client.delete(f"{DPS}/offer-decisions/dec", headers=tenant.headers)
+        assert gone.status_code < 300, gone.text
     running = make_app(batch_poll_seconds=0.1)
-    async with running.router.lifespan_context(running):
-        transport = httpx.ASGITransport(app=running)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            tenant = await _token(client, tenant)
-            done = await _until_finished(client, tenant, started.json()["@id"])
+    async with _running(running) as client:
+        tenant = await _token(client, tenant)
+        done = await _until_finished(client, tenant, started.json()["@id"])
     assert done["ode:status"] == "ERROR", done
     assert done["seen"][-1] == "ERROR"
     [error] = done["ode:statusDetail"]["errors"]
@@ -388,27 +383,21 @@ async def test_a_dataset_directory_that_cannot_be_written_is_an_error_naming_it(
 ) -> None:
     import shutil
 
-    import httpx
-
     from conftest import make_tenant
 
     app = make_app(batch_poll_seconds=0.1)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            tenant = await make_tenant(app, client)
-            await _catalog(client, tenant)
-            await _profiles(client, tenant)
-            dataset = await _dataset(client, tenant)
-            where = Path(dataset["path"])
-            shutil.rmtree(where, ignore_errors=True)
-            where.parent.mkdir(parents=True, exist_ok=True)
-            where.write_text("not a directory")  # the job's staging directory cannot be made
-            started = await client.post(
-                DECISIONS, json=_request(dataset["id"]), headers=tenant.headers
-            )
-            assert started.status_code == 200, started.text
-            done = await _until_finished(client, tenant, started.json()["@id"])
+    async with _running(app) as client:
+        tenant = await make_tenant(app, client)
+        await _catalog(client, tenant)
+        await _profiles(client, tenant)
+        dataset = await _dataset(client, tenant)
+        where = Path(dataset["path"])
+        shutil.rmtree(where, ignore_errors=True)
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_text("not a directory")  # the job's staging directory cannot be made
+        started = await client.post(DECISIONS, json=_request(dataset["id"]), headers=tenant.headers)
+        assert started.status_code == 200, started.text
+        done = await _until_finished(client, tenant, started.json()["@id"])
     assert done["ode:status"] == "ERROR", done
     [error] = done["ode:statusDetail"]["errors"]
     assert error["code"] == "storage"
