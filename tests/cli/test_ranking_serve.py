@@ -9,9 +9,7 @@ import json
 import time
 
 import httpx
-from test_serve import WEB, offerbase, server  # noqa: F401 (the module's two-worker server)
-
-from real_server import token_headers
+from test_serve import WEB, catalog_client, offerbase, server  # noqa: F401 (the module's two-worker server)
 
 FRESHNESS_SECONDS = 10
 
@@ -19,16 +17,8 @@ FRESHNESS_SECONDS = 10
 def test_feedback_reaches_every_workers_model_within_10_seconds(server, record_property) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     base, env, _ = server
     org = "RANKING@AdobeOrg"
-    credential = json.loads(
-        offerbase("credentials", "create", "--org", org, "--json", env=env).stdout
-    )
-    headers = {**token_headers(base, credential), "Content-Type": "application/json"}
-    dps = f"{base}/data/core/dps"
+    headers, create = catalog_client(base, env, org)
     component = {"type": "html", "format": "text/html", "content": "x"}
-
-    def create(path: str, entity_id: str, body: dict) -> None:  # type: ignore[type-arg]
-        response = httpx.post(f"{dps}/{path}/{entity_id}", json=body, headers=headers)
-        assert response.status_code == 201, response.text
 
     create("placements", "web", {"name": "web", "channel": WEB, "componentType": "html"})
     for offer_id in ("gold", "silver"):

@@ -13,8 +13,9 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -78,6 +79,25 @@ def server(
         yield base, env, data_dir
     finally:
         stop(process)
+
+
+def catalog_client(
+    base: str, env: dict[str, str], org: str
+) -> tuple[dict[str, str], Callable[[str, str, dict[str, Any]], None]]:
+    """A new credential of `org` (made through the CLI): its JSON request headers, and
+    `create(path, entity_id, body)`, which creates an Offer Library entity and checks the 201."""
+    credential = json.loads(
+        offerbase("credentials", "create", "--org", org, "--json", env=env).stdout
+    )
+    headers = {**token_headers(base, credential), "Content-Type": "application/json"}
+
+    def create(path: str, entity_id: str, body: dict[str, Any]) -> None:
+        response = httpx.post(
+            f"{base}/data/core/dps/{path}/{entity_id}", json=body, headers=headers
+        )
+        assert response.status_code == 201, response.text
+
+    return headers, create
 
 
 def wait_until_healthy(base: str, process: subprocess.Popen) -> None:  # type: ignore[type-arg]
@@ -185,16 +205,8 @@ def test_a_datastream_created_while_the_server_runs_is_served(server) -> None:  
 
 def test_catalog_changes_reach_every_worker_within_a_second(server) -> None:  # type: ignore[no-untyped-def]
     base, env, _ = server
-    credential = json.loads(
-        offerbase("credentials", "create", "--org", "FRESH@AdobeOrg", "--json", env=env).stdout
-    )
-    headers = {**token_headers(base, credential), "Content-Type": "application/json"}
-    dps = f"{base}/data/core/dps"
+    headers, create = catalog_client(base, env, "FRESH@AdobeOrg")
     component = {"type": "html", "format": "text/html", "content": "x"}
-
-    def create(path: str, entity_id: str, body: dict) -> None:  # type: ignore[type-arg]
-        response = httpx.post(f"{dps}/{path}/{entity_id}", json=body, headers=headers)
-        assert response.status_code == 201, response.text
 
     create("placements", "web", {"name": "web", "channel": WEB, "componentType": "html"})
     for offer_id, priority in (("first", 9), ("second", 1)):
@@ -238,7 +250,7 @@ def test_catalog_changes_reach_every_worker_within_a_second(server) -> None:  # 
     time.sleep(1.0)
     assert chosen_ids(20) == {"first"}
     archived = httpx.patch(
-        f"{dps}/offers/first",
+        f"{base}/data/core/dps/offers/first",
         json=[{"op": "replace", "path": "/status", "value": "archived"}],
         headers=headers,
     )
@@ -458,16 +470,8 @@ def test_displays_counted_by_one_worker_cap_the_offer_on_every_worker(server) ->
 
     base, env, _ = server
     org = "IMPRESSIONS@AdobeOrg"
-    credential = json.loads(
-        offerbase("credentials", "create", "--org", org, "--json", env=env).stdout
-    )
-    headers = {**token_headers(base, credential), "Content-Type": "application/json"}
-    dps = f"{base}/data/core/dps"
+    headers, create = catalog_client(base, env, org)
     component = {"type": "html", "format": "text/html", "content": "x"}
-
-    def create(path: str, entity_id: str, body: dict) -> None:  # type: ignore[type-arg]
-        response = httpx.post(f"{dps}/{path}/{entity_id}", json=body, headers=headers)
-        assert response.status_code == 201, response.text
 
     create("placements", "web", {"name": "web", "channel": WEB, "componentType": "html"})
     impression_cap = {"limit": 3, "scope": "global", "entity": "offer", "events": ["impression"]}
