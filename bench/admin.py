@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from pgdb import fresh_database
-from serving import free_port, machine, start_server, stop_server
+from serving import credential_headers, free_port, machine, start_server, stop_server
 
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
 PASSWORD = "bench password, long enough"
@@ -201,23 +201,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def api_headers(base: str, credential: dict[str, str]) -> dict[str, str]:
-    token = httpx.post(
-        f"{base}/ims/token/v3",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": credential["client_id"],
-            "client_secret": credential["client_secret"],
-        },
-    ).json()["access_token"]
-    return {
-        "Authorization": f"Bearer {token}",
-        "x-api-key": credential["client_id"],
-        "x-gw-ims-org-id": credential["org"],
-        "x-sandbox-name": credential["sandbox"] or "prod",
-    }
-
-
 # The reference, timed in the same run: the Decisioning API deciding what "simulation 50" and
 # "simulation all" simulate, with the trace (a dry run), as JSON.
 API_DECISIONS = {"API decision 50": "bench-small", "API decision all": "bench-decision"}
@@ -228,7 +211,7 @@ def time_pages(
 ) -> dict[str, tuple[float, float]]:
     """(p50, p95) in ms of every page, and of the API decisions."""
     out: dict[str, tuple[float, float]] = {}
-    headers = api_headers(base, credential)
+    headers = credential_headers(base, credential)
     with httpx.Client(base_url=base, timeout=60) as api:
         for name, decision in API_DECISIONS.items():
             body = {

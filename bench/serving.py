@@ -109,7 +109,12 @@ def auth_headers(base_url: str, env: dict[str, str], org_prefix: str) -> dict[st
         check=True,
         capture_output=True,
     )
-    credential = json.loads(out.stdout)
+    return credential_headers(base_url, json.loads(out.stdout))
+
+
+def credential_headers(base_url: str, credential: dict[str, str]) -> dict[str, str]:
+    """A token for `credential` (as `credentials create --json` prints it) and the request
+    headers the APIs want; an organization-wide credential speaks for the sandbox "prod"."""
     token = httpx.post(
         f"{base_url}/ims/token/v3",
         data={
@@ -122,5 +127,5 @@ def auth_headers(base_url: str, env: dict[str, str], org_prefix: str) -> dict[st
         "Authorization": f"Bearer {token}",
         "x-api-key": credential["client_id"],
         "x-gw-ims-org-id": credential["org"],
-        "x-sandbox-name": credential["sandbox"],
+        "x-sandbox-name": credential["sandbox"] or "prod",
     }
