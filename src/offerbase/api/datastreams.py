@@ -19,6 +19,7 @@ from offerbase.api.responses import json_response
 from offerbase.api.store_problems import transaction
 from offerbase.catalog.specs import MAX_ITEM_COUNT
 from offerbase.store import datastreams as store
+from offerbase.store.errors import MAX_NAME_CHARS
 
 ROOT = "/data/core/edge/datastreams"
 router = APIRouter(prefix=ROOT, tags=["Edge datastreams"])
@@ -39,7 +40,7 @@ _ITEM_COUNTS_SCHEMA = {
     "additionalProperties": {"type": "integer", "minimum": 1, "maximum": MAX_ITEM_COUNT},
     "description": "Placement id -> the itemCount of a decision scope that names none.",
 }
-_NAME_SCHEMA = {"type": "string", "maxLength": store.MAX_NAME_CHARS}
+_NAME_SCHEMA = {"type": "string", "maxLength": MAX_NAME_CHARS}
 CREATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

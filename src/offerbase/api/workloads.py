@@ -29,6 +29,7 @@ from offerbase.engine import DecisionError, DecisionRequest, ScopeRequest, decid
 from offerbase.engine.model import MAX_SCOPES
 from offerbase.store import datasets as dataset_store
 from offerbase.store import workloads as store
+from offerbase.store.errors import MAX_NAME_CHARS
 
 DATASETS = "/data/core/dwm/datasets"
 DECISIONS = "/data/core/dwm/workloads/decisions"
@@ -58,7 +59,7 @@ DATASET_SCHEMA: dict[str, Any] = {
 DATASET_CREATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {"name": {"type": "string", "maxLength": dataset_store.MAX_NAME_CHARS}},
+    "properties": {"name": {"type": "string", "maxLength": MAX_NAME_CHARS}},
 }
 _DATASET_LIST_SCHEMA = {
     "type": "object",

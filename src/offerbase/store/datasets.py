@@ -20,12 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase.store.clock import now_iso
-from offerbase.store.errors import InvalidField, Unprocessable
+from offerbase.store.errors import InvalidField, Unprocessable, check_name
 from offerbase.store.scope import Scope
 from offerbase.store.tables import datasets
 from offerbase.store.tenants import Sandbox
 
-MAX_NAME_CHARS = 255  # datasets.name is String(255)
 MAX_PATH_CHARS = 4096
 MAX_PER_SANDBOX = 1000  # a sandbox's list is one bounded answer, without paging
 # Adobe's dataset ids are 24 hexadecimal digits; Offerbase generates the same shape.
@@ -44,13 +43,6 @@ def new_id() -> str:
 def default_path(data_dir: Path, dataset_id: str) -> Path:
     """Where a dataset lives when nobody chose: `<data dir>/datasets/<id>`."""
     return (data_dir / "datasets" / dataset_id).resolve()
-
-
-def check_name(name: object, pointer: str = "/name") -> str:
-    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or "\x00" in name:
-        message = f"The name is a string of at most {MAX_NAME_CHARS} characters (no U+0000)."
-        raise Unprocessable(message, [InvalidField(pointer, message)])
-    return name
 
 
 def check_path(path: Path, pointer: str = "/path") -> Path:

@@ -21,13 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase.catalog.specs import MAX_ITEM_COUNT
 from offerbase.store.clock import now_iso
-from offerbase.store.errors import AlreadyExists, InvalidField, Unprocessable
+from offerbase.store.errors import (
+    AlreadyExists,
+    InvalidField,
+    Unprocessable,
+    check_name,
+)
 from offerbase.store.scope import Scope, across_tenants
 from offerbase.store.tables import datastreams, sandboxes
 from offerbase.store.tenants import Sandbox
 
 MAX_ID_CHARS = 64  # datastreams.id is String(64)
-MAX_NAME_CHARS = 255  # datastreams.name is String(255)
 MAX_ORIGINS = 100
 MAX_ORIGIN_CHARS = 300
 MAX_ITEM_COUNTS = 1000
@@ -119,13 +123,6 @@ def check_item_counts(
     if errors:
         raise Unprocessable("; ".join(e.message for e in errors), errors)
     return checked
-
-
-def check_name(name: object, pointer: str = "/name") -> str:
-    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or "\x00" in name:
-        message = f"The name is a string of at most {MAX_NAME_CHARS} characters (no U+0000)."
-        raise Unprocessable(message, [InvalidField(pointer, message)])
-    return name
 
 
 @dataclass(frozen=True)

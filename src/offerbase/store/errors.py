@@ -69,3 +69,14 @@ class Unprocessable(InvalidFields):
 
     status = 422
     title = "Unprocessable Entity"
+
+
+MAX_NAME_CHARS = 255  # the name columns of datasets and datastreams are String(255)
+
+
+def check_name(name: object, pointer: str = "/name") -> str:
+    """A dataset's or datastream's name: a string that fits its column, without U+0000."""
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or "\x00" in name:
+        message = f"The name is a string of at most {MAX_NAME_CHARS} characters (no U+0000)."
+        raise Unprocessable(message, [InvalidField(pointer, message)])
+    return name
