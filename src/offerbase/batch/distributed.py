@@ -377,11 +377,7 @@ def run_dask(
                 settle()
         while in_flight:
             settle()
-        summary.consumption = dict(arbiter.running)
-        if record is not None and not job.dry_run:
-            recording = time.monotonic()
-            record(summary, event_files)
-            summary.record_seconds = time.monotonic() - recording
+        run.record_job(job, summary, arbiter, record, event_files)
         _publish(fs, staging, out_path)
     except BaseException:
         for _piece, _view, future in in_flight:

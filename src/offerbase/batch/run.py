@@ -328,6 +328,22 @@ def _publish_dir(output_dir: Path) -> None:
         raise BatchError(f"{output_dir}: the output directory exists and is not empty")
 
 
+def record_job(
+    job: BatchJob,
+    summary: Summary,
+    arbiter: Arbiter,
+    record: Callable[[Summary, list[Path]], None] | None,
+    event_files: list[Path],
+) -> None:
+    """Once every row is settled, before publishing: the job's consumption into `summary`, and
+    the caller's `record` (the events and counters; not for a dry run), timed."""
+    summary.consumption = dict(arbiter.running)
+    if record is not None and not job.dry_run:
+        recording = time.monotonic()
+        record(summary, event_files)
+        summary.record_seconds = time.monotonic() - recording
+
+
 def run_batch(
     job: BatchJob,
     input_path: Path,
@@ -420,11 +436,7 @@ def run_batch(
                 finish()
         while in_flight:
             finish()
-        summary.consumption = dict(arbiter.running)
-        if record is not None and not job.dry_run:
-            recording = time.monotonic()
-            record(summary, event_files)
-            summary.record_seconds = time.monotonic() - recording
+        record_job(job, summary, arbiter, record, event_files)
         shutil.rmtree(events_dir)
         (work / "_SUCCESS").touch()
         if output_dir.exists():
