@@ -98,6 +98,9 @@ def _new(page: Page, link: str, button: str) -> None:
     ).click()
     page.get_by_role("link", name=button).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(button)
+    # A click does not wait for the page's load event, and htmx (a deferred script) binds the
+    # as-you-type checks only then: typing earlier would be typing into a plain textarea.
+    page.wait_for_load_state("load")
 
 
 def _create(page: Page) -> str:
