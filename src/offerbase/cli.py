@@ -328,7 +328,7 @@ def create_credentials(
                 conn, org, sandbox, name, all_sandboxes=all_sandboxes, admin=admin
             )
 
-    _print_secret(asyncio.run(run()), as_json)
+    _print_secret(_refusable(run, "Not created"), as_json)
 
 
 def _print_secret(credential: tenants.NewCredential, as_json: bool) -> None:

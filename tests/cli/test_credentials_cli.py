@@ -59,6 +59,13 @@ def test_create_limits_a_credential_to_its_sandbox_unless_told(data_dir: str) ->
     assert "scrypt" not in output
 
 
+def test_a_name_longer_than_its_column_is_refused(data_dir: str) -> None:
+    create(data_dir, "--name", "n" * 255)
+    output = run(data_dir, "create", "--org", "CLI@AdobeOrg", "--name", "n" * 256, code=1)
+    assert "Not created: A credential's name has at most 255 characters." in output
+    assert len(listed(data_dir)) == 1
+
+
 def test_revoke_and_rotate(data_dir: str) -> None:
     first, second = create(data_dir), create(data_dir)
     rotated = json.loads(run(data_dir, "rotate", str(first["client_id"]), "--json"))

@@ -21,10 +21,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from offerbase.store.clock import now_iso
+from offerbase.store.errors import InvalidField, InvalidFields
 from offerbase.store.scope import across_tenants
 from offerbase.store.tables import credentials, directory_state, organizations, sandboxes
 
 DEFAULT_SANDBOX = "prod"
+MAX_CREDENTIAL_NAME_CHARS = 255  # the column's size
 
 # scrypt parameters for client secrets: slow enough to make a stolen table useless to brute
 # force, fast enough (~20 ms) for the token endpoint.
@@ -231,7 +233,11 @@ async def create_credential(
 ) -> NewCredential:
     """Create the org and sandbox when missing, then a credential limited to that sandbox
     (every sandbox of the org with `all_sandboxes`, and always for an admin, who can rotate
-    any credential of the org and so reach every sandbox anyway). The secret is shown once."""
+    any credential of the org and so reach every sandbox anyway). The secret is shown once.
+    Raises InvalidFields for a name longer than MAX_CREDENTIAL_NAME_CHARS."""
+    if len(name) > MAX_CREDENTIAL_NAME_CHARS:
+        message = f"A credential's name has at most {MAX_CREDENTIAL_NAME_CHARS} characters."
+        raise InvalidFields(message, [InvalidField("/name", message)])
     await ensure_sandbox(conn, org_id, sandbox)
     limited_to = None if all_sandboxes or admin else sandbox
     client_id = secrets.token_hex(16)

@@ -68,6 +68,14 @@ class User:
     def may_use(self, sandbox: str) -> bool:
         return self.sandboxes is None or sandbox in self.sandboxes
 
+    def reaches(self, sandboxes: tuple[str, ...] | None) -> bool:
+        """Whether this user may use every one of `sandboxes` (None: every sandbox of the org,
+        later ones included). An admin manages only the users and credentials it reaches, so
+        one limited to some sandboxes cannot grant itself, or anyone, more."""
+        if sandboxes is None:
+            return self.sandboxes is None
+        return all(self.may_use(name) for name in sandboxes)
+
     def shown(self) -> dict[str, Any]:
         """As `offerbase users list` prints it: never the password hash."""
         return {
@@ -138,7 +146,9 @@ def normal_email(email: str) -> str:
     return email.strip().lower()
 
 
-def _checked(email: str, role: str, sandboxes: list[str] | None) -> tuple[str, Role]:
+def check_user(email: str, role: str, sandboxes: list[str] | None) -> tuple[str, Role]:
+    """The normalized email and the role, or InvalidFields naming each bad one (what
+    `create_user` checks; a form may check before it hashes a password)."""
     errors = []
     email = normal_email(email)
     if len(email) > MAX_EMAIL_CHARS or not _EMAIL.match(email):
@@ -187,7 +197,7 @@ async def create_user(
 ) -> User:
     """A user of `org_id` (which must exist). `password_hash` comes from `hash_password`, run
     by the caller off the event loop. Raises InvalidFields or AlreadyExists (the email)."""
-    email, checked_role = _checked(email, role, sandboxes)
+    email, checked_role = check_user(email, role, sandboxes)
     taken = await conn.scalar(sa.select(users.c.id).where(users.c.email == email))
     if taken is not None:
         raise AlreadyExists(f"A user with email '{email}' exists.")
@@ -239,7 +249,7 @@ async def set_role(conn: AsyncConnection, org_id: str, email: str, role: str) ->
     found = await get_user(conn, org_id, email)
     if found is None:
         return None
-    _, checked_role = _checked(found.email, role, None)
+    _, checked_role = check_user(found.email, role, None)
     await conn.execute(users.update().where(users.c.id == found.id).values(role=checked_role.value))
     return await get_user(conn, org_id, email)
 
