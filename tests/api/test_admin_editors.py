@@ -24,7 +24,7 @@ from admin_evil import EVIL, ORDER, evil_body
 from conftest import Tenant
 from offerbase.api.admin_ui.kinds import PAGES
 from offerbase.api.deps import services_of
-from offerbase.store import tenants
+from offerbase.store import tenants, users
 
 SLUG_OF = {page.kind: page.slug for page in PAGES.values()}
 
@@ -582,10 +582,11 @@ async def test_profiles_are_found_by_identity(
 
 def _sandbox_routes() -> list[tuple[str, str]]:
     """Every route of the admin UI's routers under a sandbox."""
-    from offerbase.api.admin_ui import catalog_pages, records, routes
+    from offerbase.api.admin_ui import catalog_pages, credential_pages, records, routes, user_pages
 
     found = []
-    everything = [*catalog_pages.router.routes, *records.router.routes, *routes.router.routes]
+    routers = (catalog_pages, records, user_pages, credential_pages, routes)
+    everything = [route for module in routers for route in module.router.routes]
     for route in everything:
         path = getattr(route, "path", "")
         if path.startswith("/admin/sandbox/{sandbox_name}/"):
@@ -609,8 +610,11 @@ async def test_no_page_or_form_reaches_another_organization(
     )
     assert stream.status_code == 201, stream.text
     their_stream = stream.json()["id"]
+    their_user = await add_user(app, other.org, "viewer")
     routes = _sandbox_routes()
-    assert len(routes) > 40  # lists, editors, checks, profiles, datastreams, approve
+    assert (
+        len(routes) > 46
+    )  # lists, editors, checks, profiles, datastreams, approve, users, credentials
     async with signed_in(app, tenant.org, "admin") as admin:
         csrf = csrf_of((await admin.get("/admin/sandbox/prod/offers")).text)
         for method, path in routes:
@@ -622,8 +626,10 @@ async def test_no_page_or_form_reaches_another_organization(
                         .replace("{entity_id}", entity_id)
                         .replace("{offer_id}", entity_id)
                         .replace("{datastream_id}", their_stream)
+                        .replace("{client_id}", other.client_id)
                     )
                     data = {"csrf": csrf, "etag": "1", "/name": "Owned", "name": "Owned"}
+                    data["email"] = their_user
                     response = await admin.request(
                         method, target, data=data if method == "POST" else None
                     )
@@ -639,6 +645,9 @@ async def test_no_page_or_form_reaches_another_organization(
                         break  # a route without an id: once is enough
     for kind, entity_id in their_ids.items():
         assert await theirs.read(kind, entity_id) == before[kind], kind
+    async with services_of(app).db.read() as conn:  # their user and credential are as they were
+        assert (await users.get_user(conn, other.org, their_user)).role == "viewer"  # type: ignore[union-attr]
+        assert (await tenants.get_credential(conn, other.client_id)).revoked is None  # type: ignore[union-attr]
     listed = await client.get("/data/core/edge/datastreams", headers=other.headers)
     assert [d["id"] for d in listed.json()["results"]] == [their_stream]
     async with services_of(app).db.read() as conn:

@@ -47,7 +47,12 @@ SECTIONS = [
     ("reports", "Reports"),
     ("profiles", "Profiles"),
     ("datastreams", "Datastreams"),
+    ("users", "Users"),
+    ("credentials", "Credentials"),
 ]
+# Sections only admins may open (403 for others), linked for admins only. Users and API
+# credentials belong to the organization, not to the sandbox in the address.
+ADMIN_SECTIONS = {"users", "credentials"}
 # The catalog's lists and editors (catalog_pages.py), profiles and datastreams (records.py).
 BUILT = {
     "offers",
@@ -64,6 +69,9 @@ BUILT = {
     # simulation.py and reports.py
     "simulation",
     "reports",
+    # user_pages.py and credential_pages.py
+    "users",
+    "credentials",
 }
 # Scripts and styles from this server only, no inline script, no framing: a stored value that
 # escaped escaping still could not run (autoescape is the defence; this is the second line).
@@ -95,7 +103,9 @@ def _page(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    html = templates.get_template(template).render(request=request, sections=SECTIONS, **context)
+    html = templates.get_template(template).render(
+        request=request, sections=SECTIONS, admin_sections=ADMIN_SECTIONS, **context
+    )
     return HTMLResponse(html, status, headers={**SECURITY_HEADERS, **(headers or {})})
 
 
@@ -133,6 +143,18 @@ async def _sandbox_page(
         if sandbox.name == name:
             return visitor, sandboxes, sandbox
     raise _NotFound(visitor, sandboxes, f"You have no sandbox named '{name}'.")
+
+
+async def _admin_page(
+    services: Services, request: Request, name: str, *, changes: bool
+) -> tuple[Visitor, list[Sandbox], Sandbox]:
+    """As `_sandbox_page`, for an admin's page (403 for other roles); a request that `changes`
+    state must also carry the session's CSRF token."""
+    visitor, sandboxes, sandbox = await _sandbox_page(services, request, name)
+    if changes:
+        await sessions.check_csrf(request, visitor.session)
+    sessions.require(visitor.user, users.Role.ADMIN)
+    return visitor, sandboxes, sandbox
 
 
 class _NotFound(Exception):
@@ -307,9 +329,18 @@ def install(app: FastAPI) -> None:
     """The pages, the vendored static files, and the UI's answers to its own exceptions."""
     # Imported here: these pages build on this module's helpers. Their routes are explicit paths,
     # so they come first, before this module's catch-all "not built yet" page.
-    from offerbase.api.admin_ui import catalog_pages, history, records, reports, simulation
+    from offerbase.api.admin_ui import (
+        catalog_pages,
+        credential_pages,
+        history,
+        records,
+        reports,
+        simulation,
+        user_pages,
+    )
 
-    for pages in (catalog_pages, records, simulation, history, reports):
+    every = (catalog_pages, records, simulation, history, reports, user_pages, credential_pages)
+    for pages in every:
         app.include_router(pages.router)
     app.include_router(router)
     app.mount(f"{ROOT}/static", StaticFiles(directory=HERE / "static"), name="admin-static")
