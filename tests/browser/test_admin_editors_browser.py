@@ -23,13 +23,15 @@ CHROMIUM = require_chromium()
 
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright  # noqa: E402
 
-from admin_evil import ORDER, evil_body  # noqa: E402
+from admin_evil import EVIL, ORDER, evil_body  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("browser")  # one browser at a time on the two cores
 
 PASSWORD = "a browser test passphrase"
 ROLES = {"viewer": "viewer@example.com", "editor": "editor@example.com"}
-ROLES |= {"approver": "approver@example.com"}
+ROLES |= {"approver": "approver@example.com", "admin": "admin@example.com"}
+# A user whose email is markup (the form's email field would not take it: the CLI does).
+EVIL_EMAIL = '<script>window.owned="email"</script>@evil.example'
 WEB = "https://ns.adobe.com/xdm/channel-types/web"
 SLUGS = {
     "placement": "placements",
@@ -49,6 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     env = clean_environment(data_dir)
     for role, email in ROLES.items():
         create_user(env, email, role, PASSWORD)
+    create_user(env, EVIL_EMAIL, "viewer", PASSWORD)
     with serving("--log-level", "warning", env=env) as url:
         credential = json.loads((data_dir / "credentials.json").read_text())
         yield url, token_headers(url, credential)
@@ -249,6 +252,87 @@ def test_markup_in_every_text_field_runs_on_no_list_and_no_editor(
             assert scripts == [f"{base}/admin/static/htmx.min.js"], url
             images = page.eval_on_selector_all("img", "nodes => nodes.map(n => n.src)")
             assert all(src.startswith("https://") for src in images), (url, images)
+    page.context.close()
+    assert dialogs == []
+    assert refused == []
+
+
+def _nothing_ran(page: Page, base: str) -> None:
+    for frame in page.frames:
+        assert frame.evaluate("window.owned") is None, (page.url, frame.url)
+    scripts = page.eval_on_selector_all("script", "nodes => nodes.map(n => n.src)")
+    assert scripts == [f"{base}/admin/static/htmx.min.js"], page.url
+    assert page.eval_on_selector_all("img", "nodes => nodes.length") == 0, page.url
+
+
+def test_an_admin_manages_users_and_credentials_through_the_forms(
+    server: tuple[str, dict[str, str]], chromium: Browser
+) -> None:
+    """Users and Credentials, by their labels: a user is created, given another role and
+    deleted; a credential with markup in its name is created (its secret shown once, and it
+    works), rotated and revoked (then it does not). Stored markup runs on neither page."""
+    base, _headers = server
+    refused: list[str] = []
+    dialogs: list[str] = []
+    page = _page(chromium, base, refused, dialogs)
+    _sign_in(page, base, "admin")
+    sections = page.get_by_role("navigation", name="Sections")
+    sections.get_by_role("link", name="Users", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Users")
+    expect(page.locator("main")).to_contain_text('<script>window.owned="email"</script>')
+    _nothing_ran(page, base)
+
+    new = page.locator("section", has=page.get_by_role("heading", name="New user"))
+    new.get_by_label("Email (the sign-in name)").fill("newcomer@example.com")
+    new.get_by_label("Role").select_option("editor")
+    new.get_by_label("prod").check()
+    new.get_by_label("Password (at least 12 characters)").fill(PASSWORD)
+    new.get_by_label("Password again").fill(PASSWORD + "?")
+    new.get_by_role("button", name="New user").click()
+    expect(page.locator("#user-password_again-error")).to_have_text("The two passwords differ.")
+    new.get_by_label("Password (at least 12 characters)").fill(PASSWORD)
+    new.get_by_label("Password again").fill(PASSWORD)
+    new.get_by_role("button", name="New user").click()
+    row = page.locator("tbody tr", has_text="newcomer@example.com")
+    expect(row).to_contain_text("prod")
+    row.get_by_label("Role", exact=True).select_option("approver")
+    row.get_by_role("button", name="Change the role of newcomer@example.com").click()
+    expect(row.get_by_label("Role", exact=True)).to_have_value("approver")
+    row.get_by_role("button", name="Delete newcomer@example.com").click()
+    expect(page.locator("tbody tr", has_text="newcomer@example.com")).to_have_count(0)
+
+    sections.get_by_role("link", name="Credentials", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Credentials")
+    page.get_by_label("Name (a label for this list)").fill(f"Evil {EVIL}")
+    page.get_by_label("Sandbox it may use").select_option("prod")
+    page.get_by_role("button", name="New credential").click()
+    expect(page.get_by_role("alert")).to_contain_text("cannot be shown again")
+    secret = page.get_by_label("Client secret").input_value()
+    client_id = page.locator("dd code").first.inner_text()
+    _nothing_ran(page, base)
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    assert httpx.post(f"{base}/ims/token/v3", data=form).status_code == 200
+    page.get_by_role("link", name="Back to the credentials").click()
+    expect(page.locator("main")).to_contain_text("<script>window.owned")
+    assert secret not in page.content()
+    _nothing_ran(page, base)
+    row = page.locator("tbody tr", has_text=client_id)
+    row.get_by_role("button", name="Rotate").click()
+    rotated = page.get_by_label("Client secret").input_value()
+    assert rotated != secret
+    assert httpx.post(f"{base}/ims/token/v3", data=form).status_code == 401
+    page.get_by_role("link", name="Back to the credentials").click()
+    row.get_by_role("button", name="Revoke").click()
+    expect(row).to_contain_text("revoked")
+    form["client_secret"] = rotated
+    assert httpx.post(f"{base}/ims/token/v3", data=form).status_code == 401
+    page.get_by_role("button", name="Sign out").click()
+
+    # A viewer has no link to either page, and is refused them.
+    _sign_in(page, base, "viewer")
+    assert page.get_by_role("link", name="Users").count() == 0
+    assert page.get_by_role("link", name="Credentials").count() == 0
+    assert page.goto(f"{base}/admin/sandbox/prod/users").status == 403  # type: ignore[union-attr]
     page.context.close()
     assert dialogs == []
     assert refused == []
