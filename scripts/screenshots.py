@@ -4,9 +4,9 @@ Run by hand after changing a page: `.venv/bin/python scripts/screenshots.py`. It
 `offerbase serve` on a fresh data directory, stores a small demo catalog through the API (a
 placement, four offers, one of them a draft and one with a rule, a collection, a live decision
 and a fallback), makes a few decisions so that the reports have numbers, edits an offer so that
-it has a history, signs an admin in, and takes full-page PNGs with Debian's Chromium
-(/usr/bin/chromium, driven by Playwright; no browser download; every request to another host
-is refused, as the pages must work offline).
+it has a history, adds two users and a credential, signs an admin in, and takes full-page PNGs
+with Debian's Chromium (/usr/bin/chromium, driven by Playwright; no browser download; every
+request to another host is refused, as the pages must work offline).
 """
 
 from __future__ import annotations
@@ -221,6 +221,15 @@ def main() -> None:
                 "--password-stdin",
                 stdin=PASSWORD + "\n",
             )
+            # Two more people and a credential, for the Users and Credentials pages.
+            for email, role in (("editor@example.com", "editor"), ("viewer@example.com", "viewer")):
+                offerbase(
+                    env,
+                    *("users", "create", "--org", "default", "--email", email, "--role", role),
+                    *("--sandbox", "prod", "--password-stdin"),
+                    stdin=PASSWORD + "\n",
+                )
+            offerbase(env, "credentials", "create", "--org", "default", "--name", "Web shop")
             demo_catalog(base, headers(base, data_dir))
             time.sleep(2)  # the decision events (and the reports' rollups) are written
             with sync_playwright() as playwright:
@@ -247,6 +256,8 @@ def main() -> None:
                 shoot(page, base, "rule-editor", f"{sandbox}/decision-rules/edit/loyal")
                 shoot(page, base, "history", f"{sandbox}/history/personalized-offer/spring")
                 shoot(page, base, "reports", f"{sandbox}/reports")
+                shoot(page, base, "users", f"{sandbox}/users")
+                shoot(page, base, "credentials", f"{sandbox}/credentials")
                 for width in WIDTHS:
                     page.set_viewport_size({"width": width, "height": 900})
                     page.goto(f"{base}{sandbox}/simulation")
