@@ -21,7 +21,7 @@ def run(script: str, *args: str, env: dict[str, str] | None = None) -> str:
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a guard against a hang, not a speed check: CI machines are shared
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
