@@ -17,6 +17,13 @@ and one of 500,000 visitors, 19 displays to 1 click, paced by wrk's per-connecti
 Prints each round, the stream's rate actually reached, the displays and clicks the report
 counts afterwards (the events were stored, not only answered), and the median of the
 per-round ratios with / without.
+
+`--mode interact` measures the other pattern instead (docs/edge.md, "Display notifications in
+the next request"): no collect stream; the decisions are Edge requests, `/ee/v2/interact` with a
+decision scope, and each round compares them alone with the same requests each also carrying
+one display event (its own event id) in the event's xdm, as alloy sends a deferred display with
+its next `sendEvent`. Prints requests/s without and with, the server's CPU per request of each
+and per carried event (the difference).
 """
 
 from __future__ import annotations
@@ -66,6 +73,40 @@ delay = function() return %(delay_ms).3f end
 """
 
 
+# `--mode interact`: one Edge decision request per wrk request, the display of a previous
+# proposition carried in its event (`carry` 1) or not (0); the rest of the body is the same.
+INTERACT_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "text/plain;charset=UTF-8"
+local counter = 0
+request = function()
+  counter = counter + 1
+  local display = ""
+  if %(carry)d == 1 then
+    display = string.format(
+      ',"_experience":{"decisioning":{"propositionEventType":{"display":1},'
+      .. '"propositions":[{"id":"%(run)s-p%%d","scope":"%(scope)s","items":[{"id":"offer%%d"}]}]}}',
+      counter, counter %% 100)
+  end
+  return wrk.format(nil, nil, nil, string.format(
+    '{"event":{"xdm":{"_id":"%(run)s-%%d","eventType":"web.webpagedetails.pageViews",'
+    .. '"timestamp":"%(timestamp)s","identityMap":{"Email":[{"id":"v%%d@example.com",'
+    .. '"primary":true}]}%%s}},"query":{"personalization":{"decisionScopes":["%(scope)s"]}}}',
+    counter, math.random(1, 500000), display))
+end
+"""
+
+
+def interact_script(carry: bool, run: str) -> str:
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return INTERACT_SCRIPT % {
+        "carry": int(carry),
+        "run": run,
+        "timestamp": timestamp,
+        "scope": SCOPE,
+    }
+
+
 def stream_script(rate: float, per_request: int, run: str) -> str:
     """wrk's Lua for `rate` events/s, `per_request` events per request, over
     STREAM_CONNECTIONS connections (an upper bound: each connection also waits for its
@@ -97,10 +138,20 @@ def main() -> None:
     parser.add_argument(
         "--per-request", type=int, default=1, help="events per collect request (1: the Web SDK's)"
     )
+    parser.add_argument(
+        "--mode",
+        choices=("collect", "interact"),
+        default="collect",
+        help="collect: a separate event stream (default); interact: events carried in the "
+        "Edge decision requests",
+    )
     run_load_test(parser, run)
 
 
 def run(args: argparse.Namespace, database_url: str | None) -> None:
+    if args.mode == "interact":
+        run_interact(args, database_url)
+        return
     print(f"machine: {machine()}; load average {_load()}", flush=True)
     alone: list[float] = []
     with_stream: list[float] = []
@@ -198,6 +249,71 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
     )
     sent = sum(figures["requests"] for figures in streamed) * args.per_request
     print(f"events sent {sent:.0f}; in the report after the runs: {stored}")
+    verdict = "met" if 1 - ratio <= TARGET_DROP else "NOT met"
+    print(
+        f"with / without events: median {ratio:.2f} (per round: "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+        + f"); drop {1 - ratio:.1%} (target <= {TARGET_DROP:.0%}: {verdict})"
+    )
+
+
+def run_interact(args: argparse.Namespace, database_url: str | None) -> None:
+    """`--mode interact` (see the module docstring)."""
+    print(f"machine: {machine()}; load average {_load()}", flush=True)
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    cpu_ms: dict[bool, list[float]] = {False: [], True: []}
+    carried = 0.0
+    with edge_server(args, database_url, "offerbase-ingest-") as (
+        base,
+        headers,
+        datastream,
+        server,
+    ):
+        url = f"{base}/ee/v2/interact?dataStreamId={datastream}"
+
+        def interact(carry: bool, run: str, duration: int) -> dict[str, float]:
+            cpu = cpu_seconds(server)
+            script = interact_script(carry, f"{run}-{random.getrandbits(32):08x}")
+            figures = run_wrk(url, "POST", "", {}, args.connections, duration, script=script)
+            assert figures["non_2xx"] == 0, figures
+            figures["cpu_ms"] = (cpu_seconds(server) - cpu) * 1000 / figures["requests"]
+            return figures
+
+        carried += interact(True, "warm", 3)["requests"]  # warm-up
+        for round_number in range(args.rounds):
+            for carry in (False, True):
+                figures = interact(carry, f"r{round_number}", args.duration)
+                rates[carry].append(figures["rps"])
+                cpu_ms[carry].append(figures["cpu_ms"])
+                if carry:
+                    carried += figures["requests"]
+            print(
+                f"round {round_number + 1}: interact alone {rates[False][-1]:.0f}/s, carrying a "
+                f"display each {rates[True][-1]:.0f}/s; server CPU per request "
+                f"{cpu_ms[False][-1]:.2f} / {cpu_ms[True][-1]:.2f} ms; load average {_load()}",
+                flush=True,
+            )
+        stored = _stored(base, headers)
+    ratios = [w / a for w, a in zip(rates[True], rates[False], strict=True)]
+    ratio = statistics.median(ratios)
+    alone_cpu, with_cpu = (statistics.median(cpu_ms[c]) for c in (False, True))
+    print(
+        f"database: {args.database_url or 'sqlite'}; workers {args.workers}; "
+        f"{args.connections} connections; {args.rounds} rounds of {args.duration}s; "
+        f"offers {args.offers}; caps {args.caps}; mode interact (/ee/v2/interact, one display "
+        "carried per request)"
+    )
+    print(
+        "interact/s alone: "
+        + " ".join(f"{v:.0f}" for v in rates[False])
+        + "; carrying a display: "
+        + " ".join(f"{v:.0f}" for v in rates[True])
+    )
+    print(
+        f"server CPU per request: median {alone_cpu:.2f} ms alone, {with_cpu:.2f} ms carrying a "
+        f"display: {with_cpu - alone_cpu:.2f} ms per carried event"
+    )
+    print(f"displays carried {carried:.0f} (with the warm-up's); in the report: {stored}")
     verdict = "met" if 1 - ratio <= TARGET_DROP else "NOT met"
     print(
         f"with / without events: median {ratio:.2f} (per round: "
