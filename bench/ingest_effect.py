@@ -24,6 +24,10 @@ decision scope, and each round compares them alone with the same requests each a
 one display event (its own event id) in the event's xdm, as alloy sends a deferred display with
 its next `sendEvent`. Prints requests/s without and with, the server's CPU per request of each
 and per carried event (the difference).
+
+`--mode stream` runs the collect stream alone, `--rounds` runs of it at `--rate` events/s
+(default 1,500) with no decisions, and prints the server's CPU per event of each: the cost of an
+event without the subtraction of the decisions' CPU, to compare two builds of the server.
 """
 
 from __future__ import annotations
@@ -140,10 +144,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--mode",
-        choices=("collect", "interact"),
+        choices=("collect", "interact", "stream"),
         default="collect",
         help="collect: a separate event stream (default); interact: events carried in the "
-        "Edge decision requests",
+        "Edge decision requests; stream: the collect stream alone, its CPU per event",
     )
     run_load_test(parser, run)
 
@@ -151,6 +155,9 @@ def main() -> None:
 def run(args: argparse.Namespace, database_url: str | None) -> None:
     if args.mode == "interact":
         run_interact(args, database_url)
+        return
+    if args.mode == "stream":
+        run_stream(args, database_url)
         return
     print(f"machine: {machine()}; load average {_load()}", flush=True)
     alone: list[float] = []
@@ -257,6 +264,55 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
     )
 
 
+def run_stream(args: argparse.Namespace, database_url: str | None) -> None:
+    """`--mode stream` (see the module docstring)."""
+    print(f"machine: {machine()}; load average {_load()}", flush=True)
+    rate = args.rate or 1500.0
+    cpu_ms: list[float] = []
+    sent = 0.0
+    with edge_server(args, database_url, "offerbase-ingest-") as (
+        base,
+        headers,
+        datastream,
+        server,
+    ):
+        url = f"{base}/ee/v2/collect?dataStreamId={datastream}"
+
+        def stream(run: str, duration: int) -> dict[str, float]:
+            script = stream_script(rate, args.per_request, f"{run}-{random.getrandbits(32):08x}")
+            cpu = cpu_seconds(server)
+            figures = run_wrk(url, "POST", "", {}, STREAM_CONNECTIONS, duration, script=script)
+            threading.Event().wait(0.5)  # the writer's last batch
+            assert figures["non_2xx"] == 0, figures
+            events = figures["requests"] * args.per_request
+            assert events > 0, "no event answered: raise --rate or --duration"
+            figures["cpu_ms"] = (cpu_seconds(server) - cpu) * 1000 / events
+            return figures
+
+        sent += stream("warm", 3)["requests"] * args.per_request
+        for round_number in range(args.rounds):
+            figures = stream(f"r{round_number}", args.duration)
+            sent += figures["requests"] * args.per_request
+            cpu_ms.append(figures["cpu_ms"])
+            print(
+                f"round {round_number + 1}: {figures['rps'] * args.per_request:.0f} events/s; "
+                f"server CPU per event {cpu_ms[-1]:.3f} ms; load average {_load()}",
+                flush=True,
+            )
+        stored = _stored(base, headers)
+    print(
+        f"database: {args.database_url or 'sqlite'}; workers {args.workers}; mode stream "
+        f"(/ee/v2/collect alone, target {rate:.0f} events/s, {args.per_request} per request); "
+        f"{args.rounds} rounds of {args.duration}s"
+    )
+    print(
+        f"server CPU per event: median {statistics.median(cpu_ms):.3f} ms (per round: "
+        + ", ".join(f"{v:.3f}" for v in cpu_ms)
+        + ")"
+    )
+    print(f"events sent {sent:.0f} (with the warm-up's); in the report: {stored}")
+
+
 def run_interact(args: argparse.Namespace, database_url: str | None) -> None:
     """`--mode interact` (see the module docstring)."""
     print(f"machine: {machine()}; load average {_load()}", flush=True)
@@ -323,13 +379,39 @@ def run_interact(args: argparse.Namespace, database_url: str | None) -> None:
 
 
 def _stored(base: str, headers: dict[str, str]) -> str:
-    """The displays and clicks the report counts once the writer has flushed: the stream's
-    events were stored and counted, not only answered."""
-    threading.Event().wait(2)
-    totals = httpx.get(
-        f"{base}/data/core/ods/reports", params={"groupBy": "offer"}, headers=headers, timeout=30
-    ).json()["totals"]
-    return f"displays {totals['displays']}, clicks {totals['clicks']}"
+    """The displays and clicks the report counts once the writers have caught up (the counts
+    stopped changing, at most a minute), and what the writers dropped (a full queue): the
+    stream's events were stored and counted, not only answered."""
+    seen: tuple[int, int] | None = None
+    waited = 0
+    while waited < 60:
+        threading.Event().wait(2)
+        waited += 2
+        totals = httpx.get(
+            f"{base}/data/core/ods/reports",
+            params={"groupBy": "offer"},
+            headers=headers,
+            timeout=30,
+        ).json()["totals"]
+        counts = (int(totals["displays"]), int(totals["clicks"]))
+        if counts == seen:
+            break
+        seen = counts
+    metrics = httpx.get(f"{base}/metrics", timeout=30).text
+    dropped = {
+        kind: sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith(f"offerbase_{kind}_events_dropped_total")
+        )
+        for kind in ("interaction", "decision")
+    }
+    assert seen is not None
+    return (
+        f"displays {seen[0]}, clicks {seen[1]} (after {waited} s); dropped by the writers: "
+        f"interaction events {dropped['interaction']:.0f}, "
+        f"decision events {dropped['decision']:.0f}"
+    )
 
 
 def _load() -> str:

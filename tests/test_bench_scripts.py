@@ -153,6 +153,22 @@ def test_ingest_effect_bench_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_ingest_effect_bench_stream_mode_runs(tmp_path: Path) -> None:
+    out = run(
+        "ingest_effect.py",
+        *("--mode", "stream", "--duration", "2", "--rounds", "1", "--offers", "5", "--rate", "400"),
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert "server CPU per event: median" in out
+    found = re.search(
+        r"events sent (\d+) \(with the warm-up's\); in the report: displays (\d+), clicks (\d+)",
+        out,
+    )
+    assert found is not None, out
+    assert 0 < int(found.group(1)) <= int(found.group(2)) + int(found.group(3))
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_ingest_effect_bench_interact_mode_runs(tmp_path: Path) -> None:
     out = run(
         "ingest_effect.py",
