@@ -17,6 +17,17 @@ and one of 500,000 visitors, 19 displays to 1 click, paced by wrk's per-connecti
 Prints each round, the stream's rate actually reached, the displays and clicks the report
 counts afterwards (the events were stored, not only answered), and the median of the
 per-round ratios with / without.
+
+`--mode interact` measures the other pattern instead (docs/edge.md, "Display notifications in
+the next request"): no collect stream; the decisions are Edge requests, `/ee/v2/interact` with a
+decision scope, and each round compares them alone with the same requests each also carrying
+one display event (its own event id) in the event's xdm, as alloy sends a deferred display with
+its next `sendEvent`. Prints requests/s without and with, the server's CPU per request of each
+and per carried event (the difference).
+
+`--mode stream` runs the collect stream alone, `--rounds` runs of it at `--rate` events/s
+(default 1,500) with no decisions, and prints the server's CPU per event of each: the cost of an
+event without the subtraction of the decisions' CPU, to compare two builds of the server.
 """
 
 from __future__ import annotations
@@ -66,6 +77,40 @@ delay = function() return %(delay_ms).3f end
 """
 
 
+# `--mode interact`: one Edge decision request per wrk request, the display of a previous
+# proposition carried in its event (`carry` 1) or not (0); the rest of the body is the same.
+INTERACT_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "text/plain;charset=UTF-8"
+local counter = 0
+request = function()
+  counter = counter + 1
+  local display = ""
+  if %(carry)d == 1 then
+    display = string.format(
+      ',"_experience":{"decisioning":{"propositionEventType":{"display":1},'
+      .. '"propositions":[{"id":"%(run)s-p%%d","scope":"%(scope)s","items":[{"id":"offer%%d"}]}]}}',
+      counter, counter %% 100)
+  end
+  return wrk.format(nil, nil, nil, string.format(
+    '{"event":{"xdm":{"_id":"%(run)s-%%d","eventType":"web.webpagedetails.pageViews",'
+    .. '"timestamp":"%(timestamp)s","identityMap":{"Email":[{"id":"v%%d@example.com",'
+    .. '"primary":true}]}%%s}},"query":{"personalization":{"decisionScopes":["%(scope)s"]}}}',
+    counter, math.random(1, 500000), display))
+end
+"""
+
+
+def interact_script(carry: bool, run: str) -> str:
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return INTERACT_SCRIPT % {
+        "carry": int(carry),
+        "run": run,
+        "timestamp": timestamp,
+        "scope": SCOPE,
+    }
+
+
 def stream_script(rate: float, per_request: int, run: str) -> str:
     """wrk's Lua for `rate` events/s, `per_request` events per request, over
     STREAM_CONNECTIONS connections (an upper bound: each connection also waits for its
@@ -97,10 +142,23 @@ def main() -> None:
     parser.add_argument(
         "--per-request", type=int, default=1, help="events per collect request (1: the Web SDK's)"
     )
+    parser.add_argument(
+        "--mode",
+        choices=("collect", "interact", "stream"),
+        default="collect",
+        help="collect: a separate event stream (default); interact: events carried in the "
+        "Edge decision requests; stream: the collect stream alone, its CPU per event",
+    )
     run_load_test(parser, run)
 
 
 def run(args: argparse.Namespace, database_url: str | None) -> None:
+    if args.mode == "interact":
+        run_interact(args, database_url)
+        return
+    if args.mode == "stream":
+        run_stream(args, database_url)
+        return
     print(f"machine: {machine()}; load average {_load()}", flush=True)
     alone: list[float] = []
     with_stream: list[float] = []
@@ -206,14 +264,154 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
     )
 
 
+def run_stream(args: argparse.Namespace, database_url: str | None) -> None:
+    """`--mode stream` (see the module docstring)."""
+    print(f"machine: {machine()}; load average {_load()}", flush=True)
+    rate = args.rate or 1500.0
+    cpu_ms: list[float] = []
+    sent = 0.0
+    with edge_server(args, database_url, "offerbase-ingest-") as (
+        base,
+        headers,
+        datastream,
+        server,
+    ):
+        url = f"{base}/ee/v2/collect?dataStreamId={datastream}"
+
+        def stream(run: str, duration: int) -> dict[str, float]:
+            script = stream_script(rate, args.per_request, f"{run}-{random.getrandbits(32):08x}")
+            cpu = cpu_seconds(server)
+            figures = run_wrk(url, "POST", "", {}, STREAM_CONNECTIONS, duration, script=script)
+            threading.Event().wait(0.5)  # the writer's last batch
+            assert figures["non_2xx"] == 0, figures
+            events = figures["requests"] * args.per_request
+            assert events > 0, "no event answered: raise --rate or --duration"
+            figures["cpu_ms"] = (cpu_seconds(server) - cpu) * 1000 / events
+            return figures
+
+        sent += stream("warm", 3)["requests"] * args.per_request
+        for round_number in range(args.rounds):
+            figures = stream(f"r{round_number}", args.duration)
+            sent += figures["requests"] * args.per_request
+            cpu_ms.append(figures["cpu_ms"])
+            print(
+                f"round {round_number + 1}: {figures['rps'] * args.per_request:.0f} events/s; "
+                f"server CPU per event {cpu_ms[-1]:.3f} ms; load average {_load()}",
+                flush=True,
+            )
+        stored = _stored(base, headers)
+    print(
+        f"database: {args.database_url or 'sqlite'}; workers {args.workers}; mode stream "
+        f"(/ee/v2/collect alone, target {rate:.0f} events/s, {args.per_request} per request); "
+        f"{args.rounds} rounds of {args.duration}s"
+    )
+    print(
+        f"server CPU per event: median {statistics.median(cpu_ms):.3f} ms (per round: "
+        + ", ".join(f"{v:.3f}" for v in cpu_ms)
+        + ")"
+    )
+    print(f"events sent {sent:.0f} (with the warm-up's); in the report: {stored}")
+
+
+def run_interact(args: argparse.Namespace, database_url: str | None) -> None:
+    """`--mode interact` (see the module docstring)."""
+    print(f"machine: {machine()}; load average {_load()}", flush=True)
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    cpu_ms: dict[bool, list[float]] = {False: [], True: []}
+    carried = 0.0
+    with edge_server(args, database_url, "offerbase-ingest-") as (
+        base,
+        headers,
+        datastream,
+        server,
+    ):
+        url = f"{base}/ee/v2/interact?dataStreamId={datastream}"
+
+        def interact(carry: bool, run: str, duration: int) -> dict[str, float]:
+            cpu = cpu_seconds(server)
+            script = interact_script(carry, f"{run}-{random.getrandbits(32):08x}")
+            figures = run_wrk(url, "POST", "", {}, args.connections, duration, script=script)
+            assert figures["non_2xx"] == 0, figures
+            figures["cpu_ms"] = (cpu_seconds(server) - cpu) * 1000 / figures["requests"]
+            return figures
+
+        carried += interact(True, "warm", 3)["requests"]  # warm-up
+        for round_number in range(args.rounds):
+            for carry in (False, True):
+                figures = interact(carry, f"r{round_number}", args.duration)
+                rates[carry].append(figures["rps"])
+                cpu_ms[carry].append(figures["cpu_ms"])
+                if carry:
+                    carried += figures["requests"]
+            print(
+                f"round {round_number + 1}: interact alone {rates[False][-1]:.0f}/s, carrying a "
+                f"display each {rates[True][-1]:.0f}/s; server CPU per request "
+                f"{cpu_ms[False][-1]:.2f} / {cpu_ms[True][-1]:.2f} ms; load average {_load()}",
+                flush=True,
+            )
+        stored = _stored(base, headers)
+    ratios = [w / a for w, a in zip(rates[True], rates[False], strict=True)]
+    ratio = statistics.median(ratios)
+    alone_cpu, with_cpu = (statistics.median(cpu_ms[c]) for c in (False, True))
+    print(
+        f"database: {args.database_url or 'sqlite'}; workers {args.workers}; "
+        f"{args.connections} connections; {args.rounds} rounds of {args.duration}s; "
+        f"offers {args.offers}; caps {args.caps}; mode interact (/ee/v2/interact, one display "
+        "carried per request)"
+    )
+    print(
+        "interact/s alone: "
+        + " ".join(f"{v:.0f}" for v in rates[False])
+        + "; carrying a display: "
+        + " ".join(f"{v:.0f}" for v in rates[True])
+    )
+    print(
+        f"server CPU per request: median {alone_cpu:.2f} ms alone, {with_cpu:.2f} ms carrying a "
+        f"display: {with_cpu - alone_cpu:.2f} ms per carried event"
+    )
+    print(f"displays carried {carried:.0f} (with the warm-up's); in the report: {stored}")
+    verdict = "met" if 1 - ratio <= TARGET_DROP else "NOT met"
+    print(
+        f"with / without events: median {ratio:.2f} (per round: "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+        + f"); drop {1 - ratio:.1%} (target <= {TARGET_DROP:.0%}: {verdict})"
+    )
+
+
 def _stored(base: str, headers: dict[str, str]) -> str:
-    """The displays and clicks the report counts once the writer has flushed: the stream's
-    events were stored and counted, not only answered."""
-    threading.Event().wait(2)
-    totals = httpx.get(
-        f"{base}/data/core/ods/reports", params={"groupBy": "offer"}, headers=headers, timeout=30
-    ).json()["totals"]
-    return f"displays {totals['displays']}, clicks {totals['clicks']}"
+    """The displays and clicks the report counts once the writers have caught up (the counts
+    stopped changing, at most a minute), and what the writers dropped (a full queue): the
+    stream's events were stored and counted, not only answered."""
+    seen: tuple[int, int] | None = None
+    waited = 0
+    while waited < 60:
+        threading.Event().wait(2)
+        waited += 2
+        totals = httpx.get(
+            f"{base}/data/core/ods/reports",
+            params={"groupBy": "offer"},
+            headers=headers,
+            timeout=30,
+        ).json()["totals"]
+        counts = (int(totals["displays"]), int(totals["clicks"]))
+        if counts == seen:
+            break
+        seen = counts
+    metrics = httpx.get(f"{base}/metrics", timeout=30).text
+    dropped = {
+        kind: sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith(f"offerbase_{kind}_events_dropped_total")
+        )
+        for kind in ("interaction", "decision")
+    }
+    assert seen is not None
+    return (
+        f"displays {seen[0]}, clicks {seen[1]} (after {waited} s); dropped by the writers: "
+        f"interaction events {dropped['interaction']:.0f}, "
+        f"decision events {dropped['decision']:.0f}"
+    )
 
 
 def _load() -> str:

@@ -152,6 +152,41 @@ def test_ingest_effect_bench_runs(tmp_path: Path) -> None:
     assert "with / without events: median" in out
 
 
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_ingest_effect_bench_stream_mode_runs(tmp_path: Path) -> None:
+    out = run(
+        "ingest_effect.py",
+        *("--mode", "stream", "--duration", "2", "--rounds", "1", "--offers", "5", "--rate", "400"),
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert "server CPU per event: median" in out
+    found = re.search(
+        r"events sent (\d+) \(with the warm-up's\); in the report: displays (\d+), clicks (\d+)",
+        out,
+    )
+    assert found is not None, out
+    assert 0 < int(found.group(1)) <= int(found.group(2)) + int(found.group(3))
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_ingest_effect_bench_interact_mode_runs(tmp_path: Path) -> None:
+    out = run(
+        "ingest_effect.py",
+        *("--mode", "interact", "--duration", "1", "--rounds", "1", "--offers", "5"),
+        *("--connections", "2"),
+        env={"TMPDIR": str(tmp_path)},
+    )
+    found = re.search(
+        r"displays carried (\d+) \(with the warm-up's\); in the report: displays (\d+)", out
+    )
+    assert found is not None, out
+    # Every display carried by an answered request is stored (those still in flight when wrk
+    # stopped may be too).
+    assert 0 < int(found.group(1)) <= int(found.group(2))
+    assert "per carried event" in out
+    assert "with / without events: median" in out
+
+
 def test_ranking_learner_bench_runs(tmp_path: Path) -> None:
     out = run(
         "ranking_learner.py", "--events", "200", "--rounds", "1", env={"TMPDIR": str(tmp_path)}

@@ -541,6 +541,28 @@ async def test_display_and_click_are_stored_once_and_linked(client, tenant, cata
     assert decision["xdm:propositionId"] == proposition["id"]
 
 
+async def test_display_carried_in_the_next_interact(client, tenant, catalog, services):
+    """The page's display of one answer's offer sent in the xdm of its next `sendEvent`, which
+    also asks for offers (docs/edge.md, "Display notifications in the next request"): one
+    request decides and stores the display."""
+    await two_placements(catalog)
+    ds = await datastream(client, tenant)
+    first = await interact(client, ds, alloy_body([scope("dec", "hero")]))
+    (shown,) = handles(first, "personalization:decisions")[0]["payload"]
+    state = handles(first, "state:store")[0]["payload"]
+    entries = [{"key": state[0]["key"], "value": state[0]["value"]}]
+    carried = feedback_body("display", shown, entries=entries)["events"][0]["xdm"]["_experience"]
+    body = alloy_body([scope("dec", "side")], entries=entries, xdm={"_experience": carried})
+    second = await interact(client, ds, body)
+    (decided,) = handles(second, "personalization:decisions")[0]["payload"]
+    assert offer_ids(decided) == ["gold"]
+    await services.interactions.flush()
+    listed = await client.get("/data/core/ods/interaction-events", headers=tenant.headers)
+    assert [
+        (e["type"], e["propositionId"], e["placementId"]) for e in listed.json()["results"]
+    ] == [("display", shown["id"], "hero")]
+
+
 async def test_malformed_feedback_is_refused_and_nothing_stored(client, tenant, catalog, services):
     await two_placements(catalog)
     ds = await datastream(client, tenant)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import random
 import re
@@ -39,6 +40,7 @@ from offerbase.api import (
 )
 from offerbase.api.admin_ui import routes as admin_ui
 from offerbase.api.deps import Services
+from offerbase.api.edge_collect import CollectFastPath
 from offerbase.api.library import build_router
 from offerbase.api.problems import ApiProblem, GatewayError, field_error
 from offerbase.api.retention import pruning_loop
@@ -57,39 +59,18 @@ client id), `x-gw-ims-org-id` and `x-sandbox-name` (default `prod`)."""
 log = structlog.get_logger("offerbase.api")
 
 
-class UnhandledErrors:
-    """The last stop of an exception under a route, before Starlette's own (which would log a
-    traceback per request): a dependency outage answers 503 with Retry-After, anything else
-    500, both problem bodies without internals, both logged rate-limited: one record per
-    kind of failure (type, message, route) and interval, with the count of those suppressed
-    meanwhile, since an outage fails every request the same way."""
+class FailureAnswers:
+    """The answer to an exception that no handler answered: a dependency outage 503 with
+    Retry-After, anything else 500, both problem bodies without internals, both logged
+    rate-limited: one record per kind of failure (type, message, route) and interval, with the
+    count of those suppressed meanwhile, since an outage fails every request the same way. One
+    per app, shared by UnhandledErrors and the Edge collect fast path (api/edge_collect.py)."""
 
-    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute]) -> None:
-        self.app = app
+    def __init__(self, *, routes: Sequence[BaseRoute]) -> None:
         self.routes = routes
         self.failures = logs.RateLimitedErrors(log)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            if started:  # a streamed response already began: nothing else can be answered
-                raise
-            response = self.failure_response(scope, exc)
-            await response(scope, receive, send)
-
-    def failure_response(self, scope: Scope, exc: Exception) -> Response:
+    def response(self, scope: Scope, exc: Exception) -> Response:
         template = observability.route_template(scope, self.routes)
         outage = unavailable(exc)
         key = (type(exc).__name__, str(exc)[:200], template)
@@ -110,6 +91,35 @@ class UnhandledErrors:
         return ApiProblem(
             500, "Internal Server Error", "The server failed to answer; it has been logged."
         ).response()
+
+
+class UnhandledErrors:
+    """The last stop of an exception under a route, before Starlette's own (which would log a
+    traceback per request): answered by FailureAnswers."""
+
+    def __init__(self, app: ASGIApp, *, answers: FailureAnswers) -> None:
+        self.app = app
+        self.answers = answers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # a streamed response already began: nothing else can be answered
+                raise
+            response = self.answers.response(scope, exc)
+            await response(scope, receive, send)
 
 
 class CompatibilityMiddleware:
@@ -135,11 +145,23 @@ class CompatibilityMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id)]
+                message["headers"] = http_limits.with_request_id(
+                    list(message.get("headers", [])), request_id
+                )
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def _wrap_middleware_stack(app: FastAPI, outer: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Put `outer` around the whole middleware stack, which FastAPI builds on the first request
+    (after every middleware and exception handler is installed)."""
+    build = app.build_middleware_stack
+
+    def build_wrapped() -> ASGIApp:
+        return outer(build())
+
+    app.build_middleware_stack = build_wrapped  # type: ignore[method-assign]
 
 
 async def _checkpoint_loop(db: Database) -> None:
@@ -215,20 +237,27 @@ def create_app(
     if settings.metrics:
         app.router.routes.extend(observability.routes)
     install_error_handlers(app)
+    answers = FailureAnswers(routes=app.router.routes)
+    recorder = (
+        observability.RequestRecorder(routes=app.router.routes, log_requests=settings.access_log)
+        if settings.metrics or settings.access_log
+        else None
+    )
     # The last middleware added is the outermost. UnhandledErrors is the innermost, so the
     # observer counts the 500s and 503s it answers.
-    app.add_middleware(UnhandledErrors, routes=app.router.routes)
+    app.add_middleware(UnhandledErrors, answers=answers)
     # Both inside RequestObserver, so that what they refuse is counted (route `unmatched`).
     app.add_middleware(RejectInvalidUtf8)
     app.add_middleware(http_limits.HeadLimits)
-    if settings.metrics or settings.access_log:
+    if recorder is not None:
         # Inside CompatibilityMiddleware, so that it sees the scope the router fills in.
-        app.add_middleware(
-            observability.RequestObserver,
-            routes=app.router.routes,
-            log_requests=settings.access_log,
-        )
+        app.add_middleware(observability.RequestObserver, recorder=recorder)
     app.add_middleware(CompatibilityMiddleware)
+    # In front of all of them, the Edge collect requests' fast path, with the same recorder and
+    # failure answers (api/edge_collect.py).
+    _wrap_middleware_stack(
+        app, functools.partial(CollectFastPath, recorder=recorder, failures=answers.response)
+    )
     openapi.install(app)
     return app
 

@@ -38,15 +38,28 @@ async def read_json(
             "A valid content-type must be specified: application/json (or a +json media type).",
             errors=[field_error("content-type", "must be application/json or a +json type")],
         )
+    return parse_json(await read_body(request), nul_anywhere=nul_anywhere)
+
+
+async def read_body(request: Request) -> bytes:
+    """The body's bytes, at most the server's limit (OFFERBASE_MAX_BODY_BYTES): 413 beyond,
+    before reading when Content-Length says so."""
     limit = services(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    raw = bytearray()
+    chunks = []
+    size = 0
     async for chunk in request.stream():
-        raw.extend(chunk)
-        if len(raw) > limit:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
             raise _too_large(limit)
+    return b"".join(chunks)  # one chunk (most bodies) is not copied
+
+
+def parse_json(raw: bytes | bytearray, *, nul_anywhere: bool = False) -> Any:
+    """A body's JSON, with the API's limits on nesting and U+0000 (see read_json)."""
     if not raw.strip():
         raise ApiProblem(
             400, "Malformed JSON", "The request body is empty; a JSON document is required."
@@ -57,10 +70,11 @@ async def read_json(
         raise ApiProblem(
             400, "Malformed JSON", f"The request body is not valid JSON: {exc}."
         ) from exc
-    if too_deep(value, MAX_BODY_DEPTH):
+    # A value nests at most as deep as its text has brackets: most bodies need no walk.
+    if raw.count(b"{") + raw.count(b"[") > MAX_BODY_DEPTH and too_deep(value, MAX_BODY_DEPTH):
         message = f"The body is nested deeper than {MAX_BODY_DEPTH} levels of arrays and objects."
         raise ApiProblem(422, "Unprocessable Entity", message, errors=[field_error("", message)])
-    pointer = None if nul_anywhere else nul_pointer(value, "")
+    pointer = None if nul_anywhere or not may_hold_nul(raw) else nul_pointer(value, "")
     if pointer is not None:
         # PostgreSQL cannot store U+0000 in text or jsonb; refuse it on every backend alike.
         message = "The character U+0000 is not allowed in strings or member names."
@@ -71,6 +85,13 @@ async def read_json(
             errors=[field_error(pointer, message)],
         )
     return value
+
+
+def may_hold_nul(raw: bytes | bytearray) -> bool:
+    """Whether JSON text can decode to a string or member name holding U+0000: only through
+    the escape `\\u0000`, since JSON (and orjson) refuses a raw control character in a string.
+    False lets a caller skip nul_pointer's walk."""
+    return b"\\u0000" in raw
 
 
 def _too_large(limit: int) -> ApiProblem:

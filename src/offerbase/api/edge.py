@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from offerbase.api import deps, edge_feedback, edge_identity, edge_request
-from offerbase.api.bodies import read_json
+from offerbase.api.bodies import may_hold_nul, parse_json, read_body
 from offerbase.api.decision_request import Metadata, ParsedRequest
 from offerbase.api.decisioning import decide_and_record
 from offerbase.api.deps import Services
@@ -150,10 +150,12 @@ def _preflight(request: Request, origin: str | None) -> Response:
 
 async def _body(request: Request) -> EdgeRequest:
     """alloy sends JSON as text/plain (a CORS simple request); any content type is read as
-    JSON, with the API's size, depth and character limits (bodies.read_json)."""
+    JSON, with the API's size, depth and character limits (bodies.read_json's)."""
+    raw = await read_body(request)
     try:
-        raw = await read_json(request, any_content_type=True, nul_anywhere=True)
-        return edge_request.parse(raw)
+        return edge_request.parse(
+            parse_json(raw, nul_anywhere=True), may_hold_nul=may_hold_nul(raw)
+        )
     except EdgeInputError as exc:
         where = f" (at '{exc.field}')" if exc.field else ""
         raise EdgeError(400, "0101", "Invalid request", f"{exc.detail}{where}.") from exc
@@ -372,3 +374,5 @@ routes = [
     # nothing here: one Offerbase serves every hint.
     *(Route(f"/ee/{{hint}}/v1/{a}", _endpoint(a, False), methods=_METHODS) for a in V1_ACTIONS),
 ]
+# What api/edge_collect.py serves in front of the middleware stack (the router serves them too).
+collect_routes = [r for r in routes if r.path.endswith("/collect")]

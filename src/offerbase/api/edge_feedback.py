@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from collections.abc import Mapping
 from typing import Any
@@ -75,10 +76,12 @@ def _dry_run(event: Mapping[str, Any]) -> bool:
     return ajo is not None and ajo.get("dryRun") is True
 
 
+@functools.lru_cache(maxsize=4096)
 def decode_scope(scope: str | None) -> tuple[str | None, str | None]:
     """(activity id, placement id) of a decision scope: base64 JSON with activityId/placementId
     (alloy's samples) or xdm:activityId/xdm:placementId (the Decisioning API's spelling). A
-    scope that is not one (a surface, `__view__`, an mbox name) has neither."""
+    scope that is not one (a surface, `__view__`, an mbox name) has neither. Memoised, like
+    edge_request.decode_scope: a site's feedback names the same few scopes."""
     if not scope:
         return None, None
     text = scope.strip().replace("-", "+").replace("_", "/")

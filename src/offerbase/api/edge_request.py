@@ -167,8 +167,10 @@ def check_identity_map(identity_map: Any, field: str) -> int:
     return count
 
 
-def parse(body: Any) -> EdgeRequest:
-    """The request, or EdgeInputError naming the member that does not fit."""
+def parse(body: Any, *, may_hold_nul: bool = True) -> EdgeRequest:
+    """The request, or EdgeInputError naming the member that does not fit. `may_hold_nul`:
+    False when the body's text has no `\\u0000` (bodies.may_hold_nul), so that no string in it
+    holds U+0000 and the walks looking for one are skipped."""
     if not isinstance(body, Mapping):
         raise EdgeInputError("", "the body must be a JSON object")
     if "event" in body:  # v2: one event, its query at the top level
@@ -189,7 +191,8 @@ def parse(body: Any) -> EdgeRequest:
     for i, raw in enumerate(raw_events):
         where = field if field == "event" else f"events/{i}"
         event = _object(raw, where)
-        _no_nul(event, where)
+        if may_hold_nul:
+            _no_nul(event, where)
         xdm = _object(event.get("xdm"), f"{where}/xdm")
         check_identity_map(xdm.get("identityMap"), f"{where}/xdm/identityMap")
         scopes = _scopes(event.get("query"), f"{where}/query")
@@ -200,7 +203,8 @@ def parse(body: Any) -> EdgeRequest:
         data = _object(event.get("data"), f"{where}/data")
         events.append(EdgeEvent(i, xdm, data, tuple(scopes)))
     top_xdm = _object(body.get("xdm"), "xdm")
-    _no_nul(top_xdm, "xdm")
+    if may_hold_nul:
+        _no_nul(top_xdm, "xdm")
     check_identity_map(top_xdm.get("identityMap"), "xdm/identityMap")
     meta = _object(body.get("meta"), "meta")
     state = _object(meta.get("state"), "meta/state")

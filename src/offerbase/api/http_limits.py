@@ -44,6 +44,11 @@ def request_id(headers: list[tuple[bytes, bytes]] | Any) -> bytes | None:
     return bytes(value)
 
 
+def with_request_id(headers: list[tuple[bytes, bytes]], value: bytes) -> list[tuple[bytes, bytes]]:
+    """A response's headers with the request's `x-request-id` echoed, last."""
+    return [*headers, (b"x-request-id", value)]
+
+
 def _valid_request_id(value: bytes) -> bool:
     return 0 < len(value) <= MAX_REQUEST_ID_CHARS and all(0x21 <= byte <= 0x7E for byte in value)
 
@@ -80,14 +85,19 @@ class HeadLimits:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            target = len(scope.get("raw_path") or scope["path"].encode()) + len(
-                scope.get("query_string", b"")
-            )
-            refused = refusal(target, scope["headers"])
+            refused = head_refusal(scope)
             if refused is not None:
                 await problem(refused).response()(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def head_refusal(scope: Scope) -> tuple[int, str, str] | None:
+    """`refusal` of an HTTP request's scope (HeadLimits, and the Edge collect fast path)."""
+    target = len(scope.get("raw_path") or scope["path"].encode()) + len(
+        scope.get("query_string", b"")
+    )
+    return refusal(target, scope["headers"])
 
 
 class _HeadTooLarge(Exception):

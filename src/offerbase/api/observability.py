@@ -24,20 +24,55 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 access_log = structlog.get_logger("offerbase.access")
 
 
-class RequestObserver:
+class RequestRecorder:
     """Counts and times every HTTP request by route template (`/data/core/dps/{...}`), never by
-    raw path, so ids in paths cannot multiply the series; with `access_log` it also writes one
-    log line per request, by route template too."""
+    raw path, so ids in paths cannot multiply the series; with `log_requests` it also writes
+    one access log line per request, by route template too. One per app, shared by
+    RequestObserver and the Edge collect fast path (api/edge_collect.py)."""
 
-    def __init__(
-        self, app: ASGIApp, *, routes: Sequence[BaseRoute], log_requests: bool = False
-    ) -> None:
-        self.app = app
+    def __init__(self, *, routes: Sequence[BaseRoute], log_requests: bool = False) -> None:
         self.routes = routes
         self.log_requests = log_requests
         # `.labels()` costs microseconds; the decisioning hot path pays a dict lookup instead.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._timers: dict[tuple[str, str], Any] = {}
+
+    def record(self, scope: Scope, status: int, started: float) -> None:
+        """A request answered `status`; `started` is its time.perf_counter() on arrival."""
+        seconds = time.perf_counter() - started
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        route = route_template(scope, self.routes)
+        self._observe(method, route, status, seconds)
+        if self.log_requests:
+            access_log.info(
+                "request",
+                method=scope["method"],
+                route=route,
+                status=status,
+                duration_ms=round(seconds * 1000, 3),
+                request_id=_request_id(scope),
+                client=scope["client"][0] if scope.get("client") else None,
+            )
+
+    def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = HTTP_REQUESTS.labels(method, route, str(status))
+            self._counters[method, route, status] = counter
+        counter.inc()
+        timer = self._timers.get((method, route))
+        if timer is None:
+            timer = HTTP_LATENCY.labels(method, route)
+            self._timers[method, route] = timer
+        timer.observe(seconds)
+
+
+class RequestObserver:
+    """The RequestRecorder as ASGI middleware: every request through it is recorded."""
+
+    def __init__(self, app: ASGIApp, *, recorder: RequestRecorder) -> None:
+        self.app = app
+        self.recorder = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,32 +90,7 @@ class RequestObserver:
         try:
             await self.app(scope, receive, send_and_note_status)
         finally:
-            seconds = time.perf_counter() - started
-            method = scope["method"] if scope["method"] in _METHODS else "other"
-            route = route_template(scope, self.routes)
-            self._observe(method, route, status, seconds)
-            if self.log_requests:
-                access_log.info(
-                    "request",
-                    method=scope["method"],
-                    route=route,
-                    status=status,
-                    duration_ms=round(seconds * 1000, 3),
-                    request_id=_request_id(scope),
-                    client=scope["client"][0] if scope.get("client") else None,
-                )
-
-    def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        counter = self._counters.get((method, route, status))
-        if counter is None:
-            counter = HTTP_REQUESTS.labels(method, route, str(status))
-            self._counters[method, route, status] = counter
-        counter.inc()
-        timer = self._timers.get((method, route))
-        if timer is None:
-            timer = HTTP_LATENCY.labels(method, route)
-            self._timers[method, route] = timer
-        timer.observe(seconds)
+            self.recorder.record(scope, status, started)
 
 
 _ENDPOINT_PATHS: dict[object, str] = {}

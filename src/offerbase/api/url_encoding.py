@@ -26,21 +26,28 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
+def invalid_utf8(scope: Scope) -> ApiProblem | None:
+    """The 400 for an HTTP request whose path or query string is not UTF-8 once decoded."""
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    for part, raw in (("path", raw_path), ("query", scope.get("query_string", b""))):
+        if not _is_utf8(raw):
+            return ApiProblem(
+                400,
+                "Bad Request",
+                f"The request's {part} is not UTF-8 once percent-decoded.",
+                errors=[field_error(part, "Percent-encoded bytes must be UTF-8.")],
+            )
+    return None
+
+
 class RejectInvalidUtf8:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            raw_path = scope.get("raw_path") or scope["path"].encode()
-            for part, raw in (("path", raw_path), ("query", scope.get("query_string", b""))):
-                if not _is_utf8(raw):
-                    problem = ApiProblem(
-                        400,
-                        "Bad Request",
-                        f"The request's {part} is not UTF-8 once percent-decoded.",
-                        errors=[field_error(part, "Percent-encoded bytes must be UTF-8.")],
-                    )
-                    await problem.response()(scope, receive, send)
-                    return
+            problem = invalid_utf8(scope)
+            if problem is not None:
+                await problem.response()(scope, receive, send)
+                return
         await self.app(scope, receive, send)
