@@ -170,7 +170,7 @@ def test_fast_path_equals_decide(seed: int) -> None:
 
     assert fast_out.to_pylist() == ref_out.to_pylist()
     assert fast_stats.consuming == ref_stats.consuming
-    assert fast_stats.events == ref_stats.events
+    assert fast_stats.fallbacks == ref_stats.fallbacks
     assert fast_stats.bounds == ref_stats.bounds
 
 

@@ -110,8 +110,6 @@ class PartitionStats:
     consuming: list[tuple[int, Consumption]] = field(default_factory=list)
     # output rows of input row i are bounds[i]:bounds[i + 1]
     bounds: list[int] = field(default_factory=lambda: [0])
-    # one decision event (JSON text) per input row; empty for a dry run
-    events: list[str] = field(default_factory=list)
 
 
 def iso_ms(moment: datetime) -> str:
@@ -415,11 +413,23 @@ def rule_values(
     None when none has a vectorised form (the engine evaluates them per row). Equal to the
     compiled closures' answers, which stay the reference: rows the vectorised form leaves
     undecided are evaluated with them, on the profile bodies as `read_profiles` reads them."""
-    from offerbase.batch.vector import eligible_mask  # polars: loaded where it is used
-
     ids = list(snapshot.rules if rule_ids is None else rule_ids)
     if not ids:
         return None
+    masks = _rule_masks(snapshot, table, profiles, ids, now)
+    columns = {rid: mask.to_list() for rid, mask in masks.items() if mask is not None}
+    return RuleValues(columns, len(profiles)) if columns else None
+
+
+def _rule_masks(
+    snapshot: Snapshot,
+    table: pa.Table,
+    profiles: Sequence[Profile],
+    ids: list[str],
+    now: datetime | None,
+) -> dict[str, Any]:
+    from offerbase.batch.vector import eligible_mask  # polars: loaded where it is used
+
     names = table.column_names
     source: Any
     bodies: Callable[[list[int]], Sequence[Mapping[str, Any]]] | None = None
@@ -433,22 +443,72 @@ def rule_values(
             picked = data.take(pa.array(positions, pa.int64())).to_pylist()
             return [_without_nulls(body) for body in picked]
 
-    masks = eligible_mask(snapshot, ids, source, now=now, bodies=bodies)
-    columns = {rid: mask.to_list() for rid, mask in masks.items() if mask is not None}
-    return RuleValues(columns, len(profiles)) if columns else None
+    return eligible_mask(snapshot, ids, source, now=now, bodies=bodies)
+
+
+def rule_matrix(
+    snapshot: Snapshot,
+    table: pa.Table,
+    profiles: Sequence[Profile],
+    rule_ids: Sequence[str],
+    now: datetime,
+) -> Any:
+    """`rule_values` of `rule_ids` as a numpy Boolean matrix, rows x rules (a null is false,
+    as the fast path's `all(...)` reads it); every rule must have a vectorised form."""
+    import numpy as np
+
+    if not rule_ids:
+        return np.zeros((len(profiles), 0), dtype=bool)
+    masks = _rule_masks(snapshot, table, profiles, list(rule_ids), now)
+    return np.column_stack([masks[rid].fill_null(False).to_numpy() for rid in rule_ids])
 
 
 # -- output --------------------------------------------------------------------------------------
 
 
-def _uuid(*parts: object) -> str:
-    """A deterministic UUID (version 4 layout): a re-run of a job names its rows the same."""
-    digest = bytearray(hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).digest())
-    # uuid.UUID(bytes=digest, version=4) without the object: the same text, a row's hot path
+_MASK62 = (1 << 62) - 1
+_HEX = b"0123456789abcdef"
+
+
+def _job_key(workload_id: str, purpose: str) -> tuple[bytes, int]:
+    """A job's constant UUID half (8 bytes, version 4) and 62-bit mask for one kind of id."""
+    digest = bytearray(
+        hashlib.blake2b(f"{workload_id}|{purpose}".encode(), digest_size=16).digest()
+    )
     digest[6] = (digest[6] & 0x0F) | 0x40
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return bytes(digest[:8]), int.from_bytes(digest[8:], "big") & _MASK62
+
+
+def row_uuids(workload_id: str, purpose: str, rows: Any) -> pa.Array:
+    """Deterministic UUIDs (version 4 layout), one per input row number (a numpy array): a
+    re-run of a job names its rows the same, and no two rows of a job share one. The first
+    half is the job's (a hash of its workload id and the id's purpose), the second a
+    bijection of the row number on 62 bits (xor-shift-multiply) under the variant bits:
+    vectorised, no per-row hashing."""
+    import numpy as np
+
+    head, mask = _job_key(workload_id, purpose)
+    m62 = np.uint64(_MASK62)
+    x = np.asarray(rows, dtype=np.uint64) & m62
+    x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & m62
+    x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & m62
+    x = (x ^ (x >> np.uint64(31)) ^ np.uint64(mask)) | np.uint64(0x8000000000000000)
+    count = len(x)
+    tail = x.astype(">u8").view(np.uint8).reshape(count, 8)
+    hexes = np.frombuffer(_HEX, np.uint8)
+    digits = np.empty((count, 16), np.uint8)
+    digits[:, 0::2] = hexes[tail >> 4]
+    digits[:, 1::2] = hexes[tail & 15]
+    prefix = head.hex()
+    text = np.empty((count, 36), np.uint8)
+    text[:, :19] = np.frombuffer(f"{prefix[:8]}-{prefix[8:12]}-{prefix[12:16]}-".encode(), np.uint8)
+    text[:, 19:23] = digits[:, :4]
+    text[:, 23] = ord("-")
+    text[:, 24:] = digits[:, 4:]
+    offsets = np.arange(0, 36 * (count + 1), 36, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(text.tobytes())]
+    )
 
 
 def _component(representation: Mapping[str, Any] | None, placement: Placement) -> Any:
@@ -499,47 +559,24 @@ class _Output:
         self.stats = stats
         self.schema = schema(job.include_content)
         self.columns: dict[str, list[Any]] = {name: [] for name in self.schema.names}
-        self.timestamp = job.now
-        self.timestamp_text = iso_ms(job.now)
+        self.rows: list[int] = []  # per output row, its input row (the ids are made from it)
 
     def add(self, profile: Profile, result: DecisionResult) -> None:
         job, cols, stats = self.job, self.columns, self.stats
-        event_id = _uuid(job.workload_id, profile.row)
-        # one per profile's decision, as the Decisioning API's xdm:propositionId
-        proposition_id = _uuid(event_id, "proposition")
-        propositions = []
+        namespace = None if profile.namespace is None else profile.namespace.strip().lower()
         for scope in result.scopes:
             chosen: Sequence[ChosenOption | FallbackOption | None]
             if scope.options:
                 chosen = scope.options
-                selected: dict[str, Any] = {
-                    "xdm:selections": [
-                        {"xdm:id": o.id, **({"xdm:score": o.score} if o.score is not None else {})}
-                        for o in scope.options
-                    ]
-                }
             elif scope.fallback is not None:
                 chosen = [scope.fallback]
                 stats.fallbacks += 1
-                selected = {"xdm:fallback": {"xdm:id": scope.fallback.id}}
             else:
-                chosen, selected = [None], {}
-            propositions.append(
-                {
-                    "xdm:activity": {"xdm:id": scope.activity.id},
-                    "xdm:placement": {"xdm:id": scope.placement.id},
-                    **selected,
-                }
-            )
+                chosen = [None]
             for rank, option in enumerate(chosen, 1):
-                cols["decision_event_id"].append(event_id)
-                cols["timestamp"].append(self.timestamp)
-                cols["workload_id"].append(job.workload_id)
-                cols["identity_namespace"].append(
-                    None if profile.namespace is None else profile.namespace.strip().lower()
-                )
+                self.rows.append(profile.row)
+                cols["identity_namespace"].append(namespace)
                 cols["identity_id"].append(profile.identity)
-                cols["proposition_id"].append(proposition_id)
                 cols["activity_id"].append(scope.activity.id)
                 cols["placement_id"].append(scope.placement.id)
                 cols["rank"].append(None if option is None else rank)
@@ -561,24 +598,33 @@ class _Output:
                     cols["language"].append(
                         [str(x) for x in language] if isinstance(language, list) else None
                     )
-        stats.bounds.append(len(cols["decision_event_id"]))
-        if not job.dry_run:
-            identity_map = (
-                {profile.namespace: [{"id": profile.identity, "primary": True}]}
-                if profile.namespace is not None
-                else {}
-            )
-            event = {
-                "xdm:propositionId": proposition_id,
-                "xdm:timestamp": self.timestamp_text,
-                "xdm:identityMap": identity_map,
-                "xdm:propositions": propositions,
-                "offerbase:workloadId": job.workload_id,
-            }
-            stats.events.append(orjson.dumps(event).decode())
+        stats.bounds.append(len(self.rows))
 
     def table(self) -> pa.Table:
-        return pa.Table.from_pydict(self.columns, schema=self.schema)
+        count = len(self.rows)
+        cols = self.columns
+        cols["timestamp"] = [self.job.now] * count
+        cols["workload_id"] = [self.job.workload_id] * count
+        columns = {name: pa.array(cols[name], field.type) for name, field in _fields(self.schema)}
+        columns.update(output_ids(self.job, self.rows))
+        return pa.table({name: columns[name] for name in self.schema.names}, schema=self.schema)
+
+
+def _fields(table_schema: pa.Schema) -> list[tuple[str, pa.Field]]:
+    return [(f.name, f) for f in table_schema if f.name not in _ID_COLUMNS]
+
+
+_ID_COLUMNS = ("decision_event_id", "proposition_id")
+
+
+def output_ids(job: BatchJob, rows: Any) -> dict[str, pa.Array]:
+    """The id columns of output rows from their input row numbers: `decision_event_id` one
+    per profile's decision, `proposition_id` one per profile's decision too (the Decisioning
+    API's xdm:propositionId), of another hash (docs/batch.md, "Output")."""
+    return {
+        "decision_event_id": row_uuids(job.workload_id, "event", rows),
+        "proposition_id": row_uuids(job.workload_id, "proposition", rows),
+    }
 
 
 def _etag(value: Any) -> int | None:
@@ -673,15 +719,8 @@ def decide_partition(
         profiles = read_profiles(table)
         known = rule_values(snapshot, table, profiles, job_rule_ids(job), job.now)
         return decide_rows(job, profiles, counters, known)
+    from offerbase.batch.columnar import decide_columnar  # numpy: loaded where it is used
+
     profiles = read_profiles(table, bodies=False)
-    values = rule_values(snapshot, table, profiles, fast.rule_ids, job.now)
-    columns = [values.columns[rid] for rid in fast.rule_ids] if values is not None else []
-    patterns: list[tuple[bool, ...]] = (
-        list(zip(*columns, strict=True)) if columns else [()] * len(profiles)
-    )
-    decider = fast.decider(snapshot, counters)
-    return _decide_each(
-        job,
-        profiles,
-        lambda index, profile: decider.decide(patterns[index], profile.key, _rng(job, profile)),
-    )
+    matrix = rule_matrix(snapshot, table, profiles, fast.rule_ids, job.now)
+    return decide_columnar(job, fast, fast.decider(snapshot, counters), profiles, matrix)
