@@ -20,6 +20,7 @@ per-profile cap of an offer its walk can reach.
 
 from __future__ import annotations
 
+import _random
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -127,17 +128,32 @@ def draws(job: BatchJob, keys: Sequence[str], start: int, stop: int) -> np.ndarr
     words of the generator, getrandbits as many as it needs."""
     width = stop - start
     out = np.empty((len(keys), width), dtype=np.float64)
+    rng = random.Random()
+    # what random.Random(n) runs for an int n (random.py's seed() hands it to the C seed)
+    seed, skip, rand = _random.Random.seed, rng.getrandbits, rng.random
     for n, identity in enumerate(keys):
-        rng = random.Random(row_seed(job.seed, identity))
+        seed(rng, row_seed(job.seed, identity))
         if start:
-            rng.getrandbits(64 * start)
-        rand = rng.random
+            skip(64 * start)
         out[n] = [rand() for _ in range(width)]
     return out
 
 
 def _rng_identity(profile: Profile) -> str:
     return profile.key or f"row:{profile.row}"
+
+
+def _patterns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a Boolean matrix and, per row, the index of its own."""
+    total, width = matrix.shape
+    if width == 0:
+        return np.zeros((1, 0), dtype=bool), np.zeros(total, dtype=np.int64)
+    if width > 62:
+        patterns, inverse = np.unique(matrix, axis=0, return_inverse=True)
+        return patterns, inverse.reshape(-1)
+    codes = matrix.astype(np.int64) @ (np.int64(1) << np.arange(width, dtype=np.int64))
+    _codes, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return matrix[first], inverse.reshape(-1)
 
 
 def _walk(
@@ -207,11 +223,7 @@ def decide_columnar(
     count = fast.count
     chosen = np.full((total, count), -1, dtype=np.int64)
     single: list[int] = []  # rows for the per-row fast path
-    if matrix.shape[1]:
-        patterns, inverse = np.unique(matrix, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-    else:
-        patterns, inverse = np.zeros((1, 0), dtype=bool), np.zeros(total, dtype=np.int64)
+    patterns, inverse = _patterns(matrix)
     order = np.argsort(inverse, kind="stable")
     edges = np.searchsorted(inverse[order], np.arange(len(patterns) + 1))
     for number in range(len(patterns) if total else 0):
