@@ -32,8 +32,8 @@ from offerbase.batch.fast import _OK, _PROFILE_OK, FastPlan, _Decider
 from offerbase.batch.partition import (
     BatchJob,
     Consumption,
+    Identities,
     PartitionStats,
-    Profile,
     _component,
     _etag,
     _text,
@@ -139,8 +139,8 @@ def draws(job: BatchJob, keys: Sequence[str], start: int, stop: int) -> np.ndarr
     return out
 
 
-def _rng_identity(profile: Profile) -> str:
-    return profile.key or f"row:{profile.row}"
+def _rng_identity(found: Identities, index: int) -> str:
+    return found.keys[index] or f"row:{found.rows[index]}"
 
 
 def _patterns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +163,7 @@ def _walk(
     walk: Sequence[tuple[Offer, ...] | int],
     count: int,
     rows: np.ndarray,
-    profiles: Sequence[Profile],
+    rows_of: Identities,
     chosen: np.ndarray,
 ) -> None:
     """Fill `chosen[rows]` (offer indices, rank order) for rows of one pattern whose walk is
@@ -187,7 +187,7 @@ def _walk(
     if random_steps:
         first = min(step[3] for step in random_steps)
         last = max(step[3] + len(step[1]) - 1 for step in random_steps)
-        identities = [_rng_identity(profiles[i]) for i in rows.tolist()]
+        identities = [_rng_identity(rows_of, i) for i in rows.tolist()]
         drawn = draws(job, identities, first, last)
     width = len(rows)
     line = np.arange(width)
@@ -213,12 +213,12 @@ def decide_columnar(
     job: BatchJob,
     fast: FastPlan,
     decider: _Decider,
-    profiles: Sequence[Profile],
+    found: Identities,
     matrix: np.ndarray,
 ) -> tuple[pa.Table, PartitionStats]:
     """The partition's output rows and stats, as `_decide_each` with `decider.decide` for
     every row gives them (tests/batch/test_batch_fast.py); `matrix`: rows x `fast.rule_ids`."""
-    total = len(profiles)
+    total = len(found.rows)
     offers = _Offers(job, fast, decider)
     count = fast.count
     chosen = np.full((total, count), -1, dtype=np.int64)
@@ -246,23 +246,20 @@ def decide_columnar(
             stopped = [
                 i
                 for i in rows.tolist()
-                if profiles[i].key is not None
-                and any(
-                    decider._profile_capped(oid, profile_part(profiles[i].key)) for oid in watched
-                )
+                if (key := found.keys[i]) is not None
+                and any(decider._profile_capped(oid, profile_part(key)) for oid in watched)
             ]
             if stopped:
                 single.extend(stopped)
                 rows = np.setdiff1d(rows, np.array(stopped, dtype=np.int64))
         if len(rows):
-            _walk(job, offers, status, active[0], count, rows, profiles, chosen)
+            _walk(job, offers, status, active[0], count, rows, found, chosen)
     consuming: dict[int, Consumption] = {}
     for i in single:
-        profile = profiles[i]
         result: DecisionResult = decider.decide(
             tuple(bool(x) for x in matrix[i]),
-            profile.key,
-            random.Random(row_seed(job.seed, _rng_identity(profile))),
+            found.keys[i],
+            random.Random(row_seed(job.seed, _rng_identity(found, i))),
         )
         for rank, option in enumerate(result.scopes[0].options):
             chosen[i, rank] = offers.index[option.id]
@@ -274,10 +271,10 @@ def decide_columnar(
     for i in capped_rows.tolist():
         if i not in done:
             row = chosen[i]
-            got = offers.consumption(tuple(row[row >= 0].tolist()), profiles[i].key)
+            got = offers.consumption(tuple(row[row >= 0].tolist()), found.keys[i])
             if got:
                 consuming[i] = got
-    table, bounds, fallbacks = _table(job, fast, offers, profiles, chosen)
+    table, bounds, fallbacks = _table(job, fast, offers, found, chosen)
     stats = PartitionStats(total, fallbacks, sorted(consuming.items()), bounds)
     return table, stats
 
@@ -290,12 +287,12 @@ def _table(
     job: BatchJob,
     fast: FastPlan,
     offers: _Offers,
-    profiles: Sequence[Profile],
+    found: Identities,
     chosen: np.ndarray,
 ) -> tuple[pa.Table, list[int], int]:
     """The output rows (partition.schema): per profile its chosen offers in rank order, else
     the fallback, else one row with no option; with the stats' bounds and fallback count."""
-    total = len(profiles)
+    total = len(found.rows)
     picks = chosen.copy() if chosen.shape[1] else np.full((total, 1), -1, dtype=np.int64)
     empty = picks[:, 0] < 0
     picks[empty, 0] = offers.fallback if offers.has_fallback else offers.none
@@ -305,12 +302,12 @@ def _table(
     source = np.repeat(np.arange(total), per_row)
     size = len(flat)
     take = pa.array(flat)
-    rows = np.array([p.row for p in profiles], dtype=np.int64)
+    rows = np.array(found.rows, dtype=np.int64)
+    lowered = {ns: ns.strip().lower() for ns in set(found.namespaces) if ns is not None}  # a few
     namespaces = pa.array(
-        [None if p.namespace is None else p.namespace.strip().lower() for p in profiles],
-        pa.string(),
+        [None if ns is None else lowered[ns] for ns in found.namespaces], pa.string()
     )
-    identities = pa.array([p.identity for p in profiles], pa.string())
+    identities = pa.array(found.identities, pa.string())
     by_profile = pa.array(source)
     moment = pa.scalar(job.now, pa.timestamp("ms", tz="UTC")).value
     is_none = flat == offers.none

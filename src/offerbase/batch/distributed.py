@@ -215,7 +215,7 @@ class Outcome:
 def _write(table: pa.Table, url: str) -> None:
     fs, path = _filesystem(url)
     with fs.open(path, "wb") as handle:
-        pq.write_table(table, handle)
+        run.write_part(table, handle)
 
 
 def decide_slice(job: BatchJob, piece: Slice, view: dict[str, int], part_url: str) -> Outcome:

@@ -276,21 +276,53 @@ def read_profiles(table: pa.Table, *, bodies: bool = True) -> list[Profile]:
         return profiles
     data = table.drop_columns([ROW_COLUMN]) if ROW_COLUMN in names else table
     if not bodies:
-        return _identities(data, rows)
+        found = _identities(data, rows)
+        return [Profile(row, None, *rest) for row, *rest in zip(*found, strict=True)]
     return [
         _profile(row, _without_nulls(body))
         for row, body in zip(rows, data.to_pylist(), strict=True)
     ]
 
 
-def _identities(data: pa.Table, rows: list[int]) -> list[Profile]:
-    """Profiles without bodies: the identity of each row, vectorised over the identityMap
-    column when its shape allows (lists of {id, primary} per namespace), else per row with
-    `_identity`, as are the rows the vectorised form cannot vouch for (a null entry or id, an
-    id of 0 or more than 1024 characters: `_identity` raises the error naming the field)."""
+class Identities(NamedTuple):
+    """A partition's rows as the fast path reads them: per row (lists in input order) its
+    number, its identity's namespace as spelled and id, and its capping key (Profile's)."""
+
+    rows: list[int]
+    namespaces: list[str | None]
+    identities: list[str | None]
+    keys: list[str | None]
+
+    @staticmethod
+    def of(profiles: Sequence[Profile]) -> Identities:
+        return Identities(
+            [p.row for p in profiles],
+            [p.namespace for p in profiles],
+            [p.identity for p in profiles],
+            [p.key for p in profiles],
+        )
+
+
+def read_identities(table: pa.Table) -> Identities:
+    """`read_profiles(table, bodies=False)` as columns (no object per row)."""
+    names = table.column_names
+    if BODY_COLUMN in names:
+        return Identities.of(read_profiles(table, bodies=False))
+    count = table.num_rows
+    rows: list[int] = (
+        table.column(ROW_COLUMN).to_pylist() if ROW_COLUMN in names else list(range(1, count + 1))
+    )
+    return _identities(table.drop_columns([ROW_COLUMN]) if ROW_COLUMN in names else table, rows)
+
+
+def _identities(data: pa.Table, rows: list[int]) -> Identities:
+    """The identity of each row, vectorised over the identityMap column when its shape allows
+    (lists of {id, primary} per namespace), else per row with `_identity`, as are the rows the
+    vectorised form cannot vouch for (a null entry or id, an id of 0 or more than 1024
+    characters: `_identity` raises the error naming the field)."""
     count = data.num_rows
     if "identityMap" not in data.column_names:
-        return [Profile(row, None, None, None, None) for row in rows]
+        return Identities(rows, [None] * count, [None] * count, [None] * count)
     column = data.column("identityMap").combine_chunks()
     got = _vector_identities(column)
     if got is None:
@@ -305,11 +337,12 @@ def _identities(data: pa.Table, rows: list[int]) -> list[Profile]:
             # _without_nulls of the subtree: what the whole body's would leave there
             body = {} if identity_map is None else {"identityMap": _without_nulls(identity_map)}
             namespaces[index], identities[index] = _identity(body, rows[index])
-    out = []
-    for row, namespace, identity in zip(rows, namespaces, identities, strict=True):
-        key = None if namespace is None else f"{namespace.strip().lower()}:{identity}"
-        out.append(Profile(row, None, namespace, identity, key))
-    return out
+    lowered = {ns: ns.strip().lower() for ns in set(namespaces) if ns is not None}  # a few
+    keys = [
+        None if ns is None else f"{lowered[ns]}:{identity}"
+        for ns, identity in zip(namespaces, identities, strict=True)
+    ]
+    return Identities(rows, namespaces, identities, keys)
 
 
 def _vector_identities(
@@ -451,13 +484,15 @@ def rule_matrix(
     profiles: Sequence[Profile],
     rule_ids: Sequence[str],
     now: datetime,
+    count: int,
 ) -> Any:
-    """`rule_values` of `rule_ids` as a numpy Boolean matrix, rows x rules (a null is false,
-    as the fast path's `all(...)` reads it); every rule must have a vectorised form."""
+    """`rule_values` of `rule_ids` for the `count` rows of `table` as a numpy Boolean matrix,
+    rows x rules (a null is false, as the fast path's `all(...)` reads it); every rule must
+    have a vectorised form. `profiles`: the parsed bodies of NDJSON input (else unused)."""
     import numpy as np
 
     if not rule_ids:
-        return np.zeros((len(profiles), 0), dtype=bool)
+        return np.zeros((count, 0), dtype=bool)
     masks = _rule_masks(snapshot, table, profiles, list(rule_ids), now)
     return np.column_stack([masks[rid].fill_null(False).to_numpy() for rid in rule_ids])
 
@@ -720,6 +755,10 @@ def decide_partition(
         return decide_rows(job, profiles, counters, known)
     from offerbase.batch.columnar import decide_columnar  # numpy: loaded where it is used
 
-    profiles = read_profiles(table, bodies=False)
-    matrix = rule_matrix(snapshot, table, profiles, fast.rule_ids, job.now)
-    return decide_columnar(job, fast, fast.decider(snapshot, counters), profiles, matrix)
+    if BODY_COLUMN in table.column_names:  # NDJSON: the bodies are parsed anyway
+        profiles = read_profiles(table, bodies=False)
+        identities = Identities.of(profiles)
+    else:
+        profiles, identities = [], read_identities(table)
+    matrix = rule_matrix(snapshot, table, profiles, fast.rule_ids, job.now, len(identities.rows))
+    return decide_columnar(job, fast, fast.decider(snapshot, counters), identities, matrix)

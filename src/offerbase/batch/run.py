@@ -145,6 +145,17 @@ class Summary:
         }
 
 
+# Columns of unique values (one per row or profile): no dictionary page (it would only grow).
+_UNIQUE_COLUMNS = ("decision_event_id", "proposition_id", "identity_id")
+
+
+def write_part(table: pa.Table, where: Any) -> None:
+    """One output part (a path or a binary file)."""
+    pq.write_table(
+        table, where, use_dictionary=[n for n in table.column_names if n not in _UNIQUE_COLUMNS]
+    )
+
+
 # -- input -----------------------------------------------------------------------------------
 
 
@@ -449,7 +460,7 @@ def run_batch(
             source, view, pending = in_flight.popleft()
             output, stats = pending.result() if isinstance(pending, Future) else pending
             final, redecided = _arbitrate(job, arbiter, view, source, output, stats)
-            pq.write_table(final, work / f"part-{number:05d}.parquet")
+            write_part(final, work / f"part-{number:05d}.parquet")
             if not job.dry_run:
                 summary.tally.add(final)
             number += 1
