@@ -203,3 +203,26 @@ def test_jobs_the_fast_path_does_not_answer_go_to_the_engine() -> None:
         }
     one = (ScopeRequest("D1", "P1", 1),)
     assert job_fast_plan(BatchJob(catalog, 1, one, False, NOW, 1, {}, "w")) is None
+
+
+def test_the_columnar_draws_are_the_row_rngs_draws() -> None:
+    from offerbase.batch.columnar import draws
+    from offerbase.batch.partition import RowRandom, row_seed, row_seeds
+
+    job = BatchJob({}, 1, (), False, NOW, 11, {}, "w")
+    keys = [f"email:p{i}@x" for i in range(200)] + ["row:7", ""]
+    for start, stop in ((0, 1), (3, 9)):
+        expected = []
+        for key in keys:
+            rng = RowRandom(row_seed(11, key))
+            seen = [rng.random() for _ in range(stop)]
+            expected.append(seen[start:])
+        assert draws(job, keys, start, stop).tolist() == expected
+    # the seeds of a partition at once are row_seed's, whatever the lengths and characters
+    odd = [*keys, "é€😀", "x" * 1500, "row:1"]
+    for seed in (0, 11, -3, 2**70 + 5):
+        assert row_seeds(seed, odd).tolist() == [row_seed(seed, key) for key in odd]
+    values = draws(job, keys, 0, 50).ravel()
+    assert values.min() >= 0.0
+    assert values.max() < 1.0
+    assert abs(values.mean() - 0.5) < 0.02

@@ -3,11 +3,11 @@
 The comparison is exact, not statistical: the catalog has priority ties (random tie-breaks),
 rules, a global cap that runs out during the run and a per-profile cap, and the input repeats
 some profiles. The same catalog and profiles are imported into two sandboxes. The API side
-decides the rows one request after another in input order, its RNG seeded before each request
-with `row_seed(seed, profile key)`, which is how batch seeds every row; the batch side runs the
-CLI with that seed (in one process and in two). Caps have no period and every date is wide,
-so both clocks (each its own `now`) give the same answers. Afterwards the batch sandbox's
-counters equal the API sandbox's, and it has one decision event per row.
+decides the rows one request after another in input order, its RNG a `RowRandom` seeded
+before each request with `row_seed(seed, profile key)`, which is how batch seeds every row;
+the batch side runs the CLI with that seed (in one process and in two). Caps have no period
+and every date is wide, so both clocks (each its own `now`) give the same answers. Afterwards
+the batch sandbox's counters equal the API sandbox's, and the reports count its decisions.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pytest
 from typer.testing import CliRunner
 
 import builders
-from offerbase.batch.partition import row_seed
+from offerbase.batch.partition import RowRandom, row_seed
 from offerbase.cli import app as cli
 
 pytestmark = pytest.mark.xdist_group("batch")
@@ -174,7 +174,7 @@ async def test_batch_chooses_what_the_api_chooses(
     monkeypatch.setattr(run, "ROWS_PER_PARTITION", 250)
     monkeypatch.setenv("OFFERBASE_DATABASE_URL", database.url)  # restored after (the CLI sets it)
     monkeypatch.setenv("OFFERBASE_DATA_DIR", str(tmp_path / "data"))
-    rng = random.Random()
+    rng = RowRandom()  # the batch row's RNG kind, seeded per request below
     api = make_app(rng=rng)
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://offerbase.test") as http:

@@ -8,8 +8,9 @@ random stream each tier's draws start, because every tier before the last one wa
 whole (`random_order` draws once per offer but the last). So a pattern's rows differ only by
 their random draws, and only in a tier with two eligible offers or more. There the engine's
 lazy Fisher-Yates shuffle is replayed for all the rows at once, with each row's own draws
-(`random.Random(row_seed(...))`, the RNG the engine is given: the same numbers, so the same
-offers in the same order), and the first offers the row needs are taken in shuffled order.
+(`partition.RowRandom(row_seed(...))`, the RNG the engine is given: its k-th draw is a pure
+function of the seed and k, computed here as arrays; the same numbers, so the same offers in
+the same order), and the first offers the row needs are taken in shuffled order.
 
 Rows the columnar form does not model are decided by the per-row fast path (`_Decider.decide`,
 the same answers, tests/batch/test_batch_fast.py): a pattern whose walk reaches more than one
@@ -20,8 +21,6 @@ per-profile cap of an offer its walk can reach.
 
 from __future__ import annotations
 
-import _random
-import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,15 +29,19 @@ import pyarrow as pa
 
 from offerbase.batch.fast import _OK, _PROFILE_OK, FastPlan, _Decider
 from offerbase.batch.partition import (
+    SPLITMIX_GAMMA,
+    SPLITMIX_MIX,
     BatchJob,
     Consumption,
     Identities,
     PartitionStats,
+    RowRandom,
     _component,
     _etag,
     _text,
     output_ids,
     row_seed,
+    row_seeds,
     schema,
 )
 from offerbase.catalog import Offer
@@ -123,19 +126,17 @@ class _Offers:
 
 def draws(job: BatchJob, keys: Sequence[str], start: int, stop: int) -> np.ndarray:
     """Per row (its RNG identity: profile key or `row:<n>`), the engine's draws `start` to
-    `stop - 1` (`random.Random.random()`, seeded by `row_seed`), a rows x (stop - start)
-    matrix. `getrandbits(64 * start)` skips the first draws: each draw takes two 32-bit
-    words of the generator, getrandbits as many as it needs."""
-    width = stop - start
-    out = np.empty((len(keys), width), dtype=np.float64)
-    rng = random.Random()
-    # what random.Random(n) runs for an int n (random.py's seed() hands it to the C seed)
-    seed, skip, rand = _random.Random.seed, rng.getrandbits, rng.random
-    for n, identity in enumerate(keys):
-        seed(rng, row_seed(job.seed, identity))
-        if start:
-            skip(64 * start)
-        out[n] = [rand() for _ in range(width)]
+    `stop - 1` from the row's `RowRandom`, a rows x (stop - start) matrix: SplitMix64 of
+    (seed + k * gamma) for the k-th draw (k from 1), in uint64 arithmetic (wrapping, as
+    RowRandom masks to 64 bits)."""
+    seeds = row_seeds(job.seed, keys)
+    steps = np.arange(start + 1, stop + 1, dtype=np.uint64) * np.uint64(SPLITMIX_GAMMA)
+    with np.errstate(over="ignore"):
+        z = seeds[:, None] + steps[None, :]
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(SPLITMIX_MIX[0])
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(SPLITMIX_MIX[1])
+        z ^= z >> np.uint64(31)
+    out: np.ndarray = (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
     return out
 
 
@@ -259,7 +260,7 @@ def decide_columnar(
         result: DecisionResult = decider.decide(
             tuple(bool(x) for x in matrix[i]),
             found.keys[i],
-            random.Random(row_seed(job.seed, _rng_identity(found, i))),
+            RowRandom(row_seed(job.seed, _rng_identity(found, i))),
         )
         for rank, option in enumerate(result.scopes[0].options):
             chosen[i, rank] = offers.index[option.id]
