@@ -185,11 +185,31 @@ def _walk(
         found += take
         draw += len(entry) - 1
     random_steps = [step for step in steps if int(step[2].sum()) >= 2]
-    if random_steps:
-        first = min(step[3] for step in random_steps)
-        last = max(step[3] + len(step[1]) - 1 for step in random_steps)
-        identities = [_rng_identity(rows_of, i) for i in rows.tolist()]
-        drawn = draws(job, identities, first, last)
+    first = min((step[3] for step in random_steps), default=0)
+    last = max((step[3] + len(step[1]) - 1 for step in random_steps), default=0)
+    # rows at a time so that the draws and the shuffled tiers stay within MAX_CELLS each
+    per_chunk = max(1, MAX_CELLS // max(last - first, *(len(s[1]) for s in steps), 1))
+    for begin in range(0, len(rows), per_chunk):
+        part = rows[begin : begin + per_chunk]
+        drawn = np.zeros((len(part), 0))
+        if random_steps:
+            identities = [_rng_identity(rows_of, i) for i in part.tolist()]
+            drawn = draws(job, identities, first, last)
+        _shuffle(offers, steps, first, drawn, part, chosen)
+
+
+MAX_CELLS = 1 << 21  # draws (or tier positions) per chunk of rows: 16 MiB of float64
+
+
+def _shuffle(
+    offers: _Offers,
+    steps: Sequence[tuple[int, tuple[Offer, ...], np.ndarray, int, int]],
+    first: int,
+    drawn: np.ndarray,
+    rows: np.ndarray,
+    chosen: np.ndarray,
+) -> None:
+    """`_walk`'s steps for some of its rows, with their draws `first` onwards."""
     width = len(rows)
     line = np.arange(width)
     for position, tier, eligible, start, take in steps:
