@@ -205,12 +205,20 @@ def measure(args: argparse.Namespace, database_url: str | None, work: Path) -> N
     )
     print(f"1M profiles in <= 60 s: {'met' if rate >= 1_000_000 / 60 else 'NOT met'}")
     print(f"peak memory < 2 GiB: {'met' if peak < 2**31 else 'NOT met'}")
+    ratio = None
     if api_rps is not None:
         print(f"Decisioning API: {api_rps:,.0f} decisions/s ({args.connections} connections)")
         ratio = rate / api_rps
         print(
             f"batch / API ratio: {ratio:.1f} (target >= 50: {'met' if ratio >= 50 else 'NOT met'})"
         )
+    # one row for docs/benchmarks.md's table (date, load, wall, CPU, recording, peak, API, ratio)
+    print(
+        f"| {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC | {os.getloadavg()[0]:.1f} "
+        f"| {seconds:.1f} s | {cpu:.1f} s | {summary.get('record_seconds', 0)} s "
+        f"| {peak / 2**20:,.0f} MiB | {'-' if api_rps is None else f'{api_rps:,.0f}'} "
+        f"| {'-' if ratio is None else f'{ratio:.1f}'} |"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -37,6 +37,9 @@ from offerbase.store.datastreams import Datastream
 from offerbase.store.db import Database, printable_url
 from offerbase.store.migrate import upgrade
 from offerbase.store.tenants import Sandbox
+
+if TYPE_CHECKING:  # the batch package is loaded by the command that uses it
+    from offerbase.batch.run import Summary as BatchSummary
 
 
 def _group(help_text: str) -> typer.Typer:
@@ -1467,8 +1470,8 @@ def batch_decide(
         typer.echo(f"job {job.workload_id} -> {save_job}")
         return
 
-    def record(summary: Summary, event_files: list[Path]) -> None:
-        asyncio.run(_record_batch(settings, found, summary, event_files))
+    def record(summary: Summary) -> None:
+        asyncio.run(_record_batch(settings, found, summary))
 
     progress = _progress_bar(input_path)
     try:
@@ -1529,18 +1532,15 @@ def _progress_bar(path: Path) -> _Progress:
     return _Progress(total)
 
 
-async def _record_batch(
-    settings: Settings, found: Sandbox, summary: object, event_files: list[Path]
-) -> None:
-    """After a batch job: its decision events and counter increments (api/batch_records.py)."""
+async def _record_batch(settings: Settings, found: Sandbox, summary: BatchSummary) -> None:
+    """After a batch job: its counter increments and report counts (api/batch_records.py)."""
     from offerbase.api.batch_records import record_batch
     from offerbase.store.counters import counter_store
 
     db = Database.for_settings(settings)
     counters = counter_store(db, settings.redis_url, settings.redis_prefix)
     try:
-        consumption: dict[str, int] = getattr(summary, "consumption", {})
-        await record_batch(db, counters, found, consumption, event_files)
+        await record_batch(db, counters, found, summary.consumption, summary.tally)
     finally:
         await counters.close()
         await db.dispose()

@@ -18,7 +18,7 @@ from dask.distributed import LocalCluster
 
 from offerbase.batch.distributed import as_url
 from offerbase.batch.partition import BatchJob
-from offerbase.batch.run import BatchError, Summary, run_batch
+from offerbase.batch.run import BatchError, Summary, Tally, run_batch
 from offerbase.engine import ScopeRequest
 
 from .test_batch_cli import data_dir as data_dir
@@ -59,11 +59,10 @@ def test_dask_equals_local_and_online(
     source = tmp_path / f"in{suffix}"
     _write(source, profiles)
     job = BatchJob(catalog, 1, (ScopeRequest("D1", "P1", 2),), False, NOW, 42, {}, "w1")
-    recorded: list[tuple[dict[str, int], int]] = []
+    recorded: list[tuple[dict[str, int], Tally]] = []
 
-    def record(summary: Summary, files: list[Path]) -> None:
-        rows = sum(pq.read_metadata(f).num_rows for f in files)
-        recorded.append((dict(summary.consumption), rows))
+    def record(summary: Summary) -> None:
+        recorded.append((dict(summary.consumption), summary.tally))
 
     local = run_batch(job, source, tmp_path / "local", record=record)
     dask = run_batch(
@@ -81,8 +80,10 @@ def test_dask_equals_local_and_online(
     assert dask.consumption == local.consumption
     assert max(n for k, n in dask.consumption.items() if "|global|" in k) == 40
     assert dask.redecided > 0  # the cap ran out while partitions were in flight
-    # the events and counters handed to `record` are the same: one event per row
-    assert recorded[0] == recorded[1] == (local.consumption, 3000)
+    # the counters and report counts handed to `record` are the same: one proposition per row
+    assert recorded[0] == recorded[1]
+    assert recorded[0][0] == local.consumption
+    assert sum(counts[0] for counts in recorded[0][1].propositions.values()) == 3000
     assert (tmp_path / "dask" / "_SUCCESS").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 

@@ -3,11 +3,11 @@
 The comparison is exact, not statistical: the catalog has priority ties (random tie-breaks),
 rules, a global cap that runs out during the run and a per-profile cap, and the input repeats
 some profiles. The same catalog and profiles are imported into two sandboxes. The API side
-decides the rows one request after another in input order, its RNG seeded before each request
-with `row_seed(seed, profile key)`, which is how batch seeds every row; the batch side runs the
-CLI with that seed (in one process and in two). Caps have no period and every date is wide,
-so both clocks (each its own `now`) give the same answers. Afterwards the batch sandbox's
-counters equal the API sandbox's, and it has one decision event per row.
+decides the rows one request after another in input order, its RNG a `RowRandom` seeded
+before each request with `row_seed(seed, profile key)`, which is how batch seeds every row;
+the batch side runs the CLI with that seed (in one process and in two). Caps have no period
+and every date is wide, so both clocks (each its own `now`) give the same answers. Afterwards
+the batch sandbox's counters equal the API sandbox's, and the reports count its decisions.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import pytest
 from typer.testing import CliRunner
 
 import builders
-from offerbase.batch.partition import row_seed
+from offerbase.batch.partition import RowRandom, row_seed
 from offerbase.cli import app as cli
 
 pytestmark = pytest.mark.xdist_group("batch")
@@ -173,7 +174,7 @@ async def test_batch_chooses_what_the_api_chooses(
     monkeypatch.setattr(run, "ROWS_PER_PARTITION", 250)
     monkeypatch.setenv("OFFERBASE_DATABASE_URL", database.url)  # restored after (the CLI sets it)
     monkeypatch.setenv("OFFERBASE_DATA_DIR", str(tmp_path / "data"))
-    rng = random.Random()
+    rng = RowRandom()  # the batch row's RNG kind, seeded per request below
     api = make_app(rng=rng)
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://offerbase.test") as http:
@@ -205,21 +206,36 @@ async def test_batch_chooses_what_the_api_chooses(
         exported = await command("events", "export", "--org", tenant.org, "--sandbox", "batch")
         return exported.split()
 
+    async def report(group: str) -> dict[str, Any]:
+        headers = {**tenant.headers, "x-sandbox-name": "batch"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            got = await client.get(
+                "/data/core/ods/reports", params={"groupBy": group}, headers=headers
+            )
+        assert got.status_code == 200, got.text
+        return dict(got.json())
+
     # A dry run in one process: the same answers, and nothing counted or recorded.
     summary = await batch(tmp_path / "dry", "--dry-run")
     assert summary["rows"] == ROWS
     assert summary["fallbacks"] == sum(answer == ["fb"] for answer in online)
     assert _batch_answers(tmp_path / "dry") == online
     assert await _counters(database, tenant.org, "batch") == {}
-    assert await events() == []
+    assert (await report("offer"))["results"] == []
 
-    # For real, in two worker processes: the same answers, the API's counters, the events.
+    # For real, in two worker processes: the same answers, the API's counters, and the
+    # reports count every decision of the job.
     summary = await batch(tmp_path / "out", "--workers", "2")
     assert summary["rows"] == ROWS
     assert _batch_answers(tmp_path / "out") == online
     assert await _counters(database, tenant.org, "batch") == api_counters
-    recorded = await events()
-    assert len(recorded) == ROWS
-    first = json.loads(recorded[0])
-    assert first["xdm:propositions"][0]["xdm:selections"][0]["xdm:id"] == online[0][0]
-    assert first["offerbase:workloadId"]
+    by_offer = {row["offerId"]: row for row in (await report("offer"))["results"]}
+    chosen = Counter(offer for answer in online if answer != ["fb"] for offer in answer)
+    assert {k: row["decisions"] for k, row in by_offer.items() if row["decisions"]} == chosen
+    assert sum(row["fallbacks"] for row in by_offer.values()) == online.count(["fb"])
+    (by_scope,) = (await report("activity,placement"))["results"]
+    assert (by_scope["activityId"], by_scope["placementId"]) == ("dec", "web")
+    assert by_scope["propositions"] == ROWS
+    assert by_scope["fallbackRate"] == online.count(["fb"]) / ROWS
+    # the job's decision events are its output rows: none is copied into the event store
+    assert await events() == []

@@ -15,7 +15,7 @@ import pytest
 
 import builders
 from builders import criterion, decision, fallback, offer, placement, rule
-from offerbase.batch.partition import BatchJob, row_seed
+from offerbase.batch.partition import BatchJob, RowRandom, row_seed
 from offerbase.batch.run import run_batch
 from offerbase.catalog import load_catalog
 from offerbase.engine import DecisionRequest, ScopeRequest, build_snapshot, decide
@@ -85,7 +85,7 @@ def _online(catalog: dict, profiles: list[dict], seed: int) -> list[list[str]]:
         key = "email:" + body["identityMap"]["Email"][0]["id"]
         request = DecisionRequest(scopes=[ScopeRequest("D1", "P1", 2)], profile_key=key)
         result = decide(
-            snapshot, request, body, counters, now=NOW, rng=random.Random(row_seed(seed, key))
+            snapshot, request, body, counters, now=NOW, rng=RowRandom(row_seed(seed, key))
         )
         for c in result.consumption:
             counters[c.key] = counters.get(c.key, 0) + 1

@@ -38,6 +38,7 @@ from offerbase.store import (
     guardrails,
     ranking,
     reports,
+    rollups,
     scope,
     tenants,
     users,
@@ -52,7 +53,6 @@ from offerbase.store.events import (
     PendingEvent,
     every_page,
     read_page,
-    write_encoded_events,
 )
 from offerbase.store.interactions import (
     InteractionEvent,
@@ -575,13 +575,6 @@ async def _events_stop(t: Ctx) -> None:
     assert await _b_events(t) == [{"b": 2}]
 
 
-@case("events.write_encoded_events")
-async def _events_write_encoded(t: Ctx) -> None:
-    rows = [("proposition-b", "2024-01-02T00:00:00.000Z", '{"b": 4}')]
-    assert await write_encoded_events(t.db, t.b, rows) == 1
-    assert await _b_events(t) == [{"b": 4}]
-
-
 @case("events.DecisionEvents.page")
 async def _events_page(t: Ctx) -> None:
     assert await _b_events(t) == []
@@ -670,6 +663,16 @@ async def _rollups_decision(t: Ctx) -> None:
     assert await writer.flush() == 1
     counted = {(r["offerId"], r["decisions"], r["capHits"]) for r in await _b_report(t)}
     assert counted == {("offer-a", 1, 0), ("offer-a2", 0, 1)}  # B's own, not A's + B's
+
+
+@case("rollups.add_batch_decisions")
+async def _rollups_batch(t: Ctx) -> None:
+    offers = {("dec", "web", "offer-a"): [2, 0], ("dec", "web", "fb"): [0, 1]}
+    await rollups.add_batch_decisions(
+        t.db, t.b.pk, "2024-01-01", offers, {("dec", "web"): [3, 1, 0]}
+    )
+    counted = {(r["offerId"], r["decisions"], r["fallbacks"]) for r in await _b_report(t)}
+    assert counted == {("offer-a", 2, 0), ("fb", 0, 1)}  # B's own, not A's + B's
 
 
 @case("rollups.interaction_rollup")

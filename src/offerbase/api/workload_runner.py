@@ -1,6 +1,6 @@
 """One batch decisioning workload, executed: the job runner (api/workload_runs.py) calls
 `execute` in a worker process, off the event loop, and `execute` runs the same pipeline as
-`offerbase batch decide`: `offerbase.batch.run.run_batch` (vectorised eligibility, the per-row
+`offerbase batch decide`: `offerbase.batch.run.run_batch` (vectorised eligibility, the columnar
 fast path, partitions streamed from the input, the output columns of
 `offerbase.batch.partition.schema`). One path, so the HTTP Batch API and the command line give
 the same rows for the same catalog, profiles, clock and seed.
@@ -9,9 +9,9 @@ Inputs are plain, picklable values (the catalog's stored bodies, the counters re
 start, a seed), so a worker process rebuilds the snapshot itself and the result depends on
 nothing else. Capping: the counters are read once at job start (Adobe: "frozen for the duration
 of a snapshot"); within the job every proposal counts against them, in input order, so a
-global cap is honoured across the whole job. The job's decision events and its counter
-increments are kept aside (`JobSpec.events_dir`, `Summary.consumption`) for the runner to store
-before it publishes the rows (api/batch_records.py, as the command line does).
+global cap is honoured across the whole job. The job's counter increments and what the reports
+count of its decisions (`Summary.consumption`, `Summary.tally`) go back to the runner, which
+stores them before it publishes the rows (api/batch_records.py, as the command line does).
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from offerbase.batch.partition import BatchInputError, BatchJob, schema
-from offerbase.batch.run import BatchError, run_batch
-from offerbase.batch.run import Summary as BatchSummary
+from offerbase.batch.run import BatchError, Tally, run_batch
 from offerbase.engine import DecisionError, ScopeRequest
 from offerbase.store.profiles import request_identities
 
@@ -45,7 +44,6 @@ class JobSpec:
     counters: Mapping[str, int]  # the capping counters read at job start
     input_path: str  # NDJSON, one stored profile body per line
     output_dir: str  # must not exist: created complete (written aside, then renamed)
-    events_dir: str  # where the job's decision events (Parquet files) are kept for the runner
 
 
 @dataclass
@@ -58,9 +56,9 @@ class Summary:
     seconds: float = 0.0
     files: int = 0
     # For the runner to record (not in the status detail): the job's counter increments and
-    # its decision events (Parquet files under JobSpec.events_dir).
+    # what the reports count of its decisions.
     consumption: dict[str, int] = field(default_factory=dict)
-    event_files: list[str] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
 
     def as_detail(self) -> dict[str, Any]:
         return {
@@ -105,18 +103,8 @@ def execute(spec: JobSpec) -> Summary:
         workload_id=spec.workload_id,
     )
     output = Path(spec.output_dir)
-    kept: list[str] = []
-
-    def keep(_summary: BatchSummary, event_files: list[Path]) -> None:
-        """run_batch's `record`: move the events out of its work directory (it removes it); the
-        runner stores them, and the consumption, before publishing."""
-        events = Path(spec.events_dir)
-        events.mkdir(parents=True, exist_ok=True)
-        for i, path in enumerate(event_files):
-            kept.append(str(path.rename(events / f"events-{i:05d}.parquet")))
-
     try:
-        done = run_batch(job, Path(spec.input_path), output, record=keep)
+        done = run_batch(job, Path(spec.input_path), output)
     except DecisionError as exc:
         raise JobFailed(f"{exc.pointer or ''} {exc.detail}".strip()) from exc
     except (BatchInputError, BatchError) as exc:
@@ -132,5 +120,5 @@ def execute(spec: JobSpec) -> Summary:
         files=len(parts),
         seconds=done.seconds,
         consumption=done.consumption,
-        event_files=kept,
+        tally=done.tally,
     )

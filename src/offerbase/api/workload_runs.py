@@ -161,7 +161,7 @@ class WorkloadRunner:
             await self._advance(workload.id, workloads.INGESTING, {"profiles": summary.profiles})
             # Recorded before the rows are published: a job that fails here publishes nothing.
             await record_batch(
-                self.db, self.counters, workload.sandbox, summary.consumption, summary.event_files
+                self.db, self.counters, workload.sandbox, summary.consumption, summary.tally
             )
             target = dataset.workload_dir(workload.id)
             await asyncio.to_thread(os.rename, staging / "result", target)
@@ -220,7 +220,6 @@ class WorkloadRunner:
             counters=counters,
             input_path=str(input_path),
             output_dir=str(staging / "result"),
-            events_dir=str(staging / "events"),
         )
         assert self.pool is not None
         loop = asyncio.get_running_loop()

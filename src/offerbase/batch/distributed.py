@@ -14,7 +14,7 @@ rows travel changes, so that they do not all pass through this process:
   every row's consumption still fits under the true counters (the common case), the part stands
   as the task wrote it; otherwise this process reads the slice and the part back, lets
   `run._arbitrate` decide again the rows it must, and rewrites the part.
-* At the end: `record` (the decision events, the counters), then `_SUCCESS` and one rename of
+* At the end: `record` (the counters, the reports' counts), then `_SUCCESS` and one rename of
   the staging directory to the output (local and mounted filesystems: atomic). Object stores
   have no rename: there the parts are moved, then `_SUCCESS` is written last, and a reader
   waits for it.
@@ -29,13 +29,11 @@ import contextlib
 import itertools
 import logging
 import re
-import shutil
-import tempfile
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +49,6 @@ from offerbase.batch.partition import (
     BatchJob,
     PartitionStats,
     decide_partition,
-    iso_ms,
 )
 from offerbase.engine import ScopeRequest
 
@@ -208,7 +205,7 @@ class Outcome:
     """What a task sends back: not its rows (they are in its part), or why it failed."""
 
     stats: PartitionStats | None = None
-    ids: list[str] = field(default_factory=list)  # proposition ids, one per event
+    tally: run.Tally | None = None  # what the reports count of the part's rows
     fallbacks: int = 0
     # a failure the CLI reports as bad input: (row, pointer, message) or a BatchError text
     input_error: tuple[int, str, str] | None = None
@@ -218,7 +215,7 @@ class Outcome:
 def _write(table: pa.Table, url: str) -> None:
     fs, path = _filesystem(url)
     with fs.open(path, "wb") as handle:
-        pq.write_table(table, handle)
+        run.write_part(table, handle)
 
 
 def decide_slice(job: BatchJob, piece: Slice, view: dict[str, int], part_url: str) -> Outcome:
@@ -233,9 +230,11 @@ def decide_slice(job: BatchJob, piece: Slice, view: dict[str, int], part_url: st
         return Outcome(input_error=(exc.row, exc.pointer, exc.message))
     except run.BatchError as exc:
         return Outcome(batch_error=str(exc))
-    ids = list(dict.fromkeys(output.column("proposition_id").to_pylist())) if stats.events else []
+    tally = run.Tally()
+    if not job.dry_run:
+        tally.add(output)
     fallbacks = int(pc.sum(output.column("is_fallback")).as_py() or 0)
-    return Outcome(stats, ids, fallbacks)
+    return Outcome(stats, tally, fallbacks)
 
 
 # -- the job (this process) ----------------------------------------------------------------
@@ -295,7 +294,7 @@ def run_dask(
     workers: int = 2,
     scheduler: str | None = None,
     progress: Callable[[int], None] | None = None,
-    record: Callable[[run.Summary, list[Path]], None] | None = None,
+    record: Callable[[run.Summary], None] | None = None,
 ) -> run.Summary:
     """`run.run_batch` on Dask: the same arguments, the same rows and summary (see the module
     docstring). `scheduler`: a running scheduler's address (tcp://host:8786); without it a
@@ -313,10 +312,8 @@ def run_dask(
     staging = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
     fs.makedirs(staging, exist_ok=True)
     staging_url = staging if _local(fs) else fs.unstrip_protocol(staging)
-    events_dir = Path(tempfile.mkdtemp(prefix="offerbase-events-"))
     summary = run.Summary(output=target)
     arbiter = run.Arbiter(job.counters, len(job.scopes), run.order_sensitive(job))
-    event_files: list[Path] = []
     client = cluster = None
     in_flight: deque[tuple[Slice, dict[str, int], Any]] = deque()
     try:
@@ -334,35 +331,26 @@ def run_dask(
                 raise BatchInputError(*outcome.input_error)
             if outcome.batch_error is not None or outcome.stats is None:
                 raise run.BatchError(outcome.batch_error or "a task sent no result")
-            stats, ids, fallbacks = outcome.stats, outcome.ids, outcome.fallbacks
+            stats, tally, fallbacks = outcome.stats, outcome.tally, outcome.fallbacks
             part = f"{staging_url}/part-{piece.number:05d}.parquet"
-            events = stats.events
             if _stands(arbiter, stats):
                 for _index, consumption in stats.consuming:
                     arbiter.consume(consumption)
             else:
                 with fs.open(f"{staging}/part-{piece.number:05d}.parquet", "rb") as handle:
                     output = pq.read_table(handle)
-                final, events, redecided = run._arbitrate(
+                final, redecided = run._arbitrate(
                     job, arbiter, view, read_slice(piece), output, stats
                 )
                 if redecided:
                     _write(final, part)
                     summary.redecided += redecided
                     fallbacks = int(pc.sum(final.column("is_fallback")).as_py() or 0)
-                    ids = [pid for _i, pid in run._ids(final, stats, events)] if events else []
-            if events:
-                path = events_dir / f"events-{piece.number:05d}.parquet"
-                table = pa.table(
-                    {
-                        "proposition_id": ids,
-                        "timestamp": [iso_ms(job.now)] * len(events),
-                        "body": events,
-                    },
-                    schema=run.EVENT_SCHEMA,
-                )
-                pq.write_table(table, path)
-                event_files.append(path)
+                    tally = run.Tally()
+                    if not job.dry_run:
+                        tally.add(final)
+            if tally is not None:
+                summary.tally.merge(tally)
             summary.rows += stats.rows
             summary.fallbacks += fallbacks
             if progress is not None:
@@ -377,7 +365,7 @@ def run_dask(
                 settle()
         while in_flight:
             settle()
-        run.record_job(job, summary, arbiter, record, event_files)
+        run.record_job(job, summary, arbiter, record)
         _publish(fs, staging, out_path)
     except BaseException:
         for _piece, _view, future in in_flight:
@@ -386,7 +374,6 @@ def run_dask(
             fs.rm(staging, recursive=True)
         raise
     finally:
-        shutil.rmtree(events_dir, ignore_errors=True)
         if client is not None:
             client.close()
         if cluster is not None:

@@ -29,7 +29,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -93,8 +93,7 @@ class BatchInputError(ValueError):
         return (BatchInputError, (self.row, self.pointer, self.message))
 
 
-@dataclass(frozen=True, slots=True)
-class Profile:
+class Profile(NamedTuple):  # a tuple: a partition makes one per row (a dataclass costs more)
     row: int  # 1-based number in the input (NDJSON: the line number)
     body: Mapping[str, Any] | None  # None: not read (the fast path needs only the identity)
     namespace: str | None  # the primary (else first) identity, as spelled in the body
@@ -110,8 +109,6 @@ class PartitionStats:
     consuming: list[tuple[int, Consumption]] = field(default_factory=list)
     # output rows of input row i are bounds[i]:bounds[i + 1]
     bounds: list[int] = field(default_factory=lambda: [0])
-    # one decision event (JSON text) per input row; empty for a dry run
-    events: list[str] = field(default_factory=list)
 
 
 def iso_ms(moment: datetime) -> str:
@@ -119,12 +116,100 @@ def iso_ms(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
+_MASK64 = (1 << 64) - 1
+SPLITMIX_GAMMA = 0x9E3779B97F4A7C15
+SPLITMIX_MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+_FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+
+
+def _mix64(z: int) -> int:
+    """SplitMix64's finaliser (a bijection of 64 bits that spreads every input bit)."""
+    z = ((z ^ (z >> 30)) * SPLITMIX_MIX[0]) & _MASK64
+    z = ((z ^ (z >> 27)) * SPLITMIX_MIX[1]) & _MASK64
+    return z ^ (z >> 31)
+
+
 def row_seed(seed: int, identity: str) -> int:
     """The RNG seed of one decision: the job's seed and the row's identity (its profile key, or
-    `row:<n>` without one). The Decisioning API gives the same answer when its RNG is seeded
-    with this before the request (tests/batch compare them this way)."""
-    digest = hashlib.blake2b(f"{seed}|{identity}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+    `row:<n>` without one): FNV-1a (64 bits) of the identity's UTF-8 bytes, mixed with the
+    job's seed. The Decisioning API gives the same answer when its RNG is a `RowRandom`
+    seeded with this before the request (tests/batch compare them this way); `row_seeds`
+    computes it for a whole partition at once."""
+    h = _FNV_OFFSET
+    for byte in identity.encode():
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK64
+    return _mix64(h ^ _mix64(seed & _MASK64))
+
+
+def row_seeds(seed: int, identities: Sequence[str]) -> Any:
+    """`row_seed` of each identity, a numpy uint64 array: FNV-1a over all the rows at once,
+    a byte position at a time, the rows sorted longest first so that the rows still hashing
+    are a prefix (the work is the total of their bytes)."""
+    import numpy as np
+
+    count = len(identities)
+    text = pa.array(identities, pa.string())
+    offsets = np.frombuffer(text.buffers()[1], np.int32)[text.offset : text.offset + count + 1]
+    data = text.buffers()[2]
+    raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    order = np.argsort(-lengths, kind="stable")
+    starts = offsets[:-1][order].astype(np.int64)
+    longest = lengths[order]
+    h = np.full(count, _FNV_OFFSET, dtype=np.uint64)
+    prime = np.uint64(_FNV_PRIME)
+    with np.errstate(over="ignore"):
+        for position in range(int(longest[0]) if count else 0):
+            active = int(np.searchsorted(-longest, -position, side="left"))  # length > position
+            head = h[:active]
+            np.multiply(head ^ raw[starts[:active] + position], prime, out=head)
+        z = h ^ np.uint64(_mix64(seed & _MASK64))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(SPLITMIX_MIX[0])
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(SPLITMIX_MIX[1])
+        z ^= z >> np.uint64(31)
+    out = np.empty(count, dtype=np.uint64)
+    out[order] = z
+    return out
+
+
+class RowRandom(random.Random):
+    """The RNG of one batch decision: a `random.Random` whose k-th draw is SplitMix64 of
+    (seed + k * gamma), a pure function of the seed and k (Steele, Lea and Flood, "Fast
+    splittable pseudorandom number generators", 2014; uniform doubles of 53 bits, as
+    `random.random`). So a batch job computes the draws of a whole partition as arrays
+    (batch/columnar.py `draws`), where Python's Mersenne Twister costs several microseconds
+    of seeding per row; the engine draws from it as from any `random.Random`, and the
+    Decisioning API, given one seeded with `row_seed`, answers what the batch row answers."""
+
+    _seed: int = 0
+    _count: int = 0
+
+    def seed(self, a: Any = None, version: int = 2) -> None:
+        if not isinstance(a, int):
+            a = int.from_bytes(hashlib.blake2b(repr(a).encode(), digest_size=8).digest(), "big")
+        self._seed = a & _MASK64
+        self._count = 0
+        self.gauss_next = None
+
+    def _next64(self) -> int:
+        self._count += 1
+        return _mix64((self._seed + self._count * SPLITMIX_GAMMA) & _MASK64)
+
+    def random(self) -> float:
+        return (self._next64() >> 11) * (1.0 / (1 << 53))
+
+    def getrandbits(self, k: int) -> int:
+        value, bits = 0, 0
+        while bits < k:
+            value |= self._next64() << bits
+            bits += 64
+        return value & ((1 << k) - 1)
+
+    def getstate(self) -> tuple[Any, ...]:
+        return (self._seed, self._count, self.gauss_next)
+
+    def setstate(self, state: tuple[Any, ...]) -> None:
+        self._seed, self._count, self.gauss_next = state
 
 
 _SNAPSHOT: list[tuple[Mapping[str, Sequence[Mapping[str, Any]]], int, Snapshot]] = []
@@ -279,21 +364,53 @@ def read_profiles(table: pa.Table, *, bodies: bool = True) -> list[Profile]:
         return profiles
     data = table.drop_columns([ROW_COLUMN]) if ROW_COLUMN in names else table
     if not bodies:
-        return _identities(data, rows)
+        found = _identities(data, rows)
+        return [Profile(row, None, *rest) for row, *rest in zip(*found, strict=True)]
     return [
         _profile(row, _without_nulls(body))
         for row, body in zip(rows, data.to_pylist(), strict=True)
     ]
 
 
-def _identities(data: pa.Table, rows: list[int]) -> list[Profile]:
-    """Profiles without bodies: the identity of each row, vectorised over the identityMap
-    column when its shape allows (lists of {id, primary} per namespace), else per row with
-    `_identity`, as are the rows the vectorised form cannot vouch for (a null entry or id, an
-    id of 0 or more than 1024 characters: `_identity` raises the error naming the field)."""
+class Identities(NamedTuple):
+    """A partition's rows as the fast path reads them: per row (lists in input order) its
+    number, its identity's namespace as spelled and id, and its capping key (Profile's)."""
+
+    rows: list[int]
+    namespaces: list[str | None]
+    identities: list[str | None]
+    keys: list[str | None]
+
+    @staticmethod
+    def of(profiles: Sequence[Profile]) -> Identities:
+        return Identities(
+            [p.row for p in profiles],
+            [p.namespace for p in profiles],
+            [p.identity for p in profiles],
+            [p.key for p in profiles],
+        )
+
+
+def read_identities(table: pa.Table) -> Identities:
+    """`read_profiles(table, bodies=False)` as columns (no object per row)."""
+    names = table.column_names
+    if BODY_COLUMN in names:
+        return Identities.of(read_profiles(table, bodies=False))
+    count = table.num_rows
+    rows: list[int] = (
+        table.column(ROW_COLUMN).to_pylist() if ROW_COLUMN in names else list(range(1, count + 1))
+    )
+    return _identities(table.drop_columns([ROW_COLUMN]) if ROW_COLUMN in names else table, rows)
+
+
+def _identities(data: pa.Table, rows: list[int]) -> Identities:
+    """The identity of each row, vectorised over the identityMap column when its shape allows
+    (lists of {id, primary} per namespace), else per row with `_identity`, as are the rows the
+    vectorised form cannot vouch for (a null entry or id, an id of 0 or more than 1024
+    characters: `_identity` raises the error naming the field)."""
     count = data.num_rows
     if "identityMap" not in data.column_names:
-        return [Profile(row, None, None, None, None) for row in rows]
+        return Identities(rows, [None] * count, [None] * count, [None] * count)
     column = data.column("identityMap").combine_chunks()
     got = _vector_identities(column)
     if got is None:
@@ -308,11 +425,12 @@ def _identities(data: pa.Table, rows: list[int]) -> list[Profile]:
             # _without_nulls of the subtree: what the whole body's would leave there
             body = {} if identity_map is None else {"identityMap": _without_nulls(identity_map)}
             namespaces[index], identities[index] = _identity(body, rows[index])
-    out = []
-    for row, namespace, identity in zip(rows, namespaces, identities, strict=True):
-        key = None if namespace is None else f"{namespace.strip().lower()}:{identity}"
-        out.append(Profile(row, None, namespace, identity, key))
-    return out
+    lowered = {ns: ns.strip().lower() for ns in set(namespaces) if ns is not None}  # a few
+    keys = [
+        None if ns is None else f"{lowered[ns]}:{identity}"
+        for ns, identity in zip(namespaces, identities, strict=True)
+    ]
+    return Identities(rows, namespaces, identities, keys)
 
 
 def _vector_identities(
@@ -415,11 +533,23 @@ def rule_values(
     None when none has a vectorised form (the engine evaluates them per row). Equal to the
     compiled closures' answers, which stay the reference: rows the vectorised form leaves
     undecided are evaluated with them, on the profile bodies as `read_profiles` reads them."""
-    from offerbase.batch.vector import eligible_mask  # polars: loaded where it is used
-
     ids = list(snapshot.rules if rule_ids is None else rule_ids)
     if not ids:
         return None
+    masks = _rule_masks(snapshot, table, profiles, ids, now)
+    columns = {rid: mask.to_list() for rid, mask in masks.items() if mask is not None}
+    return RuleValues(columns, len(profiles)) if columns else None
+
+
+def _rule_masks(
+    snapshot: Snapshot,
+    table: pa.Table,
+    profiles: Sequence[Profile],
+    ids: list[str],
+    now: datetime | None,
+) -> dict[str, Any]:
+    from offerbase.batch.vector import eligible_mask  # polars: loaded where it is used
+
     names = table.column_names
     source: Any
     bodies: Callable[[list[int]], Sequence[Mapping[str, Any]]] | None = None
@@ -433,22 +563,74 @@ def rule_values(
             picked = data.take(pa.array(positions, pa.int64())).to_pylist()
             return [_without_nulls(body) for body in picked]
 
-    masks = eligible_mask(snapshot, ids, source, now=now, bodies=bodies)
-    columns = {rid: mask.to_list() for rid, mask in masks.items() if mask is not None}
-    return RuleValues(columns, len(profiles)) if columns else None
+    return eligible_mask(snapshot, ids, source, now=now, bodies=bodies)
+
+
+def rule_matrix(
+    snapshot: Snapshot,
+    table: pa.Table,
+    profiles: Sequence[Profile],
+    rule_ids: Sequence[str],
+    now: datetime,
+    count: int,
+) -> Any:
+    """`rule_values` of `rule_ids` for the `count` rows of `table` as a numpy Boolean matrix,
+    rows x rules (a null is false, as the fast path's `all(...)` reads it); every rule must
+    have a vectorised form. `profiles`: the parsed bodies of NDJSON input (else unused)."""
+    import numpy as np
+
+    if not rule_ids:
+        return np.zeros((count, 0), dtype=bool)
+    masks = _rule_masks(snapshot, table, profiles, list(rule_ids), now)
+    return np.column_stack([masks[rid].fill_null(False).to_numpy() for rid in rule_ids])
 
 
 # -- output --------------------------------------------------------------------------------------
 
 
-def _uuid(*parts: object) -> str:
-    """A deterministic UUID (version 4 layout): a re-run of a job names its rows the same."""
-    digest = bytearray(hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).digest())
-    # uuid.UUID(bytes=digest, version=4) without the object: the same text, a row's hot path
+_MASK62 = (1 << 62) - 1
+_HEX = b"0123456789abcdef"
+
+
+def _job_key(workload_id: str, purpose: str) -> tuple[bytes, int]:
+    """A job's constant UUID half (8 bytes, version 4) and 62-bit mask for one kind of id."""
+    digest = bytearray(
+        hashlib.blake2b(f"{workload_id}|{purpose}".encode(), digest_size=16).digest()
+    )
     digest[6] = (digest[6] & 0x0F) | 0x40
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return bytes(digest[:8]), int.from_bytes(digest[8:], "big") & _MASK62
+
+
+def row_uuids(workload_id: str, purpose: str, rows: Any) -> pa.Array:
+    """Deterministic UUIDs (version 4 layout), one per input row number (a numpy array): a
+    re-run of a job names its rows the same, and no two rows of a job share one. The first
+    half is the job's (a hash of its workload id and the id's purpose), the second a
+    bijection of the row number on 62 bits (xor-shift-multiply) under the variant bits:
+    vectorised, no per-row hashing."""
+    import numpy as np
+
+    head, mask = _job_key(workload_id, purpose)
+    m62 = np.uint64(_MASK62)
+    x = np.asarray(rows, dtype=np.uint64) & m62
+    x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & m62
+    x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & m62
+    x = (x ^ (x >> np.uint64(31)) ^ np.uint64(mask)) | np.uint64(0x8000000000000000)
+    count = len(x)
+    tail = x.astype(">u8").view(np.uint8).reshape(count, 8)
+    hexes = np.frombuffer(_HEX, np.uint8)
+    digits = np.empty((count, 16), np.uint8)
+    digits[:, 0::2] = hexes[tail >> 4]
+    digits[:, 1::2] = hexes[tail & 15]
+    prefix = head.hex()
+    text = np.empty((count, 36), np.uint8)
+    text[:, :19] = np.frombuffer(f"{prefix[:8]}-{prefix[8:12]}-{prefix[12:16]}-".encode(), np.uint8)
+    text[:, 19:23] = digits[:, :4]
+    text[:, 23] = ord("-")
+    text[:, 24:] = digits[:, 4:]
+    offsets = np.arange(0, 36 * (count + 1), 36, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(text.tobytes())]
+    )
 
 
 def _component(representation: Mapping[str, Any] | None, placement: Placement) -> Any:
@@ -499,47 +681,24 @@ class _Output:
         self.stats = stats
         self.schema = schema(job.include_content)
         self.columns: dict[str, list[Any]] = {name: [] for name in self.schema.names}
-        self.timestamp = job.now
-        self.timestamp_text = iso_ms(job.now)
+        self.rows: list[int] = []  # per output row, its input row (the ids are made from it)
 
     def add(self, profile: Profile, result: DecisionResult) -> None:
         job, cols, stats = self.job, self.columns, self.stats
-        event_id = _uuid(job.workload_id, profile.row)
-        # one per profile's decision, as the Decisioning API's xdm:propositionId
-        proposition_id = _uuid(event_id, "proposition")
-        propositions = []
+        namespace = None if profile.namespace is None else profile.namespace.strip().lower()
         for scope in result.scopes:
             chosen: Sequence[ChosenOption | FallbackOption | None]
             if scope.options:
                 chosen = scope.options
-                selected: dict[str, Any] = {
-                    "xdm:selections": [
-                        {"xdm:id": o.id, **({"xdm:score": o.score} if o.score is not None else {})}
-                        for o in scope.options
-                    ]
-                }
             elif scope.fallback is not None:
                 chosen = [scope.fallback]
                 stats.fallbacks += 1
-                selected = {"xdm:fallback": {"xdm:id": scope.fallback.id}}
             else:
-                chosen, selected = [None], {}
-            propositions.append(
-                {
-                    "xdm:activity": {"xdm:id": scope.activity.id},
-                    "xdm:placement": {"xdm:id": scope.placement.id},
-                    **selected,
-                }
-            )
+                chosen = [None]
             for rank, option in enumerate(chosen, 1):
-                cols["decision_event_id"].append(event_id)
-                cols["timestamp"].append(self.timestamp)
-                cols["workload_id"].append(job.workload_id)
-                cols["identity_namespace"].append(
-                    None if profile.namespace is None else profile.namespace.strip().lower()
-                )
+                self.rows.append(profile.row)
+                cols["identity_namespace"].append(namespace)
                 cols["identity_id"].append(profile.identity)
-                cols["proposition_id"].append(proposition_id)
                 cols["activity_id"].append(scope.activity.id)
                 cols["placement_id"].append(scope.placement.id)
                 cols["rank"].append(None if option is None else rank)
@@ -561,24 +720,33 @@ class _Output:
                     cols["language"].append(
                         [str(x) for x in language] if isinstance(language, list) else None
                     )
-        stats.bounds.append(len(cols["decision_event_id"]))
-        if not job.dry_run:
-            identity_map = (
-                {profile.namespace: [{"id": profile.identity, "primary": True}]}
-                if profile.namespace is not None
-                else {}
-            )
-            event = {
-                "xdm:propositionId": proposition_id,
-                "xdm:timestamp": self.timestamp_text,
-                "xdm:identityMap": identity_map,
-                "xdm:propositions": propositions,
-                "offerbase:workloadId": job.workload_id,
-            }
-            stats.events.append(orjson.dumps(event).decode())
+        stats.bounds.append(len(self.rows))
 
     def table(self) -> pa.Table:
-        return pa.Table.from_pydict(self.columns, schema=self.schema)
+        count = len(self.rows)
+        cols = self.columns
+        cols["timestamp"] = [self.job.now] * count
+        cols["workload_id"] = [self.job.workload_id] * count
+        columns = {name: pa.array(cols[name], field.type) for name, field in _fields(self.schema)}
+        columns.update(output_ids(self.job, self.rows))
+        return pa.table({name: columns[name] for name in self.schema.names}, schema=self.schema)
+
+
+def _fields(table_schema: pa.Schema) -> list[tuple[str, pa.Field]]:
+    return [(f.name, f) for f in table_schema if f.name not in _ID_COLUMNS]
+
+
+_ID_COLUMNS = ("decision_event_id", "proposition_id")
+
+
+def output_ids(job: BatchJob, rows: Any) -> dict[str, pa.Array]:
+    """The id columns of output rows from their input row numbers: `decision_event_id` one
+    per profile's decision, `proposition_id` one per profile's decision too (the Decisioning
+    API's xdm:propositionId), of another hash (docs/batch.md, "Output")."""
+    return {
+        "decision_event_id": row_uuids(job.workload_id, "event", rows),
+        "proposition_id": row_uuids(job.workload_id, "proposition", rows),
+    }
 
 
 def _etag(value: Any) -> int | None:
@@ -620,7 +788,7 @@ def decide_profile(
 
 
 def _rng(job: BatchJob, profile: Profile) -> random.Random:
-    return random.Random(row_seed(job.seed, profile.key or f"row:{profile.row}"))
+    return RowRandom(row_seed(job.seed, profile.key or f"row:{profile.row}"))
 
 
 def _decide_each(
@@ -673,15 +841,12 @@ def decide_partition(
         profiles = read_profiles(table)
         known = rule_values(snapshot, table, profiles, job_rule_ids(job), job.now)
         return decide_rows(job, profiles, counters, known)
-    profiles = read_profiles(table, bodies=False)
-    values = rule_values(snapshot, table, profiles, fast.rule_ids, job.now)
-    columns = [values.columns[rid] for rid in fast.rule_ids] if values is not None else []
-    patterns: list[tuple[bool, ...]] = (
-        list(zip(*columns, strict=True)) if columns else [()] * len(profiles)
-    )
-    decider = fast.decider(snapshot, counters)
-    return _decide_each(
-        job,
-        profiles,
-        lambda index, profile: decider.decide(patterns[index], profile.key, _rng(job, profile)),
-    )
+    from offerbase.batch.columnar import decide_columnar  # numpy: loaded where it is used
+
+    if BODY_COLUMN in table.column_names:  # NDJSON: the bodies are parsed anyway
+        profiles = read_profiles(table, bodies=False)
+        identities = Identities.of(profiles)
+    else:
+        profiles, identities = [], read_identities(table)
+    matrix = rule_matrix(snapshot, table, profiles, fast.rule_ids, job.now, len(identities.rows))
+    return decide_columnar(job, fast, fast.decider(snapshot, counters), identities, matrix)

@@ -61,13 +61,64 @@ from offerbase.engine.capping import profile_part
 ROWS_PER_PARTITION = 50_000  # rows per task: memory per worker stays in the tens of MB
 MAX_LINE_BYTES = 1024 * 1024  # one NDJSON profile (the store takes 256 KiB)
 ENGINES = ("local", "dask")  # dask: batch/distributed.py, the offerbase[dask] extra
-EVENT_SCHEMA = pa.schema(
-    [("proposition_id", pa.string()), ("timestamp", pa.string()), ("body", pa.string())]
-)
 
 
 class BatchError(Exception):
     """The job cannot run (unreadable input, an output directory in use); names the file."""
+
+
+@dataclass
+class Tally:
+    """What the reports count of a job's decisions: what store/rollups.py `decision_rollup`
+    counts of the decision events its rows are (the rows are the events: docs/batch.md,
+    "Recording"), summed from the output tables. Per (activity, placement, offer): [decisions,
+    fallbacks]; per (activity, placement): [propositions, answered by the fallback, by
+    nothing]."""
+
+    day: str = ""  # the decisions' UTC day (YYYY-MM-DD), the rollups' day
+    offers: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    propositions: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+    def add(self, table: pa.Table) -> None:
+        """Count an output table's rows (one per profile x scope x rank, partition.schema)."""
+        rank = table.column("rank")
+        keys = ["activity_id", "placement_id", "option_id", "is_fallback", "first"]
+        grouped = (
+            pa.table(
+                {
+                    **{name: table.column(name) for name in keys[:4]},
+                    # the first row of a scope's answer: one per proposition
+                    "first": pc.or_kleene(pc.is_null(rank), pc.equal(rank, 1)),
+                }
+            )
+            .group_by(keys)
+            .aggregate([("is_fallback", "count")])
+        )
+        for row in grouped.to_pylist():
+            scope = (row["activity_id"], row["placement_id"])
+            counts = self.propositions.setdefault(scope, [0, 0, 0])
+            n = row["is_fallback_count"]
+            if row["first"]:
+                counts[0] += n
+            if row["option_id"] is None:
+                counts[2] += n
+                continue
+            sums = self.offers.setdefault((*scope, row["option_id"]), [0, 0])
+            if row["is_fallback"]:
+                counts[1] += n
+                sums[1] += n
+            else:
+                sums[0] += n
+
+    def merge(self, other: Tally) -> None:
+        for key, sums in other.offers.items():
+            mine = self.offers.setdefault(key, [0, 0])
+            mine[0] += sums[0]
+            mine[1] += sums[1]
+        for scope, counts in other.propositions.items():
+            got = self.propositions.setdefault(scope, [0, 0, 0])
+            for i in range(3):
+                got[i] += counts[i]
 
 
 @dataclass
@@ -76,10 +127,12 @@ class Summary:
     fallbacks: int = 0
     redecided: int = 0  # rows decided again by the cap arbitration
     seconds: float = 0.0
-    record_seconds: float = 0.0  # of which storing the events and counters (`record`)
+    record_seconds: float = 0.0  # of which storing the counters and report counts (`record`)
     output: str = ""
     # the job's own counter increments (added to the real counters unless dry run)
     consumption: dict[str, int] = field(default_factory=dict)
+    # what the reports count of its decisions (added to the rollups unless dry run)
+    tally: Tally = field(default_factory=Tally)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +143,17 @@ class Summary:
             "record_seconds": round(self.record_seconds, 3),
             "output": self.output,
         }
+
+
+# Columns of unique values (one per row or profile): no dictionary page (it would only grow).
+_UNIQUE_COLUMNS = ("decision_event_id", "proposition_id", "identity_id")
+
+
+def write_part(table: pa.Table, where: Any) -> None:
+    """One output part (a path or a binary file)."""
+    pq.write_table(
+        table, where, use_dictionary=[n for n in table.column_names if n not in _UNIQUE_COLUMNS]
+    )
 
 
 # -- input -----------------------------------------------------------------------------------
@@ -238,8 +302,8 @@ def _arbitrate(
     source: pa.Table,
     output: pa.Table,
     stats: PartitionStats,
-) -> tuple[pa.Table, list[str], int]:
-    """The partition's final rows and events, in input order; and how many were re-decided.
+) -> tuple[pa.Table, int]:
+    """The partition's final rows, in input order; and how many were re-decided.
     `view`: the job's global consumption the partition was decided with."""
     profiles: list[Profile] | None = None
     replaced: dict[int, tuple[pa.Table, PartitionStats]] = {}
@@ -265,19 +329,16 @@ def _arbitrate(
         if again[1].consuming:
             arbiter.consume(again[1].consuming[0][1])
     if not replaced:
-        return output, stats.events, 0
+        return output, 0
     pieces: list[pa.Table] = []
-    events = list(stats.events)
     position = 0
     for index in sorted(replaced):
-        table, single = replaced[index]
+        table, _single = replaced[index]
         pieces.append(output.slice(position, stats.bounds[index] - position))
         pieces.append(table)
         position = stats.bounds[index + 1]
-        if events:
-            events[index] = single.events[0]
     pieces.append(output.slice(position))
-    return pa.concat_tables(pieces), events, len(replaced)
+    return pa.concat_tables(pieces), len(replaced)
 
 
 # -- the job ---------------------------------------------------------------------------------
@@ -332,15 +393,15 @@ def record_job(
     job: BatchJob,
     summary: Summary,
     arbiter: Arbiter,
-    record: Callable[[Summary, list[Path]], None] | None,
-    event_files: list[Path],
+    record: Callable[[Summary], None] | None,
 ) -> None:
     """Once every row is settled, before publishing: the job's consumption into `summary`, and
-    the caller's `record` (the events and counters; not for a dry run), timed."""
+    the caller's `record` (the counters and the reports' counts; not for a dry run), timed."""
     summary.consumption = dict(arbiter.running)
+    summary.tally.day = iso_ms(job.now)[:10]
     if record is not None and not job.dry_run:
         recording = time.monotonic()
-        record(summary, event_files)
+        record(summary)
         summary.record_seconds = time.monotonic() - recording
 
 
@@ -352,15 +413,15 @@ def run_batch(
     workers: int = 1,
     engine: str = "local",
     progress: Callable[[int], None] | None = None,
-    record: Callable[[Summary, list[Path]], None] | None = None,
+    record: Callable[[Summary], None] | None = None,
     scheduler: str | None = None,
 ) -> Summary:
     """Decide every profile of `input_path` and publish the Parquet parts in `output_dir`.
 
-    `record(summary, event_files)` runs after every row is decided and before the output is
-    published (not for a dry run): the caller stores the decision events (Parquet files of
-    proposition_id, timestamp, body) and adds `summary.consumption` to the real counters. A
-    failure anywhere leaves no `output_dir` (or the empty one there was)."""
+    `record(summary)` runs after every row is decided and before the output is published (not
+    for a dry run): the caller adds `summary.consumption` to the real counters and
+    `summary.tally` to the reports' rollups (the rows themselves are the job's decision events,
+    in its output). A failure anywhere leaves no `output_dir` (or the empty one there was)."""
     if engine not in ENGINES:
         raise BatchError(f"unknown engine '{engine}': one of {', '.join(ENGINES)}")
     if engine == "dask":  # the same partitions and arbitration on a cluster (`scheduler`)
@@ -375,11 +436,9 @@ def run_batch(
     _publish_dir(output_dir)
     check_job(job)
     work = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex[:12]}"
-    events_dir = work / "_events"
-    events_dir.mkdir(parents=True)
+    work.mkdir(parents=True)
     summary = Summary(output=str(output_dir))
     arbiter = Arbiter(job.counters, len(job.scopes), order_sensitive(job))
-    event_files: list[Path] = []
     # spawn, not fork: the caller may be a server with threads and open connections; each
     # worker gets the job once (the catalog, the counters read at start), then partitions.
     pool = (
@@ -400,23 +459,10 @@ def run_batch(
             nonlocal number
             source, view, pending = in_flight.popleft()
             output, stats = pending.result() if isinstance(pending, Future) else pending
-            final, events, redecided = _arbitrate(job, arbiter, view, source, output, stats)
-            pq.write_table(final, work / f"part-{number:05d}.parquet")
-            if events:
-                path = events_dir / f"events-{number:05d}.parquet"
-                ids = [row[1] for row in _ids(final, stats, events)]
-                pq.write_table(
-                    pa.table(
-                        {
-                            "proposition_id": ids,
-                            "timestamp": [iso_ms(job.now)] * len(events),
-                            "body": events,
-                        },
-                        schema=EVENT_SCHEMA,
-                    ),
-                    path,
-                )
-                event_files.append(path)
+            final, redecided = _arbitrate(job, arbiter, view, source, output, stats)
+            write_part(final, work / f"part-{number:05d}.parquet")
+            if not job.dry_run:
+                summary.tally.add(final)
             number += 1
             summary.rows += stats.rows
             summary.redecided += redecided
@@ -436,8 +482,7 @@ def run_batch(
                 finish()
         while in_flight:
             finish()
-        record_job(job, summary, arbiter, record, event_files)
-        shutil.rmtree(events_dir)
+        record_job(job, summary, arbiter, record)
         (work / "_SUCCESS").touch()
         if output_dir.exists():
             output_dir.rmdir()  # empty (checked above)
@@ -450,9 +495,3 @@ def run_batch(
             pool.shutdown(cancel_futures=True)
     summary.seconds = time.monotonic() - started
     return summary
-
-
-def _ids(final: pa.Table, stats: PartitionStats, events: list[str]) -> Iterator[tuple[int, str]]:
-    """(row index, proposition id) of each event, in order."""
-    seen: dict[str, None] = dict.fromkeys(final.column("proposition_id").to_pylist())
-    return enumerate(seen)

@@ -376,19 +376,9 @@ class Database:
                 else:
                     await conn.copy_records_to_table(table.name, records=rows, columns=columns)
             return True
-        if self._writer is None:
-            path = self.url.split("///", 1)[1]
-            self._writer = sqlite3.connect(path, isolation_level=None, timeout=0)
-            self._writer.execute(f"PRAGMA synchronous={self.sqlite_synchronous}")
-            # As on every other connection: an event of a sandbox that is gone is refused
-            # (and rejected on its own, store/events.py), on SQLite as on PostgreSQL.
-            self._writer.execute("PRAGMA foreign_keys=ON")
-        try:
-            self._writer.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                return False
-            raise
+        if not self._begin_immediate():
+            return False
+        assert self._writer is not None
         marks = ", ".join("?" for _ in columns)
         try:
             if then is None:
@@ -407,6 +397,43 @@ class Database:
                     )
                     inserted = rows
                 await then(sqlite_batch, inserted)
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        self._writer.execute("COMMIT")
+        return True
+
+    def _begin_immediate(self) -> bool:
+        """Begin a transaction on the SQLite writer connection, False if the lock is taken."""
+        if self._writer is None:
+            path = self.url.split("///", 1)[1]
+            self._writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+            self._writer.execute(f"PRAGMA synchronous={self.sqlite_synchronous}")
+            # As on every other connection: an event of a sandbox that is gone is refused
+            # (and rejected on its own, store/events.py), on SQLite as on PostgreSQL.
+            self._writer.execute("PRAGMA foreign_keys=ON")
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise
+        return True
+
+    async def in_batch(self, step: Callable[[Batch], Awaitable[None]]) -> bool:
+        """`step(batch)` in a write transaction of its own, with the Batch that
+        `insert_rows`' `then` gets (a batch job's rollups, store/rollups.py). Returns False
+        when SQLite's write lock is taken: try again later."""
+        if not self.is_sqlite:
+            pool = self._pg_pool or await self._open_pg_pool()
+            async with pool.acquire() as conn, conn.transaction():
+                await step(_PgBatch(conn))
+            return True
+        if not self._begin_immediate():
+            return False
+        assert self._writer is not None
+        try:
+            await step(_SqliteBatch(self._writer))
         except BaseException:
             self._writer.execute("ROLLBACK")
             raise

@@ -23,7 +23,7 @@ import base64
 import binascii
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -132,49 +132,6 @@ DECISION_EVENTS: EventKind[PendingEvent] = EventKind(
     EVENTS_REJECTED,
     rollup=decision_rollup,
 )
-
-
-def encoded_event_row(event: tuple[int, str, str, str]) -> Row:
-    """A decision event serialised already (sandbox pk, proposition id, timestamp, body JSON:
-    batch jobs build them in their workers), checked like `event_row`. Raises BadEvent."""
-    pk, proposition_id, timestamp, body = event
-    if _has_nul(body):
-        raise BadEvent("The event contains a NUL character.")
-    check_text(proposition_id=(proposition_id, 64), timestamp=(timestamp, 32))
-    return event
-
-
-ENCODED_DECISION_EVENTS: EventKind[tuple[int, str, str, str]] = EventKind(
-    "decision events",
-    decision_events,
-    DECISION_EVENTS.columns,
-    encoded_event_row,
-    EVENTS_WRITTEN,
-    EVENTS_DROPPED,
-    EVENTS_REJECTED,
-    # batch jobs' decisions are in the reports like online ones (same body, same rollup)
-    rollup=decision_rollup,
-)
-
-
-async def write_encoded_events(
-    db: Database, sandbox: Sandbox, events: Iterable[tuple[str, str, str]]
-) -> int:
-    """Store decision events given as (proposition id, timestamp, body JSON) through an
-    EventWriter (batches, a bad row rejected on its own), waiting for each to be written:
-    a batch job's events. Returns how many were written."""
-    # Transactions of 25,000 rows: a commit (an fsync with synchronous=full) per 5,000 was a
-    # fifth of a batch job's recording (bench/batch_profile.py); the write lock is still held
-    # well under a second per transaction.
-    writer: EventWriter[tuple[int, str, str, str]] = EventWriter(
-        db, batch_size=25_000, kind=ENCODED_DECISION_EVENTS
-    )
-    for proposition_id, timestamp, body in events:
-        writer.record((sandbox.pk, proposition_id, timestamp, body))
-        if len(writer._queue) >= writer.batch_size:
-            await writer.flush()
-    await writer.flush()
-    return writer.written
 
 
 class _Interrupted(Exception):

@@ -10,6 +10,7 @@ pk of the event it counts, like the event rows themselves (store/db.py's Batch c
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import Counter
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from offerbase.store.db import Batch, Row
+from offerbase.store.db import Batch, Database, Row
 from offerbase.store.tables import (
     report_conversions,
     report_offer_day_uniques,
@@ -116,6 +117,37 @@ def _body(text: Any) -> Mapping[str, Any]:
 
 def _member_id(value: Any) -> str:
     return key_id(value.get("xdm:id")) if isinstance(value, Mapping) else UNATTRIBUTED
+
+
+async def add_batch_decisions(
+    db: Database,
+    sandbox_pk: int,
+    day: str,
+    offers: Mapping[tuple[str, str, str], list[int]],
+    propositions: Mapping[tuple[str, str], list[int]],
+) -> None:
+    """A batch job's decisions, counted by the job (batch/run.py `Tally`: what
+    `decision_rollup` counts of the events its rows are), added in one transaction: per
+    (activity, placement, offer) [decisions, fallbacks], per (activity, placement)
+    [propositions, answered by the fallback, by nothing]; all on the job's `day`."""
+    deltas = _Deltas()
+    for (activity, placement, offer), (decisions, fallbacks) in offers.items():
+        key: OfferKey = (sandbox_pk, day, key_id(activity), key_id(placement), key_id(offer))
+        if decisions:
+            deltas.offer(key, "decisions", decisions)
+        if fallbacks:
+            deltas.offer(key, "fallbacks", fallbacks)
+    for (activity, placement), (total, fallback, empty) in propositions.items():
+        counts = deltas.propositions.setdefault(
+            (sandbox_pk, day, key_id(activity), key_id(placement)), Counter()
+        )
+        counts["propositions"] += total
+        counts["fallback_propositions"] += fallback
+        counts["empty_propositions"] += empty
+    if not deltas.offers and not deltas.propositions:
+        return
+    while not await db.in_batch(deltas.apply):
+        await asyncio.sleep(0.05)  # SQLite's write lock is taken: the server is writing
 
 
 async def decision_rollup(batch: Batch, rows: list[Row]) -> None:
