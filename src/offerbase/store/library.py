@@ -39,6 +39,7 @@ from offerbase.store.errors import (
 from offerbase.store.listing import Dialect, OrderKey, RegexTerm, Term, split_regex_terms
 from offerbase.store.scope import Scope, raw_sql
 from offerbase.store.tables import (
+    NAME_CHARS,
     alive_entities,
     entities,
     entity_history,
@@ -639,7 +640,7 @@ class Library:
         row = entities.insert().values(
             kind=entity.kind,
             entity_id=entity.id,
-            name=str(entity.body.get("name", ""))[:1024],
+            name=str(entity.body.get("name", ""))[:NAME_CHARS],
             body=entity.body,
             etag=entity.etag,
             created=entity.created,
