@@ -240,6 +240,19 @@ class Library:
             by_kind[row.kind].append(body)
         return version, by_kind
 
+    async def names(self, kinds: Sequence[str], limit: int) -> list[tuple[str, str, str]]:
+        """(kind, id, name) of the first `limit` current entities of `kinds` by name, then id:
+        what a menu shows, from the name column (cut at NAME_CHARS characters), with no body
+        and no count. The order is `list`'s by name (the column sorts as the body's name)."""
+        query = (
+            sa.select(entities.c.kind, entities.c.entity_id, entities.c.name)
+            .where(alive_entities(), entities.c.kind.in_(kinds))
+            .order_by(entities.c.name.asc().nulls_first(), entities.c.entity_id.asc())
+            .limit(limit)
+        )
+        rows = await self.conn.execute(self.scope.apply(query))
+        return [(row.kind, row.entity_id, row.name or row.entity_id) for row in rows]
+
     async def list(
         self,
         kinds: Sequence[str],
