@@ -182,10 +182,10 @@ async def test_an_invalidation_voids_the_version_check_in_flight(services, tenan
 async def test_a_replaced_snapshot_is_freed_without_the_cyclic_collector(
     client, tenant, services
 ) -> None:
-    """The cache freezes each snapshot out of the cyclic collector (api/snapshots.py), which is
-    sound only while a snapshot holds no reference cycle: the one a write replaces, used by
-    decisions (its memo of plans filled) over every kind (rules, formulas, strategies), must be
-    freed by reference counting alone."""
+    """A serving process freezes each snapshot out of the cyclic collector (api/snapshots.py),
+    which is sound only while a snapshot holds no reference cycle: the one a write replaces,
+    frozen, used by decisions (its memo of plans filled) over every kind (rules, formulas,
+    strategies), must be freed by reference counting alone."""
     import gc
     import weakref
 
@@ -193,9 +193,12 @@ async def test_a_replaced_snapshot_is_freed_without_the_cyclic_collector(
 
     from offerbase.store import tenants
 
+    services.snapshots.freeze = True  # as the app's start-up sets it (no lifespan here)
     await build_graph(Api(client, tenant))  # one entity of every kind
     await _catalog(client, tenant)
+    frozen = gc.get_freeze_count()
     assert _offered(await _decide(client, tenant)) == ["gold"]
+    assert gc.get_freeze_count() > frozen
     async with services.db.read() as conn:
         sandbox = await tenants.get_sandbox(conn, tenant.org, tenant.sandbox)
     old = weakref.ref(await services.snapshots.get(sandbox))
