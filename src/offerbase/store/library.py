@@ -294,21 +294,23 @@ class Library:
     async def _page_windowed(
         self, where: _Where, order_by: _OrderBy, limit: int, offset: int
     ) -> tuple[Sequence[sa.Row[Any]], int]:
-        """PostgreSQL: the page with count(*) OVER () (the total of all matches)."""
+        """PostgreSQL: the page's row ids with count(*) OVER () (the total of all matches),
+        then its rows by id: whole rows (their bodies) carried through the window and the sort
+        cost 3 to 4 times as much at 10,000 offers."""
         query = (
-            sa.select(entities, sa.func.count().over().label("_total"))
+            sa.select(entities.c.row_id, sa.func.count().over().label("_total"))
             .where(*where)
             .order_by(*order_by)
             .limit(limit)
             .offset(offset)
         )
-        rows = (await self.conn.execute(self.scope.apply(query))).all()
-        if rows:
-            return rows, int(rows[0]._total)
+        keys = (await self.conn.execute(self.scope.apply(query))).all()
+        if keys:
+            return await self._rows_by_id([key.row_id for key in keys]), int(keys[0]._total)
         # Past the end (or no match): the total still has to be counted.
         count = sa.select(sa.func.count()).select_from(entities).where(*where)
         total = await self.conn.scalar(self.scope.apply(count))
-        return rows, int(total or 0)
+        return [], int(total or 0)
 
     async def _page_regex(
         self,
