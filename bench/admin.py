@@ -11,8 +11,9 @@ A page's time is the whole answer as a browser's request sees it on the loopback
 renders the HTML, nothing is cached between requests (Cache-Control: no-store).
 
 Prints p50/p95 in milliseconds per page and run, the median of the runs, and the verdict
-(p95 < 100 ms). To time another page, add a line to PAGES (a GET path, or a POST form; the
-CSRF token is added to every form).
+(p95 < 100 ms), then the medians of every backend as the Markdown table of docs/benchmarks.md
+(with the date and the load averages, to paste). To time another page, add a line to PAGES (a
+GET path, or a POST form; the CSRF token is added to every form) and its label to LABELS.
 Options: --backends sqlite,postgresql  --runs 3  --offers 10000  --samples 50  --pg-url URL.
 """
 
@@ -69,6 +70,24 @@ PAGES: list[tuple[str, str, str, dict[str, str] | None]] = [
     ),
     ("reports", "GET", f"{SB}/reports", None),
 ]
+
+
+# What docs/benchmarks.md calls each page and reference in its table.
+LABELS = {
+    "offers list": "Offers list",
+    "offers search": "Offers search (`q=offer 77`, approved, by priority)",
+    "offer editor": "Offer editor",
+    "new offer editor": "New offer editor",
+    "decision editor": "Decision builder (the 10,000-offer decision)",
+    "decisions list": "Decisions list",
+    "offer history": "History of an offer",
+    "simulation form": "Simulation form",
+    "simulation 50": "Simulation, a decision over 50 offers",
+    "simulation all": "Simulation, a decision over all 10,000 offers",
+    "reports": "Reports (30 days)",
+    "API decision 50": "reference: API decision over 50 offers (trace, dry run)",
+    "API decision all": "reference: API decision over 10,000 offers (trace, dry run)",
+}
 
 
 def offer(index: int) -> dict[str, Any]:
@@ -297,19 +316,24 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
-    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f} (shared machine)")
+    load_before = os.getloadavg()
+    print(f"machine: {machine()}; load average {load_before[0]:.2f} (shared machine)")
     print(
         f"catalog: {args.offers:,} offers, all in one live decision, 50 in another; "
         f"{args.samples} samples a page"
     )
-    for backend in args.backends.split(","):
+    backends = args.backends.split(",")
+    medians: dict[str, dict[str, tuple[float, float]]] = {}
+    for backend in backends:
         print(f"{backend}: p50/p95 ms per page", flush=True)
         runs = run_backend(backend, args)
         print(f"{backend} median of {len(runs)} runs (ms):")
         worst = 0.0
+        medians[backend] = {}
         for name in [*API_DECISIONS, *(page[0] for page in PAGES)]:
             p50 = statistics.median(run[name][0] for run in runs)
             p95 = statistics.median(run[name][1] for run in runs)
+            medians[backend][name] = (p50, p95)
             if name not in API_DECISIONS:  # the verdict is the pages'
                 worst = max(worst, p95)
             print(f"  {name:<16} p50 {p50:7.1f}  p95 {p95:7.1f}")
@@ -320,7 +344,40 @@ def main() -> None:
             print(f"  simulation {kind} / API decision {kind} (p50, same run): {ratio:.2f}")
         verdict = "yes" if worst < TARGET_MS else "NO"
         print(f"{backend} every page p95 < {TARGET_MS:.0f} ms: {verdict} (worst {worst:.1f} ms)")
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    load_after = os.getloadavg()
+    print(f"load average after: {load_after[0]:.2f}")
+    print_table(backends, medians, args, load_before, load_after)
+
+
+def print_table(
+    backends: list[str],
+    medians: dict[str, dict[str, tuple[float, float]]],
+    args: argparse.Namespace,
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+) -> None:
+    """The medians as docs/benchmarks.md's table, ready to paste."""
+    title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    day = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(
+        f"\n{day}; {machine()}; load average (1, 5, 15 min) before "
+        + ", ".join(f"{value:.1f}" for value in load_before)
+        + ", after "
+        + ", ".join(f"{value:.1f}" for value in load_after)
+        + f"; --runs {args.runs} --samples {args.samples} --offers {args.offers}; "
+        f"median of {args.runs} runs, milliseconds:\n"
+    )
+    heads = [f"{title.get(b, b)} {q}" for b in backends for q in ("p50", "p95")]
+    print("| page | " + " | ".join(heads) + " |")
+    print("|---" * (1 + len(heads)) + "|")
+    for name in [*(page[0] for page in PAGES), *API_DECISIONS]:
+        cells = []
+        for backend in backends:
+            p50, p95 = medians[backend][name]
+            mark = "**" if p95 >= TARGET_MS and name not in API_DECISIONS else ""
+            cells += [f"{p50:.1f}", f"{mark}{p95:.1f}{mark}"]
+        label = LABELS.get(name, name).replace("10,000", f"{args.offers:,}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,9 @@ def test_admin_bench_runs(tmp_path: Path) -> None:
     assert "simulation all" in out
     assert "simulation 50 / API decision 50" in out
     assert "every page p95 < 100 ms:" in out
+    # The medians as docs/benchmarks.md's table, to paste.
+    assert "| page | SQLite p50 | SQLite p95 |" in out
+    assert "| Decision builder (the 30-offer decision) | " in out
 
 
 def test_batch_engines_bench_runs() -> None:

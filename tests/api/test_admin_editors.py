@@ -22,6 +22,7 @@ from test_admin_ui import add_user, browser, csrf_of, make_tenant, sign_in
 
 from admin_evil import EVIL, ORDER, evil_body
 from conftest import Tenant
+from offerbase.api.admin_ui import catalog_pages
 from offerbase.api.admin_ui.kinds import PAGES
 from offerbase.api.deps import services_of
 from offerbase.store import tenants, users
@@ -255,6 +256,54 @@ async def test_every_editor_round_trips_every_field(
         after = await api.read(kind, entity_id)
         assert after["etag"] == before["etag"] + 1
         assert _comparable(after) == _comparable(before), kind
+
+
+def _menu(html: str, pointer: str) -> list[tuple[str, str]]:
+    """(value, label) of the options of the menu named `pointer`."""
+    found = re.search(
+        rf'<select id="[^"]+" name="{re.escape(pointer)}"[^>]*>(.*?)</select>', html, re.S
+    )
+    assert found, f"no menu {pointer}"
+    return [
+        (value, unescape(label))
+        for value, label in re.findall(
+            r'<option value="([^"]*)"[^>]*>([^<]*)</option>', found.group(1)
+        )
+    ]
+
+
+async def test_a_menu_lists_the_sandbox_s_current_entities_of_its_kind_by_name(
+    app: Any,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    editor: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reference menu (one read per menu: `Library.names`) lists every current entity of its
+    kind in this sandbox, by name then id, the first MAX_CHOICES: not a deleted one, not one of
+    another kind, nor of another sandbox of the organization or of another organization."""
+    api = Api(client, tenant)
+    ours = [
+        (await api.create("placement", name=name), name)
+        for name in ("Hero", "Banner", "Aside", "Hero")
+    ]
+    gone = await api.create("placement", name="Deleted")
+    assert (await api.delete("placement", gone)).status_code == 200
+    await api.create("decision-rule", name="A rule, not a placement")
+    async with services_of(app).db.write() as conn:
+        await tenants.ensure_sandbox(conn, tenant.org, "second")
+    second = Tenant(tenant.org, "second", tenant.client_id, tenant.client_secret, tenant.token)
+    await Api(client, second).create("placement", name="Another sandbox's")
+    other = await make_tenant(app, client)  # another organization's sandbox "prod"
+    await Api(client, other).create("placement", name="Another organization's")
+    by_name = sorted(ours, key=lambda item: (item[1], item[0]))
+
+    page = await editor.get(_editor_path("personalized-offer"))
+    assert page.status_code == 200
+    assert _menu(page.text, "/representations/0/placement") == [("", "(none)"), *by_name]
+    monkeypatch.setattr(catalog_pages, "MAX_CHOICES", 2)
+    page = await editor.get(_editor_path("personalized-offer"))
+    assert _menu(page.text, "/representations/0/placement") == [("", "(none)"), *by_name[:2]]
 
 
 async def test_a_new_entity_is_made_through_the_api_s_validation_with_errors_by_field(

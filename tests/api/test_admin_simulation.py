@@ -19,6 +19,7 @@ from factories import url
 from test_admin_ui import add_user, browser, csrf_of, sign_in, text_of
 
 from conftest import Tenant, make_tenant
+from offerbase.api.admin_ui import simulation
 from offerbase.api.deps import services_of
 from offerbase.store import tenants
 from offerbase.store.tables import decision_events, entity_history
@@ -164,6 +165,23 @@ async def test_a_viewer_simulates_and_sees_why_each_offer_was_chosen_or_dropped(
     # Three simulations later: no counter moved, no decision event was recorded.
     assert await stored_events(app, pk) == events
     assert await gold_counter(app, pk) == counter
+
+
+async def test_past_the_listed_candidates_the_others_are_counted_not_listed(
+    app: Any, client: httpx.AsyncClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table lists MAX_CANDIDATE_ROWS candidates, chosen first, then the eligible by rank,
+    then the dropped by id; the summary of reasons and the count of the others cover all."""
+    await shop(client, tenant)
+    monkeypatch.setattr(simulation, "MAX_CANDIDATE_ROWS", 3)
+    async with signed_in(app, tenant.org) as http:
+        response = await simulate(http, **{"placement:hero": "on"})
+    assert response.status_code == 200, response.text
+    # gold (priority 9) is chosen, silver eligible; bronze (rule), draft1, old dropped.
+    assert list(candidate_rows(response.text)) == ["gold", "silver", "bronze"]
+    text = text_of(response.text)
+    assert "Dropped (by first reason): 1 by dates, 1 by rule, 1 by status." in text
+    assert "2 more candidates are not listed (the counts above include them)." in text
 
 
 async def test_a_simulation_shows_bad_input_next_to_its_field(

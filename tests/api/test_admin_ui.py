@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from html import unescape
 from typing import Any
 
 import httpx
@@ -380,6 +381,53 @@ async def test_offers_search_filter_sort_and_pages(
     forged = await person.get("/admin/sandbox/prod/offers", params={"start": "AAAA.bbbb"})
     assert forged.status_code == 400
     assert "cursor" in forged.text
+
+
+async def test_the_search_takes_like_and_regex_characters_literally_and_folds_case_as_re2(
+    client: httpx.AsyncClient, tenant: Tenant, person: httpx.AsyncClient
+) -> None:
+    """The search narrows the candidates with SQL LIKE on the stored name before RE2 decides
+    (store/listing.py): LIKE's own `%`, `_` and `\\` mean themselves; letters match in any
+    case as RE2 folds them, beyond ASCII too (the Kelvin sign is a K, the long s an s, E with
+    an accent either case), on both backends; a match past the stored name's first 1,024
+    characters is found."""
+    api = Api(client, tenant)
+    long_name = "x" * 1100 + " Needle"
+    named = [
+        "100% cotton",
+        "100 percent",
+        "a_b",
+        "axb",
+        "back\\slash",
+        "backslash",
+        "\u212aelvin sale",
+        "Ma\u017fter",
+        "Crème brûlée",
+        "CRÈME",
+        "creme",
+        long_name,
+    ]
+    for name in named:
+        await api.create("personalized-offer", name=name)
+
+    async def found(text: str) -> set[str]:
+        page = await person.get("/admin/sandbox/prod/offers", params={"q": text})
+        assert page.status_code == 200, page.text
+        shown = re.findall(r'<td class="name"><a href="[^"]+">([^<]*)</a><br>', page.text)
+        return {unescape(name) for name in shown}
+
+    assert await found("100%") == {"100% cotton"}
+    assert await found("%") == {"100% cotton"}
+    assert await found("a_b") == {"a_b"}
+    assert await found("_") == {"a_b"}
+    assert await found("k\\s") == {"back\\slash"}
+    assert await found("\\") == {"back\\slash"}
+    assert await found("KELVIN") == {"\u212aelvin sale"}
+    assert await found("master") == {"Ma\u017fter"}
+    assert await found("crème") == {"Crème brûlée", "CRÈME"}
+    assert await found("CRÈME B") == {"Crème brûlée"}
+    assert await found("needle") == {long_name}
+    assert await found("100 % cotton") == set()
 
 
 async def test_stored_markup_is_shown_as_text(

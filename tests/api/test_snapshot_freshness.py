@@ -177,3 +177,37 @@ async def test_an_invalidation_voids_the_version_check_in_flight(services, tenan
     checks = cache.checks
     await cache.get(sandbox)
     assert cache.checks == checks + 1
+
+
+async def test_a_replaced_snapshot_is_freed_without_the_cyclic_collector(
+    client, tenant, services
+) -> None:
+    """A serving process freezes each snapshot out of the cyclic collector (api/snapshots.py),
+    which is sound only while a snapshot holds no reference cycle: the one a write replaces,
+    frozen, used by decisions (its memo of plans filled) over every kind (rules, formulas,
+    strategies), must be freed by reference counting alone."""
+    import gc
+    import weakref
+
+    from factories import Api, build_graph
+
+    from offerbase.store import tenants
+
+    services.snapshots.freeze = True  # as the app's start-up sets it (no lifespan here)
+    await build_graph(Api(client, tenant))  # one entity of every kind
+    await _catalog(client, tenant)
+    frozen = gc.get_freeze_count()
+    assert _offered(await _decide(client, tenant)) == ["gold"]
+    assert gc.get_freeze_count() > frozen
+    async with services.db.read() as conn:
+        sandbox = await tenants.get_sandbox(conn, tenant.org, tenant.sandbox)
+    old = weakref.ref(await services.snapshots.get(sandbox))
+    builds = services.snapshots.builds
+    gc.disable()
+    try:
+        await Api(client, tenant).create("tag")  # a write: the next decision rebuilds
+        assert _offered(await _decide(client, tenant)) == ["gold"]
+        assert services.snapshots.builds == builds + 1
+        assert old() is None
+    finally:
+        gc.enable()

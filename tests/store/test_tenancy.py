@@ -61,7 +61,7 @@ from offerbase.store.interactions import (
     interaction_writer,
 )
 from offerbase.store.library import Actor, Library, catalog_version, last_changes
-from offerbase.store.listing import OrderKey, parse_properties
+from offerbase.store.listing import OrderKey, contains_name, parse_properties
 from offerbase.store.profiles import Profiles, find_profile, import_lines, profile_page
 from offerbase.store.retention import prune_events
 from offerbase.store.scope import Scope, UnscopedTable
@@ -405,12 +405,21 @@ async def _list(t: Ctx) -> None:
             ALL_KINDS, parse_properties(["name==Placement A"]), by_id, 1, None
         )
         assert ([item.id for item in named.items], named.total) == (["p-b1"], 2)
+        found = await library.list(ALL_KINDS, [contains_name("placement")], by_id, 100, None)
+        assert [item.id for item in found.items] == ["p-b1", "p-b2"]
         assert named.next_cursor is not None
         second = await library.list(ALL_KINDS, [], by_id, 1, named.next_cursor)
         assert ([item.id for item in second.items], second.next_cursor) == (["p-b2"], None)
         assert second.prev_cursor is not None
         past_end = await library.list(ALL_KINDS, [], by_id, 2, second.prev_cursor)
         assert past_end.total == 2
+
+
+@case("library.Library.names")
+async def _names(t: Ctx) -> None:
+    async with t.db.read() as conn:
+        assert await Library(conn, t.a).names(ALL_KINDS, 100), "the case saw nothing"
+        assert await Library(conn, t.b).names(ALL_KINDS, 100) == []
 
 
 @case("library.Library.create")

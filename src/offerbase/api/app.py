@@ -194,6 +194,7 @@ def create_app(
         # process: keeping it out of the cyclic collector's full passes shortens the pauses
         # that otherwise set the decision p99 (bench/load_decide.py: 24-42 ms -> ~16 ms).
         gc.freeze()
+        services.snapshots.freeze = True  # and each snapshot built (api/snapshots.py)
         services.events.start()
         services.interactions.start()
         await services.snapshots.start()

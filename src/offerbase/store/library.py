@@ -39,6 +39,7 @@ from offerbase.store.errors import (
 from offerbase.store.listing import Dialect, OrderKey, RegexTerm, Term, split_regex_terms
 from offerbase.store.scope import Scope, raw_sql
 from offerbase.store.tables import (
+    NAME_CHARS,
     alive_entities,
     entities,
     entity_history,
@@ -239,6 +240,19 @@ class Library:
             by_kind[row.kind].append(body)
         return version, by_kind
 
+    async def names(self, kinds: Sequence[str], limit: int) -> list[tuple[str, str, str]]:
+        """(kind, id, name) of the first `limit` current entities of `kinds` by name, then id:
+        what a menu shows, from the name column (cut at NAME_CHARS characters), with no body
+        and no count. The order is `list`'s by name (the column sorts as the body's name)."""
+        query = (
+            sa.select(entities.c.kind, entities.c.entity_id, entities.c.name)
+            .where(alive_entities(), entities.c.kind.in_(kinds))
+            .order_by(entities.c.name.asc().nulls_first(), entities.c.entity_id.asc())
+            .limit(limit)
+        )
+        rows = await self.conn.execute(self.scope.apply(query))
+        return [(row.kind, row.entity_id, row.name or row.entity_id) for row in rows]
+
     async def list(
         self,
         kinds: Sequence[str],
@@ -280,21 +294,23 @@ class Library:
     async def _page_windowed(
         self, where: _Where, order_by: _OrderBy, limit: int, offset: int
     ) -> tuple[Sequence[sa.Row[Any]], int]:
-        """PostgreSQL: the page with count(*) OVER () (the total of all matches)."""
+        """PostgreSQL: the page's row ids with count(*) OVER () (the total of all matches),
+        then its rows by id: whole rows (their bodies) carried through the window and the sort
+        cost 3 to 4 times as much at 10,000 offers."""
         query = (
-            sa.select(entities, sa.func.count().over().label("_total"))
+            sa.select(entities.c.row_id, sa.func.count().over().label("_total"))
             .where(*where)
             .order_by(*order_by)
             .limit(limit)
             .offset(offset)
         )
-        rows = (await self.conn.execute(self.scope.apply(query))).all()
-        if rows:
-            return rows, int(rows[0]._total)
+        keys = (await self.conn.execute(self.scope.apply(query))).all()
+        if keys:
+            return await self._rows_by_id([key.row_id for key in keys]), int(keys[0]._total)
         # Past the end (or no match): the total still has to be counted.
         count = sa.select(sa.func.count()).select_from(entities).where(*where)
         total = await self.conn.scalar(self.scope.apply(count))
-        return rows, int(total or 0)
+        return [], int(total or 0)
 
     async def _page_regex(
         self,
@@ -639,7 +655,7 @@ class Library:
         row = entities.insert().values(
             kind=entity.kind,
             entity_id=entity.id,
-            name=str(entity.body.get("name", ""))[:1024],
+            name=str(entity.body.get("name", ""))[:NAME_CHARS],
             body=entity.body,
             etag=entity.etag,
             created=entity.created,

@@ -9,11 +9,17 @@ the read-form metadata fields (`id`, `etag`, `created`, `modified`, `createdBy`,
 has no regex of its own and PostgreSQL's is another dialect with backtracking. Every other term
 selects the candidate rows in SQL, then `RegexTerm.accepts` runs the pattern on RE2
 (offerbase.regex) in Python, on either backend: one dialect, linear time whatever the pattern.
+
+`contains` (the admin UI's search by name, `contains_name`; not in the grammar) holds when the
+name contains the text literally, ignoring case: the `~` term `name~.*<text>.*`, on RE2 as any
+other. SQL first narrows the candidates with LIKE on the `name` column (no JSON to read), which
+every match passes (`_like_pattern`), so RE2 runs on a few rows instead of every one.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from offerbase.catalog.schema import SPACE
 from offerbase.regex import Pattern, RegexError, compile_regex, fullmatch
-from offerbase.store.tables import entities
+from offerbase.store.tables import NAME_CHARS, entities
 
 _OPS = ("==", "!=", "<=", ">=", "<", ">", "~")
 _FIELD = re.compile(r"^[A-Za-z_@$][A-Za-z0-9_@$:-]*(\.[A-Za-z0-9_@$:-]+)*$")
@@ -69,9 +75,19 @@ class ListQueryError(ValueError):
 @dataclass(frozen=True)
 class Term:
     field: str
-    op: str | None  # None: presence test
+    op: str | None  # None: presence test; `contains`: see contains_name
     value: str
     negate: bool = False
+
+
+CONTAINS = "contains"
+
+
+def contains_name(text: str) -> Term:
+    """The name contains `text`, literally (punctuation means itself), ignoring case."""
+    if "\x00" in text:
+        raise ListQueryError("property", "The character U+0000 is not allowed in a filter.")
+    return Term("name", CONTAINS, text)
 
 
 @dataclass(frozen=True)
@@ -157,6 +173,9 @@ class RegexTerm:
 
     @classmethod
     def of(cls, term: Term) -> RegexTerm:
+        if term.op == CONTAINS:
+            literal = "".join(f"\\{c}" if c in string.punctuation else c for c in term.value)
+            return cls(term, compile_regex(f".*{literal}.*", ignore_case=True))
         return cls(term, compile_regex(term.value, ignore_case=True))
 
     def columns(self, dialect: Dialect) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
@@ -178,10 +197,32 @@ class RegexTerm:
 
 
 def split_regex_terms(terms: Sequence[Term]) -> tuple[list[Term], list[RegexTerm]]:
-    """The terms SQL evaluates, and the `~` terms run afterwards on RE2."""
+    """The terms SQL evaluates, and the `~` terms run afterwards on RE2 (a `contains` term is
+    both: SQL narrows, RE2 decides)."""
     sql = [term for term in terms if term.op != "~"]
-    regex = [RegexTerm.of(term) for term in terms if term.op == "~"]
+    regex = [RegexTerm.of(term) for term in terms if term.op in ("~", CONTAINS)]
     return sql, regex
+
+
+# ASCII letters whose case-insensitive matches in RE2 include a non-ASCII character (K: the
+# Kelvin sign U+212A, S: the long s U+017F), which LIKE's ASCII-only case folding would miss.
+_FOLDS_BEYOND_ASCII = frozenset("kKsS")
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern (escape `\\`) that every name containing `text` as RE2 matches it (any
+    case) matches: LIKE folds ASCII letters only (SQLite's LIKE; ILIKE in the "C" collation),
+    so any other character that has another case is left to `_`, one character, as RE2's case
+    folding maps one character to one."""
+    like = []
+    for char in text:
+        if char in "%_\\":
+            like.append("\\" + char)
+        elif char in _FOLDS_BEYOND_ASCII or not char.isascii():
+            like.append("_")
+        else:
+            like.append(char)
+    return "%" + "".join(like) + "%"
 
 
 def parse_properties(values: list[str]) -> list[Term]:
@@ -267,12 +308,28 @@ class Dialect:
     # -- filters ---------------------------------------------------------------------------
 
     def condition(self, term: Term) -> ColumnElement[bool]:
-        """A term other than `~` (see `split_regex_terms`) as SQL."""
+        """A term other than `~` (see `split_regex_terms`) as SQL; for `contains`, what
+        narrows its candidates."""
         assert term.op != "~", "`~` terms run on RE2, not in SQL"
+        if term.op == CONTAINS:
+            return self._contains_candidates(term)
         expr = (
             self._column_condition(term) if term.field in _COLUMNS else self._body_condition(term)
         )
         return sa.not_(expr) if term.negate else expr
+
+    def _contains_candidates(self, term: Term) -> ColumnElement[bool]:
+        """Every entity whose name may contain the term's text, from the `name` column: the
+        body's name, cut at NAME_CHARS characters (a name that long is always a candidate)."""
+        assert term.field == "name"
+        assert not term.negate
+        name, pattern = entities.c.name, _like_pattern(term.value)
+        like = (
+            name.like(pattern, escape="\\")
+            if self.is_sqlite
+            else name.collate("C").ilike(pattern, escape="\\")
+        )
+        return sa.or_(like, sa.func.length(name) >= NAME_CHARS)
 
     def _column_condition(self, term: Term) -> ColumnElement[bool]:
         column = _COLUMNS[term.field]

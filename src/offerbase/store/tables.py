@@ -105,6 +105,7 @@ admin_sessions = sa.Table(
 # One row per version of an entity. The current version has valid_to NULL; older versions are
 # kept (valid_to = the catalog version that replaced them) so that a paged list can read a
 # consistent snapshot of the catalog, visiting every match exactly once while others write.
+NAME_CHARS = 1024
 entities = sa.Table(
     "entities",
     metadata,
@@ -112,7 +113,8 @@ entities = sa.Table(
     sa.Column("sandbox_pk", sa.Integer, sa.ForeignKey("sandboxes.pk"), nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("entity_id", sa.String(255), nullable=False),
-    sa.Column("name", sa.String(1024), nullable=True),
+    # The body's name, cut at NAME_CHARS characters (Library._insert): what lists search first.
+    sa.Column("name", sa.String(NAME_CHARS), nullable=True),
     sa.Column("body", Json, nullable=False),
     sa.Column("etag", sa.Integer, nullable=False),
     sa.Column("created", sa.String(32), nullable=False),

@@ -40,7 +40,6 @@ from offerbase.catalog.schema import Obj
 from offerbase.catalog.specs import SPECS
 from offerbase.store import users
 from offerbase.store.library import Actor, Entity, Library
-from offerbase.store.listing import parse_orderby
 from offerbase.store.profiles import Profiles
 from offerbase.store.tenants import Sandbox
 
@@ -131,17 +130,11 @@ async def _choices(library: Library, spec: Obj) -> forms.Choices:
         if pattern.split("/")[1] in spec.fields
     }
     menus: dict[tuple[str, ...], list[tuple[str, str]]] = {}
-    order = parse_orderby("name")
     for target in sorted(wanted):
-        found = await library.list(target, [], order, MAX_CHOICES, None)
         several = len(target) > 1
         menus[target] = [
-            (
-                entity.id,
-                f"{entity.body.get('name', entity.id)}"
-                + (f" ({catalog.KINDS[entity.kind].id_word})" if several else ""),
-            )
-            for entity in found.items
+            (entity_id, name + (f" ({catalog.KINDS[kind].id_word})" if several else ""))
+            for kind, entity_id, name in await library.names(target, MAX_CHOICES)
         ]
     return menus
 

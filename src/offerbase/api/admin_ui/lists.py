@@ -5,14 +5,13 @@ terms, the API's signed cursors), so a page and `GET /data/core/dps/...` cannot 
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 from typing import Any
 
 from offerbase.api.admin_ui.kinds import KindPage, sorts_of
 from offerbase.api.paging import CursorSigner
 from offerbase.store.library import Library, Page
-from offerbase.store.listing import OrderKey, Term, parse_orderby, parse_term
+from offerbase.store.listing import OrderKey, Term, contains_name, parse_orderby
 
 PAGE_SIZE = 25
 MAX_SEARCH_CHARS = 200
@@ -50,8 +49,7 @@ class ListQuery:
     def terms(self) -> list[Term]:
         terms = []
         if self.search:
-            # A whole-value, case-insensitive RE2 match: "contains the text", literally.
-            terms.append(parse_term(f"name~.*{_literal(self.search)}.*"))
+            terms.append(contains_name(self.search))
         terms += [Term(name, "==", value) for name, value in self.filters.items()]
         return terms
 
@@ -64,11 +62,6 @@ class ListQuery:
         if start:
             params["start"] = start
         return {key: value for key, value in params.items() if value}
-
-
-def _literal(text: str) -> str:
-    """`text` as an RE2 pattern that matches it literally (punctuation escaped)."""
-    return "".join(f"\\{char}" if char in string.punctuation else char for char in text)
 
 
 async def list_page(

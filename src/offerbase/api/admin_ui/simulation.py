@@ -10,6 +10,7 @@ per offer.
 
 from __future__ import annotations
 
+import heapq
 import json
 import time
 from collections import Counter
@@ -318,9 +319,13 @@ def _scope_view(
     names: Mapping[str, str],
     snapshot: Snapshot,
 ) -> ScopeView:
-    # One pass over the trace keeps the raw events; only the rows shown are formatted (a
-    # decision over 10,000 offers has a trace event for each).
-    drops: dict[str, list[Mapping[str, Any]]] = {}
+    # One pass over the trace keeps each candidate's first drop event (and the rare later
+    # ones) and whether a drop other than for its rank left it out; a decision over 10,000
+    # offers has a trace event for each, so per candidate nothing else is built: the summary
+    # counts them, and only the rows shown are sorted out and formatted.
+    first_drop: dict[str, Mapping[str, Any]] = {}
+    more_drops: dict[str, list[Mapping[str, Any]]] = {}
+    blocked: set[str] = set()  # a drop reason other than RANKED_OUT
     ranked: dict[str, Mapping[str, Any]] = {}
     notes: list[str] = []
     for event in trace:
@@ -328,7 +333,13 @@ def _scope_view(
             continue
         kind = event["event"]
         if kind == "dropped":
-            drops.setdefault(event["offer"], []).append(event)
+            oid = event["offer"]
+            if oid in first_drop:
+                more_drops.setdefault(oid, []).append(event)
+            else:
+                first_drop[oid] = event
+            if event["reason"] not in RANKED_OUT:
+                blocked.add(oid)
         elif kind == "ranked":
             ranked[event["offer"]] = event
         elif kind == "criterion_skipped":
@@ -343,30 +354,25 @@ def _scope_view(
             notes.append(f"Fallback: {event['detail']}.")
         elif kind == "formula_missing":
             notes.append(f"Criterion {event['criterion']}: formula {event['formula']} missing.")
-    summary: Counter[str] = Counter()
-    order: list[tuple[bool, bool, int, str]] = []
-    for oid in dict.fromkeys([*ranked, *drops]):
-        rank = ranked.get(oid)
-        chosen = bool(rank and rank.get("selected"))
-        # It qualified when a criterion ranked it, or only the item count left it out.
-        eligible = (
-            chosen
-            or rank is not None
-            or all(event["reason"] in RANKED_OUT for event in drops.get(oid, ()))
-        )
-        if not eligible:
-            summary[_topic(drops[oid][0])] += 1
-        position = int(rank["position"]) if rank is not None else 10**9
-        # Chosen first, then eligible, by rank; then the dropped, by id (names are read only
-        # for the rows shown).
-        order.append((not chosen, not eligible, position, oid))
-    order.sort()
+    # It qualified when a criterion ranked it, or only the item count left it out.
+    dropped = blocked.difference(ranked)
+    summary = Counter(_topic(first_drop[oid]) for oid in dropped)
+    # Chosen first, then the eligible, by rank (unranked ones after, by id); then the dropped,
+    # by id (names are read only for the rows shown).
+    chosen_ids = {oid for oid, rank in ranked.items() if rank.get("selected")}
+    order = sorted(
+        ranked, key=lambda oid: (oid not in chosen_ids, int(ranked[oid]["position"]), oid)
+    )
+    unranked = [oid for oid in first_drop if oid not in ranked]
+    for rest in ([oid for oid in unranked if oid not in blocked], dropped):
+        order += heapq.nsmallest(max(0, MAX_CANDIDATE_ROWS - len(order)), rest)
     rows = []
-    for _, _, _, oid in order[:MAX_CANDIDATE_ROWS]:
+    for oid in order[:MAX_CANDIDATE_ROWS]:
         rank = ranked.get(oid)
-        chosen = bool(rank and rank.get("selected"))
+        chosen = oid in chosen_ids
         own: list[tuple[str, str]] = []
-        for event in drops.get(oid, ()):
+        events = [first_drop[oid], *more_drops.get(oid, ())] if oid in first_drop else []
+        for event in events:
             entry = _explained(event)
             if entry not in own:
                 own.append(entry)
@@ -384,6 +390,7 @@ def _scope_view(
                 own,
             )
         )
+    candidates = len(ranked) + len(unranked)
     placement = snapshot.placements.get(scope.placement.id)
     fallback = scope.fallback
     return ScopeView(
@@ -393,7 +400,7 @@ def _scope_view(
         [row for row in rows if row.chosen],
         None if fallback is None else (fallback.id, names.get(fallback.id, fallback.id)),
         rows,
-        max(0, len(order) - MAX_CANDIDATE_ROWS),
+        max(0, candidates - MAX_CANDIDATE_ROWS),
         sorted(summary.items(), key=lambda item: (-item[1], item[0])),
         notes,
     )
