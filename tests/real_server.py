@@ -16,9 +16,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:  # playwright is imported only by the browser tests, after require_chromium
+    from playwright.sync_api import Page, Route
 
 
 def free_port() -> int:
@@ -146,3 +151,19 @@ def token_headers(
         "x-gw-ims-org-id": credential["org"],
         "x-sandbox-name": credential["sandbox"] or "prod",
     }
+
+
+def offline(page: Page, base: str, refused: list[str]) -> Page:
+    """Refuse (and record in `refused`) every request of `page` that does not go to the server
+    under test at `base`: the pages must work with no CDN and no other host."""
+    own = urlsplit(base).netloc
+
+    def route(request_route: Route) -> None:
+        if urlsplit(request_route.request.url).netloc == own:
+            request_route.continue_()
+        else:
+            refused.append(request_route.request.url)
+            request_route.abort()
+
+    page.route("**/*", route)
+    return page

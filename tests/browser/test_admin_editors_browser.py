@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import pytest
 
-from real_server import clean_environment, create_user, require_chromium, serving, token_headers
+from real_server import (
+    clean_environment,
+    create_user,
+    offline,
+    require_chromium,
+    serving,
+    token_headers,
+)
 
 CHROMIUM = require_chromium()
 
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 from admin_evil import EVIL, ORDER, evil_body  # noqa: E402
 
@@ -68,17 +75,9 @@ def chromium() -> Iterator[Browser]:
 
 
 def _page(browser: Browser, base: str, refused: list[str], dialogs: list[str]) -> Page:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    own = urlsplit(base).netloc
-
-    def route(request_route: Route) -> None:
-        if urlsplit(request_route.request.url).netloc == own:
-            request_route.continue_()
-        else:
-            refused.append(request_route.request.url)
-            request_route.abort()
-
-    page.route("**/*", route)
+    page = offline(
+        browser.new_context(viewport={"width": 1280, "height": 900}).new_page(), base, refused
+    )
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     return page
 

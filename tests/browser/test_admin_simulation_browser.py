@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from real_server import clean_environment, create_user, require_chromium, serving, token_headers
+from real_server import (
+    clean_environment,
+    create_user,
+    offline,
+    require_chromium,
+    serving,
+    token_headers,
+)
 
 CHROMIUM = require_chromium()
 
-from playwright.sync_api import Page, Route, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -99,20 +105,6 @@ def _store_catalog(base: str, headers: dict[str, str]) -> None:
     )
 
 
-def _offline(page: Page, base: str, refused: list[str]) -> Page:
-    own = urlsplit(base).netloc
-
-    def route(request_route: Route) -> None:
-        if urlsplit(request_route.request.url).netloc == own:
-            request_route.continue_()
-        else:
-            refused.append(request_route.request.url)
-            request_route.abort()
-
-    page.route("**/*", route)
-    return page
-
-
 def _focused(page: Page) -> str:
     return str(page.evaluate("document.activeElement.textContent.trim()"))
 
@@ -122,9 +114,7 @@ def test_keyboard_only_a_viewer_simulates_and_sees_why_an_offer_was_dropped(base
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            page = _offline(
-                browser.new_page(viewport={"width": 1280, "height": 900}), base, refused
-            )
+            page = offline(browser.new_page(viewport={"width": 1280, "height": 900}), base, refused)
             page.goto(f"{base}/admin")
             page.wait_for_url("**/admin/sign-in")
             page.get_by_label("Email").fill(EMAIL)

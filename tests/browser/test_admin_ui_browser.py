@@ -12,16 +12,22 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from real_server import clean_environment, create_user, require_chromium, serving, token_headers
+from real_server import (
+    clean_environment,
+    create_user,
+    offline,
+    require_chromium,
+    serving,
+    token_headers,
+)
 
 CHROMIUM = require_chromium()
 
-from playwright.sync_api import Page, Route, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("browser")  # one browser at a time on the two cores
 
@@ -87,20 +93,6 @@ def _store_offers(base: str, headers: dict[str, str]) -> None:
     assert response.status_code == 201, response.text
 
 
-def _offline(page: Page, base: str, refused: list[str]) -> Page:
-    own = urlsplit(base).netloc
-
-    def route(request_route: Route) -> None:
-        if urlsplit(request_route.request.url).netloc == own:
-            request_route.continue_()
-        else:
-            refused.append(request_route.request.url)
-            request_route.abort()
-
-    page.route("**/*", route)
-    return page
-
-
 def _sign_in(page: Page, base: str, email: str = EMAIL) -> None:
     page.goto(f"{base}/admin")
     page.wait_for_url("**/admin/sign-in")
@@ -118,9 +110,7 @@ def test_sign_in_see_and_search_offers_and_stored_markup_never_runs(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            page = _offline(
-                browser.new_page(viewport={"width": 1280, "height": 900}), base, refused
-            )
+            page = offline(browser.new_page(viewport={"width": 1280, "height": 900}), base, refused)
             page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
             _sign_in(page, base)
             assert page.get_by_role("heading", name="Offers").is_visible()
@@ -182,9 +172,7 @@ def test_an_approver_approves_a_draft_offer(base: str) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            page = _offline(
-                browser.new_page(viewport={"width": 1280, "height": 900}), base, refused
-            )
+            page = offline(browser.new_page(viewport={"width": 1280, "height": 900}), base, refused)
             _sign_in(page, base, APPROVER)
             page.get_by_label("Search by name").fill("loyalty")
             row = page.locator("#results tbody tr")

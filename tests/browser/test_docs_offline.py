@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from real_server import clean_environment, require_chromium, serving
+from real_server import clean_environment, offline, require_chromium, serving
 
 DECORATIVE = {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
 CHROMIUM = require_chromium()
 
-from playwright.sync_api import Page, Route, sync_playwright  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("browser")  # one browser at a time on the two cores
 
@@ -28,21 +27,6 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("docs") / "data"
     with serving("--log-level", "warning", env=clean_environment(data_dir)) as url:
         yield url
-
-
-def _offline_page(browser_page: Page, base: str, refused: list[str]) -> Page:
-    """Refuse (and record) every request that does not go to the server under test."""
-    own = urlsplit(base).netloc
-
-    def route(request_route: Route) -> None:
-        if urlsplit(request_route.request.url).netloc == own:
-            request_route.continue_()
-        else:
-            refused.append(request_route.request.url)
-            request_route.abort()
-
-    browser_page.route("**/*", route)
-    return browser_page
 
 
 @pytest.mark.parametrize(
@@ -59,9 +43,7 @@ def test_the_api_docs_render_offline(base: str, path: str, rendered: str, tmp_pa
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            page = _offline_page(
-                browser.new_page(viewport={"width": 1280, "height": 900}), base, refused
-            )
+            page = offline(browser.new_page(viewport={"width": 1280, "height": 900}), base, refused)
             page.goto(base + path)
             title = page.wait_for_selector(rendered, timeout=30_000)
             assert title is not None
