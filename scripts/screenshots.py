@@ -23,6 +23,10 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, sync_playwright
 
+# The benchmarks' token and headers for a credential (bench/serving.py), not a copy of them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from serving import credential_headers
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -41,24 +45,6 @@ def free_port() -> int:
 def offerbase(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
     command = [sys.executable, "-m", "offerbase", *args]
     subprocess.run(command, env=env, input=stdin, text=True, check=True, capture_output=True)
-
-
-def headers(base: str, data_dir: Path) -> dict[str, str]:
-    credential = json.loads((data_dir / "credentials.json").read_text())
-    token = httpx.post(
-        f"{base}/ims/token/v3",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": credential["client_id"],
-            "client_secret": credential["client_secret"],
-        },
-    ).json()["access_token"]
-    return {
-        "Authorization": f"Bearer {token}",
-        "x-api-key": credential["client_id"],
-        "x-gw-ims-org-id": credential["org"],
-        "x-sandbox-name": credential["sandbox"] or "prod",  # an org-wide credential
-    }
 
 
 def demo_catalog(base: str, auth: dict[str, str]) -> None:
@@ -230,7 +216,10 @@ def main() -> None:
                     stdin=PASSWORD + "\n",
                 )
             offerbase(env, "credentials", "create", "--org", "default", "--name", "Web shop")
-            demo_catalog(base, headers(base, data_dir))
+            demo_catalog(
+                base,
+                credential_headers(base, json.loads((data_dir / "credentials.json").read_text())),
+            )
             time.sleep(2)  # the decision events (and the reports' rollups) are written
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
